@@ -1,0 +1,143 @@
+//! One poll of one target, evaluated: what `check` runs once and the daemon's scheduler runs on
+//! every interval. Sources in, evaluations and report entries out.
+
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+
+use crate::baseline::{self, ResolveContext};
+use crate::config::{Settings, Target};
+use crate::diff::{self, Evaluation};
+use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef};
+use crate::flows::FlowContext;
+use crate::model::{ClusterId, ClusterSnapshot};
+use crate::source::{Source, SourceError, TargetSpec};
+
+/// The outcome for one cluster of one poll.
+#[derive(Debug)]
+pub struct ClusterOutcome {
+    pub id: ClusterId,
+    /// Index into `Settings::targets` of the target that named the cluster.
+    pub target: usize,
+    pub result: Result<(ClusterSnapshot, Evaluation), SourceError>,
+}
+
+/// The settings and the source, shared by every poll.
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    pub source: Source,
+}
+
+impl Engine {
+    pub fn new(settings: Arc<Settings>, source: Source) -> Self {
+        Engine { settings, source }
+    }
+
+    /// Every (target index, region) pair the config names, as the sources want them.
+    pub fn target_specs(&self) -> Vec<(usize, TargetSpec)> {
+        specs(&self.settings.targets)
+    }
+
+    /// Polls one target in one region and evaluates every cluster it names. A failure of the
+    /// whole target (ListClusters, credentials) is returned as `Err` with the region it concerns.
+    pub async fn poll_target(&self, index: usize, spec: &TargetSpec) -> Result<Vec<ClusterOutcome>, SourceError> {
+        let poll = self.source.poll(spec).await;
+        if let Some((_, err)) = poll.error {
+            return Err(err);
+        }
+        let today = Utc::now().date_naive();
+        Ok(poll
+            .clusters
+            .into_iter()
+            .map(|c| ClusterOutcome {
+                id: c.id,
+                target: index,
+                result: c.result.map(|snap| {
+                    let eval = self.evaluate(index, &snap, today);
+                    (snap, eval)
+                }),
+            })
+            .collect())
+    }
+
+    /// Evaluates one snapshot against its target's baseline, flows and the exceptions.
+    pub fn evaluate(&self, target: usize, snapshot: &ClusterSnapshot, today: NaiveDate) -> Evaluation {
+        let Some(t) = self.settings.targets.get(target) else {
+            return Evaluation::default();
+        };
+        evaluate_snapshot(t, &self.settings.exceptions, snapshot, today)
+    }
+}
+
+/// The pure evaluation of one snapshot under one target's settings.
+pub fn evaluate_snapshot(
+    target: &Target,
+    exceptions: &[baseline::Exception],
+    snapshot: &ClusterSnapshot,
+    today: NaiveDate,
+) -> Evaluation {
+    let base = target.baseline.for_cluster(snapshot.endpoint_mode, snapshot.style);
+    let ctx = ResolveContext { webhook_ports: target.webhook_ports.clone() };
+    let resolved = baseline::resolve(&base, snapshot, &ctx);
+    let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
+    diff::evaluate(snapshot, &resolved, &flows, exceptions, today)
+}
+
+/// Every (target index, region) pair of `targets`.
+pub fn specs(targets: &[Target]) -> Vec<(usize, TargetSpec)> {
+    targets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            t.regions.iter().map(move |r| {
+                (i, TargetSpec { region: r.clone(), role_arn: t.role_arn.clone(), clusters: t.clusters.clone() })
+            })
+        })
+        .collect()
+}
+
+/// The report entry of one outcome (design.md §3 "Findings").
+pub fn cluster_report(outcome: &ClusterOutcome) -> ClusterReport {
+    let mut report = ClusterReport {
+        account_id: outcome.id.account_id.clone(),
+        region: outcome.id.region.clone(),
+        cluster: outcome.id.name.clone(),
+        endpoint_mode: None,
+        style: None,
+        status: ClusterStatus::Error,
+        error: None,
+        groups: Vec::new(),
+        findings: Vec::new(),
+        flows: Vec::new(),
+        warnings: Vec::new(),
+        stale: None,
+        last_success: None,
+    };
+    match &outcome.result {
+        Err(e) => report.error = Some(e.to_string()),
+        Ok((snap, eval)) => {
+            report.endpoint_mode = Some(snap.endpoint_mode);
+            report.style = Some(snap.style);
+            report.status =
+                if eval.findings.iter().any(|f| f.is_drift()) { ClusterStatus::Drift } else { ClusterStatus::Ok };
+            report.groups = snap
+                .groups
+                .values()
+                .map(|g| GroupRef { id: g.id.clone(), name: g.name.clone(), role: g.role })
+                .collect();
+            report.findings = eval.findings.clone();
+            report.flows = eval
+                .flows
+                .iter()
+                .map(|f| FlowReport {
+                    name: f.name.as_str().to_string(),
+                    status: f.status,
+                    detail: f.detail.clone(),
+                    node_group: f.node_group.clone(),
+                })
+                .collect();
+            report.warnings = snap.warnings.clone();
+        }
+    }
+    report
+}

@@ -1,0 +1,1 @@
+//! The Prometheus metrics of design.md §3, in one owned registry.

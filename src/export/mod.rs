@@ -1,0 +1,4 @@
+//! What sgdrift shows the outside: the report (JSON, text, HTML) and the Prometheus metrics.
+
+pub mod metrics;
+pub mod report;

@@ -1,0 +1,1 @@
+//! The one place SDK types meet `model`: `TryFrom` conversions at the edge.
