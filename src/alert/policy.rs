@@ -246,16 +246,27 @@ impl Policy {
         if events.is_empty() {
             return None;
         }
-        events.sort_by(|a, b| {
-            (a.status, a.reminder, std::cmp::Reverse(a.finding.severity), &a.episode_id).cmp(&(
-                b.status,
-                b.reminder,
-                std::cmp::Reverse(b.finding.severity),
-                &b.episode_id,
-            ))
-        });
+        events.sort_by(|a, b| order(a).cmp(&order(b)));
         Some(Notification { id: notification_id(&key, now, &events), created_at: now, cluster: cluster.clone(), events, open })
     }
+}
+
+/// New before reminders before resolved; then by severity, highest first; then group and
+/// rule, so a long list reads in a stable, grouped order.
+#[allow(clippy::type_complexity)]
+fn order(e: &Event) -> (EventStatus, bool, std::cmp::Reverse<Severity>, &str, &str, i32, i32, &str, &str) {
+    let f = &e.finding;
+    (
+        e.status,
+        e.reminder,
+        std::cmp::Reverse(f.severity),
+        &f.group_id,
+        &f.protocol,
+        f.from_port,
+        f.to_port,
+        &f.peer,
+        &e.episode_id,
+    )
 }
 
 /// Writes `notification` into the outbox once per route that wants at least one of its

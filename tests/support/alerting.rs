@@ -133,19 +133,19 @@ impl Running {
         metric(&self.registry, name, labels)
     }
 
-    pub async fn stop(self) {
+    pub async fn stop(&mut self) {
         self.cancel.cancel();
-        self.task.await.unwrap();
+        (&mut self.task).await.unwrap();
     }
 }
 
 pub fn metric(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
     for family in registry.gather() {
-        if family.get_name() != name {
+        if family.name() != name {
             continue;
         }
         for m in family.get_metric() {
-            let got: Vec<(&str, &str)> = m.get_label().iter().map(|l| (l.get_name(), l.get_value())).collect();
+            let got: Vec<(&str, &str)> = m.get_label().iter().map(|l| (l.name(), l.value())).collect();
             if got.len() == labels.len() && labels.iter().all(|l| got.contains(l)) {
                 return match family.get_field_type() {
                     prometheus::proto::MetricType::COUNTER => m.get_counter().get_value(),
