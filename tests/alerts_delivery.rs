@@ -128,7 +128,10 @@ async fn a_429_is_sent_again_no_earlier_than_its_retry_after_and_delivered_once(
         slack[1].at.duration_since(slack[0].at)
     );
     assert_eq!(slack[0].body, slack[1].body, "the retry is the same message");
-    assert_eq!(run.metric("sgdrift_notifications_failed_total", &[("integration", "slack"), ("reason", "rate_limited")]), 1.0);
+    assert_eq!(
+        run.metric("sgdrift_notifications_failed_total", &[("integration", "slack"), ("reason", "rate_limited")]),
+        1.0
+    );
     assert_eq!(receiver.requests(HOOK).len(), 1, "the webhook is not held up by Slack's rate limit");
     run.stop().await;
     assert_eq!(receiver.requests(SLACK).len(), 2, "delivered once");
@@ -270,7 +273,9 @@ fn assert_inside_slack_limits(body: &Value) {
 async fn five_hundred_findings_make_one_slack_message_inside_the_limits_with_the_count_right() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start().await;
-    let mut run = start(dir.path(), &receiver, "[server]\nexternal_url = \"https://sgdrift.example.com\"\n", quick_backoff()).await;
+    let mut run =
+        start(dir.path(), &receiver, "[server]\nexternal_url = \"https://sgdrift.example.com\"\n", quick_backoff())
+            .await;
     let c = cluster("prod-eu1");
     let mut findings: Vec<Finding> =
         (0..500).map(|i| finding(&c, &format!("sg-{:04}", i % 7), 1000 + i, "10.0.0.0/8", Severity::Medium)).collect();
@@ -287,12 +292,8 @@ async fn five_hundred_findings_make_one_slack_message_inside_the_limits_with_the
     assert_inside_slack_limits(body);
     assert_eq!(body["blocks"][0]["text"]["text"], ":red_circle: Drift: 500 new findings in prod-eu1");
     assert!(body["text"].as_str().unwrap().contains("500 new"), "{}", body["text"]);
-    let sections: Vec<&str> = body["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["text"]["text"].as_str())
-        .collect();
+    let sections: Vec<&str> =
+        body["blocks"].as_array().unwrap().iter().filter_map(|b| b["text"]["text"].as_str()).collect();
     let listed = sections.iter().flat_map(|t| t.lines()).filter(|l| l.starts_with("• ")).count();
     let more = sections.iter().find(|t| t.starts_with("… and ")).expect("an \"… and N more\" section");
     let n: usize = more["… and ".len()..].split(' ').next().unwrap().parse().unwrap();

@@ -56,7 +56,9 @@ async fn notifications_queued_while_the_receiver_is_down_survive_a_kill_and_are_
             run.poll(&report(c, vec![f.clone()]), true, at(0)).await;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while run.metric("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", "connect")]) < 2.0 {
+        while run.metric("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", "connect")])
+            < 2.0
+        {
             assert!(Instant::now() < deadline, "no delivery attempt against the dead receiver");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -93,7 +93,8 @@ async fn a_webhook_url_never_appears_in_logs_errors_or_debug_output() {
     let debug = format!("{:?} {:?}", run.dispatcher, settings.config.alerts.slack);
     run.stop().await;
 
-    let failed = |reason| run.metric("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", reason)]);
+    let failed =
+        |reason| run.metric("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", reason)]);
     assert_eq!(
         [failed("server_error"), failed("timeout"), failed("rate_limited"), failed("client_error")],
         [1.0, 1.0, 1.0, 1.0],

@@ -19,7 +19,7 @@ use reqwest::Url;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::policy::{self, AlertState, Notification, OutboxEntry, PollOutcome, Policy, Route};
+use super::policy::{self, AlertState, Notification, OutboxEntry, Policy, PollOutcome, Route};
 use super::secret::Secret;
 use super::{log as log_sink, slack, webhook};
 use crate::config::Settings;
@@ -248,7 +248,12 @@ impl Dispatcher {
         for (i, w) in alerts.webhook.iter().enumerate() {
             let what = format!("[[alerts.webhook]] #{}", i + 1);
             let url = read_url(&what, w.url_file.as_deref(), w.url_env.as_deref(), w.url.as_deref(), base)?;
-            sinks.push(sink(format!("webhook:{i}"), "webhook", severity(&what, &w.min_severity)?, Target::Webhook(url)));
+            sinks.push(sink(
+                format!("webhook:{i}"),
+                "webhook",
+                severity(&what, &w.min_severity)?,
+                Target::Webhook(url),
+            ));
         }
         if alerts.log {
             sinks.push(sink("log".into(), "log", Severity::Low, Target::Log));
@@ -287,8 +292,11 @@ impl Dispatcher {
     /// whose status is `error` or that is marked stale. Call it inside `StateStore::update`
     /// (or use [`Dispatcher::observe_persisted`]) so the outbox is on disk before it is sent.
     pub fn observe(&self, state: &mut AlertState, report: &ClusterReport, poll_ok: bool, now: DateTime<Utc>) {
-        let cluster =
-            ClusterId { account_id: report.account_id.clone(), region: report.region.clone(), name: report.cluster.clone() };
+        let cluster = ClusterId {
+            account_id: report.account_id.clone(),
+            region: report.region.clone(),
+            name: report.cluster.clone(),
+        };
         let fresh = poll_ok && report.status != ClusterStatus::Error && report.stale != Some(true);
         let outcome = if fresh { PollOutcome::Ok(&report.findings) } else { PollOutcome::Failed };
         if let Some(n) = self.policy.observe(state, &cluster, outcome, now) {
@@ -377,7 +385,8 @@ impl Dispatcher {
             }
             let (next, length) = store
                 .read(|s| {
-                    let next = s.alerts.outbox.iter().find(|e| e.sink == sink.key && !delivered.contains(&e.id)).cloned();
+                    let next =
+                        s.alerts.outbox.iter().find(|e| e.sink == sink.key && !delivered.contains(&e.id)).cloned();
                     (next, s.alerts.outbox.len())
                 })
                 .await;
@@ -527,7 +536,9 @@ fn read_url(
         })?
     } else if let Some(var) = env {
         std::env::var(var).map_err(|_| {
-            AlertError::Config(format!("{what}: the environment variable {var} that should hold the webhook URL is not set"))
+            AlertError::Config(format!(
+                "{what}: the environment variable {var} that should hold the webhook URL is not set"
+            ))
         })?
     } else if let Some(url) = inline {
         url.to_string()
@@ -538,7 +549,9 @@ fn read_url(
     let url = Url::parse(raw.expose().trim())
         .map_err(|e| AlertError::Config(format!("{what}: the webhook URL is not a valid URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(AlertError::Config(format!("{what}: the webhook URL must be an http:// or https:// URL with a host")));
+        return Err(AlertError::Config(format!(
+            "{what}: the webhook URL must be an http:// or https:// URL with a host"
+        )));
     }
     Ok(Secret::new(url))
 }
@@ -598,7 +611,9 @@ mod tests {
 
     #[test]
     fn a_url_that_is_not_http_is_refused_without_being_shown() {
-        for raw in ["ftp://hooks.example.com/s3cret", "not a url s3cret", "mailto:s3cret@example.com", "https://[s3cret"] {
+        for raw in
+            ["ftp://hooks.example.com/s3cret", "not a url s3cret", "mailto:s3cret@example.com", "https://[s3cret"]
+        {
             let err = read_url("[[alerts.webhook]] #1", None, None, Some(raw), Path::new("")).unwrap_err();
             assert!(!err.to_string().contains("s3cret"), "{err}");
             assert!(err.to_string().starts_with("[[alerts.webhook]] #1: "), "{err}");

@@ -108,13 +108,18 @@ impl Notification {
 
     /// The part a sink with `min_severity` is told about; `None` when nothing is left.
     pub fn at_least(&self, min_severity: Severity) -> Option<Notification> {
-        let events: Vec<Event> =
-            self.events.iter().filter(|e| e.finding.severity >= min_severity).cloned().collect();
+        let events: Vec<Event> = self.events.iter().filter(|e| e.finding.severity >= min_severity).cloned().collect();
         if events.is_empty() {
             return None;
         }
         let open = self.open.iter().filter(|(s, _)| **s >= min_severity).map(|(s, n)| (*s, *n)).collect();
-        Some(Notification { id: self.id.clone(), created_at: self.created_at, cluster: self.cluster.clone(), events, open })
+        Some(Notification {
+            id: self.id.clone(),
+            created_at: self.created_at,
+            cluster: self.cluster.clone(),
+            events,
+            open,
+        })
     }
 }
 
@@ -247,7 +252,13 @@ impl Policy {
             return None;
         }
         events.sort_by(|a, b| order(a).cmp(&order(b)));
-        Some(Notification { id: notification_id(&key, now, &events), created_at: now, cluster: cluster.clone(), events, open })
+        Some(Notification {
+            id: notification_id(&key, now, &events),
+            created_at: now,
+            cluster: cluster.clone(),
+            events,
+            open,
+        })
     }
 }
 
@@ -290,8 +301,7 @@ pub fn enqueue(state: &mut AlertState, notification: &Notification, routes: &[Ro
 /// receiver keeps those episodes open until a human closes them. Notifications already in the
 /// outbox are still delivered. Returns the clusters dropped.
 pub fn forget_clusters(state: &mut AlertState, keep: impl Fn(&ClusterId) -> bool) -> Vec<ClusterId> {
-    let gone: Vec<String> =
-        state.clusters.iter().filter(|(_, c)| !keep(&c.cluster)).map(|(k, _)| k.clone()).collect();
+    let gone: Vec<String> = state.clusters.iter().filter(|(_, c)| !keep(&c.cluster)).map(|(k, _)| k.clone()).collect();
     gone.into_iter().filter_map(|k| state.clusters.remove(&k)).map(|c| c.cluster).collect()
 }
 
@@ -391,7 +401,11 @@ mod tests {
                 "first drift fires once and an unchanged poll says nothing",
                 HOUR,
                 vec![
-                    step(0, Poll::Ok(vec![ssh.clone(), http.clone()]), vec![("ssh", Firing, false), ("http", Firing, false)]),
+                    step(
+                        0,
+                        Poll::Ok(vec![ssh.clone(), http.clone()]),
+                        vec![("ssh", Firing, false), ("http", Firing, false)],
+                    ),
                     step(5, Poll::Ok(vec![http.clone(), ssh.clone()]), vec![]),
                 ],
             ),
@@ -546,8 +560,10 @@ mod tests {
     fn clusters_are_notified_independently() {
         let policy = Policy { repeat_interval: HOUR };
         let mut state = AlertState::default();
-        let a = policy.observe(&mut state, &cluster("a"), PollOutcome::Ok(&[finding("a", "ssh", Severity::High)]), at(0));
-        let b = policy.observe(&mut state, &cluster("b"), PollOutcome::Ok(&[finding("b", "ssh", Severity::High)]), at(0));
+        let a =
+            policy.observe(&mut state, &cluster("a"), PollOutcome::Ok(&[finding("a", "ssh", Severity::High)]), at(0));
+        let b =
+            policy.observe(&mut state, &cluster("b"), PollOutcome::Ok(&[finding("b", "ssh", Severity::High)]), at(0));
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!((a.cluster.name.as_str(), b.cluster.name.as_str()), ("a", "b"));
         assert_ne!(a.id, b.id);
@@ -578,7 +594,9 @@ mod tests {
             Route { sink: "slack:0".into(), min_severity: Severity::High },
             Route { sink: "webhook:0".into(), min_severity: Severity::Low },
         ];
-        let cases: Vec<(&str, Vec<Finding>, Vec<(&str, usize)>)> = vec![
+        // (case, findings, entries per sink with their event counts)
+        type Case = (&'static str, Vec<Finding>, Vec<(&'static str, usize)>);
+        let cases: Vec<Case> = vec![
             (
                 "critical and low",
                 vec![finding("prod", "ssh", Severity::Critical), finding("prod", "egress", Severity::Low)],
@@ -629,8 +647,12 @@ mod tests {
         assert_eq!(state.clusters.keys().collect::<Vec<_>>(), vec![&cluster_key(&cluster("kept"))]);
         assert_eq!(state.outbox.len(), 2, "what was already queued is still delivered");
         // If it comes back, its drift is news again.
-        let back =
-            policy.observe(&mut state, &cluster("gone"), PollOutcome::Ok(&[finding("gone", "ssh", Severity::High)]), at(9));
+        let back = policy.observe(
+            &mut state,
+            &cluster("gone"),
+            PollOutcome::Ok(&[finding("gone", "ssh", Severity::High)]),
+            at(9),
+        );
         assert_eq!(back.unwrap().events[0].status, Firing);
     }
 

@@ -44,7 +44,9 @@ pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
         if let Some(url) = &status_url {
             text.push_str(&format!(": see the <{}|status page>", esc(url)));
         }
-        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, MAX_SECTION_TEXT) } }));
+        blocks.push(
+            json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, MAX_SECTION_TEXT) } }),
+        );
     }
     blocks.push(json!({ "type": "context", "elements": context(n, status_url.as_deref()) }));
 
@@ -107,7 +109,8 @@ fn fields(n: &Notification) -> Vec<Value> {
             groups.push(g);
         }
     }
-    let mut shown: Vec<String> = groups.iter().take(MAX_GROUPS).map(|(id, role)| format!("`{}` ({role})", esc(id))).collect();
+    let mut shown: Vec<String> =
+        groups.iter().take(MAX_GROUPS).map(|(id, role)| format!("`{}` ({role})", esc(id))).collect();
     if groups.len() > MAX_GROUPS {
         shown.push(format!("… and {} more", groups.len() - MAX_GROUPS));
     }
@@ -297,11 +300,159 @@ pub fn human(d: chrono::Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+
     use super::*;
+    use crate::model::{ClusterId, Role, Severity};
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().with_timezone(&Utc)
+            + chrono::Duration::minutes(minutes)
+    }
+
+    fn event(label: &str, kind: FindingKind, status: EventStatus, reminder: bool, opened: i64, now: i64) -> Event {
+        Event {
+            episode_id: format!("id-{label}"),
+            status,
+            reminder,
+            opened_at: at(opened),
+            resolved_at: (status == EventStatus::Resolved).then(|| at(now)),
+            finding: Finding {
+                id: format!("id-{label}"),
+                kind,
+                severity: Severity::High,
+                group_id: "sg-0abc".into(),
+                role: Role::Node,
+                direction: Direction::Ingress,
+                protocol: "tcp".into(),
+                from_port: 10250,
+                to_port: 10250,
+                peer: "sg-0cp".into(),
+                reason: format!("{label} reason"),
+                flow: (kind == FindingKind::Flow).then(|| label.to_string()),
+                description: None,
+                suppressed_by: None,
+            },
+        }
+    }
+
+    fn notification(now: i64, events: Vec<Event>, open: usize) -> Notification {
+        Notification {
+            id: "n1".into(),
+            created_at: at(now),
+            cluster: ClusterId {
+                account_id: "111122223333".into(),
+                region: "eu-west-1".into(),
+                name: "prod-eu1".into(),
+            },
+            events,
+            open: if open > 0 { BTreeMap::from([(Severity::High, open)]) } else { BTreeMap::new() },
+        }
+    }
+
+    fn texts(v: &Value) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn the_header_states_status_and_count_for_every_kind_of_notification() {
+        use EventStatus::{Firing, Resolved};
+        use FindingKind::{Flow, Unexpected};
+        let cases = [
+            (
+                "new only",
+                0,
+                vec![event("a", Unexpected, Firing, false, 0, 0), event("b", Unexpected, Firing, false, 0, 0)],
+                2,
+                ":red_circle: Drift: 2 new findings in prod-eu1",
+            ),
+            (
+                "new and resolved",
+                5,
+                vec![event("a", Unexpected, Firing, false, 5, 5), event("b", Unexpected, Resolved, false, 0, 5)],
+                1,
+                ":red_circle: Drift: 1 new finding in prod-eu1, 1 resolved",
+            ),
+            (
+                "reminder",
+                1440,
+                vec![event("a", Flow, Firing, true, 0, 1440)],
+                3,
+                ":large_orange_circle: Still drifting: 3 findings open in prod-eu1",
+            ),
+            (
+                "all resolved",
+                47,
+                vec![event("a", Unexpected, Resolved, false, 0, 47)],
+                0,
+                ":large_green_circle: Resolved: all drift in prod-eu1 (1 finding)",
+            ),
+            (
+                "some resolved",
+                47,
+                vec![event("a", Unexpected, Resolved, false, 0, 47)],
+                2,
+                ":large_green_circle: Resolved: 1 finding in prod-eu1, 2 still open",
+            ),
+        ];
+        for (name, now, events, open, want) in cases {
+            let p = payload(&notification(now, events, open), None);
+            assert_eq!(p["blocks"][0]["type"], "header", "{name}");
+            assert_eq!(p["blocks"][0]["text"]["text"], want, "{name}");
+            assert!(!p["text"].as_str().unwrap().is_empty(), "{name}: a text fallback");
+        }
+    }
+
+    #[test]
+    fn a_resolved_message_names_how_long_the_drift_lasted() {
+        let n = notification(47, vec![event("a", FindingKind::Unexpected, EventStatus::Resolved, false, 0, 47)], 0);
+        let p = texts(&payload(&n, None));
+        assert!(p.contains("lasted 47m"), "{p}");
+        assert!(p.contains("Drift lasted 47m (2026-11-28 10:00:00Z → 2026-11-28 10:47:00Z)"), "{p}");
+        assert!(p.contains("[RESOLVED] prod-eu1"), "{p}");
+    }
+
+    #[test]
+    fn closed_flows_are_listed_apart_from_rule_drift() {
+        let n = notification(
+            0,
+            vec![
+                event("kubelet", FindingKind::Flow, EventStatus::Firing, false, 0, 0),
+                event("ssh", FindingKind::Unexpected, EventStatus::Firing, false, 0, 0),
+            ],
+            2,
+        );
+        let p = payload(&n, None);
+        let sections: Vec<&str> =
+            p["blocks"].as_array().unwrap().iter().filter_map(|b| b["text"]["text"].as_str()).collect();
+        let list = sections.iter().find(|t| t.starts_with("*New drift")).unwrap();
+        assert!(
+            list.contains("*New drift (1)*\n• *high* ingress tcp 10250 from `sg-0cp` on `sg-0abc` (node): ssh reason"),
+            "{list}"
+        );
+        assert!(list.contains("*Closed flows (1)*\n• *high* flow `kubelet` closed: kubelet reason"), "{list}");
+    }
+
+    #[test]
+    fn the_status_page_is_linked_only_when_an_external_url_is_set() {
+        let n = notification(0, vec![event("a", FindingKind::Unexpected, EventStatus::Firing, false, 0, 0)], 1);
+        assert!(texts(&payload(&n, Some("https://sgdrift.example.com")))
+            .contains("<https://sgdrift.example.com/|Status page>"));
+        assert!(!texts(&payload(&n, None)).contains("Status page"));
+    }
 
     #[test]
     fn durations_read_as_a_human_would_write_them() {
-        let cases = [(0, "0s"), (59, "59s"), (60, "1m"), (47 * 60 + 12, "47m"), (3 * 3600 + 300, "3h 5m"), (2 * 86400 + 4 * 3600, "2d 4h")];
+        let cases = [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m"),
+            (47 * 60 + 12, "47m"),
+            (3 * 3600 + 300, "3h 5m"),
+            (2 * 86400 + 4 * 3600, "2d 4h"),
+        ];
         for (secs, want) in cases {
             assert_eq!(human(chrono::Duration::seconds(secs)), want, "{secs}s");
         }

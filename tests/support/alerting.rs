@@ -68,7 +68,8 @@ pub fn failed_report(c: &ClusterId) -> ClusterReport {
 
 /// Minutes after a fixed instant: the policy's clock in these tests.
 pub fn at(minutes: i64) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().with_timezone(&Utc) + chrono::Duration::minutes(minutes)
+    DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().with_timezone(&Utc)
+        + chrono::Duration::minutes(minutes)
 }
 
 /// Writes `alerts` (TOML of the `[alerts]` tables and `[server]`) into a config file in `dir`

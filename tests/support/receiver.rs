@@ -74,9 +74,8 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("the test receiver needs a free loopback port");
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("the test receiver needs a free loopback port");
         let addr = listener.local_addr().expect("a bound listener has an address");
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -136,7 +135,9 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
     }
     let mut response = (StatusCode::from_u16(reply.status).expect("a valid status"), reply.body).into_response();
     for (name, value) in reply.headers {
-        response.headers_mut().insert(HeaderName::from_static(name), HeaderValue::from_str(&value).expect("a header value"));
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), HeaderValue::from_str(&value).expect("a header value"));
     }
     response
 }
