@@ -38,9 +38,8 @@ pub fn evaluate(
     findings.extend(flow_findings(snapshot, &flow_results));
     for finding in &mut findings {
         // The first exception that suppresses wins; an expired one never does, so the finding fires.
-        let suppressing = exceptions
-            .iter()
-            .find(|e| e.matches(&snapshot.id, finding, today) == ExceptionMatch::Suppresses);
+        let suppressing =
+            exceptions.iter().find(|e| e.matches(&snapshot.id, finding, today) == ExceptionMatch::Suppresses);
         if let Some(e) = suppressing {
             finding.suppressed_by = Some(format!("{} (until {})", e.reason, e.expires));
         }
@@ -59,7 +58,15 @@ pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Ve
         for rule in &group.rules {
             if !union_covers(expected.iter().map(|r| &r.rule), rule) {
                 let (severity, reason) = unexpected_severity(rule);
-                findings.push(rule_finding(snapshot, &group.id, group.role, FindingKind::Unexpected, rule, severity, reason));
+                findings.push(rule_finding(
+                    snapshot,
+                    &group.id,
+                    group.role,
+                    FindingKind::Unexpected,
+                    rule,
+                    severity,
+                    reason,
+                ));
             }
         }
         for required in expected.iter().filter(|r| r.status == RuleStatus::Required) {
@@ -158,10 +165,9 @@ fn unexpected_severity(rule: &Rule) -> (Severity, String) {
             format!("ingress from {peer}, a range wider than one VPC, which the baseline does not allow"),
         ),
         Direction::Ingress => (Severity::Medium, "not in the baseline".to_string()),
-        Direction::Egress if peer.is_internet() && rule.traffic == Traffic::All => (
-            Severity::High,
-            "all traffic to the internet, which the baseline does not allow".to_string(),
-        ),
+        Direction::Egress if peer.is_internet() && rule.traffic == Traffic::All => {
+            (Severity::High, "all traffic to the internet, which the baseline does not allow".to_string())
+        }
         Direction::Egress => (Severity::Low, "not in the baseline".to_string()),
     }
 }
@@ -184,17 +190,19 @@ fn internet_ingress_reason(traffic: &Traffic) -> String {
 /// findings on one rule keep a fixed order.
 fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (&a.group_id, a.kind, a.direction, &a.protocol, a.from_port, a.to_port, &a.peer, &a.flow, &a.reason, &a.id).cmp(&(
-            &b.group_id,
-            b.kind,
-            b.direction,
-            &b.protocol,
-            b.from_port,
-            b.to_port,
-            &b.peer,
-            &b.flow,
-            &b.reason,
-            &b.id,
-        ))
+        (&a.group_id, a.kind, a.direction, &a.protocol, a.from_port, a.to_port, &a.peer, &a.flow, &a.reason, &a.id).cmp(
+            &(
+                &b.group_id,
+                b.kind,
+                b.direction,
+                &b.protocol,
+                b.from_port,
+                b.to_port,
+                &b.peer,
+                &b.flow,
+                &b.reason,
+                &b.id,
+            ),
+        )
     });
 }
