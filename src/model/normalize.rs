@@ -130,7 +130,10 @@ mod tests {
             (sg("sg-0abc", None), "ingress tcp 443 from sg-0abc"),
             (sg("sg-0abc", Some(OWNER)), "ingress tcp 443 from sg-0abc"),
             (sg("sg-0abc", Some("444455556666")), "ingress tcp 443 from 444455556666/sg-0abc"),
-            (RawPeer::PrefixList { id: "pl-6ea54007".to_string(), description: None }, "ingress tcp 443 from pl-6ea54007"),
+            (
+                RawPeer::PrefixList { id: "pl-6ea54007".to_string(), description: None },
+                "ingress tcp 443 from pl-6ea54007",
+            ),
         ];
         for (peer, want) in cases {
             let got = rules(Direction::Ingress, &[perm("tcp", Some(443), Some(443), vec![peer.clone()])]);

@@ -368,7 +368,8 @@ mod tests {
             (Traffic::Other(50), ("50", -1, -1)),
         ];
         for (traffic, (protocol, from, to)) in cases {
-            assert_eq!((traffic.protocol_name().as_str(), traffic.from_port(), traffic.to_port()), (protocol, from, to));
+            let got = (traffic.protocol_name(), traffic.from_port(), traffic.to_port());
+            assert_eq!(got, (protocol.to_string(), from, to), "{traffic}");
         }
     }
 
