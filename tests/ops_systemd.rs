@@ -88,7 +88,10 @@ fn the_unit_runs_unprivileged_with_a_state_directory_and_reloads_on_sighup() {
         ("PrivateDevices", "yes"),
         ("SystemCallFilter", "@system-service"),
         ("SystemCallArchitectures", "native"),
-        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+        (
+            "RestrictAddressFamilies",
+            "AF_INET AF_INET6 AF_UNIX AF_NETLINK",
+        ),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
     ] {
         assert!(
