@@ -146,9 +146,10 @@ async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_en
     // eksctl: managed group through its launch template's interfaces (cluster SG + SSH SG when
     // public); unmanaged group through its instances (shared + own SG).
     let mut eksctl_lt = ids("eksctl-public", "cluster");
-    eksctl_lt.push(ids("eksctl-public", "node")[1].clone());
+    eksctl_lt.extend(ids("eksctl-public", "remote-access"));
+    assert_eq!(eksctl_lt.len(), 2);
     assert_eq!(set("eksctl-public", "ng-managed"), (NodeGroupKind::Managed, sorted(eksctl_lt)));
-    let shared_and_own = vec![ids("eksctl-public", "node")[0].clone(), ids("eksctl-public", "node")[2].clone()];
+    let shared_and_own = ids("eksctl-public", "node");
     assert_eq!(set("eksctl-public", "ng-self"), (NodeGroupKind::SelfManaged, sorted(shared_and_own)));
     // Console: a managed group without a launch template gets the cluster SG + its
     // remote-access SG; the CloudFormation nodes carry the template's node SG.
@@ -206,7 +207,8 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
     // (its fake remote-access SG) is unknown, so the batch is asked once more by filter. Never
     // one call per group.
     let groups: usize = second.values().map(|s| s.groups.len()).sum();
-    assert!(groups > 40, "{groups} groups");
+    let want: usize = second.keys().map(|name| moto::manifest_all_groups(&fx.manifest, name).len()).sum();
+    assert_eq!(groups, want, "every group the fixture made for the clusters, no other");
     assert!(delta("ec2:DescribeSecurityGroups") <= 2, "{} calls for {groups} groups", delta("ec2:DescribeSecurityGroups"));
     let fake: BTreeSet<String> = second.values().flat_map(|s| ids_in_warnings(&s.warnings)).collect();
     assert!(fake.iter().all(|id| !second.values().any(|s| s.groups.contains_key(id))));
@@ -694,9 +696,9 @@ async fn next_token_pages_are_followed_for_every_list() {
         assert_eq!(
             sets,
             vec![
-                (asg.as_str(), NodeGroupKind::SelfManaged, vec![format!("sg-{p}3")]),
                 ("ssh", NodeGroupKind::Managed, vec![format!("sg-{p}0"), format!("sg-{p}r")]),
                 ("templated", NodeGroupKind::Managed, vec![format!("sg-{p}2")]),
+                (asg.as_str(), NodeGroupKind::SelfManaged, vec![format!("sg-{p}3")]),
             ],
             "{name}: both ListNodegroups pages and the instance on the second DescribeInstances page"
         );

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use super::convert::{self, CallFailure, ClusterInfo, GroupRecord, InstanceInfo, LaunchTemplateRef, NodegroupInfo};
 use super::{style, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
 use crate::config::PollConfig;
-use crate::model::{ClusterId, ClusterSnapshot, EndpointMode, NodeGroup, NodeGroupKind, Role, VpcEndpoint, VpcEndpointKind};
+use crate::model::{ClusterId, ClusterSnapshot, EndpointMode, NodeGroup, NodeGroupKind, Role, VpcEndpoint};
 
 pub use super::convert::Operation;
 
@@ -59,7 +59,7 @@ fn node_instance_filters(cluster: &str) -> [(String, Option<String>); 3] {
     ]
 }
 
-/// Tags that name the node group of a self-managed instance, most specific first.
+/// Tags that name the node group of an instance, most specific first.
 const NODEGROUP_TAGS: [&str; 3] = ["eks:nodegroup-name", "alpha.eksctl.io/nodegroup-name", "aws:autoscaling:groupName"];
 
 /// How the source talks to AWS; `from_poll` takes it from `[poll]`.
@@ -512,16 +512,9 @@ impl Inner {
             if launch_templates.contains_key(&lt) {
                 continue;
             }
-            match self.launch_template_groups(scope, &lt).await {
-                Ok(Some(ids)) => {
-                    launch_templates.insert(lt, ids);
-                }
-                Ok(None) => warnings.push(format!(
-                    "launch template {} version {} does not exist: its node group's security groups are unknown",
-                    lt.id.as_deref().or(lt.name.as_deref()).unwrap_or("?"),
-                    lt.version.as_deref().unwrap_or("$Default")
-                )),
-                Err(f) => return Err(f),
+            // A template that is gone is left out: `node_groups` falls back and says so.
+            if let Some(ids) = self.launch_template_groups(scope, &lt).await? {
+                launch_templates.insert(lt, ids);
             }
         }
 
@@ -595,7 +588,7 @@ impl Inner {
                     Ok((found, out.next_token().map(str::to_string)))
                 })
                 .await?;
-                vpc_endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+                vpc_endpoints.sort_by(|a, b| a.service_name.cmp(&b.service_name).then_with(|| a.id.cmp(&b.id)));
             }
         } else {
             warnings.push("DescribeCluster names no VPC: `vpc-cidr` peers and VPC endpoints cannot be resolved".into());
@@ -827,24 +820,100 @@ fn precedence(role: Role) -> u8 {
     }
 }
 
-/// Instances that are nodes of a managed node group belong to it, not to a self-managed one.
-fn self_managed_instances<'a>(info: &'a ClusterInfo, meta: &'a ClusterMetadata) -> impl Iterator<Item = (String, &'a InstanceInfo)> {
-    let managed: BTreeSet<&str> = meta.nodegroups.iter().map(|ng| ng.name.as_str()).collect();
-    meta.instances.iter().filter_map(move |i| {
-        if i.tags.get("eks:nodegroup-name").is_some_and(|ng| managed.contains(ng.as_str())) {
-            return None;
-        }
-        let group = NODEGROUP_TAGS
-            .iter()
-            .find_map(|k| i.tags.get(*k))
-            .cloned()
-            .unwrap_or_else(|| format!("{}-self-managed", info.name));
-        Some((group, i))
-    })
+/// The node group an instance belongs to, and whether the tag says EKS manages it
+/// (`eks:nodegroup-name` is set by EKS on managed nodes only).
+fn instance_node_group(i: &InstanceInfo) -> (String, bool) {
+    if let Some(ng) = i.tags.get("eks:nodegroup-name") {
+        return (ng.clone(), true);
+    }
+    let name = NODEGROUP_TAGS[1..].iter().find_map(|k| i.tags.get(*k)).map_or("self-managed", String::as_str);
+    (name.to_string(), false)
 }
 
-/// Every group id the cluster uses, with its role (design.md §1, the first role winning).
-fn roles_of(info: &ClusterInfo, meta: &ClusterMetadata) -> BTreeMap<String, Role> {
+/// The SG sets of the cluster's nodes, managed node groups first (by name), then the groups of
+/// instances no managed node group accounts for. A managed group without a launch template gets
+/// the cluster SG plus its remote-access SG; with one, the template's groups (the cluster SG only
+/// if the template lists none — reference §1.6).
+fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<String>) -> Vec<NodeGroup> {
+    let cluster_sg: Vec<String> = info.cluster_security_group_id.iter().cloned().collect();
+    let mut managed: Vec<&NodegroupInfo> = meta.nodegroups.iter().collect();
+    managed.sort_by(|a, b| a.name.cmp(&b.name));
+    let managed_names: BTreeSet<&str> = managed.iter().map(|ng| ng.name.as_str()).collect();
+    let managed_asgs: BTreeSet<&str> = managed.iter().flat_map(|ng| ng.auto_scaling_groups.iter().map(String::as_str)).collect();
+    let instance_groups = |of: &dyn Fn(&InstanceInfo) -> bool| -> Vec<String> {
+        sorted(meta.instances.iter().filter(|i| of(i)).flat_map(|i| i.security_group_ids.iter().cloned()).collect())
+    };
+
+    let mut groups = Vec::new();
+    for ng in managed {
+        let ids: Vec<String> = match &ng.launch_template {
+            None => cluster_sg.iter().chain(ng.remote_access_security_group.iter()).cloned().collect(),
+            Some(lt) => match meta.launch_templates.get(lt) {
+                Some(ids) if !ids.is_empty() => ids.clone(),
+                Some(_) => cluster_sg.clone(),
+                None => {
+                    let from_instances = instance_groups(&|i| instance_node_group(i).0 == ng.name);
+                    let template = format!(
+                        "launch template {} version {} of node group {} does not exist",
+                        lt.id.as_deref().or(lt.name.as_deref()).unwrap_or("(unnamed)"),
+                        lt.version.as_deref().unwrap_or("$Default"),
+                        ng.name
+                    );
+                    if from_instances.is_empty() {
+                        warnings.push(format!("{template} and none of its instances is running: assuming EKS's default, the cluster security group"));
+                        cluster_sg.clone()
+                    } else {
+                        warnings.push(format!("{template}: its security groups are read from its instances"));
+                        from_instances
+                    }
+                }
+            },
+        };
+        groups.push(NodeGroup { name: ng.name.clone(), kind: NodeGroupKind::Managed, security_group_ids: sorted(ids) });
+    }
+
+    let mut others: BTreeMap<(String, NodeGroupKind), Vec<String>> = BTreeMap::new();
+    for i in &meta.instances {
+        let (name, managed_tag) = instance_node_group(i);
+        if managed_names.contains(name.as_str())
+            || i.tags.get("aws:autoscaling:groupName").is_some_and(|a| managed_asgs.contains(a.as_str()))
+        {
+            continue;
+        }
+        let kind = if managed_tag { NodeGroupKind::Managed } else { NodeGroupKind::SelfManaged };
+        others.entry((name, kind)).or_default().extend(i.security_group_ids.iter().cloned());
+    }
+    for ((name, kind), ids) in others {
+        if kind == NodeGroupKind::Managed {
+            warnings.push(format!(
+                "instances name managed node group {name}, which ListNodegroups does not list: its security groups are read from its instances"
+            ));
+        }
+        groups.push(NodeGroup { name, kind, security_group_ids: sorted(ids) });
+    }
+    groups
+}
+
+/// Every group id the cluster names, before anything is known about the groups themselves.
+fn referenced_groups(info: &ClusterInfo, meta: &ClusterMetadata) -> Vec<String> {
+    let mut ids: Vec<String> = info.cluster_security_group_id.iter().cloned().collect();
+    ids.extend(info.security_group_ids.iter().cloned());
+    ids.extend(meta.nodegroups.iter().filter_map(|ng| ng.remote_access_security_group.clone()));
+    ids.extend(meta.launch_templates.values().flatten().cloned());
+    ids.extend(meta.instances.iter().flat_map(|i| i.security_group_ids.iter().cloned()));
+    ids.extend(meta.vpc_endpoints.iter().flat_map(|e| e.security_group_ids.iter().cloned()));
+    sorted(ids)
+}
+
+/// Every group id the cluster uses, with its role (design.md §1; the first role in the order
+/// cluster, control-plane, remote-access, node, endpoint wins). eksctl puts its SSH group
+/// (`<stack>-remoteAccess`) in the launch template: it is remote access all the same.
+fn roles_of(
+    info: &ClusterInfo,
+    meta: &ClusterMetadata,
+    node_groups: &[NodeGroup],
+    found: &HashMap<String, GroupRecord>,
+) -> BTreeMap<String, Role> {
     let mut roles: BTreeMap<String, Role> = BTreeMap::new();
     let mut assign = |id: &str, role: Role| {
         let keep = roles.get(id).is_some_and(|r| precedence(*r) <= precedence(role));
@@ -858,61 +927,21 @@ fn roles_of(info: &ClusterInfo, meta: &ClusterMetadata) -> BTreeMap<String, Role
     for id in &info.security_group_ids {
         assign(id, Role::ControlPlane);
     }
-    for ng in &meta.nodegroups {
-        if let Some(id) = &ng.remote_access_security_group {
-            assign(id, Role::RemoteAccess);
-        }
-        if let Some(ids) = ng.launch_template.as_ref().and_then(|lt| meta.launch_templates.get(lt)) {
-            for id in ids {
-                assign(id, Role::Node);
-            }
-        }
+    for id in meta.nodegroups.iter().filter_map(|ng| ng.remote_access_security_group.as_ref()) {
+        assign(id, Role::RemoteAccess);
     }
-    for (_, i) in self_managed_instances(info, meta) {
-        for id in &i.security_group_ids {
-            assign(id, Role::Node);
-        }
+    for id in node_groups.iter().flat_map(|ng| ng.security_group_ids.iter()) {
+        let ssh = found.get(id).is_some_and(|g| g.name.ends_with("-remoteAccess"));
+        assign(id, if ssh { Role::RemoteAccess } else { Role::Node });
     }
-    for e in meta.vpc_endpoints.iter().filter(|e| e.kind == VpcEndpointKind::Interface) {
-        for id in &e.security_group_ids {
-            assign(id, Role::Endpoint);
-        }
+    // What is really attached counts too, even where a launch template says otherwise.
+    for id in meta.instances.iter().flat_map(|i| i.security_group_ids.iter()) {
+        assign(id, Role::Node);
+    }
+    for id in meta.vpc_endpoints.iter().flat_map(|e| e.security_group_ids.iter()) {
+        assign(id, Role::Endpoint);
     }
     roles
-}
-
-fn referenced_groups(info: &ClusterInfo, meta: &ClusterMetadata) -> Vec<String> {
-    roles_of(info, meta).into_keys().collect()
-}
-
-/// The SG sets of the cluster's nodes: managed groups without a launch template get the cluster
-/// SG plus their remote-access SG; with one, the template's groups (the cluster SG only if the
-/// template lists none); self-managed groups, the groups on their instances.
-fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata) -> Vec<NodeGroup> {
-    let mut groups = Vec::new();
-    for ng in &meta.nodegroups {
-        let ids: Vec<String> = match &ng.launch_template {
-            None => info.cluster_security_group_id.iter().chain(ng.remote_access_security_group.iter()).cloned().collect(),
-            Some(lt) => match meta.launch_templates.get(lt) {
-                Some(ids) if !ids.is_empty() => ids.clone(),
-                Some(_) => info.cluster_security_group_id.iter().cloned().collect(),
-                // The template is gone: a warning says so, and no set is better than a wrong one.
-                None => continue,
-            },
-        };
-        groups.push(NodeGroup { name: ng.name.clone(), kind: NodeGroupKind::Managed, security_group_ids: sorted(ids) });
-    }
-    let mut self_managed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, i) in self_managed_instances(info, meta) {
-        self_managed.entry(name).or_default().extend(i.security_group_ids.iter().cloned());
-    }
-    groups.extend(self_managed.into_iter().map(|(name, ids)| NodeGroup {
-        name,
-        kind: NodeGroupKind::SelfManaged,
-        security_group_ids: sorted(ids),
-    }));
-    groups.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
-    groups
 }
 
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
@@ -928,17 +957,17 @@ fn assemble(
     prefix_lists: &BTreeMap<String, String>,
 ) -> Result<ClusterSnapshot, SourceError> {
     let (info, meta) = (&prepared.info, &*prepared.metadata);
-    let roles = roles_of(info, meta);
-    if let Some(e) = roles.keys().find_map(|id| batch.failed.get(id)) {
+    if let Some(e) = referenced_groups(info, meta).iter().find_map(|id| batch.failed.get(id)) {
         return Err(e.clone());
     }
     let mut warnings = meta.warnings.clone();
     warnings.extend(prepared.warnings.iter().cloned());
+    let node_groups = node_groups(info, meta, &mut warnings);
     let mut groups = BTreeMap::new();
-    for (gid, role) in &roles {
-        match batch.found.get(gid) {
+    for (gid, role) in roles_of(info, meta, &node_groups, &batch.found) {
+        match batch.found.get(&gid) {
             Some(g) => {
-                groups.insert(gid.clone(), g.with_role(*role));
+                groups.insert(gid, g.with_role(role));
             }
             None => warnings.push(format!(
                 "security group {gid} ({role}) does not exist: it was named by the cluster but AWS no longer has it"
@@ -956,7 +985,7 @@ fn assemble(
         cluster_security_group_id: info.cluster_security_group_id.clone(),
         control_plane_security_group_ids: info.security_group_ids.clone(),
         groups,
-        node_groups: node_groups(info, meta),
+        node_groups,
         vpc_endpoints: meta.vpc_endpoints.clone(),
         prefix_lists: prefix_lists.clone(),
         warnings,
@@ -1012,45 +1041,80 @@ mod tests {
         LaunchTemplateRef { id: Some(id.into()), name: None, version: Some("1".into()) }
     }
 
+    fn ng(name: &str, lt_id: Option<&str>, ra: Option<&str>) -> NodegroupInfo {
+        NodegroupInfo {
+            name: name.into(),
+            launch_template: lt_id.map(lt),
+            remote_access_security_group: ra.map(str::to_string),
+            auto_scaling_groups: vec![format!("eks-{name}")],
+        }
+    }
+
+    fn instance(id: &str, groups: &[&str], tags: &[(&str, &str)]) -> InstanceInfo {
+        InstanceInfo {
+            id: id.into(),
+            security_group_ids: groups.iter().map(|s| s.to_string()).collect(),
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn record(id: &str, name: &str) -> (String, GroupRecord) {
+        let g = GroupRecord {
+            id: id.into(),
+            name: name.into(),
+            description: String::new(),
+            owner_id: None,
+            vpc_id: None,
+            tags: BTreeMap::new(),
+            rules: Vec::new(),
+        };
+        (id.to_string(), g)
+    }
+
     #[test]
-    fn node_group_sets_follow_the_launch_template_rules() {
+    fn node_group_sets_and_roles_follow_the_launch_template_rules() {
         let ngs = vec![
-            NodegroupInfo { name: "plain".into(), launch_template: None, remote_access_security_group: Some("sg-ra".into()) },
-            NodegroupInfo { name: "lt".into(), launch_template: Some(lt("lt-1")), remote_access_security_group: None },
-            NodegroupInfo { name: "lt-empty".into(), launch_template: Some(lt("lt-2")), remote_access_security_group: None },
-            NodegroupInfo { name: "lt-gone".into(), launch_template: Some(lt("lt-3")), remote_access_security_group: None },
+            ng("plain", None, Some("sg-ra")),
+            ng("lt", Some("lt-1"), None),
+            ng("lt-empty", Some("lt-2"), None),
+            ng("lt-gone", Some("lt-3"), None),
+            ng("lt-gone-no-nodes", Some("lt-4"), None),
         ];
         let instances = vec![
-            InstanceInfo {
-                id: "i-1".into(),
-                security_group_ids: vec!["sg-self".into()],
-                tags: [("alpha.eksctl.io/nodegroup-name".to_string(), "ng-self".to_string())].into(),
-            },
-            InstanceInfo {
-                id: "i-2".into(),
-                security_group_ids: vec!["sg-node".into()],
-                tags: [("eks:nodegroup-name".to_string(), "lt".to_string())].into(),
-            },
+            instance("i-1", &["sg-self"], &[("alpha.eksctl.io/nodegroup-name", "ng-self")]),
+            instance("i-2", &["sg-node", "sg-extra"], &[("eks:nodegroup-name", "lt")]),
+            instance("i-3", &["sg-old"], &[("eks:nodegroup-name", "lt-gone")]),
+            instance("i-4", &["sg-asg"], &[("aws:autoscaling:groupName", "eks-plain")]),
+            instance("i-5", &["sg-bare"], &[]),
         ];
-        let meta = metadata(ngs, &[(lt("lt-1"), &["sg-node", "sg-cp"]), (lt("lt-2"), &[])], instances);
-        let got: Vec<(String, NodeGroupKind, Vec<String>)> =
-            node_groups(&info(), &meta).into_iter().map(|g| (g.name, g.kind, g.security_group_ids)).collect();
+        let meta = metadata(ngs, &[(lt("lt-1"), &["sg-node", "sg-cp", "sg-ssh"]), (lt("lt-2"), &[])], instances);
+        let mut warnings = Vec::new();
+        let sets = node_groups(&info(), &meta, &mut warnings);
+        let got: Vec<(&str, NodeGroupKind, Vec<String>)> =
+            sets.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
             got,
             vec![
-                ("lt".into(), NodeGroupKind::Managed, s(&["sg-cp", "sg-node"])),
-                ("lt-empty".into(), NodeGroupKind::Managed, s(&["sg-cluster"])),
-                ("ng-self".into(), NodeGroupKind::SelfManaged, s(&["sg-self"])),
-                ("plain".into(), NodeGroupKind::Managed, s(&["sg-cluster", "sg-ra"])),
+                ("lt", NodeGroupKind::Managed, s(&["sg-cp", "sg-node", "sg-ssh"])),
+                ("lt-empty", NodeGroupKind::Managed, s(&["sg-cluster"])),
+                ("lt-gone", NodeGroupKind::Managed, s(&["sg-old"])),
+                ("lt-gone-no-nodes", NodeGroupKind::Managed, s(&["sg-cluster"])),
+                ("plain", NodeGroupKind::Managed, s(&["sg-cluster", "sg-ra"])),
+                ("ng-self", NodeGroupKind::SelfManaged, s(&["sg-self"])),
+                ("self-managed", NodeGroupKind::SelfManaged, s(&["sg-bare"])),
             ]
         );
-        let roles = roles_of(&info(), &meta);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        let found: HashMap<String, GroupRecord> = [record("sg-ssh", "eksctl-c-nodegroup-ng-remoteAccess")].into_iter().collect();
+        let roles = roles_of(&info(), &meta, &sets, &found);
         // A control-plane group that a launch template also lists keeps the stronger role.
         assert_eq!(roles.get("sg-cp"), Some(&Role::ControlPlane));
         assert_eq!(roles.get("sg-node"), Some(&Role::Node));
         assert_eq!(roles.get("sg-ra"), Some(&Role::RemoteAccess));
+        assert_eq!(roles.get("sg-ssh"), Some(&Role::RemoteAccess), "eksctl's SSH group in a launch template");
         assert_eq!(roles.get("sg-self"), Some(&Role::Node));
+        assert_eq!(roles.get("sg-extra"), Some(&Role::Node), "attached to a managed node, though no template lists it");
         assert_eq!(roles.get("sg-cluster"), Some(&Role::Cluster));
     }
 

@@ -65,6 +65,8 @@ pub struct NodegroupInfo {
     pub name: String,
     pub launch_template: Option<LaunchTemplateRef>,
     pub remote_access_security_group: Option<String>,
+    /// The Auto Scaling groups EKS made for it: their instances are this group's nodes.
+    pub auto_scaling_groups: Vec<String>,
 }
 
 impl From<&eks::Nodegroup> for NodegroupInfo {
@@ -81,6 +83,10 @@ impl From<&eks::Nodegroup> for NodegroupInfo {
                 .and_then(|r| r.remote_access_security_group())
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            auto_scaling_groups: ng
+                .resources()
+                .map(|r| r.auto_scaling_groups().iter().filter_map(|a| a.name()).map(str::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 }

@@ -169,9 +169,19 @@ pub fn manifest_groups(manifest: &serde_json::Value, cluster: &str, role: &str) 
         .unwrap_or_default()
 }
 
-/// Every cluster name in a build.py manifest.
+/// Every cluster name in a build.py manifest, sorted.
 pub fn manifest_clusters(manifest: &serde_json::Value) -> Vec<String> {
-    manifest["clusters"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    let mut names: Vec<String> = manifest["clusters"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Every group id a build.py manifest gives `cluster`, whatever its role.
+pub fn manifest_all_groups(manifest: &serde_json::Value, cluster: &str) -> std::collections::BTreeSet<String> {
+    manifest["clusters"][cluster]["groups"]
+        .as_object()
+        .map(|roles| roles.values().filter_map(|v| v.as_array()).flatten().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 pub fn path_of(p: &Path) -> String {
