@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::{style, ClusterPoll, SourceError, TargetPoll, TargetSpec};
 use crate::model::{
-    normalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, RawPeer, RawPermission,
-    Role, SecurityGroup, VpcEndpoint, VpcEndpointKind,
+    canonicalize, normalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, RawPeer,
+    RawPermission, Role, SecurityGroup, VpcEndpoint, VpcEndpointKind,
 };
 
 const CLUSTER_FILE: &str = "describe-cluster.json";
@@ -148,7 +148,7 @@ fn load_cluster(dir: &Path, target: &TargetSpec) -> Option<ClusterPoll> {
             // The JSON is broken, but the ARN is usually still legible: use it to report the
             // error once, in the cluster's own region.
             let id = sniff_arn(&text)
-                .map(|(arn, name)| ClusterId { account_id: arn.account, region: arn.region, name })
+                .map(|arn| ClusterId { account_id: arn.account, region: arn.region, name: arn.name })
                 .unwrap_or_else(|| unknown_id(&dir_name, target));
             if id.region != target.region || !target.wants(&id.name) {
                 return None;
@@ -194,13 +194,12 @@ impl ClusterArn {
 }
 
 /// The first EKS cluster ARN in `text`, for a file too broken to parse.
-fn sniff_arn(text: &str) -> Option<(ClusterArn, String)> {
-    let start = text.find("arn:aws")?;
-    let rest = &text[start..];
-    let end = rest.find(|c: char| c == '"' || c.is_whitespace()).unwrap_or(rest.len());
-    let arn = ClusterArn::parse(&rest[..end]).ok()?;
-    let name = arn.name.clone();
-    Some((arn, name))
+fn sniff_arn(text: &str) -> Option<ClusterArn> {
+    text.match_indices("arn:").find_map(|(start, _)| {
+        let rest = &text[start..];
+        let end = rest.find(|c: char| c == '"' || c.is_whitespace()).unwrap_or(rest.len());
+        ClusterArn::parse(&rest[..end]).ok()
+    })
 }
 
 /// Parses `text` (the contents of `path`) into the CLI shape `T`; errors name file, line and
@@ -587,6 +586,7 @@ fn convert_group(g: &SecurityGroupJson, role: Role) -> Result<SecurityGroup, Str
         normalize(Direction::Egress, &raw(&g.ip_permissions_egress), owner)
             .map_err(|e| format!("IpPermissionsEgress: {e}"))?,
     );
+    let rules = canonicalize(rules);
     Ok(SecurityGroup {
         id: g.group_id.clone(),
         name: g.group_name.clone(),
@@ -975,4 +975,56 @@ struct DescribePrefixLists {
 struct PrefixListJson {
     prefix_list_id: Option<String>,
     prefix_list_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_arns_give_region_account_and_name() {
+        let cases = [
+            ("arn:aws:eks:eu-west-1:111122223333:cluster/prod", Some(("eu-west-1", "111122223333", "prod"))),
+            ("arn:aws-cn:eks:cn-north-1:111122223333:cluster/a-b", Some(("cn-north-1", "111122223333", "a-b"))),
+            ("arn:aws:eks:eu-west-1:111122223333:nodegroup/prod/ng/6ec3", None),
+            ("arn:aws:iam::111122223333:role/prod", None),
+            ("arn:aws:eks:eu-west-1:1111:cluster/prod", None),
+            ("arn:aws:eks:eu-west-1:111122223333:cluster/", None),
+            ("prod", None),
+        ];
+        for (arn, want) in cases {
+            let got = ClusterArn::parse(arn).ok();
+            let got = got.as_ref().map(|a| (a.region.as_str(), a.account.as_str(), a.name.as_str()));
+            assert_eq!(got, want, "{arn}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_describe_cluster_still_yields_its_arn() {
+        let text = r#"{"cluster": {"name": "prod", "roleArn": "arn:aws:iam::111122223333:role/x",
+            "arn": "arn:aws:eks:us-east-1:111122223333:cluster/prod", "resourcesVpc"#;
+        let arn = sniff_arn(text).expect("an arn");
+        assert_eq!((arn.region.as_str(), arn.name.as_str()), ("us-east-1", "prod"));
+        assert!(sniff_arn(r#"{"cluster": {"name": "prod", "#).is_none());
+    }
+
+    #[test]
+    fn commands_name_the_cluster_vpc_and_node_group() {
+        let cases = [
+            (CLUSTER_FILE, None, "aws eks describe-cluster --name prod --output json"),
+            (
+                GROUPS_FILE,
+                Some("vpc-0c4e2a9b7d5f3e1a8"),
+                "aws ec2 describe-security-groups --filters Name=vpc-id,Values=vpc-0c4e2a9b7d5f3e1a8 --output json",
+            ),
+            (
+                "describe-nodegroup-ng-1.json",
+                Some("vpc-0c4e2a9b7d5f3e1a8"),
+                "aws eks describe-nodegroup --cluster-name prod --nodegroup-name ng-1 --output json",
+            ),
+        ];
+        for (file, vpc, want) in cases {
+            assert_eq!(command_for(file, "prod", vpc), want);
+        }
+    }
 }
