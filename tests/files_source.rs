@@ -386,3 +386,42 @@ fn layout_helpers_inject_and_remove_drift() {
     layouts::add_rule(&mut snap, &node, ssh.clone());
     assert_eq!(snap.groups[&node].rules.iter().filter(|r| r.key() == ssh.key()).count(), 1);
 }
+
+#[test]
+fn every_layout_keeps_every_required_flow_open() {
+    let ctx = sgdrift::flows::FlowContext { webhook_ports: vec![9443, 8443] };
+    for style in layouts::STYLES {
+        for mode in EndpointMode::ALL {
+            let snap = layouts::cluster(style, mode);
+            let flows = sgdrift::flows::check(&snap, &ctx);
+            assert!(!flows.is_empty(), "{}", snap.id.name);
+            for f in flows {
+                assert_eq!(f.status, sgdrift::flows::FlowStatus::Open, "{}: {}", snap.id.name, f.detail);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_demo_closes_only_the_kubelet_flow_of_ledger() {
+    let ctx = sgdrift::flows::FlowContext { webhook_ports: vec![9443] };
+    let polls: Vec<ClusterPoll> =
+        [poll(&demo_dir(), "eu-west-1"), poll(&demo_dir(), "us-east-1")].into_iter().flatten().collect();
+    let mut closed = Vec::new();
+    for p in &polls {
+        let snap = p.result.as_ref().expect("demo loads");
+        for f in sgdrift::flows::check(snap, &ctx) {
+            if f.status == sgdrift::flows::FlowStatus::Closed {
+                closed.push((snap.id.name.clone(), f.name.as_str(), f.node_group.unwrap_or_default()));
+            }
+        }
+    }
+    closed.sort();
+    assert_eq!(
+        closed,
+        [
+            ("ledger".to_string(), "kubelet", "batch-20240611091533116500000011".to_string()),
+            ("ledger".to_string(), "kubelet", "default-20240611091529154200000009".to_string()),
+        ]
+    );
+}
