@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use sgdrift::model::{ClusterSnapshot, Direction, EndpointMode, NodeGroupKind, Peer, PortRange, Role, Rule, Traffic, VpcEndpointKind};
+use sgdrift::model::{
+    ClusterSnapshot, Direction, EndpointMode, NodeGroupKind, Peer, PortRange, Role, Rule, Traffic, VpcEndpointKind,
+};
 use sgdrift::source::aws::{AwsOptions, AwsSource};
 use sgdrift::source::files::FilesSource;
 use sgdrift::source::{ClusterPoll, TargetPoll, TargetSpec};
@@ -85,8 +87,14 @@ fn styles() -> &'static Styles {
     STYLES.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-styles");
         let _ = std::fs::remove_dir_all(&dir);
-        let manifest =
-            moto::server().build_fixture(&["--region", STYLES_REGION, "--scenario", "styles", "--out", &moto::path_of(&dir)]);
+        let manifest = moto::server().build_fixture(&[
+            "--region",
+            STYLES_REGION,
+            "--scenario",
+            "styles",
+            "--out",
+            &moto::path_of(&dir),
+        ]);
         Styles { manifest, dir }
     })
 }
@@ -116,7 +124,10 @@ async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_en
                 assert!(!g.rules.is_empty() || role == Role::ControlPlane, "{name}: {id} has its rules");
             }
         }
-        assert_eq!(s.cluster_security_group_id.as_deref(), moto::manifest_groups(&fx.manifest, name, "cluster").first().map(String::as_str));
+        assert_eq!(
+            s.cluster_security_group_id.as_deref(),
+            moto::manifest_groups(&fx.manifest, name, "cluster").first().map(String::as_str)
+        );
         assert_eq!(s.control_plane_security_group_ids, moto::manifest_groups(&fx.manifest, name, "control-plane"));
         // moto gives every managed node group a remote-access SG id that does not exist: it is
         // reported, not fatal.
@@ -133,7 +144,11 @@ async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_en
 
     // Node-group sets, one per layout (reference §2-§4).
     let set = |name: &str, ng: &str| -> (NodeGroupKind, Vec<String>) {
-        let g = snaps[name].node_groups.iter().find(|g| g.name == ng).unwrap_or_else(|| panic!("{name}: no node group {ng}"));
+        let g = snaps[name]
+            .node_groups
+            .iter()
+            .find(|g| g.name == ng)
+            .unwrap_or_else(|| panic!("{name}: no node group {ng}"));
         (g.kind, g.security_group_ids.clone())
     };
     let ids = |name: &str, role: &str| moto::manifest_groups(&fx.manifest, name, role);
@@ -156,7 +171,8 @@ async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_en
     let (kind, managed) = set("console-public", "managed");
     assert_eq!(kind, NodeGroupKind::Managed);
     assert!(managed.contains(&ids("console-public", "cluster")[0]) && managed.len() == 2, "{managed:?}");
-    let self_managed: Vec<_> = snaps["console-public"].node_groups.iter().filter(|g| g.kind == NodeGroupKind::SelfManaged).collect();
+    let self_managed: Vec<_> =
+        snaps["console-public"].node_groups.iter().filter(|g| g.kind == NodeGroupKind::SelfManaged).collect();
     assert_eq!(self_managed.len(), 1);
     assert_eq!(self_managed[0].security_group_ids, ids("console-public", "node"));
 }
@@ -186,7 +202,8 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
     let after_two = source.call_counts();
     assert_eq!(first, second, "nothing changed between the polls");
 
-    let delta = |action: &str| after_two.get(action).copied().unwrap_or(0) - after_one.get(action).copied().unwrap_or(0);
+    let delta =
+        |action: &str| after_two.get(action).copied().unwrap_or(0) - after_one.get(action).copied().unwrap_or(0);
     let clusters = moto::manifest_clusters(&fx.manifest).len() as u64;
     assert_eq!(delta("eks:ListClusters"), 1);
     assert_eq!(delta("eks:DescribeCluster"), clusters);
@@ -209,7 +226,11 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
     let groups: usize = second.values().map(|s| s.groups.len()).sum();
     let want: usize = second.keys().map(|name| moto::manifest_all_groups(&fx.manifest, name).len()).sum();
     assert_eq!(groups, want, "every group the fixture made for the clusters, no other");
-    assert!(delta("ec2:DescribeSecurityGroups") <= 2, "{} calls for {groups} groups", delta("ec2:DescribeSecurityGroups"));
+    assert!(
+        delta("ec2:DescribeSecurityGroups") <= 2,
+        "{} calls for {groups} groups",
+        delta("ec2:DescribeSecurityGroups")
+    );
     let fake: BTreeSet<String> = second.values().flat_map(|s| ids_in_warnings(&s.warnings)).collect();
     assert!(fake.iter().all(|id| !second.values().any(|s| s.groups.contains_key(id))));
 }
@@ -268,12 +289,27 @@ async fn two_regions_and_a_second_account_through_role_arn_are_read_apart() {
     let other_role = "arn:aws:iam::111111111111:role/sgdrift-read";
     m.build_fixture(&["--region", "us-west-1", "--scenario", "scale", "--count", "1", "--prefix", "west1"]);
     m.build_fixture(&["--region", "us-west-2", "--scenario", "scale", "--count", "1", "--prefix", "west2"]);
-    m.build_fixture(&["--region", "us-west-1", "--scenario", "scale", "--count", "1", "--prefix", "other", "--role-arn", other_role]);
+    m.build_fixture(&[
+        "--region",
+        "us-west-1",
+        "--scenario",
+        "scale",
+        "--count",
+        "1",
+        "--prefix",
+        "other",
+        "--role-arn",
+        other_role,
+    ]);
 
     // The base credentials' region is irrelevant: each target names its own.
     let source = AwsSource::from_sdk_config(m.sdk_config("us-east-1"), options(HOUR));
     let targets = [target("us-west-1", None), target("us-west-2", None), target("us-west-1", Some(other_role))];
-    let want = [("west1-000", "123456789012", "us-west-1"), ("west2-000", "123456789012", "us-west-2"), ("other-000", "111111111111", "us-west-1")];
+    let want = [
+        ("west1-000", "123456789012", "us-west-1"),
+        ("west2-000", "123456789012", "us-west-2"),
+        ("other-000", "111111111111", "us-west-1"),
+    ];
     for _ in 0..2 {
         for (t, (name, account, region)) in targets.iter().zip(want) {
             let snaps = snapshots(source.poll(t).await);
@@ -281,7 +317,10 @@ async fn two_regions_and_a_second_account_through_role_arn_are_read_apart() {
             let s = &snaps[name];
             assert_eq!((s.id.account_id.as_str(), s.id.region.as_str()), (account, region));
             assert_eq!(s.groups.len(), 5, "{name}: cluster, control-plane and three node groups");
-            assert!(s.groups.values().all(|g| g.owner_id.as_deref() == Some(account)), "{name}: groups of its own account");
+            assert!(
+                s.groups.values().all(|g| g.owner_id.as_deref() == Some(account)),
+                "{name}: groups of its own account"
+            );
         }
     }
     assert_eq!(count(&source, "sts:GetCallerIdentity"), 3, "once per (role, region), then cached");
@@ -294,7 +333,16 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
     let region = "ap-southeast-1";
     let clusters: u64 = 41;
     let m = moto::server();
-    m.build_fixture(&["--region", region, "--scenario", "scale", "--count", &clusters.to_string(), "--prefix", "fleet"]);
+    m.build_fixture(&[
+        "--region",
+        region,
+        "--scenario",
+        "scale",
+        "--count",
+        &clusters.to_string(),
+        "--prefix",
+        "fleet",
+    ]);
     let source = AwsSource::from_sdk_config(m.sdk_config(region), options(HOUR));
     let spec = target(region, None);
 
@@ -326,7 +374,11 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
     *want_second.entry("eks:ListClusters".into()).or_default() += 1;
     *want_second.entry("eks:DescribeCluster".into()).or_default() += clusters;
     *want_second.entry("ec2:DescribeSecurityGroups".into()).or_default() += batches;
-    assert_eq!(source.call_counts(), want_second, "a second poll: ListClusters, DescribeCluster per cluster, ⌈SGs/200⌉");
+    assert_eq!(
+        source.call_counts(),
+        want_second,
+        "a second poll: ListClusters, DescribeCluster per cluster, ⌈SGs/200⌉"
+    );
 
     let stats = source.stats().snapshot();
     assert!(stats.values().all(|s| s.errors.is_empty()));
@@ -370,7 +422,10 @@ mod canned {
 
         /// The values of the `Filter.N` named `name`.
         pub fn filter(&self, name: &str) -> Option<Vec<String>> {
-            (1..).map_while(|i| self.params.get(&format!("Filter.{i}.Name")).map(|n| (i, n))).find(|(_, n)| *n == name).map(|(i, _)| self.list(&format!("Filter.{i}.Value")))
+            (1..)
+                .map_while(|i| self.params.get(&format!("Filter.{i}.Name")).map(|n| (i, n)))
+                .find(|(_, n)| *n == name)
+                .map(|(i, _)| self.list(&format!("Filter.{i}.Value")))
         }
     }
 
@@ -387,7 +442,12 @@ mod canned {
     }
 
     pub fn json(body: serde_json::Value) -> Resp {
-        Resp { status: 200, headers: vec![("content-type", "application/json".into())], body: body.to_string(), delay: None }
+        Resp {
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.to_string(),
+            delay: None,
+        }
     }
 
     pub fn ec2_error(status: u16, code: &str, message: &str) -> Resp {
@@ -455,7 +515,9 @@ mod canned {
                 if let Some(d) = resp.delay {
                     tokio::time::sleep(d).await;
                 }
-                let mut out: Response = (StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), resp.body).into_response();
+                let mut out: Response =
+                    (StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), resp.body)
+                        .into_response();
                 for (k, v) in resp.headers {
                     if let Ok(v) = HeaderValue::from_str(&v) {
                         out.headers_mut().insert(HeaderName::from_static(k), v);
@@ -479,15 +541,13 @@ mod canned {
         while i < bytes.len() {
             match bytes[i] {
                 b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
+                b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
                     }
-                }
+                    Err(_) => out.push(b'%'),
+                },
                 b => out.push(b),
             }
             i += 1;
@@ -668,9 +728,9 @@ async fn canned_source(
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-1"))
         .endpoint_url(&server.url)
-        .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(aws_sdk_ec2::config::Credentials::new(
-            "testing", "testing", None, None, "canned",
-        )))
+        .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "canned"),
+        ))
         .build();
     (server, AwsSource::from_sdk_config(conf, opts))
 }
@@ -687,7 +747,11 @@ async fn next_token_pages_are_followed_for_every_list() {
     for (name, s) in &snaps {
         let p = &name[..1];
         let ids: Vec<String> = ["0", "1", "2", "3", "r"].iter().map(|n| format!("sg-{p}{n}")).collect();
-        assert_eq!(s.groups.keys().cloned().collect::<Vec<_>>(), ids, "{name}: groups from both DescribeSecurityGroups pages");
+        assert_eq!(
+            s.groups.keys().cloned().collect::<Vec<_>>(),
+            ids,
+            "{name}: groups from both DescribeSecurityGroups pages"
+        );
         let roles: Vec<Role> = ids.iter().map(|id| s.groups[id].role).collect();
         assert_eq!(roles, [Role::Cluster, Role::ControlPlane, Role::Node, Role::Node, Role::RemoteAccess]);
         let sets: Vec<(&str, NodeGroupKind, Vec<String>)> =
@@ -720,7 +784,11 @@ async fn access_denied_names_the_missing_action_and_the_other_clusters_still_rea
     let (_server, source) = canned_source(
         |req: &Req| {
             if req.path == "/clusters/bravo" {
-                return eks_error(403, "AccessDeniedException", "User: arn:aws:iam::111122223333:user/t is not authorized to perform: eks:DescribeCluster");
+                return eks_error(
+                    403,
+                    "AccessDeniedException",
+                    "User: arn:aws:iam::111122223333:user/t is not authorized to perform: eks:DescribeCluster",
+                );
             }
             world(req)
         },
@@ -836,7 +904,11 @@ async fn a_not_found_error_naming_the_whole_batch_falls_back_to_a_filter() {
         |req: &Req| {
             if req.action() == "DescribeSecurityGroups" && req.filter("group-id").is_none() {
                 let all = req.list("GroupId").join(", ");
-                return ec2_error(400, "InvalidGroup.NotFound", &format!("The security group '{{{all}}}' does not exist"));
+                return ec2_error(
+                    400,
+                    "InvalidGroup.NotFound",
+                    &format!("The security group '{{{all}}}' does not exist"),
+                );
             }
             if req.path == "/clusters/bravo/node-groups/ssh" {
                 return json(serde_json::json!({ "nodegroup": {
@@ -880,7 +952,11 @@ async fn failing_credentials_or_cluster_listing_fail_the_target_not_a_cluster() 
     let (_server, source) = canned_source(
         |req: &Req| {
             if req.action() == "GetCallerIdentity" {
-                return sts_error(403, "InvalidClientTokenId", "The security token included in the request is invalid.");
+                return sts_error(
+                    403,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                );
             }
             world(req)
         },
@@ -945,4 +1021,28 @@ async fn a_failed_metadata_refresh_keeps_the_last_metadata_with_a_warning() {
     assert_eq!(after["alpha"].warnings.len(), 1, "{:?}", after["alpha"].warnings);
     assert!(after["alpha"].warnings[0].contains("eks:ListNodegroups"), "{:?}", after["alpha"].warnings);
     assert!(after["bravo"].warnings.is_empty());
+}
+
+#[tokio::test]
+async fn a_group_that_cannot_be_read_fails_only_its_cluster() {
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            let mut resp = world(req);
+            if req.action() == "DescribeSecurityGroups" {
+                // bravo's control-plane rule, with a protocol EC2 would never send.
+                let rule = format!("<ipProtocol>tcp</ipProtocol><fromPort>443</fromPort><toPort>443</toPort><groups><item><userId>{ACCOUNT}</userId><groupId>sg-b2</groupId>");
+                let broken = rule.replace("<ipProtocol>tcp</ipProtocol>", "<ipProtocol>bogus</ipProtocol>");
+                resp.body = resp.body.replace(&rule, &broken);
+            }
+            resp
+        },
+        options(HOUR),
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    let clusters = by_name(&poll);
+    let err = clusters["bravo"].result.as_ref().expect_err("bravo's group is unreadable");
+    assert_eq!(err.kind(), "server");
+    assert!(err.to_string().contains("sg-b1"), "{err}");
+    assert!(clusters["alpha"].result.is_ok() && clusters["charlie"].result.is_ok());
 }

@@ -285,11 +285,14 @@ struct Prepared {
 #[derive(Default)]
 struct GroupBatch {
     found: HashMap<String, GroupRecord>,
-    /// Ids AWS says do not exist (deleted since a cluster, template or instance named them).
-    missing: BTreeSet<String>,
-    /// Ids whose batch failed, with why.
+    /// Ids whose batch failed, or whose group could not be read, with why. An id in neither
+    /// map no longer exists.
     failed: HashMap<String, SourceError>,
 }
+
+/// One group of a `DescribeSecurityGroups` answer, or why it cannot be used (with its id when
+/// it has one).
+type GroupResult = Result<GroupRecord, (Option<String>, SourceError)>;
 
 impl Inner {
     async fn poll(self: Arc<Self>, target: TargetSpec) -> TargetPoll {
@@ -314,7 +317,8 @@ impl Inner {
         let mut tasks = JoinSet::new();
         let mut task_names = HashMap::new();
         for name in &names {
-            let (inner, scope, permits, name2) = (Arc::clone(&self), Arc::clone(&scope), Arc::clone(&permits), name.clone());
+            let (inner, scope, permits, name2) =
+                (Arc::clone(&self), Arc::clone(&scope), Arc::clone(&permits), name.clone());
             let handle = tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 inner.prepare(&scope, &name2).await
@@ -338,8 +342,11 @@ impl Inner {
             }
         }
 
-        let ids: BTreeSet<String> =
-            prepared.values().filter_map(|p| p.as_ref().ok()).flat_map(|p| referenced_groups(&p.info, &p.metadata)).collect();
+        let ids: BTreeSet<String> = prepared
+            .values()
+            .filter_map(|p| p.as_ref().ok())
+            .flat_map(|p| referenced_groups(&p.info, &p.metadata))
+            .collect();
         let batch = self.fetch_groups(&scope, ids.into_iter().collect()).await;
         let (prefix_lists, prefix_warning) = self.prefix_lists(&scope).await;
 
@@ -441,10 +448,8 @@ impl Inner {
 
     /// `DescribeCluster`, then the cluster's metadata from the cache or from AWS.
     async fn prepare(&self, scope: &Scope, name: &str) -> Result<Prepared, SourceError> {
-        let out = self
-            .call(DESCRIBE_CLUSTER, scope.eks.describe_cluster().name(name).send())
-            .await
-            .map_err(|f| f.error)?;
+        let out =
+            self.call(DESCRIBE_CLUSTER, scope.eks.describe_cluster().name(name).send()).await.map_err(|f| f.error)?;
         let info = out.cluster().map(ClusterInfo::from).ok_or_else(|| SourceError::Server {
             operation: DESCRIBE_CLUSTER.action(),
             message: format!("the answer for cluster {name} holds no cluster"),
@@ -497,7 +502,10 @@ impl Inner {
         let mut nodegroups = Vec::new();
         for ng in names {
             let described = self
-                .call(DESCRIBE_NODEGROUP, scope.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(&ng).send())
+                .call(
+                    DESCRIBE_NODEGROUP,
+                    scope.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(&ng).send(),
+                )
                 .await;
             match described {
                 Ok(out) => nodegroups.extend(out.nodegroup().map(NodegroupInfo::from)),
@@ -560,9 +568,13 @@ impl Inner {
         let mut vpc_endpoints = Vec::new();
         if let Some(vpc) = info.vpc_id.as_deref() {
             let vpcs = paginate(DESCRIBE_VPCS, |token| async move {
-                let out = self.call(DESCRIBE_VPCS, scope.ec2.describe_vpcs().vpc_ids(vpc).set_next_token(token).send()).await;
+                let out =
+                    self.call(DESCRIBE_VPCS, scope.ec2.describe_vpcs().vpc_ids(vpc).set_next_token(token).send()).await;
                 match out {
-                    Ok(out) => Ok((out.vpcs().iter().map(convert::vpc_cidrs).collect::<Vec<_>>(), out.next_token().map(str::to_string))),
+                    Ok(out) => Ok((
+                        out.vpcs().iter().map(convert::vpc_cidrs).collect::<Vec<_>>(),
+                        out.next_token().map(str::to_string),
+                    )),
                     Err(f) if f.error.kind() == "not_found" => Ok((Vec::new(), None)),
                     Err(f) => Err(f),
                 }
@@ -584,7 +596,8 @@ impl Inner {
                             scope.ec2.describe_vpc_endpoints().filters(by_vpc).set_next_token(token).send(),
                         )
                         .await?;
-                    let found: Vec<VpcEndpoint> = out.vpc_endpoints().iter().filter_map(convert::vpc_endpoint).collect();
+                    let found: Vec<VpcEndpoint> =
+                        out.vpc_endpoints().iter().filter_map(convert::vpc_endpoint).collect();
                     Ok((found, out.next_token().map(str::to_string)))
                 })
                 .await?;
@@ -608,7 +621,11 @@ impl Inner {
     }
 
     /// The groups of one launch-template version; `None` if the template or version is gone.
-    async fn launch_template_groups(&self, scope: &Scope, lt: &LaunchTemplateRef) -> Result<Option<Vec<String>>, CallFailure> {
+    async fn launch_template_groups(
+        &self,
+        scope: &Scope,
+        lt: &LaunchTemplateRef,
+    ) -> Result<Option<Vec<String>>, CallFailure> {
         let version = lt.version.clone().unwrap_or_else(|| "$Default".to_string());
         let versions = paginate(DESCRIBE_LAUNCH_TEMPLATE_VERSIONS, |token| {
             let version = version.clone();
@@ -643,9 +660,15 @@ impl Inner {
         }
         let fetched = paginate(DESCRIBE_MANAGED_PREFIX_LISTS, |token| async move {
             let out = self
-                .call(DESCRIBE_MANAGED_PREFIX_LISTS, scope.ec2.describe_managed_prefix_lists().set_next_token(token).send())
+                .call(
+                    DESCRIBE_MANAGED_PREFIX_LISTS,
+                    scope.ec2.describe_managed_prefix_lists().set_next_token(token).send(),
+                )
                 .await?;
-            Ok((out.prefix_lists().iter().filter_map(convert::prefix_list).collect(), out.next_token().map(str::to_string)))
+            Ok((
+                out.prefix_lists().iter().filter_map(convert::prefix_list).collect(),
+                out.next_token().map(str::to_string),
+            ))
         })
         .await;
         match fetched {
@@ -681,7 +704,6 @@ impl Inner {
                             group_ids_in(&f.message).into_iter().filter(|id| pending.contains(id)).collect();
                         if !named.is_empty() && (named.len() < pending.len() || pending.len() == 1) {
                             pending.retain(|id| !named.contains(id));
-                            batch.missing.extend(named);
                             continue;
                         }
                         match self.describe_groups(scope, &pending, true).await {
@@ -706,7 +728,7 @@ impl Inner {
         scope: &Scope,
         ids: &[String],
         by_filter: bool,
-    ) -> Result<Vec<Result<GroupRecord, SourceError>>, CallFailure> {
+    ) -> Result<Vec<GroupResult>, CallFailure> {
         paginate(DESCRIBE_SECURITY_GROUPS, |token| async move {
             let req = scope.ec2.describe_security_groups().set_next_token(token);
             let req = if by_filter {
@@ -719,9 +741,12 @@ impl Inner {
                 .security_groups()
                 .iter()
                 .map(|sg| {
-                    GroupRecord::try_from(sg).map_err(|e| SourceError::Server {
-                        operation: DESCRIBE_SECURITY_GROUPS.action(),
-                        message: format!("cannot read security group {e}"),
+                    GroupRecord::try_from(sg).map_err(|e| {
+                        let error = SourceError::Server {
+                            operation: DESCRIBE_SECURITY_GROUPS.action(),
+                            message: format!("cannot read security group {e}"),
+                        };
+                        (sg.group_id().map(str::to_string), error)
                     })
                 })
                 .collect();
@@ -738,28 +763,24 @@ impl Inner {
     }
 }
 
-fn take_records(batch: &mut GroupBatch, asked: &[String], records: Vec<Result<GroupRecord, SourceError>>) {
+fn take_records(batch: &mut GroupBatch, asked: &[String], records: Vec<GroupResult>) {
+    let mut anonymous = None;
     for r in records {
         match r {
             Ok(g) => {
                 batch.found.insert(g.id.clone(), g);
             }
-            // Without its id the group cannot be pinned to a cluster: fail every id of the batch
-            // not otherwise read, which is what the unreadable one must be among.
-            Err(e) => {
-                for id in asked {
-                    batch.failed.entry(id.clone()).or_insert_with(|| e.clone());
-                }
+            Err((Some(id), e)) => {
+                batch.failed.insert(id, e);
             }
+            Err((None, e)) => anonymous = Some(e),
         }
     }
-    for id in asked {
-        if !batch.found.contains_key(id) && !batch.failed.contains_key(id) {
-            batch.missing.insert(id.clone());
+    // A group without an id could be any of the batch's ids that was not read.
+    if let Some(e) = anonymous {
+        for id in asked.iter().filter(|id| !batch.found.contains_key(*id)) {
+            batch.failed.entry(id.clone()).or_insert_with(|| e.clone());
         }
-    }
-    for id in batch.found.keys() {
-        batch.failed.remove(id);
     }
 }
 
@@ -839,7 +860,8 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
     let mut managed: Vec<&NodegroupInfo> = meta.nodegroups.iter().collect();
     managed.sort_by(|a, b| a.name.cmp(&b.name));
     let managed_names: BTreeSet<&str> = managed.iter().map(|ng| ng.name.as_str()).collect();
-    let managed_asgs: BTreeSet<&str> = managed.iter().flat_map(|ng| ng.auto_scaling_groups.iter().map(String::as_str)).collect();
+    let managed_asgs: BTreeSet<&str> =
+        managed.iter().flat_map(|ng| ng.auto_scaling_groups.iter().map(String::as_str)).collect();
     let instance_groups = |of: &dyn Fn(&InstanceInfo) -> bool| -> Vec<String> {
         sorted(meta.instances.iter().filter(|i| of(i)).flat_map(|i| i.security_group_ids.iter().cloned()).collect())
     };
@@ -1009,7 +1031,11 @@ mod tests {
         }
     }
 
-    fn metadata(nodegroups: Vec<NodegroupInfo>, lts: &[(LaunchTemplateRef, &[&str])], instances: Vec<InstanceInfo>) -> ClusterMetadata {
+    fn metadata(
+        nodegroups: Vec<NodegroupInfo>,
+        lts: &[(LaunchTemplateRef, &[&str])],
+        instances: Vec<InstanceInfo>,
+    ) -> ClusterMetadata {
         ClusterMetadata {
             fetched_at: Instant::now(),
             vpc_id: Some("vpc-1".into()),
@@ -1106,7 +1132,8 @@ mod tests {
             ]
         );
         assert_eq!(warnings.len(), 2, "{warnings:?}");
-        let found: HashMap<String, GroupRecord> = [record("sg-ssh", "eksctl-c-nodegroup-ng-remoteAccess")].into_iter().collect();
+        let found: HashMap<String, GroupRecord> =
+            [record("sg-ssh", "eksctl-c-nodegroup-ng-remoteAccess")].into_iter().collect();
         let roles = roles_of(&info(), &meta, &sets, &found);
         // A control-plane group that a launch template also lists keeps the stronger role.
         assert_eq!(roles.get("sg-cp"), Some(&Role::ControlPlane));
@@ -1123,7 +1150,11 @@ mod tests {
         let stats = AwsCallStats::default();
         stats.record(DESCRIBE_SECURITY_GROUPS, Duration::from_millis(3), None);
         stats.record(DESCRIBE_SECURITY_GROUPS, Duration::from_secs(40), None);
-        let denied = SourceError::AccessDenied { operation: "x".into(), action: "ec2:DescribeSecurityGroups".into(), message: String::new() };
+        let denied = SourceError::AccessDenied {
+            operation: "x".into(),
+            action: "ec2:DescribeSecurityGroups".into(),
+            message: String::new(),
+        };
         stats.record(DESCRIBE_SECURITY_GROUPS, Duration::from_millis(30), Some(&denied));
         assert_eq!(stats.call_counts().get("ec2:DescribeSecurityGroups"), Some(&3));
         let snap = stats.snapshot();

@@ -114,7 +114,8 @@ pub struct InstanceInfo {
 
 impl From<&ec2::Instance> for InstanceInfo {
     fn from(i: &ec2::Instance) -> Self {
-        let mut ids: Vec<String> = i.security_groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect();
+        let mut ids: Vec<String> =
+            i.security_groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect();
         for nic in i.network_interfaces() {
             ids.extend(nic.groups().iter().filter_map(|g| g.group_id()).map(str::to_string));
         }
@@ -248,7 +249,9 @@ impl TryFrom<&ec2::SecurityGroup> for GroupRecord {
         let owner = sg.owner_id();
         let context = |e: ParseError| ParseError(format!("{id}: {}", e.0));
         let mut rules = normalize(Direction::Ingress, &raw_permissions(sg.ip_permissions()), owner).map_err(context)?;
-        rules.extend(normalize(Direction::Egress, &raw_permissions(sg.ip_permissions_egress()), owner).map_err(context)?);
+        rules.extend(
+            normalize(Direction::Egress, &raw_permissions(sg.ip_permissions_egress()), owner).map_err(context)?,
+        );
         Ok(GroupRecord {
             name: sg.group_name().unwrap_or_default().to_string(),
             description: sg.description().unwrap_or_default().to_string(),
@@ -270,7 +273,10 @@ fn raw_permissions(perms: &[ec2::IpPermission]) -> Vec<RawPermission> {
                 Some(RawPeer::Ipv4 { cidr: r.cidr_ip()?.to_string(), description: r.description().map(str::to_string) })
             }));
             peers.extend(p.ipv6_ranges().iter().filter_map(|r| {
-                Some(RawPeer::Ipv6 { cidr: r.cidr_ipv6()?.to_string(), description: r.description().map(str::to_string) })
+                Some(RawPeer::Ipv6 {
+                    cidr: r.cidr_ipv6()?.to_string(),
+                    description: r.description().map(str::to_string),
+                })
             }));
             peers.extend(p.prefix_list_ids().iter().filter_map(|r| {
                 Some(RawPeer::PrefixList {
@@ -296,9 +302,7 @@ fn raw_permissions(perms: &[ec2::IpPermission]) -> Vec<RawPermission> {
 }
 
 fn tags(tags: &[ec2::Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-        .collect()
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
 }
 
 fn sorted_unique(mut ids: Vec<String>) -> Vec<String> {
@@ -373,7 +377,9 @@ where
     };
     let error = match &err {
         SdkError::TimeoutError(_) => SourceError::Timeout { operation, seconds: timeout.as_secs() },
-        SdkError::DispatchFailure(d) if d.is_timeout() => SourceError::Timeout { operation, seconds: timeout.as_secs() },
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            SourceError::Timeout { operation, seconds: timeout.as_secs() }
+        }
         // Nothing answered (connection refused, DNS, TLS): the service is unavailable to us.
         SdkError::DispatchFailure(_) => SourceError::Server { operation, message: message.clone() },
         SdkError::ConstructionFailure(_) => SourceError::Client { operation, message: message.clone() },
@@ -388,7 +394,9 @@ where
             }
             _ if status.is_some_and(|s| s >= 500) => SourceError::Server { operation, message: message.clone() },
             // An unreadable body on a 2xx: AWS (or what stands in for it) sent garbage.
-            _ if matches!(err, SdkError::ResponseError(_)) => SourceError::Server { operation, message: message.clone() },
+            _ if matches!(err, SdkError::ResponseError(_)) => {
+                SourceError::Server { operation, message: message.clone() }
+            }
             _ => SourceError::Client { operation, message: message.clone() },
         },
     };
@@ -421,7 +429,10 @@ mod tests {
                     .build(),
             )
             .ip_permissions_egress(
-                IpPermission::builder().ip_protocol("-1").ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build()).build(),
+                IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build(),
             )
             .build();
         let g = GroupRecord::try_from(&sg).expect("converts");
@@ -431,14 +442,20 @@ mod tests {
         assert_eq!(g.rules.len(), 3, "{shown:?}");
         assert_eq!(g.rules.iter().filter(|r| r.direction == Direction::Egress).count(), 1);
         // Same account: the group peer carries no owner.
-        assert!(g.rules.iter().any(|r| r.peer == crate::model::Peer::Group { id: "sg-0aaaaaaaaaaaaaaaa".into(), owner: None }));
+        assert!(g
+            .rules
+            .iter()
+            .any(|r| r.peer == crate::model::Peer::Group { id: "sg-0aaaaaaaaaaaaaaaa".into(), owner: None }));
     }
 
     #[test]
     fn a_launch_template_yields_its_groups_or_those_of_its_interfaces() {
         let direct = ec2::LaunchTemplateVersion::builder()
             .launch_template_data(
-                ec2::ResponseLaunchTemplateData::builder().security_group_ids("sg-2").security_group_ids("sg-1").build(),
+                ec2::ResponseLaunchTemplateData::builder()
+                    .security_group_ids("sg-2")
+                    .security_group_ids("sg-1")
+                    .build(),
             )
             .build();
         assert_eq!(launch_template_security_groups(&direct), vec!["sg-1".to_string(), "sg-2".to_string()]);
@@ -480,7 +497,9 @@ mod tests {
             .cidr_block_association_set(
                 ec2::VpcCidrBlockAssociation::builder()
                     .cidr_block("10.0.0.0/16")
-                    .cidr_block_state(ec2::VpcCidrBlockState::builder().state(ec2::VpcCidrBlockStateCode::Associated).build())
+                    .cidr_block_state(
+                        ec2::VpcCidrBlockState::builder().state(ec2::VpcCidrBlockStateCode::Associated).build(),
+                    )
                     .build(),
             )
             .cidr_block_association_set(

@@ -97,7 +97,8 @@ impl Moto {
     pub fn http(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}", body.len()).ok()?;
+        write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         let status = out.split_whitespace().nth(1)?.parse().ok()?;
@@ -119,7 +120,11 @@ impl Moto {
             .region(Region::new(region.to_string()))
             .endpoint_url(&self.url)
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "testing", "testing", None, None, "sgdrift-tests",
+                "testing",
+                "testing",
+                None,
+                None,
+                "sgdrift-tests",
             )))
             .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1))
             .build()
@@ -155,9 +160,8 @@ impl Moto {
             args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("build.py printed no manifest ({e}): {}", String::from_utf8_lossy(&out.stdout))
-        })
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("build.py printed no manifest ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 }
 
@@ -171,7 +175,8 @@ pub fn manifest_groups(manifest: &serde_json::Value, cluster: &str, role: &str) 
 
 /// Every cluster name in a build.py manifest, sorted.
 pub fn manifest_clusters(manifest: &serde_json::Value) -> Vec<String> {
-    let mut names: Vec<String> = manifest["clusters"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut names: Vec<String> =
+        manifest["clusters"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     names.sort();
     names
 }
@@ -180,7 +185,14 @@ pub fn manifest_clusters(manifest: &serde_json::Value) -> Vec<String> {
 pub fn manifest_all_groups(manifest: &serde_json::Value, cluster: &str) -> std::collections::BTreeSet<String> {
     manifest["clusters"][cluster]["groups"]
         .as_object()
-        .map(|roles| roles.values().filter_map(|v| v.as_array()).flatten().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|roles| {
+            roles
+                .values()
+                .filter_map(|v| v.as_array())
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
