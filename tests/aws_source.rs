@@ -1046,3 +1046,23 @@ async fn a_group_that_cannot_be_read_fails_only_its_cluster() {
     assert!(err.to_string().contains("sg-b1"), "{err}");
     assert!(clusters["alpha"].result.is_ok() && clusters["charlie"].result.is_ok());
 }
+
+#[tokio::test]
+async fn an_emulator_that_goes_away_fails_the_poll_instead_of_hanging_or_panicking() {
+    let mut own = moto::Moto::start();
+    let region = "ca-central-1";
+    own.build_fixture(&["--region", region, "--scenario", "scale", "--count", "1", "--prefix", "gone"]);
+    let source = AwsSource::from_sdk_config(own.sdk_config(region), options(HOUR));
+    let every = target(region, None);
+    let named = TargetSpec { clusters: vec!["gone-000".into()], ..every.clone() };
+    assert_eq!(snapshots(source.poll(&every).await).len(), 1);
+
+    own.stop();
+    let (_, err) = source.poll(&every).await.error.expect("ListClusters cannot be answered");
+    assert_eq!(err.kind(), "server", "{err}");
+    let poll = source.poll(&named).await;
+    assert!(poll.error.is_none(), "the account is known from the first poll");
+    let err = poll.clusters[0].result.as_ref().expect_err("DescribeCluster cannot be answered");
+    assert_eq!(err.kind(), "server", "{err}");
+    assert!(err.to_string().contains("eks:DescribeCluster"), "{err}");
+}

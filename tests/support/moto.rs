@@ -1,9 +1,11 @@
 //! A local AWS for tests: one moto server per test binary on a free loopback port, SDK configs
 //! pointed at it, and the Python fixture builder (`tests/fixtures/aws/build.py`).
 //!
-//! Use it from a test file with `#[path = "support/moto.rs"] mod moto;`. The server is shared by
+//! Use it from a test file with `#[path = "support/moto.rs"] mod moto;`. `server()` is shared by
 //! every test of the binary, so tests keep apart by region (or by account, through a role of
-//! another account) instead of resetting it. It stops when the test binary exits.
+//! another account) instead of resetting it; it stops when the test binary exits. A test that
+//! needs to stop AWS under the daemon takes its own with `Moto::start()` and `stop()`s it (or
+//! drops it).
 //!
 //! The binary comes from `SGDRIFT_MOTO_SERVER` (default `<repo>/.venv/bin/moto_server`) and
 //! Python from `SGDRIFT_PYTHON` (default `<repo>/.venv/bin/python`); a missing one fails the test
@@ -25,7 +27,7 @@ pub struct Moto {
     pub url: String,
     pub port: u16,
     /// The watchdog shell that owns the server (see `start`).
-    _watchdog: Child,
+    watchdog: Child,
 }
 
 static SERVER: OnceLock<Moto> = OnceLock::new();
@@ -40,7 +42,33 @@ fn tool(var: &str, default: &str) -> PathBuf {
 
 /// The moto server of this test binary, started on first use.
 pub fn server() -> &'static Moto {
-    SERVER.get_or_init(start)
+    SERVER.get_or_init(Moto::start)
+}
+
+impl Moto {
+    /// A server of the caller's own, on a free port, ready to answer.
+    pub fn start() -> Moto {
+        start()
+    }
+
+    /// Stops the server and waits until its port no longer answers.
+    pub fn stop(&mut self) {
+        // SIGTERM runs the watchdog's trap, which kills the server (SIGKILL could not be trapped).
+        let _ = Command::new("kill").arg(self.watchdog.id().to_string()).status();
+        let _ = self.watchdog.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if matches!(self.watchdog.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
 }
 
 fn start() -> Moto {
@@ -70,7 +98,7 @@ fn start() -> Moto {
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start the moto server {}: {e}", bin.display()));
-    let moto = Moto { url: format!("http://127.0.0.1:{port}"), port, _watchdog: watchdog };
+    let moto = Moto { url: format!("http://127.0.0.1:{port}"), port, watchdog };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !moto.ready() {
         assert!(
