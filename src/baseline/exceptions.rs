@@ -301,8 +301,9 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
         let nodeports = "ingress tcp 30000-32767 from 10.0.0.0/8";
         // (exception rule, cluster, role, group, finding kind, finding role, finding group, finding rule, expected)
+        type Case<'a> = (&'a str, Option<&'a str>, Option<Role>, Option<&'a str>, FindingKind, Role, &'a str, &'a str, ExceptionMatch);
         #[rustfmt::skip]
-        let cases: &[(&str, Option<&str>, Option<Role>, Option<&str>, FindingKind, Role, &str, &str, ExceptionMatch)] = &[
+        let cases: &[Case] = &[
             (nodeports, Some("prod-eu1"), None, None, Unexpected, Role::Node, "sg-1", "ingress tcp 30080 from 10.1.0.0/16", Suppresses),
             (nodeports, Some("prod-eu1"), None, None, Unexpected, Role::Node, "sg-1", "ingress tcp 30000-32767 from 10.0.0.0/8", Suppresses),
             (nodeports, Some("prod-eu1"), None, None, Missing, Role::Node, "sg-1", "ingress tcp 31000 from 10.2.3.4/32", Suppresses),

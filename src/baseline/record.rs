@@ -189,7 +189,9 @@ mod tests {
         for g in s.groups.values_mut() {
             g.rules.retain(|r| r.peer.group_id() != Some("sg-node-b"));
         }
-        s.groups.get_mut("sg-ep").unwrap().rules.push(rule("ingress", "tcp", "443", "sg-node-a"));
+        let ep = s.groups.get_mut("sg-ep").unwrap();
+        ep.rules.push(rule("egress", "tcp", "443", "sg-node-a"));
+        ep.rules = canonicalize(std::mem::take(&mut ep.rules));
         let text = record(&s);
         assert!(text.contains("peer = \"role:node\""), "{text}");
         assert!(!text.contains("group ="), "{text}");

@@ -160,7 +160,8 @@ mod tests {
         let s = snapshot();
         let g = |id: &str, peers: &[&str]| (id.to_string(), peers.iter().map(|p| p.to_string()).collect::<Vec<_>>());
         // (rule text, expected peers per holding group)
-        let cases: Vec<(String, Vec<(String, Vec<String>)>)> = vec![
+        type PeersByGroup = Vec<(String, Vec<String>)>;
+        let cases: Vec<(String, PeersByGroup)> = vec![
             (one("node", None, "role:control-plane"), vec![g("sg-node-a", &["sg-cp"]), g("sg-node-b", &["sg-cp"])]),
             (one("control-plane", None, "role:node"), vec![g("sg-cp", &["sg-node-a", "sg-node-b"])]),
             (one("node", None, "self"), vec![g("sg-node-a", &["sg-node-a"]), g("sg-node-b", &["sg-node-b"])]),
