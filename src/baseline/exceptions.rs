@@ -42,13 +42,14 @@ impl Exception {
     /// Parses the rule text of an exception: `ingress tcp 30000-32767 from 10.0.0.0/8`,
     /// `egress all to 0.0.0.0/0`, `ingress icmp 8/0 from ::/0`, `ingress tcp 443 from sg:sg-0abc`.
     /// Ingress names its peer with `from`, egress with `to`; the peer is as in a baseline file.
+    /// Errors do not repeat the text: callers name it.
     pub fn parse_rule(text: &str) -> Result<(Direction, Traffic, PeerSpec), ParseError> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let is_link = |w: &str| w == "from" || w == "to";
         let (direction, protocol, ports, link, peer) = match words.as_slice() {
             [d, p, l, peer] if is_link(l) => (*d, *p, None, *l, *peer),
             [d, p, ports, l, peer] if is_link(l) => (*d, *p, Some(*ports), *l, *peer),
-            _ => return Err(ParseError(format!("cannot read `{}`: {GRAMMAR}", text.trim()))),
+            _ => return Err(ParseError(GRAMMAR.to_string())),
         };
         let direction = Direction::parse(direction)?;
         let want = match direction {
@@ -56,10 +57,7 @@ impl Exception {
             Direction::Egress => "to",
         };
         if link != want {
-            return Err(ParseError(format!(
-                "`{}`: an {direction} rule names its peer with `{want}`, not `{link}`",
-                text.trim()
-            )));
+            return Err(ParseError(format!("an {direction} rule names its peer with `{want}`, not `{link}`")));
         }
         let traffic = Traffic::parse(protocol, ports)?;
         let peer = PeerSpec::parse(peer)?;

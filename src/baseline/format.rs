@@ -143,7 +143,7 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Baseline, BaselineError> {
 pub fn to_toml(baseline: &Baseline) -> String {
     let mut out = String::new();
     out.push_str(&format!("# sgdrift baseline: {}\n", baseline.origin));
-    out.push_str("# Format: design.md §3 \"Baseline files\". status: required (gone is drift) | allowed.\n");
+    out.push_str("# status: required (gone is drift: missing) | allowed (may be there). A rule nothing here covers is unexpected.\n");
     if let Some(p) = &baseline.profile {
         out.push_str(&format!("profile = {}\n", quote(p)));
     }
