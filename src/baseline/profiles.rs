@@ -544,4 +544,170 @@ mod tests {
             }
         }
     }
+
+    /// A stock cluster of one style, as reference §2–§4 describe what each tool creates:
+    /// (group id, role, rules as `direction protocol [ports] from|to peer`).
+    type Layout = (Style, EndpointMode, &'static [(&'static str, Role, &'static [&'static str])]);
+
+    const TERRAFORM: Layout = (Style::Terraform, EndpointMode::Private, &[
+        ("sg-cluster", Role::Cluster, &["ingress all from sg-cluster", "egress all to 0.0.0.0/0", "egress all to ::/0"]),
+        ("sg-cp", Role::ControlPlane, &["ingress tcp 443 from sg-node"]),
+        ("sg-node", Role::Node, &[
+            "ingress tcp 443 from sg-cp", "ingress tcp 10250 from sg-cp", "ingress tcp 53 from sg-node",
+            "ingress udp 53 from sg-node", "ingress tcp 1025-65535 from sg-node", "ingress tcp 4443 from sg-cp",
+            "ingress tcp 6443 from sg-cp", "ingress tcp 8443 from sg-cp", "ingress tcp 9443 from sg-cp",
+            "ingress tcp 10251 from sg-cp", "egress all to 0.0.0.0/0", "egress all to ::/0",
+            // v18 leftovers.
+            "egress tcp 443 to sg-cp", "egress tcp 53 to sg-node", "egress udp 53 to sg-node",
+            "egress tcp 443 to 0.0.0.0/0", "egress udp 123 to 0.0.0.0/0",
+        ]),
+        ("sg-efa", Role::Node, &["ingress all from sg-efa", "egress all to sg-efa"]),
+    ]);
+
+    const EKSCTL: Layout = (Style::Eksctl, EndpointMode::Public, &[
+        ("sg-cluster", Role::Cluster, &["ingress all from sg-cluster", "ingress all from sg-shared", "egress all to 0.0.0.0/0"]),
+        ("sg-cp", Role::ControlPlane, &[
+            "egress all to 0.0.0.0/0", "ingress tcp 443 from sg-ng", "egress tcp 1025-65535 to sg-ng", "egress tcp 443 to sg-ng",
+        ]),
+        ("sg-shared", Role::Node, &["ingress all from sg-shared", "ingress all from sg-cluster", "egress all to 0.0.0.0/0"]),
+        ("sg-ng", Role::Node, &[
+            "ingress tcp 1025-65535 from sg-cp", "ingress tcp 443 from sg-cp", "ingress tcp 22 from 10.0.0.0/16",
+            "egress all to 0.0.0.0/0",
+        ]),
+        ("sg-ssh", Role::RemoteAccess, &["ingress tcp 22 from 10.0.0.0/16", "egress all to 0.0.0.0/0"]),
+    ]);
+
+    const CONSOLE: Layout = (Style::Console, EndpointMode::PublicPrivate, &[
+        ("sg-cluster", Role::Cluster, &[
+            "ingress all from sg-cluster", "egress all to sg-cluster", "egress all to 0.0.0.0/0", "egress all to ::/0",
+        ]),
+        ("sg-cp", Role::ControlPlane, &[
+            "egress all to 0.0.0.0/0", "egress tcp 1025-65535 to sg-node", "egress tcp 443 to sg-node",
+            "ingress tcp 443 from sg-node", "ingress tcp 443 from 10.0.0.0/16",
+        ]),
+        ("sg-node", Role::Node, &[
+            "ingress all from sg-node", "ingress tcp 1025-65535 from sg-cp", "ingress tcp 443 from sg-cp",
+            "egress all to 0.0.0.0/0",
+        ]),
+        ("sg-ssh", Role::RemoteAccess, &["egress all to 0.0.0.0/0"]),
+        ("sg-ep", Role::Endpoint, &["ingress tcp 443 from 10.0.0.0/16", "ingress all from sg-ep", "egress all to 0.0.0.0/0"]),
+    ]);
+
+    fn stock(layout: &Layout) -> crate::model::ClusterSnapshot {
+        use super::super::fixtures::{group, snapshot};
+        let mut s = snapshot();
+        s.style = layout.0;
+        s.endpoint_mode = layout.1;
+        s.groups = layout
+            .2
+            .iter()
+            .map(|(id, role, rules)| {
+                let rules = rules
+                    .iter()
+                    .map(|t| {
+                        let (direction, traffic, peer) = super::super::Exception::parse_rule(t).unwrap();
+                        let PeerSpec::Concrete(peer) = peer else { panic!("{t}: concrete peers only") };
+                        crate::model::Rule::new(direction, traffic, peer)
+                    })
+                    .collect();
+                (id.to_string(), group(id, id, *role, rules))
+            })
+            .collect();
+        s
+    }
+
+    /// The rules of `snapshot` that the profile does not cover, as `group: rule`.
+    fn uncovered(name: &str, style: Style, s: &crate::model::ClusterSnapshot) -> Vec<String> {
+        let b = builtin(name, s.endpoint_mode, style).unwrap();
+        let r = super::super::resolve(&b, s, &Default::default());
+        let mut out = Vec::new();
+        for g in s.groups.values() {
+            let expected = r.by_group.get(&g.id).map(Vec::as_slice).unwrap_or_default();
+            for rule in &g.rules {
+                if !crate::model::union_covers(expected.iter().map(|x| &x.rule), rule) {
+                    out.push(format!("{}: {rule}", g.id));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn each_styles_stock_cluster_is_inside_eks_minimal_for_its_style_and_for_unknown() {
+        for layout in [TERRAFORM, EKSCTL, CONSOLE] {
+            let s = stock(&layout);
+            assert_eq!(uncovered("eks-minimal", layout.0, &s), Vec::<String>::new(), "{}", layout.0);
+            assert_eq!(uncovered("eks-minimal", Style::Unknown, &s), Vec::<String>::new(), "{} as unknown", layout.0);
+        }
+    }
+
+    #[test]
+    fn a_style_is_not_tolerated_another_styles_extras() {
+        assert_eq!(
+            uncovered("eks-minimal", Style::Console, &stock(&EKSCTL)),
+            [
+                "sg-cluster: ingress all from sg-shared",
+                "sg-ng: ingress tcp 22 from 10.0.0.0/16",
+                "sg-shared: ingress all from sg-cluster",
+                "sg-ssh: ingress tcp 22 from 10.0.0.0/16",
+            ]
+        );
+        // terraform's webhook rules sit inside the 1025-65535 control-plane range every style's
+        // eks-minimal allows, so they are no drift elsewhere either.
+        assert_eq!(uncovered("eks-minimal", Style::Eksctl, &stock(&TERRAFORM)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn eks_strict_flags_exactly_the_stock_rules_beyond_the_hardened_minimum() {
+        let cases: [(Layout, &[&str]); 3] = [
+            (TERRAFORM, &[
+                "sg-cluster: egress all to 0.0.0.0/0",
+                "sg-cluster: egress all to ::/0",
+                "sg-node: egress all to 0.0.0.0/0",
+                "sg-node: egress all to ::/0",
+                "sg-node: egress tcp 443 to 0.0.0.0/0",
+                "sg-node: egress udp 123 to 0.0.0.0/0",
+            ]),
+            (EKSCTL, &[
+                "sg-cluster: egress all to 0.0.0.0/0",
+                "sg-cluster: ingress all from sg-shared",
+                "sg-cp: egress all to 0.0.0.0/0",
+                "sg-cp: egress tcp 1025-65535 to sg-ng",
+                "sg-ng: egress all to 0.0.0.0/0",
+                "sg-ng: ingress tcp 1025-65535 from sg-cp",
+                "sg-ng: ingress tcp 22 from 10.0.0.0/16",
+                "sg-shared: egress all to 0.0.0.0/0",
+                "sg-shared: ingress all from sg-cluster",
+                "sg-ssh: egress all to 0.0.0.0/0",
+                "sg-ssh: ingress tcp 22 from 10.0.0.0/16",
+            ]),
+            (CONSOLE, &[
+                "sg-cluster: egress all to 0.0.0.0/0",
+                "sg-cluster: egress all to ::/0",
+                "sg-cp: egress all to 0.0.0.0/0",
+                "sg-cp: egress tcp 1025-65535 to sg-node",
+                "sg-cp: ingress tcp 443 from 10.0.0.0/16",
+                "sg-ep: egress all to 0.0.0.0/0",
+                "sg-node: egress all to 0.0.0.0/0",
+                "sg-node: ingress tcp 1025-65535 from sg-cp",
+                "sg-ssh: egress all to 0.0.0.0/0",
+            ]),
+        ];
+        for (layout, want) in cases {
+            assert_eq!(uncovered("eks-strict", layout.0, &stock(&layout)), want, "{}", layout.0);
+        }
+    }
+
+    #[test]
+    fn ssh_from_the_internet_is_flagged_by_every_profile_and_style() {
+        let mut layout = CONSOLE;
+        layout.2 = &[("sg-ssh", Role::RemoteAccess, &["ingress tcp 22 from 0.0.0.0/0", "ingress tcp 22 from ::/0"])];
+        let s = stock(&layout);
+        for name in PROFILES {
+            for style in Style::ALL {
+                assert_eq!(uncovered(name, style, &s).len(), 2, "{name}/{style}");
+            }
+        }
+    }
 }
