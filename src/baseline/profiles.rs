@@ -10,11 +10,13 @@
 //!   version the reference covers). A style of `unknown` gets the union of every tool's
 //!   defaults: a cluster whose tool was not recognised should not drown in findings for some
 //!   tool's stock rules.
-//! - `eks-strict` is the hardened minimum: no allow-all egress to the internet anywhere (nodes
-//!   get egress per endpoint mode instead), no wide control-plane → node range (only 10250, 443
-//!   and webhook ports; this also drops eksctl's all-traffic rules across the cluster SG, which
-//!   sits on the control-plane ENIs), no opt-in SSH. It keeps what EKS recreates (the cluster
-//!   SG's self rules) and narrow node-to-node rules (self, 53, 1025-65535, EFA's all-self).
+//! - `eks-strict` is the hardened minimum: the same ingress as `eks-minimal` (each style's
+//!   stock ingress stays tolerated), but no allow-all egress to the internet anywhere (groups on
+//!   nodes get egress per endpoint mode instead) and no wide control-plane → node range: the
+//!   control-plane SG may send only 10250, 443 and webhook ports to nodes. The range is refused
+//!   on the control-plane SG's egress, the side that is the control plane's alone; the cluster
+//!   SG sits on the control-plane ENIs *and* on managed nodes, and no SG rule tells those apart,
+//!   so its node-to-node egress stays.
 //!
 //! Not covered, by choice: hybrid-node CIDRs (D-hyb) and Auto Mode load-balancer rules
 //! (D-auto) depend on the cluster's own networks; user-declared admin sources (bastion SGs,
@@ -145,31 +147,23 @@ impl Builder {
         self.allow(r, IN, &[ephemeral()], &[NODE],
             "pod-to-pod from node-SG nodes to managed nodes/Fargate that carry only the cluster SG (mirror of the node SG's node-to-node range)",
             "D-2018, TF");
-        if p.mode.api_in_vpc() && !p.strict {
+        if p.mode.api_in_vpc() {
             self.allow(r, IN, &[tcp(443)], &[VPC],
                 "private endpoint clients inside the VPC (bastion, CI runners) reach the API on the control-plane ENIs; not in public mode, where no private endpoint exists",
                 "D-ep");
         }
-        if p.tool(Style::Eksctl) && !p.strict {
+        if p.tool(Style::Eksctl) {
             self.allow(r, IN, &[Traffic::All], &[NODE],
-                "eksctl IngressNodeToDefaultClusterSG: unmanaged nodes (shared node SG) to control plane and managed nodes, all ports; allowed from every node SG since the shared one is not told apart; eks-strict drops it (named ports only across the cluster SG)",
+                "eksctl IngressNodeToDefaultClusterSG: unmanaged nodes (shared node SG) to control plane and managed nodes, all ports; allowed from every node SG since the shared one is not told apart",
                 "EKSCTL");
         }
         self.allow(r, OUT, &[tcp(10250), tcp(443)], &[NODE],
             "control plane to kubelet and extension API servers on nodes outside the cluster SG; terraform-aws-eks >= v19 relies on the cluster SG for it",
             "D-2018, D-2022b, TF");
-        self.allow(r, OUT, &[tcp(53), udp(53)], &[NODE],
-            "managed nodes (cluster SG) query CoreDNS on node-SG nodes",
-            "D-2021, TF");
         if p.tool(Style::Terraform) {
             self.allow(r, OUT, &TF_WEBHOOK_PORTS.map(tcp), &[NODE],
                 "control plane to terraform-aws-eks's default webhook ports on nodes; v19+ relies on the cluster SG's egress for them",
                 "TF");
-        }
-        if !p.strict {
-            self.allow(r, OUT, &[ephemeral()], &[NODE],
-                "AWS 'recommended' control-plane to node TCP range, here on the cluster SG (also managed-node pods to node-SG pods); eks-strict allows only named ports",
-                "D-2018");
         }
         self.node_egress(r);
     }
@@ -181,9 +175,9 @@ impl Builder {
         self.allow(r, IN, &[tcp(443)], &[NODE, CLUSTER],
             "nodes to the API server; kept in public mode too: AWS minimum and every tool creates it",
             "D-2018, CFN-node, EKSCTL, TF");
-        if p.mode.api_in_vpc() && !p.strict {
+        if p.mode.api_in_vpc() {
             self.allow(r, IN, &[tcp(443)], &[VPC],
-                "private endpoint clients inside the VPC (bastion, CI runners) reach the API; not in public mode, where no private endpoint exists; eks-strict wants declared sources",
+                "private endpoint clients inside the VPC (bastion, CI runners) reach the API; not in public mode, where no private endpoint exists",
                 "D-ep");
         }
         self.allow(r, OUT, &[tcp(10250)], &[NODE, CLUSTER],
@@ -231,14 +225,12 @@ impl Builder {
                 "terraform-aws-eks recommended webhook rules: metrics-server 4443/10251, prometheus-adapter 6443, Karpenter 8443, AWS LB controller 9443",
                 "TF");
         }
-        if !p.strict {
-            self.allow(r, IN, &[ephemeral()], &[CONTROL_PLANE, CLUSTER],
-                "AWS 'recommended' control-plane to node TCP range (eksctl, AWS node template, terraform-aws-eks <= v17); eks-strict allows only 10250, 443 and webhook ports",
-                "D-2018, CFN-node, EKSCTL, TF");
-        }
-        if p.tool(Style::Eksctl) && !p.strict {
+        self.allow(r, IN, &[ephemeral()], &[CONTROL_PLANE, CLUSTER],
+            "AWS 'recommended' control-plane to node TCP range (eksctl, AWS node template, terraform-aws-eks <= v17); eks-strict refuses the range on the control-plane SG's egress instead",
+            "D-2018, CFN-node, EKSCTL, TF");
+        if p.tool(Style::Eksctl) {
             self.allow(r, IN, &[Traffic::All], &[CLUSTER],
-                "eksctl IngressDefaultClusterToNodeSG: managed nodes and control plane (cluster SG) to the shared node SG, all ports; eks-strict drops it (the cluster SG sits on the control-plane ENIs)",
+                "eksctl IngressDefaultClusterToNodeSG: managed nodes and control plane (cluster SG) to the shared node SG, all ports",
                 "EKSCTL");
             self.allow(r, IN, &[tcp(22)], &[VPC],
                 "eksctl SSH on unmanaged node groups with privateNetworking: from the VPC CIDR (never the internet)",
@@ -250,10 +242,11 @@ impl Builder {
         self.node_egress(r);
     }
 
-    /// Node egress, on node SGs and on the cluster SG (which managed nodes carry). eks-minimal
-    /// tolerates the allow-all every tool creates (also in private mode: terraform-aws-eks's
-    /// default is a private endpoint with `egress_all`); allow-all to a CIDR does not cover SG
-    /// or prefix-list peers, so the narrow rules are listed in both profiles.
+    /// Egress of the groups on nodes: node SGs, the cluster SG (managed nodes and Fargate
+    /// carry it) and remote-access SGs. eks-minimal tolerates the allow-all every tool creates
+    /// (also in private mode: terraform-aws-eks's default is a private endpoint with
+    /// `egress_all`); allow-all to a CIDR does not cover SG or prefix-list peers, so the narrow
+    /// rules are listed in both profiles.
     fn node_egress(&mut self, r: Role) {
         let p = self.p;
         // The cluster SG's own members are covered by its all-self egress.
@@ -267,11 +260,9 @@ impl Builder {
         self.allow(r, OUT, &[tcp(53), udp(53)], &with_cluster(&[NODE]),
             "pods query CoreDNS on any node group (mirror of the DNS ingress)",
             "D-2021, TF");
-        if r == Role::Node {
-            self.allow(r, OUT, &[ephemeral()], &[NODE, CLUSTER],
-                "pod-to-pod on ephemeral ports (mirror of the node-to-node ingress); includes kubelet 10250 for metrics-server",
-                "D-2018, TF");
-        }
+        self.allow(r, OUT, &[ephemeral()], &with_cluster(&[NODE]),
+            "pod-to-pod on ephemeral ports (mirror of the node-to-node ingress), kubelet 10250 for metrics-server included; on the cluster SG this is managed nodes to node-SG nodes",
+            "D-2018, TF");
         if p.mode.api_in_vpc() || !p.strict {
             self.allow(r, OUT, &[tcp(443)], &with_cluster(&[CONTROL_PLANE]),
                 "nodes to the API server through the control-plane ENIs (private endpoint)",
@@ -281,6 +272,11 @@ impl Builder {
             self.allow(r, OUT, &[tcp(443)], &[ENDPOINT],
                 "nodes to AWS APIs (ec2, ecr, sts, …) through interface VPC endpoints",
                 "D-priv, VPC-ie");
+            if r != Role::Cluster {
+                self.allow(r, OUT, &[tcp(443)], &[NODE],
+                    "nodes to AWS APIs through interface endpoints that carry a node SG (eksctl private clusters put its shared node SG on them)",
+                    "EKSCTL, D-priv");
+            }
             self.allow(r, OUT, &[tcp(443)], &[PeerSpec::S3PrefixList],
                 "nodes to S3 (image layers) through the gateway endpoint's prefix list",
                 "D-priv, EC2-pl, EKSCTL");
@@ -297,29 +293,25 @@ impl Builder {
             }
         } else {
             let why = if p.internet_egress() {
-                "default allow-all egress of every tool; nodes reach the public API endpoint, ECR, S3 and STS through it; eks-strict narrows it to 443"
+                "default allow-all egress of every tool (and of EKS's cluster and remote-access SGs); nodes reach the public API endpoint, ECR, S3 and STS through it; eks-strict narrows it to 443"
             } else {
-                "default allow-all egress of every tool, kept in private mode too (terraform-aws-eks defaults to a private endpoint with egress_all); eks-strict keeps egress in the VPC"
+                "default allow-all egress of every tool (and of EKS's cluster and remote-access SGs), kept in private mode too (terraform-aws-eks defaults to a private endpoint with egress_all); eks-strict keeps egress in the VPC"
             };
-            self.allow(r, OUT, &[Traffic::All], &internet(), why, "D-2024, CFN-node, EKSCTL, TF");
+            self.allow(r, OUT, &[Traffic::All], &internet(), why, "D-2024, D-mng, CFN-node, EKSCTL, TF");
         }
     }
 
-    /// §8.5. SSH from the internet is never allowed: it becomes a finding.
+    /// §8.5. SSH from the internet is never allowed: it becomes a finding. The group sits on
+    /// nodes, so its egress is node egress.
     fn remote_access(&mut self) {
         let p = self.p;
         let r = Role::RemoteAccess;
-        if p.strict {
-            return;
-        }
-        self.allow(r, OUT, &[Traffic::All], &internet(),
-            "default egress of the remote-access SG (EKS-created and eksctl's); the nodes' other SGs govern their egress anyway",
-            "D-mng, API-ng, CFN-sg, OBS");
         if p.tool(Style::Eksctl) {
             self.allow(r, IN, &[tcp(22)], &[VPC],
                 "eksctl ssh.allow with privateNetworking: SSH from the VPC CIDR (never the internet)",
                 "EKSCTL");
         }
+        self.node_egress(r);
     }
 
     /// §8.4. Listed in every mode: the rules resolve to nothing where no endpoint SG exists.
@@ -422,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn strict_has_no_allow_all_egress_to_the_internet_and_no_wide_control_plane_range() {
+    fn strict_has_no_allow_all_egress_to_the_internet_and_no_wide_range_out_of_the_control_plane_sg() {
         for mode in EndpointMode::ALL {
             for style in Style::ALL {
                 let b = builtin("eks-strict", mode, style).unwrap();
@@ -434,8 +426,7 @@ mod tests {
                         Traffic::Tcp(p) => p.to() - p.from() > 100,
                         _ => false,
                     };
-                    let cp_to_node = (r.role == Role::Node && r.direction == IN && (r.peer == CONTROL_PLANE || r.peer == CLUSTER))
-                        || (matches!(r.role, Role::ControlPlane | Role::Cluster) && r.direction == OUT && r.peer == NODE);
+                    let cp_to_node = r.role == Role::ControlPlane && r.direction == OUT && (r.peer == NODE || r.peer == CLUSTER);
                     assert!(!(wide && cp_to_node), "{mode}/{style}: wide control-plane → node rule {r:?}");
                 }
             }
@@ -511,37 +502,47 @@ mod tests {
     }
 
     #[test]
-    fn strict_drops_what_minimal_tolerates_beyond_the_hardened_minimum() {
+    fn strict_drops_only_egress_that_minimal_tolerates() {
         // (role, direction, traffic, peer): in every eks-minimal/eksctl profile, in no eks-strict one.
-        let cases = [
+        let dropped = [
             (Role::Node, OUT, Traffic::All, "0.0.0.0/0"),
             (Role::Cluster, OUT, Traffic::All, "0.0.0.0/0"),
             (Role::ControlPlane, OUT, Traffic::All, "::/0"),
-            (Role::Node, IN, ephemeral(), "role:control-plane"),
+            (Role::RemoteAccess, OUT, Traffic::All, "0.0.0.0/0"),
+            (Role::Endpoint, OUT, Traffic::All, "0.0.0.0/0"),
             (Role::ControlPlane, OUT, ephemeral(), "role:node"),
+        ];
+        // In both: kubelet, API, DNS, EKS's recreated self rules, and each style's stock ingress.
+        let kept = [
+            (Role::Node, IN, tcp(10250), "role:control-plane"),
+            (Role::Node, IN, tcp(443), "role:cluster"),
+            (Role::Node, IN, tcp(53), "role:node"),
+            (Role::ControlPlane, IN, tcp(443), "role:node"),
+            (Role::ControlPlane, OUT, tcp(10250), "role:node"),
+            (Role::Cluster, IN, Traffic::All, "self"),
+            (Role::Cluster, OUT, Traffic::All, "self"),
+            (Role::Cluster, OUT, ephemeral(), "role:node"),
+            (Role::Node, IN, ephemeral(), "role:control-plane"),
             (Role::Cluster, IN, Traffic::All, "role:node"),
             (Role::Node, IN, Traffic::All, "role:cluster"),
             (Role::RemoteAccess, IN, tcp(22), "vpc-cidr"),
+            (Role::RemoteAccess, OUT, tcp(53), "role:node"),
         ];
         for mode in EndpointMode::ALL {
             let minimal = builtin("eks-minimal", mode, Style::Eksctl).unwrap();
             let strict = builtin("eks-strict", mode, Style::Eksctl).unwrap();
-            for (role, dir, traffic, peer) in cases {
+            for (role, dir, traffic, peer) in dropped {
                 assert!(has(&minimal, role, dir, traffic, peer), "minimal/{mode}: {role} {dir} {traffic} {peer}");
                 assert!(!has(&strict, role, dir, traffic, peer), "strict/{mode}: {role} {dir} {traffic} {peer}");
             }
-            // What strict keeps: kubelet, API, DNS, EKS's recreated self rules.
-            for (role, dir, traffic, peer) in [
-                (Role::Node, IN, tcp(10250), "role:control-plane"),
-                (Role::Node, IN, tcp(443), "role:cluster"),
-                (Role::Node, IN, tcp(53), "role:node"),
-                (Role::ControlPlane, IN, tcp(443), "role:node"),
-                (Role::ControlPlane, OUT, tcp(10250), "role:node"),
-                (Role::Cluster, IN, Traffic::All, "self"),
-                (Role::Cluster, OUT, Traffic::All, "self"),
-            ] {
+            for (role, dir, traffic, peer) in kept {
+                assert!(has(&minimal, role, dir, traffic, peer), "minimal/{mode}: {role} {dir} {traffic} {peer}");
                 assert!(has(&strict, role, dir, traffic, peer), "strict/{mode}: {role} {dir} {traffic} {peer}");
             }
+            let ingress = |b: &Baseline| -> Vec<BaselineRule> {
+                b.rules.iter().filter(|r| r.direction == IN).cloned().collect()
+            };
+            assert_eq!(ingress(&minimal), ingress(&strict), "{mode}: the profiles differ in egress only");
         }
     }
 
@@ -671,26 +672,19 @@ mod tests {
             ]),
             (EKSCTL, &[
                 "sg-cluster: egress all to 0.0.0.0/0",
-                "sg-cluster: ingress all from sg-shared",
                 "sg-cp: egress all to 0.0.0.0/0",
                 "sg-cp: egress tcp 1025-65535 to sg-ng",
                 "sg-ng: egress all to 0.0.0.0/0",
-                "sg-ng: ingress tcp 1025-65535 from sg-cp",
-                "sg-ng: ingress tcp 22 from 10.0.0.0/16",
                 "sg-shared: egress all to 0.0.0.0/0",
-                "sg-shared: ingress all from sg-cluster",
                 "sg-ssh: egress all to 0.0.0.0/0",
-                "sg-ssh: ingress tcp 22 from 10.0.0.0/16",
             ]),
             (CONSOLE, &[
                 "sg-cluster: egress all to 0.0.0.0/0",
                 "sg-cluster: egress all to ::/0",
                 "sg-cp: egress all to 0.0.0.0/0",
                 "sg-cp: egress tcp 1025-65535 to sg-node",
-                "sg-cp: ingress tcp 443 from 10.0.0.0/16",
                 "sg-ep: egress all to 0.0.0.0/0",
                 "sg-node: egress all to 0.0.0.0/0",
-                "sg-node: ingress tcp 1025-65535 from sg-cp",
                 "sg-ssh: egress all to 0.0.0.0/0",
             ]),
         ];

@@ -103,7 +103,8 @@ fn prefix_lists_named(snapshot: &ClusterSnapshot, name: &str) -> Vec<Peer> {
 }
 
 /// Declared webhook ports: ingress on nodes from the control plane (its SGs and the cluster
-/// SG it carries), egress from both to the nodes.
+/// SG it carries), egress from both to the nodes. Managed nodes may carry only the cluster SG,
+/// so the control-plane SG may also send to it, and it may receive from the control-plane SG.
 fn webhook_rules(ports: &[u16]) -> Vec<BaselineRule> {
     let mut ports = ports.to_vec();
     ports.sort_unstable();
@@ -125,7 +126,9 @@ fn webhook_rules(ports: &[u16]) -> Vec<BaselineRule> {
                 rule(Role::Node, Direction::Ingress, port, PeerSpec::Role(Role::ControlPlane)),
                 rule(Role::Node, Direction::Ingress, port, PeerSpec::Role(Role::Cluster)),
                 rule(Role::ControlPlane, Direction::Egress, port, PeerSpec::Role(Role::Node)),
+                rule(Role::ControlPlane, Direction::Egress, port, PeerSpec::Role(Role::Cluster)),
                 rule(Role::Cluster, Direction::Egress, port, PeerSpec::Role(Role::Node)),
+                rule(Role::Cluster, Direction::Ingress, port, PeerSpec::Role(Role::ControlPlane)),
             ]
         })
         .collect()
@@ -221,8 +224,11 @@ mod tests {
         let r = resolve(&empty, &s, &ResolveContext { webhook_ports: vec![9443, 9443] });
         let rules = |id: &str| -> Vec<String> { r.by_group[id].iter().map(|x| x.rule.to_string()).collect() };
         assert_eq!(rules("sg-node-a"), ["ingress tcp 9443 from sg-cluster", "ingress tcp 9443 from sg-cp"]);
-        assert_eq!(rules("sg-cp"), ["egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]);
-        assert_eq!(rules("sg-cluster"), ["egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]);
+        assert_eq!(rules("sg-cp"), ["egress tcp 9443 to sg-cluster", "egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]);
+        assert_eq!(
+            rules("sg-cluster"),
+            ["ingress tcp 9443 from sg-cp", "egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]
+        );
         assert!(r.by_group["sg-cp"].iter().all(|x| x.status == RuleStatus::Allowed));
         assert!(!r.by_group.contains_key("sg-ep"));
         assert!(resolve(&empty, &s, &ResolveContext::default()).by_group.is_empty());
