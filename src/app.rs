@@ -72,7 +72,7 @@ pub async fn build_source(settings: &Settings) -> anyhow::Result<Source> {
             let dir = settings.config.source.dir.clone().ok_or_else(|| anyhow!("source.kind = \"files\" needs `dir`"))?;
             Ok(Source::Files(FilesSource::new(dir)))
         }
-        SourceKind::Aws => bail!("the aws source is not built yet"),
+        SourceKind::Aws => Ok(Source::Aws(crate::source::aws::AwsSource::new(&settings.config.poll).await)),
     }
 }
 
