@@ -1,10 +1,254 @@
-//! Wiring: from a parsed command line to a finished command and its exit code.
+//! Wiring: from a parsed command line to a finished command and its exit code. The only place,
+//! with `main`, where errors are `anyhow` and end as one sentence on stderr.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use crate::cli::Cli;
+use anyhow::{anyhow, bail, Context};
+use chrono::Utc;
+
+use crate::cli::{BaselineCommand, Cli, Command, ConfigCommand, OutputFormat};
+use crate::config::{Settings, SourceKind};
+use crate::engine::{self, ClusterOutcome, Engine};
+use crate::export::report::{self, ClusterReport, ClusterStatus, Report, Stats};
+use crate::model::{EndpointMode, Severity, Style};
+use crate::source::{files::FilesSource, Source, TargetSpec};
+
+/// Exit codes of design.md §3.
+const EXIT_DRIFT: u8 = 1;
+const EXIT_ERROR: u8 = 2;
 
 pub fn main(cli: Cli) -> ExitCode {
-    let _ = cli;
-    ExitCode::SUCCESS
+    crate::telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))).map(|()| 0),
+        Command::Check { config, clusters, format, fail_on } => {
+            runtime().and_then(|rt| rt.block_on(check(&config, &clusters, format, fail_on)))
+        }
+        Command::Record { cluster, config, out } => {
+            runtime().and_then(|rt| rt.block_on(record(&config, &cluster, out.as_deref()))).map(|()| 0)
+        }
+        Command::Baseline { command: BaselineCommand::Show { profile, mode, style } } => {
+            baseline_show(&profile, &mode, &style).map(|()| 0)
+        }
+        Command::Config { command: ConfigCommand::Check { config } } => config_check(&config).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", one_sentence(&e));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The error chain on one line: "context: cause: cause".
+fn one_sentence(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+async fn run(config: &std::path::Path) -> anyhow::Result<()> {
+    let _ = config;
+    bail!("`sgdrift run` (the daemon) is not built yet; use `sgdrift check`")
+}
+
+fn load(config: &std::path::Path) -> anyhow::Result<Settings> {
+    let settings = crate::config::load(config)?;
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(settings)
+}
+
+/// Builds the configured source. AWS credentials come from the standard chain.
+pub async fn build_source(settings: &Settings) -> anyhow::Result<Source> {
+    match settings.config.source.kind {
+        SourceKind::Files => {
+            let dir = settings.config.source.dir.clone().ok_or_else(|| anyhow!("source.kind = \"files\" needs `dir`"))?;
+            Ok(Source::Files(FilesSource::new(dir)))
+        }
+        SourceKind::Aws => bail!("the aws source is not built yet"),
+    }
+}
+
+/// Narrows each target to the clusters named on the command line.
+fn narrow(specs: Vec<(usize, TargetSpec)>, only: &[String]) -> Vec<(usize, TargetSpec)> {
+    if only.is_empty() {
+        return specs;
+    }
+    specs
+        .into_iter()
+        .filter_map(|(i, mut spec)| {
+            let keep: Vec<String> = only.iter().filter(|n| spec.wants(n)).cloned().collect();
+            if keep.is_empty() {
+                return None;
+            }
+            spec.clusters = keep;
+            Some((i, spec))
+        })
+        .collect()
+}
+
+/// Polls every (target, region) concurrently; a whole-target failure becomes an error entry.
+async fn poll_all(engine: Arc<Engine>, specs: Vec<(usize, TargetSpec)>) -> (Vec<ClusterOutcome>, Vec<ClusterReport>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, spec) in specs {
+        let engine = engine.clone();
+        tasks.spawn(async move {
+            let r = engine.poll_target(i, &spec).await;
+            (spec, r)
+        });
+    }
+    let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
+    let mut seen = BTreeSet::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((spec, result)) = joined else { continue };
+        match result {
+            Ok(list) => {
+                // A cluster named by two targets is reported once, by the first.
+                outcomes.extend(list.into_iter().filter(|o| seen.insert(o.id.clone())));
+            }
+            Err(e) => failures.push(target_failure(&spec, &e.to_string())),
+        }
+    }
+    outcomes.sort_by(|a, b| a.id.cmp(&b.id));
+    (outcomes, failures)
+}
+
+fn target_failure(spec: &TargetSpec, error: &str) -> ClusterReport {
+    ClusterReport {
+        account_id: String::new(),
+        region: spec.region.clone(),
+        cluster: spec.clusters.join(","),
+        endpoint_mode: None,
+        style: None,
+        status: ClusterStatus::Error,
+        error: Some(error.to_string()),
+        groups: Vec::new(),
+        findings: Vec::new(),
+        flows: Vec::new(),
+        warnings: Vec::new(),
+        stale: None,
+        last_success: None,
+    }
+}
+
+async fn check(
+    config: &std::path::Path,
+    only: &[String],
+    format: OutputFormat,
+    fail_on: Severity,
+) -> anyhow::Result<u8> {
+    let settings = Arc::new(load(config)?);
+    let source = build_source(&settings).await?;
+    let engine = Arc::new(Engine::new(settings.clone(), source));
+    let specs = narrow(engine.target_specs(), only);
+    if specs.is_empty() {
+        bail!("no target of {} names cluster {}", config.display(), only.join(", "));
+    }
+    let (outcomes, failures) = poll_all(engine.clone(), specs).await;
+    let mut clusters: Vec<ClusterReport> = outcomes.iter().map(engine::cluster_report).collect();
+    clusters.extend(failures);
+    for name in only {
+        if !clusters.iter().any(|c| &c.cluster == name) {
+            bail!("cluster {name} was not found in any target of {}", config.display());
+        }
+    }
+    let report = Report {
+        generated_at: Utc::now(),
+        clusters,
+        stats: Some(Stats { aws_calls: engine.source.call_counts() }),
+    };
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Text => print!("{}", report::render_text(&report, fail_on)),
+    }
+    Ok(exit_code(&report, fail_on))
+}
+
+/// 2 when any cluster could not be checked (the verdict is incomplete), else 1 on drift at or
+/// above `fail_on`, else 0.
+pub fn exit_code(report: &Report, fail_on: Severity) -> u8 {
+    if report.clusters.iter().any(|c| c.status == ClusterStatus::Error) {
+        return EXIT_ERROR;
+    }
+    let drift = report.clusters.iter().flat_map(|c| &c.findings).any(|f| f.is_drift() && f.severity >= fail_on);
+    if drift {
+        EXIT_DRIFT
+    } else {
+        0
+    }
+}
+
+async fn record(config: &std::path::Path, cluster: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let settings = Arc::new(load(config)?);
+    let source = build_source(&settings).await?;
+    let engine = Engine::new(settings.clone(), source);
+    let specs = narrow(engine.target_specs(), &[cluster.to_string()]);
+    let mut last_error = None;
+    for (_, spec) in specs {
+        let poll = engine.source.poll(&spec).await;
+        if let Some((_, e)) = poll.error {
+            last_error = Some(e.to_string());
+            continue;
+        }
+        for c in poll.clusters {
+            if c.id.name != cluster {
+                continue;
+            }
+            let snapshot = c.result.map_err(|e| anyhow!("cannot read cluster {cluster}: {e}"))?;
+            let text = crate::baseline::record(&snapshot);
+            match out {
+                Some(path) => {
+                    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("recorded {} groups of {} into {}", snapshot.groups.len(), snapshot.id, path.display());
+                }
+                None => print!("{text}"),
+            }
+            return Ok(());
+        }
+    }
+    match last_error {
+        Some(e) => bail!("cannot find cluster {cluster}: {e}"),
+        None => bail!("cluster {cluster} was not found in any target of {}", config.display()),
+    }
+}
+
+fn baseline_show(profile: &str, mode: &str, style: &str) -> anyhow::Result<()> {
+    let mode = EndpointMode::parse(mode).map_err(|e| anyhow!("--mode: {}", e.0))?;
+    let style = Style::parse(style).map_err(|e| anyhow!("--style: {}", e.0))?;
+    let baseline = crate::baseline::builtin(profile, mode, style).ok_or_else(|| {
+        anyhow!("unknown profile `{profile}`: expected one of {}", crate::baseline::PROFILES.join(", "))
+    })?;
+    print!("{}", crate::baseline::to_toml(&baseline));
+    Ok(())
+}
+
+fn config_check(config: &std::path::Path) -> anyhow::Result<()> {
+    let settings = crate::config::load(config)?;
+    for w in &settings.warnings {
+        eprintln!("warning: {w}");
+    }
+    let baselines: Vec<String> = settings
+        .targets
+        .iter()
+        .map(|t| match &t.baseline {
+            crate::baseline::BaselineRef::Profile(p) => p.clone(),
+            crate::baseline::BaselineRef::File(b) => format!("{} ({} rules)", b.origin, b.rules.len()),
+        })
+        .collect();
+    println!(
+        "{}: OK — {} target(s), {} exception(s), baselines: {}",
+        config.display(),
+        settings.targets.len(),
+        settings.exceptions.len(),
+        baselines.join(", ")
+    );
+    Ok(())
 }

@@ -64,3 +64,111 @@ pub struct FlowReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_group: Option<String>,
 }
+
+impl ClusterReport {
+    /// Unsuppressed findings: what counts as drift.
+    pub fn drift(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.is_drift())
+    }
+}
+
+/// Counts by severity, highest first: "2 critical, 1 high".
+fn severity_counts<'a>(findings: impl Iterator<Item = &'a Finding>) -> String {
+    let mut counts = [0usize; 4];
+    for f in findings {
+        counts[f.severity as usize] += 1;
+    }
+    crate::model::Severity::ALL
+        .iter()
+        .rev()
+        .filter(|s| counts[**s as usize] > 0)
+        .map(|s| format!("{} {}", counts[*s as usize], s))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The rule of a finding the way people read it: `ingress tcp 22 from 0.0.0.0/0`.
+pub fn rule_text(f: &Finding) -> String {
+    let ports = match f.protocol.as_str() {
+        "all" => String::new(),
+        "tcp" | "udp" if f.from_port == 0 && f.to_port == 65535 => " all".into(),
+        "tcp" | "udp" if f.from_port == f.to_port => format!(" {}", f.from_port),
+        "tcp" | "udp" => format!(" {}-{}", f.from_port, f.to_port),
+        "icmp" | "icmpv6" if f.from_port < 0 => " all".into(),
+        "icmp" | "icmpv6" if f.to_port < 0 => format!(" {}", f.from_port),
+        "icmp" | "icmpv6" => format!(" {}/{}", f.from_port, f.to_port),
+        _ => String::new(),
+    };
+    let word = match f.direction {
+        crate::model::Direction::Ingress => "from",
+        crate::model::Direction::Egress => "to",
+    };
+    format!("{} {}{} {} {}", f.direction, f.protocol, ports, word, f.peer)
+}
+
+/// The human report of `sgdrift check`: per cluster, per group, findings with severity and
+/// reason; closed flows; a one-line verdict.
+pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for c in &report.clusters {
+        let what = [c.style.map(|s| s.as_str().to_string()), c.endpoint_mode.map(|m| m.as_str().to_string())]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let status = match c.status {
+            ClusterStatus::Ok => "OK".to_string(),
+            ClusterStatus::Error => "ERROR".to_string(),
+            ClusterStatus::Drift => format!("DRIFT: {}", severity_counts(c.drift())),
+        };
+        let _ = writeln!(out, "{}  ({} {}{}{})  {}", c.cluster, c.account_id, c.region, if what.is_empty() { "" } else { ", " }, what, status);
+        if let Some(e) = &c.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
+        for w in &c.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+        for g in &c.groups {
+            let findings: Vec<&Finding> = c.findings.iter().filter(|f| f.group_id == g.id).collect();
+            if findings.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "  {}  {}  ({})", g.id, g.name, g.role);
+            for f in findings {
+                let sev = f.severity.as_str().to_ascii_uppercase();
+                let _ = write!(out, "    {sev:<8}  {:<10}  {:<44}  {}", f.kind.as_str(), rule_text(f), f.reason);
+                if let Some(d) = &f.description {
+                    let _ = write!(out, "  [\"{d}\"]");
+                }
+                if let Some(s) = &f.suppressed_by {
+                    let _ = write!(out, "  (suppressed: {s})");
+                }
+                out.push('\n');
+            }
+        }
+        for flow in c.flows.iter().filter(|f| f.status == crate::flows::FlowStatus::Closed) {
+            let ng = flow.node_group.as_deref().map(|n| format!(" [{n}]")).unwrap_or_default();
+            let _ = writeln!(out, "  flow {} CLOSED{}: {}", flow.name, ng, flow.detail);
+        }
+        out.push('\n');
+    }
+    let total = report.clusters.len();
+    let drifted = report.clusters.iter().filter(|c| c.status == ClusterStatus::Drift).count();
+    let errors = report.clusters.iter().filter(|c| c.status == ClusterStatus::Error).count();
+    let all_drift: Vec<&Finding> = report.clusters.iter().flat_map(|c| c.drift()).collect();
+    let suppressed = report.clusters.iter().flat_map(|c| &c.findings).filter(|f| !f.is_drift()).count();
+    let at_or_above = all_drift.iter().filter(|f| f.severity >= fail_on).count();
+    let _ = write!(out, "verdict: {drifted} of {total} cluster(s) drifted");
+    if !all_drift.is_empty() {
+        let _ = write!(out, " ({} finding(s): {})", all_drift.len(), severity_counts(all_drift.iter().copied()));
+    }
+    if suppressed > 0 {
+        let _ = write!(out, "; {suppressed} suppressed by exceptions");
+    }
+    if errors > 0 {
+        let _ = write!(out, "; {errors} could not be checked");
+    }
+    let _ = writeln!(out, "; {at_or_above} at or above {fail_on}.");
+    out
+}

@@ -1,0 +1,321 @@
+//! The command line as users meet it: exit codes, and one clear sentence on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sgdrift(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("the sgdrift binary runs")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A files-source config over a copy of the demo, so a test may break one cluster's JSON.
+fn demo_copy(dir: &Path, extra: &str) -> PathBuf {
+    copy_dir(&repo().join("config/demo"), &dir.join("demo"));
+    write(
+        dir,
+        "sgdrift.toml",
+        &format!(
+            "[source]\nkind = \"files\"\ndir = \"demo\"\n\n[[targets]]\nregions = [\"eu-west-1\", \"us-east-1\"]\nclusters = [\"*\"]\nbaseline = \"eks-minimal\"\nwebhook_ports = [9443]\n{extra}"
+        ),
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Exit 2 and an `error:` line on stderr that names `file` (and `at`, "line:column", when given).
+fn assert_clear_error(out: &Output, file: &Path, at: Option<&str>) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {err}");
+    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line in: {err}"));
+    let name = file.display().to_string();
+    assert!(line.contains(&name), "error names {name}: {line}");
+    if let Some(at) = at {
+        assert!(line.contains(&format!("{name}:{at}")), "error names {name}:{at}: {line}");
+    }
+}
+
+#[test]
+fn check_on_the_demo_reports_every_cluster_and_exits_1_for_drift() {
+    let out = sgdrift(&["check", "--config", repo().join("config/demo.toml").to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "stdout: {text}\nstderr: {}", stderr(&out));
+    let dirs = std::fs::read_dir(repo().join("config/demo")).unwrap().count();
+    assert!(dirs >= 3);
+    for entry in std::fs::read_dir(repo().join("config/demo")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(text.contains(&name), "report names cluster {name}:\n{text}");
+    }
+    assert!(text.contains("CRITICAL"), "{text}");
+    assert!(text.lines().last().unwrap().starts_with("verdict: "), "{text}");
+}
+
+#[test]
+fn check_json_has_the_shape_of_the_design() {
+    let out = sgdrift(&["check", "--config", repo().join("config/demo.toml").to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert!(v["generated_at"].is_string());
+    let clusters = v["clusters"].as_array().unwrap();
+    assert!(clusters.len() >= 3);
+    for c in clusters {
+        for key in ["account_id", "region", "cluster", "endpoint_mode", "style", "status", "error", "groups", "findings", "flows"] {
+            assert!(c.get(key).is_some(), "cluster entry has `{key}`: {c}");
+        }
+        for f in c["findings"].as_array().unwrap() {
+            for key in [
+                "id", "kind", "severity", "group_id", "role", "direction", "protocol", "from_port", "to_port", "peer",
+                "reason", "flow", "suppressed_by",
+            ] {
+                assert!(f.get(key).is_some(), "finding has `{key}`: {f}");
+            }
+        }
+    }
+    assert!(v["stats"]["aws_calls"].is_object());
+}
+
+#[test]
+fn fail_on_critical_ignores_lower_findings_but_not_critical_ones() {
+    let cfg = repo().join("config/demo.toml");
+    let json = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let has_critical = v["clusters"].as_array().unwrap().iter().flat_map(|c| c["findings"].as_array().unwrap()).any(|f| {
+        f["severity"] == "critical" && f["suppressed_by"].is_null()
+    });
+    let out = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--fail-on", "critical"]);
+    assert_eq!(out.status.code(), Some(if has_critical { 1 } else { 0 }));
+}
+
+#[test]
+fn checking_one_clean_cluster_exits_0() {
+    let cfg = repo().join("config/demo.toml");
+    let json = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let clean = v["clusters"].as_array().unwrap().iter().find(|c| c["status"] == "ok").expect("the demo has a clean cluster");
+    let name = clean["cluster"].as_str().unwrap();
+    let out = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--cluster", name]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn an_unknown_cluster_is_an_error() {
+    let out = sgdrift(&["check", "--config", repo().join("config/demo.toml").to_str().unwrap(), "--cluster", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nope"));
+}
+
+#[test]
+fn malformed_toml_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "bad.toml", "[poll]\ninterval = \"5m\"\nconcurrency = = 3\n");
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &cfg, Some("3:"));
+}
+
+#[test]
+fn an_unknown_config_key_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "bad.toml", "[poll]\ninterval = \"5m\"\nintervall = \"1m\"\n");
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &cfg, Some("3:1"));
+    assert!(stderr(&out).contains("intervall"));
+}
+
+#[test]
+fn a_bad_duration_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "bad.toml", "[poll]\ninterval = \"five minutes\"\n");
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &cfg, Some("2:"));
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("absent.toml");
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &cfg, None);
+}
+
+#[test]
+fn a_missing_baseline_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "c.toml", "[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"baselines/absent.toml\"\n");
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &dir.path().join("baselines/absent.toml"), None);
+}
+
+fn baseline_error(rule_body: &str, at: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(dir.path(), "base.toml", &format!("[[rule]]\n{rule_body}"));
+    let cfg = write(dir.path(), "c.toml", &format!("[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"{}\"\n", base.display()));
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &base, Some(at));
+}
+
+#[test]
+fn a_bad_cidr_in_a_baseline_names_file_line_and_column() {
+    baseline_error("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"cidr:10.0.0.0/33\"\n", "6:");
+}
+
+#[test]
+fn a_bad_port_range_in_a_baseline_names_file_line_and_column() {
+    baseline_error("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"90-80\"\npeer = \"self\"\n", "5:");
+}
+
+#[test]
+fn an_unknown_role_in_a_baseline_names_file_line_and_column() {
+    baseline_error("role = \"nodes\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"self\"\n", "2:");
+}
+
+#[test]
+fn an_unknown_baseline_key_names_file_line_and_column() {
+    baseline_error("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nport = \"443\"\npeer = \"self\"\n", "5:1");
+}
+
+#[test]
+fn malformed_json_in_the_files_source_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_copy(dir.path(), "");
+    let cluster = std::fs::read_dir(dir.path().join("demo")).unwrap().next().unwrap().unwrap().path();
+    let sgs = cluster.join("describe-security-groups.json");
+    let text = std::fs::read_to_string(&sgs).unwrap();
+    std::fs::write(&sgs, text.replacen("\"GroupId\"", "\"GroupId\" oops", 1)).unwrap();
+    let out = sgdrift(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stdout(&out);
+    let name = sgs.display().to_string();
+    assert!(text.contains(&format!("{name}:")), "report names {name} with line and column:\n{text}");
+    // The other clusters are still checked.
+    let others = std::fs::read_dir(dir.path().join("demo")).unwrap().count() - 1;
+    assert!(text.matches("DRIFT").count() + text.matches(") OK").count() + text.matches("  OK").count() >= others, "{text}");
+}
+
+#[test]
+fn config_check_warns_about_an_expired_exception() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_copy(
+        dir.path(),
+        "\n[[exceptions]]\nrule = \"ingress tcp 22 from 0.0.0.0/0\"\nreason = \"old migration\"\nexpires = \"2020-01-01\"\n",
+    );
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_exception_without_expiry_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_copy(dir.path(), "\n[[exceptions]]\nrule = \"ingress tcp 22 from 0.0.0.0/0\"\nreason = \"x\"\n");
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &cfg, None);
+    assert!(stderr(&out).contains("expires"));
+}
+
+#[test]
+fn an_exception_suppresses_its_finding_without_hiding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_copy(
+        dir.path(),
+        "\n[[exceptions]]\nrule = \"ingress tcp 22 from 0.0.0.0/0\"\nreason = \"bastion migration\"\nexpires = \"2999-01-01\"\n",
+    );
+    let out = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ssh: Vec<&serde_json::Value> = v["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter(|f| f["from_port"] == 22 && f["peer"] == "0.0.0.0/0" && f["direction"] == "ingress")
+        .collect();
+    assert!(!ssh.is_empty(), "the demo has SSH open to the internet");
+    for f in ssh {
+        assert!(f["suppressed_by"].as_str().unwrap().contains("bastion migration"), "{f}");
+    }
+}
+
+#[test]
+fn baseline_show_prints_a_baseline_that_config_check_accepts() {
+    let out = sgdrift(&["baseline", "show", "--profile", "eks-strict", "--mode", "private", "--style", "terraform"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(dir.path(), "strict.toml", &stdout(&out));
+    let cfg = write(dir.path(), "c.toml", &format!("[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"{}\"\n", base.display()));
+    let check = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}
+
+#[test]
+fn baseline_show_rejects_an_unknown_profile() {
+    let out = sgdrift(&["baseline", "show", "--profile", "eks-loose"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("eks-loose"));
+}
+
+#[test]
+fn a_recorded_baseline_gives_no_findings_on_the_same_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_copy(dir.path(), "");
+    let json = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    for c in v["clusters"].as_array().unwrap() {
+        let name = c["cluster"].as_str().unwrap();
+        let out_file = dir.path().join(format!("{name}.toml"));
+        let rec = sgdrift(&["record", "--config", cfg.to_str().unwrap(), "--cluster", name, "--out", out_file.to_str().unwrap()]);
+        assert_eq!(rec.status.code(), Some(0), "{}", stderr(&rec));
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        assert!(text.contains("status = \"required\""), "{text}");
+        assert!(text.contains("role:") || text.contains("self"), "peers by role:\n{text}");
+        let rcfg = write(
+            dir.path(),
+            &format!("{name}.cfg.toml"),
+            &format!(
+                "[source]\nkind = \"files\"\ndir = \"demo\"\n\n[[targets]]\nregions = [\"{}\"]\nclusters = [\"{name}\"]\nbaseline = \"{}\"\nwebhook_ports = []\n",
+                c["region"].as_str().unwrap(),
+                out_file.display()
+            ),
+        );
+        let again = sgdrift(&["check", "--config", rcfg.to_str().unwrap(), "--format", "json"]);
+        let r: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+        let rule_findings: Vec<&serde_json::Value> = r["clusters"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] != "flow")
+            .collect();
+        assert!(rule_findings.is_empty(), "{name} against its own recording: {rule_findings:?}");
+    }
+}
