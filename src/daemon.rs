@@ -14,13 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alert::{AlertMetrics, Dispatcher};
-use crate::config::{Settings, SourceKind};
+use crate::config::Settings;
 use crate::engine::{self, Engine};
 use crate::export::metrics::{AwsCallView, AwsStatsFn, Metrics};
 use crate::http::{self, AppState};
 use crate::scheduler::{self, Generation, Readiness, Scheduler};
-use crate::source::files::FilesSource;
-use crate::source::{aws::AwsSource, CallCounts, Source};
+use crate::source::{CallCounts, Source};
 use crate::state::StateStore;
 
 /// From SIGTERM to exit: polls are abandoned, the HTTP server drains, the state is written.
@@ -47,7 +46,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         tracing::info!(cluster = %key, "dropped from the state: no configured target names it");
     }
 
-    let engine = Arc::new(Engine::new(Arc::clone(&settings), build_source(&settings)?));
+    let engine = Arc::new(Engine::new(Arc::clone(&settings), crate::app::build_source(&settings).await?));
     let sources = Arc::new(Sources { current: RwLock::new(Arc::clone(&engine)), retired: Mutex::new(AwsCallView::default()) });
     let aws_stats: AwsStatsFn = {
         let sources = Arc::clone(&sources);
@@ -125,22 +124,6 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         Err(_) => tracing::error!(state = %state_path.display(), "writing the state at shutdown took too long"),
     }
     Ok(())
-}
-
-/// Builds the source the config asks for.
-pub fn build_source(settings: &Settings) -> anyhow::Result<Source> {
-    Ok(match settings.config.source.kind {
-        SourceKind::Files => {
-            let dir: PathBuf = settings
-                .config
-                .source
-                .dir
-                .clone()
-                .with_context(|| format!("{}: source.kind = \"files\" needs `dir`", settings.path.display()))?;
-            Source::Files(FilesSource::new(dir))
-        }
-        SourceKind::Aws => Source::Aws(AwsSource {}),
-    })
 }
 
 /// The engine polls run with, and the AWS call counts of engines a reload replaced (counters
@@ -224,11 +207,13 @@ impl Running {
     /// SIGHUP: a new config, baselines, source and alert sinks, all or nothing.
     async fn reload(&mut self) {
         let now = Utc::now();
-        let built = crate::config::load(&self.config_path).map_err(anyhow::Error::from).and_then(|settings| {
-            let source = build_source(&settings)?;
+        let built = async {
+            let settings = crate::config::load(&self.config_path)?;
+            let source = crate::app::build_source(&settings).await?;
             let dispatcher = Dispatcher::new(&settings, Arc::clone(&self.alert_metrics))?;
-            Ok((Arc::new(settings), source, Arc::new(dispatcher)))
-        });
+            anyhow::Ok((Arc::new(settings), source, Arc::new(dispatcher)))
+        }
+        .await;
         let (settings, source, dispatcher) = match built {
             Ok(b) => b,
             Err(e) => {
