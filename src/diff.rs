@@ -3,9 +3,12 @@
 
 use chrono::NaiveDate;
 
-use crate::baseline::{Exception, ResolvedBaseline};
-use crate::flows::{FlowContext, FlowResult};
-use crate::model::{ClusterSnapshot, Finding};
+use crate::baseline::{Exception, ExceptionMatch, ResolvedBaseline, RuleStatus};
+use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
+use crate::model::{
+    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, PortRange, Role, Rule, Severity,
+    Traffic,
+};
 
 /// Everything one cluster's evaluation produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,18 +33,572 @@ pub fn evaluate(
     exceptions: &[Exception],
     today: NaiveDate,
 ) -> Evaluation {
-    let _ = (snapshot, baseline, flows, exceptions, today);
-    todo!("differ")
+    let flow_results = flows::check(snapshot, flows);
+    let mut findings = diff_rules(snapshot, baseline);
+    findings.extend(flow_findings(snapshot, &flow_results));
+    for finding in &mut findings {
+        // The first exception that suppresses wins; an expired one never does, so the finding fires.
+        let suppressing =
+            exceptions.iter().find(|e| e.matches(&snapshot.id, finding, today) == ExceptionMatch::Suppresses);
+        if let Some(e) = suppressing {
+            finding.suppressed_by = Some(format!("{} (until {})", e.reason, e.expires));
+        }
+    }
+    sort_findings(&mut findings);
+    Evaluation { findings, flows: flow_results }
 }
 
-/// Only the rule findings (`unexpected`, `missing`), before exceptions and flows.
+/// Only the rule findings (`unexpected`, `missing`), before exceptions and flows. A rule is
+/// unexpected when the union of its group's baseline rules (required or allowed) does not cover
+/// it; a required rule is missing when the union of the group's actual rules does not cover it.
 pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Vec<Finding> {
-    let _ = (snapshot, baseline);
-    todo!("rule diff")
+    let mut findings = Vec::new();
+    for group in snapshot.groups.values() {
+        let expected = baseline.by_group.get(&group.id).map(Vec::as_slice).unwrap_or_default();
+        for rule in &group.rules {
+            if !union_covers(expected.iter().map(|r| &r.rule), rule) {
+                let (severity, reason) = unexpected_severity(rule);
+                findings.push(rule_finding(
+                    snapshot,
+                    &group.id,
+                    group.role,
+                    FindingKind::Unexpected,
+                    rule,
+                    severity,
+                    reason,
+                ));
+            }
+        }
+        for required in expected.iter().filter(|r| r.status == RuleStatus::Required) {
+            if !union_covers(&group.rules, &required.rule) {
+                let reason = match &required.why {
+                    Some(why) => format!("recorded rule is gone ({why})"),
+                    None => "recorded rule is gone".to_string(),
+                };
+                findings.push(rule_finding(
+                    snapshot,
+                    &group.id,
+                    group.role,
+                    FindingKind::Missing,
+                    &required.rule,
+                    Severity::High,
+                    reason,
+                ));
+            }
+        }
+    }
+    sort_findings(&mut findings);
+    findings
 }
 
-/// `flow` findings for the closed flows.
+/// `flow` findings for the closed flows: one per side that lacks a rule, carrying the rule
+/// that would open the flow.
 pub fn flow_findings(snapshot: &ClusterSnapshot, flows: &[FlowResult]) -> Vec<Finding> {
-    let _ = (snapshot, flows);
-    todo!("flow findings")
+    let mut findings = Vec::new();
+    for flow in flows.iter().filter(|f| f.status == FlowStatus::Closed) {
+        let name = flow.name.as_str();
+        for side in &flow.missing {
+            let peer = side.peer_label.clone().unwrap_or_else(|| side.rule.peer.to_string());
+            // The rule keeps two sides of one flow (and two node groups' flows) apart.
+            let subject = format!(
+                "{name} {} {} {} {peer}",
+                flow.node_group.as_deref().unwrap_or("(cluster)"),
+                side.rule.direction,
+                side.rule.traffic
+            );
+            findings.push(Finding {
+                id: finding_id(&snapshot.id, &side.group_id, FindingKind::Flow, &subject),
+                kind: FindingKind::Flow,
+                severity: Severity::Critical,
+                group_id: side.group_id.clone(),
+                role: side.role,
+                direction: side.rule.direction,
+                protocol: side.rule.traffic.protocol_name(),
+                from_port: side.rule.traffic.from_port(),
+                to_port: side.rule.traffic.to_port(),
+                peer,
+                reason: side.reason.clone(),
+                flow: Some(name.to_string()),
+                description: None,
+                suppressed_by: None,
+            });
+        }
+    }
+    sort_findings(&mut findings);
+    findings
+}
+
+fn rule_finding(
+    snapshot: &ClusterSnapshot,
+    group_id: &str,
+    role: Role,
+    kind: FindingKind,
+    rule: &Rule,
+    severity: Severity,
+    reason: String,
+) -> Finding {
+    Finding {
+        id: finding_id(&snapshot.id, group_id, kind, &rule.to_string()),
+        kind,
+        severity,
+        group_id: group_id.to_string(),
+        role,
+        direction: rule.direction,
+        protocol: rule.traffic.protocol_name(),
+        from_port: rule.traffic.from_port(),
+        to_port: rule.traffic.to_port(),
+        peer: rule.peer.to_string(),
+        reason,
+        flow: None,
+        description: rule.description.clone(),
+        suppressed_by: None,
+    }
+}
+
+/// Severity and reason of a rule the baseline does not cover (design.md §3).
+fn unexpected_severity(rule: &Rule) -> (Severity, String) {
+    let peer = &rule.peer;
+    match rule.direction {
+        Direction::Ingress if peer.is_internet() => (Severity::Critical, internet_ingress_reason(&rule.traffic)),
+        Direction::Ingress if peer.is_wide() => (
+            Severity::High,
+            format!("ingress from {peer}, a range wider than one VPC, which the baseline does not allow"),
+        ),
+        Direction::Ingress => (Severity::Medium, "not in the baseline".to_string()),
+        Direction::Egress if peer.is_internet() && rule.traffic == Traffic::All => {
+            (Severity::High, "all traffic to the internet, which the baseline does not allow".to_string())
+        }
+        Direction::Egress => (Severity::Low, "not in the baseline".to_string()),
+    }
+}
+
+fn internet_ingress_reason(traffic: &Traffic) -> String {
+    const SSH: u16 = 22;
+    const RDP: u16 = 3389;
+    match traffic {
+        Traffic::All => "all traffic open to the internet".to_string(),
+        Traffic::Tcp(r) if *r == PortRange::single(SSH) => "SSH open to the internet".to_string(),
+        Traffic::Tcp(r) if *r == PortRange::single(RDP) => "RDP open to the internet".to_string(),
+        Traffic::Tcp(r) if r.contains(PortRange::single(SSH)) => {
+            format!("ingress from the internet on {traffic}, SSH included")
+        }
+        _ => format!("ingress from the internet on {traffic}"),
+    }
+}
+
+/// (group, kind, direction, protocol, ports, peer), then flow and reason so that two flow
+/// findings on one rule keep a fixed order.
+fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (&a.group_id, a.kind, a.direction, &a.protocol, a.from_port, a.to_port, &a.peer, &a.flow, &a.reason, &a.id).cmp(
+            &(
+                &b.group_id,
+                b.kind,
+                b.direction,
+                &b.protocol,
+                b.from_port,
+                b.to_port,
+                &b.peer,
+                &b.flow,
+                &b.reason,
+                &b.id,
+            ),
+        )
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::{PeerSpec, ResolvedRule};
+    use crate::flows::fixtures::{
+        default_cluster_sg, group, private_restricted, rule, snapshot, terraform_v19, with, without,
+    };
+    use crate::model::{EndpointMode, Peer};
+
+    const REQUIRED: RuleStatus = RuleStatus::Required;
+    const ALLOWED: RuleStatus = RuleStatus::Allowed;
+
+    fn resolved(groups: &[(&str, &[(&str, RuleStatus)])]) -> ResolvedBaseline {
+        ResolvedBaseline {
+            origin: "test".to_string(),
+            by_group: groups
+                .iter()
+                .map(|(id, rules)| {
+                    let rules = rules.iter().map(|(text, status)| ResolvedRule {
+                        rule: rule(text),
+                        status: *status,
+                        why: None,
+                        source: None,
+                    });
+                    (id.to_string(), rules.collect())
+                })
+                .collect(),
+        }
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    /// (kind, severity, rule as group/direction/protocol/ports/peer, reason) of each finding.
+    fn summary(findings: &[Finding]) -> Vec<(FindingKind, Severity, String, String)> {
+        findings
+            .iter()
+            .map(|f| {
+                let rule =
+                    format!("{} {} {} {}-{} {}", f.group_id, f.direction, f.protocol, f.from_port, f.to_port, f.peer);
+                (f.kind, f.severity, rule, f.reason.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_unexpected_rule_gets_the_severity_of_design_section_3() {
+        let cases = [
+            ("ingress tcp 22 from 0.0.0.0/0", Severity::Critical, "SSH open to the internet"),
+            ("ingress tcp 22 from ::/0", Severity::Critical, "SSH open to the internet"),
+            ("ingress tcp 3389 from 0.0.0.0/0", Severity::Critical, "RDP open to the internet"),
+            ("ingress tcp 443 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on tcp 443"),
+            (
+                "ingress tcp 0-1024 from 0.0.0.0/0",
+                Severity::Critical,
+                "ingress from the internet on tcp 0-1024, SSH included",
+            ),
+            ("ingress all from ::/0", Severity::Critical, "all traffic open to the internet"),
+            ("ingress icmp 8/0 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on icmp 8/0"),
+            (
+                "ingress tcp 443 from 10.0.0.0/8",
+                Severity::High,
+                "ingress from 10.0.0.0/8, a range wider than one VPC, which the baseline does not allow",
+            ),
+            (
+                "ingress udp 53 from 2600::/24",
+                Severity::High,
+                "ingress from 2600::/24, a range wider than one VPC, which the baseline does not allow",
+            ),
+            ("ingress tcp 443 from 10.0.0.0/16", Severity::Medium, "not in the baseline"),
+            ("ingress tcp 443 from 2600:1f18::/56", Severity::Medium, "not in the baseline"),
+            ("ingress all from sg-other", Severity::Medium, "not in the baseline"),
+            ("ingress tcp 443 from pl-123", Severity::Medium, "not in the baseline"),
+            ("egress tcp 443 to 0.0.0.0/0", Severity::Low, "not in the baseline"),
+            ("egress all to 10.0.0.0/8", Severity::Low, "not in the baseline"),
+            ("egress all to sg-other", Severity::Low, "not in the baseline"),
+            (
+                "egress all to 0.0.0.0/0",
+                Severity::High,
+                "all traffic to the internet, which the baseline does not allow",
+            ),
+            ("egress all to ::/0", Severity::High, "all traffic to the internet, which the baseline does not allow"),
+        ];
+        for (text, severity, reason) in cases {
+            let snap = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &[text])], &[]);
+            let findings = diff_rules(&snap, &resolved(&[("sg-node", &[])]));
+            assert_eq!(findings.len(), 1, "{text}");
+            let f = &findings[0];
+            assert_eq!((f.kind, f.severity, f.reason.as_str()), (FindingKind::Unexpected, severity, reason), "{text}");
+            let r = rule(text);
+            assert_eq!(f.direction, r.direction);
+            assert_eq!(
+                (f.protocol.clone(), f.from_port, f.to_port),
+                (r.traffic.protocol_name(), r.traffic.from_port(), r.traffic.to_port())
+            );
+            assert_eq!(f.peer, r.peer.to_string());
+            assert_eq!((f.group_id.as_str(), f.role, f.flow.clone()), ("sg-node", Role::Node, None));
+        }
+    }
+
+    #[test]
+    fn a_required_rule_that_is_gone_is_missing_and_high() {
+        let snap =
+            snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &["ingress tcp 10250 from sg-cp"])], &[]);
+        let mut base = resolved(&[(
+            "sg-node",
+            &[
+                ("ingress tcp 10250 from sg-cp", REQUIRED),
+                ("ingress tcp 443 from sg-cp", REQUIRED),
+                ("ingress udp 53 from sg-node", REQUIRED),
+            ],
+        )]);
+        base.by_group.get_mut("sg-node").expect("group")[2].why = Some("CoreDNS".to_string());
+        let findings = diff_rules(&snap, &base);
+        assert_eq!(
+            summary(&findings),
+            vec![
+                (
+                    FindingKind::Missing,
+                    Severity::High,
+                    "sg-node ingress tcp 443-443 sg-cp".to_string(),
+                    "recorded rule is gone".to_string()
+                ),
+                (
+                    FindingKind::Missing,
+                    Severity::High,
+                    "sg-node ingress udp 53-53 sg-node".to_string(),
+                    "recorded rule is gone (CoreDNS)".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_allowed_rule_that_is_absent_is_not_drift() {
+        let snap = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &[])], &[]);
+        let base =
+            resolved(&[("sg-node", &[("egress all to 0.0.0.0/0", ALLOWED), ("ingress all from sg-node", ALLOWED)])]);
+        assert_eq!(diff_rules(&snap, &base), Vec::new());
+    }
+
+    #[test]
+    fn a_group_without_a_baseline_entry_has_every_rule_unexpected() {
+        let snap = snapshot(
+            EndpointMode::Public,
+            vec![
+                group("sg-known", Role::Node, &["ingress tcp 443 from sg-known"]),
+                group("sg-stray", Role::Node, &["ingress tcp 443 from sg-known", "egress all to 0.0.0.0/0"]),
+            ],
+            &[],
+        );
+        let base = resolved(&[("sg-known", &[("ingress tcp 443 from sg-known", REQUIRED)])]);
+        let findings = diff_rules(&snap, &base);
+        assert_eq!(
+            summary(&findings),
+            vec![
+                (
+                    FindingKind::Unexpected,
+                    Severity::Medium,
+                    "sg-stray ingress tcp 443-443 sg-known".to_string(),
+                    "not in the baseline".to_string()
+                ),
+                (
+                    FindingKind::Unexpected,
+                    Severity::High,
+                    "sg-stray egress all -1--1 0.0.0.0/0".to_string(),
+                    "all traffic to the internet, which the baseline does not allow".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn coverage_is_semantic_so_merged_split_and_wider_baselines_are_not_drift() {
+        let cases: [(&[&str], &[(&str, RuleStatus)]); 5] = [
+            // Split in AWS, merged in the baseline, and the other way round.
+            (
+                &["ingress tcp 80-85 from sg-a", "ingress tcp 86-90 from sg-a"],
+                &[("ingress tcp 80-90 from sg-a", REQUIRED)],
+            ),
+            (
+                &["ingress tcp 80-90 from sg-a"],
+                &[("ingress tcp 80-85 from sg-a", REQUIRED), ("ingress tcp 86-90 from sg-a", REQUIRED)],
+            ),
+            (&["ingress tcp 443 from 10.0.0.0/16"], &[("ingress tcp 443 from 10.0.0.0/8", ALLOWED)]),
+            (&["ingress tcp 10250 from sg-cp"], &[("ingress all from sg-cp", ALLOWED)]),
+            (
+                &["egress tcp 443 to ::/0", "egress tcp 443 to 0.0.0.0/0"],
+                &[("egress tcp 443 to 0.0.0.0/0", REQUIRED), ("egress tcp 443 to ::/0", REQUIRED)],
+            ),
+        ];
+        for (actual, expected) in cases {
+            let snap = snapshot(EndpointMode::Public, vec![group("sg-a", Role::Node, actual)], &[]);
+            assert_eq!(diff_rules(&snap, &resolved(&[("sg-a", expected)])), Vec::new(), "{actual:?}");
+        }
+    }
+
+    #[test]
+    fn coverage_never_stretches_a_narrower_baseline() {
+        use FindingKind::{Missing, Unexpected};
+        let cases: [(&str, &str, &[FindingKind]); 5] = [
+            ("ingress tcp 80-91 from sg-a", "ingress tcp 80-90 from sg-a", &[Unexpected]),
+            ("ingress tcp 443 from 10.0.0.0/8", "ingress tcp 443 from 10.0.0.0/16", &[Unexpected]),
+            ("ingress all from sg-a", "ingress tcp all from sg-a", &[Unexpected]),
+            ("ingress tcp 443 from ::/0", "ingress tcp 443 from 0.0.0.0/0", &[Unexpected, Missing]),
+            ("egress tcp 443 to 0.0.0.0/0", "ingress tcp 443 from 0.0.0.0/0", &[Unexpected, Missing]),
+        ];
+        for (actual, expected, want) in cases {
+            let snap = snapshot(EndpointMode::Public, vec![group("sg-a", Role::Node, &[actual])], &[]);
+            let findings = diff_rules(&snap, &resolved(&[("sg-a", &[(expected, REQUIRED)])]));
+            let kinds: Vec<FindingKind> = findings.iter().map(|f| f.kind).collect();
+            assert_eq!(kinds, want, "{actual} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn unexpected_findings_carry_the_aws_description_which_does_not_change_their_id() {
+        let plain =
+            snapshot(EndpointMode::Public, vec![group("sg-a", Role::Node, &["ingress tcp 22 from 0.0.0.0/0"])], &[]);
+        let mut described = plain.clone();
+        described.groups.get_mut("sg-a").expect("group").rules[0].description =
+            Some("temporary debug access".to_string());
+        let base = resolved(&[("sg-a", &[])]);
+        let (a, b) = (diff_rules(&plain, &base), diff_rules(&described, &base));
+        assert_eq!(a[0].description, None);
+        assert_eq!(b[0].description.as_deref(), Some("temporary debug access"));
+        assert_eq!(a[0].id, b[0].id);
+    }
+
+    #[test]
+    fn closed_flows_become_critical_flow_findings_carrying_the_fixing_rule() {
+        let snap = without(terraform_v19(EndpointMode::Private), "sg-cluster", "egress all to 0.0.0.0/0");
+        let flows = crate::flows::check(&snap, &FlowContext::default());
+        let findings = flow_findings(&snap, &flows);
+        let kubelet: Vec<&Finding> = findings.iter().filter(|f| f.flow.as_deref() == Some("kubelet")).collect();
+        assert_eq!(kubelet.len(), 1);
+        let f = kubelet[0];
+        assert_eq!(
+            (f.kind, f.severity, f.group_id.as_str(), f.role),
+            (FindingKind::Flow, Severity::Critical, "sg-cp", Role::ControlPlane)
+        );
+        assert_eq!(
+            (f.direction, f.protocol.as_str(), f.from_port, f.to_port, f.peer.as_str()),
+            (Direction::Egress, "tcp", 10250, 10250, "sg-node")
+        );
+        assert_eq!(
+            f.reason,
+            "no SG of the control plane (sg-cluster, sg-cp) allows egress tcp 10250 to node group ng-1"
+        );
+        // One finding per missing side of each closed flow, nothing for open ones.
+        let sides: usize = flows.iter().filter(|r| r.status == FlowStatus::Closed).map(|r| r.missing.len()).sum();
+        assert_eq!(findings.len(), sides);
+        assert!(findings.iter().all(|f| f.kind == FindingKind::Flow && f.severity == Severity::Critical));
+    }
+
+    #[test]
+    fn a_missing_vpc_endpoint_finding_names_the_service_as_its_peer() {
+        let mut snap = private_restricted();
+        snap.vpc_endpoints.retain(|e| e.service() != "ecr.dkr");
+        let findings = flow_findings(&snap, &crate::flows::check(&snap, &FlowContext::default()));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].peer, "com.amazonaws.eu-west-1.ecr.dkr");
+        assert_eq!(findings[0].flow.as_deref(), Some("aws-apis"));
+        assert!(
+            findings[0].reason.starts_with("no VPC endpoint for com.amazonaws.eu-west-1.ecr.dkr"),
+            "{}",
+            findings[0].reason
+        );
+    }
+
+    #[test]
+    fn two_node_groups_missing_the_same_fix_get_two_distinct_findings() {
+        let snap = snapshot(
+            EndpointMode::Public,
+            vec![
+                group("sg-cluster", Role::Cluster, &["egress all to 0.0.0.0/0"]),
+                group("sg-node", Role::Node, &["egress all to 0.0.0.0/0"]),
+            ],
+            &[("ng-a", &["sg-node"]), ("ng-b", &["sg-node"])],
+        );
+        let findings = flow_findings(&snap, &crate::flows::check(&snap, &FlowContext::default()));
+        let kubelet: Vec<&Finding> = findings.iter().filter(|f| f.flow.as_deref() == Some("kubelet")).collect();
+        assert_eq!(kubelet.len(), 2);
+        assert_ne!(kubelet[0].id, kubelet[1].id);
+    }
+
+    fn exception(rule_text: &str, group_id: Option<&str>, expires: &str) -> Exception {
+        let r = rule(rule_text);
+        Exception {
+            cluster: Some("prod".to_string()),
+            role: None,
+            group_id: group_id.map(str::to_string),
+            direction: r.direction,
+            traffic: r.traffic,
+            peer: PeerSpec::Concrete(r.peer),
+            rule_text: rule_text.to_string(),
+            reason: "internal NLB NodePorts".to_string(),
+            expires: day(expires),
+        }
+    }
+
+    #[test]
+    fn exceptions_suppress_until_they_expire() {
+        let snap = snapshot(
+            EndpointMode::Public,
+            vec![default_cluster_sg(), group("sg-node", Role::Node, &["ingress tcp 30080 from 10.0.0.0/8"])],
+            &[("ng-1", &["sg-node", "sg-cluster"])],
+        );
+        let snap = with(with(snap, "sg-node", "ingress all from sg-node"), "sg-node", "egress all to 0.0.0.0/0");
+        let base = resolved(&[
+            ("sg-node", &[("ingress all from sg-node", REQUIRED), ("egress all to 0.0.0.0/0", ALLOWED)]),
+            ("sg-cluster", &[("ingress all from sg-cluster", REQUIRED), ("egress all to 0.0.0.0/0", ALLOWED)]),
+        ]);
+        let nodeports = exception("ingress tcp 30000-32767 from 10.0.0.0/8", None, "2027-03-31");
+        let cases = [
+            (vec![], "2027-01-01", None),
+            (vec![nodeports.clone()], "2027-01-01", Some("internal NLB NodePorts (until 2027-03-31)")),
+            (vec![nodeports.clone()], "2027-03-31", Some("internal NLB NodePorts (until 2027-03-31)")),
+            (vec![nodeports.clone()], "2027-04-01", None),
+            (
+                vec![exception("ingress tcp 30000-32767 from 10.0.0.0/8", Some("sg-other"), "2027-03-31")],
+                "2027-01-01",
+                None,
+            ),
+            (vec![exception("ingress tcp 30000-30079 from 10.0.0.0/8", None, "2027-03-31")], "2027-01-01", None),
+        ];
+        for (exceptions, today, want) in cases {
+            let eval = evaluate(&snap, &base, &FlowContext::default(), &exceptions, day(today));
+            assert!(eval.flows.iter().all(|f| f.status == FlowStatus::Open), "{:?}", eval.flows);
+            assert_eq!(eval.findings.len(), 1, "{today}");
+            let f = &eval.findings[0];
+            assert_eq!((f.kind, f.severity), (FindingKind::Unexpected, Severity::High));
+            assert_eq!(f.suppressed_by.as_deref(), want, "{today} {exceptions:?}");
+            assert_eq!(eval.has_drift_at(Severity::Low), want.is_none());
+        }
+    }
+
+    #[test]
+    fn evaluate_sorts_findings_and_gives_them_stable_distinct_ids() {
+        let rules = [
+            "ingress tcp 22 from 0.0.0.0/0",
+            "ingress tcp 443 from 10.0.0.0/16",
+            "egress all to 0.0.0.0/0",
+            "egress tcp 443 to 10.0.0.0/16",
+            "ingress udp 53 from sg-b",
+        ];
+        let build = |order: &[&str]| {
+            snapshot(
+                EndpointMode::Public,
+                vec![group("sg-b", Role::Node, order), group("sg-a", Role::Node, order)],
+                &[("ng-1", &["sg-a", "sg-b"])],
+            )
+        };
+        let base = resolved(&[("sg-a", &[("ingress tcp 10250 from sg-a", REQUIRED)])]);
+        let mut reversed = rules;
+        reversed.reverse();
+        let today = day("2026-11-28");
+        let one = evaluate(&build(&rules), &base, &FlowContext::default(), &[], today);
+        let two = evaluate(&build(&reversed), &base, &FlowContext::default(), &[], today);
+        assert_eq!(one, two);
+
+        let key = |f: &Finding| {
+            (f.group_id.clone(), f.kind, f.direction, f.protocol.clone(), f.from_port, f.to_port, f.peer.clone())
+        };
+        let keys: Vec<_> = one.findings.iter().map(key).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        let mut ids: Vec<&str> = one.findings.iter().map(|f| f.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), one.findings.len());
+        // 5 unexpected rules on each group, one missing, plus the closed flows.
+        assert_eq!(one.findings.iter().filter(|f| f.kind == FindingKind::Unexpected).count(), 10);
+        assert_eq!(one.findings.iter().filter(|f| f.kind == FindingKind::Missing).count(), 1);
+        assert!(one.findings.iter().any(|f| f.kind == FindingKind::Flow));
+        assert_eq!(one.flows, crate::flows::check(&build(&rules), &FlowContext::default()));
+    }
+
+    #[test]
+    fn finding_ids_depend_on_cluster_group_kind_and_rule() {
+        let snap =
+            snapshot(EndpointMode::Public, vec![group("sg-a", Role::Node, &["ingress tcp 22 from 0.0.0.0/0"])], &[]);
+        let base = resolved(&[("sg-a", &[])]);
+        let id = diff_rules(&snap, &base)[0].id.clone();
+        assert_eq!(id, finding_id(&snap.id, "sg-a", FindingKind::Unexpected, "ingress tcp 22 from 0.0.0.0/0"));
+        let mut other = snap.clone();
+        other.id.name = "staging".to_string();
+        assert_ne!(diff_rules(&other, &base)[0].id, id);
+        let mut moved = snap.clone();
+        moved.groups.get_mut("sg-a").expect("group").rules[0].peer = Peer::parse("0.0.0.0/1").expect("peer");
+        assert_ne!(diff_rules(&moved, &base)[0].id, id);
+    }
 }

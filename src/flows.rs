@@ -3,7 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ClusterSnapshot, Role, Rule};
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::model::{
+    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointMode, Peer, PortRange, Role, Rule, Traffic,
+    VpcEndpoint, VpcEndpointKind,
+};
 
 /// The required flows of design.md §2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -17,7 +22,8 @@ pub enum FlowName {
 }
 
 impl FlowName {
-    pub const ALL: [FlowName; 5] = [FlowName::Kubelet, FlowName::Api, FlowName::Dns, FlowName::Webhooks, FlowName::AwsApis];
+    pub const ALL: [FlowName; 5] =
+        [FlowName::Kubelet, FlowName::Api, FlowName::Dns, FlowName::Webhooks, FlowName::AwsApis];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,8 +49,12 @@ pub struct MissingSide {
     pub group_id: String,
     pub role: Role,
     pub rule: Rule,
-    /// "egress on sg-… (node) to the control plane", for the finding's reason.
+    /// Which side lacks what ("sg-0abc (node) of node group ng-1 has no ingress tcp 10250 from
+    /// the control plane"), for the finding's reason.
     pub reason: String,
+    /// Set when the far end is not something a rule can name yet (a VPC endpoint that does not
+    /// exist): findings show it as the peer instead of `rule.peer`.
+    pub peer_label: Option<String>,
 }
 
 /// The verdict on one flow for one node group (or for the cluster when the flow has no node side).
@@ -65,8 +75,946 @@ pub struct FlowContext {
     pub webhook_ports: Vec<u16>,
 }
 
-/// Evaluates every required flow of `snapshot`.
+/// Evaluates every required flow of `snapshot`: one result per flow per node group, in the
+/// order of [`FlowName::ALL`], node groups in the snapshot's order.
 pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
-    let _ = (snapshot, ctx);
-    todo!("flow checker")
+    let control_plane = Side::control_plane(snapshot);
+    let nodes: Vec<Side> =
+        snapshot.node_sets().into_iter().map(|(name, ids)| Side::node_group(snapshot, name, ids)).collect();
+    let mut webhook_ports = ctx.webhook_ports.clone();
+    webhook_ports.sort_unstable();
+    webhook_ports.dedup();
+
+    let mut out = Vec::with_capacity(FlowName::ALL.len() * nodes.len());
+    for name in FlowName::ALL {
+        for node in &nodes {
+            let mut flow = Flow::new(snapshot, name, node);
+            match name {
+                FlowName::Kubelet => kubelet(&mut flow, &control_plane, node),
+                FlowName::Api => api(&mut flow, &control_plane, node),
+                FlowName::Dns => dns(&mut flow, node, &nodes),
+                FlowName::Webhooks => webhooks(&mut flow, &control_plane, node, &webhook_ports),
+                FlowName::AwsApis => aws_apis(&mut flow, node),
+            }
+            out.push(flow.finish());
+        }
+    }
+    out
+}
+
+const KUBELET_PORT: u16 = 10250;
+const HTTPS_PORT: u16 = 443;
+const DNS_PORT: u16 = 53;
+/// Interface endpoints a node cannot join or pull images without, in a private cluster
+/// (reference §5; S3 is a gateway endpoint, checked through its prefix list).
+const PRIVATE_INTERFACE_SERVICES: [&str; 4] = ["ec2", "ecr.api", "ecr.dkr", "sts"];
+
+fn tcp(port: u16) -> Traffic {
+    Traffic::Tcp(PortRange::single(port))
+}
+
+fn udp(port: u16) -> Traffic {
+    Traffic::Udp(PortRange::single(port))
+}
+
+fn kubelet(flow: &mut Flow, control_plane: &Side, node: &Side) {
+    flow.both_ways(control_plane, node, tcp(KUBELET_PORT));
+    flow.open_detail = format!("the control plane reaches {} on tcp {KUBELET_PORT}", node.label);
+}
+
+fn api(flow: &mut Flow, control_plane: &Side, node: &Side) {
+    if flow.snapshot.endpoint_mode.api_in_vpc() {
+        flow.both_ways(node, control_plane, tcp(HTTPS_PORT));
+        flow.open_detail = format!("{} reaches the API through the control-plane ENIs on tcp {HTTPS_PORT}", node.label);
+    } else {
+        // The public endpoint is outside the VPC: only the node's egress is an SG matter
+        // (publicAccessCidrs governs the other end).
+        flow.egress(node, &Far::Internet, tcp(HTTPS_PORT));
+        flow.open_detail = format!("{} reaches the public API endpoint on tcp {HTTPS_PORT}", node.label);
+    }
+}
+
+fn dns(flow: &mut Flow, source: &Side, nodes: &[Side]) {
+    // CoreDNS may run on any node group, so every group must reach every group, itself included.
+    for dest in nodes {
+        for traffic in [tcp(DNS_PORT), udp(DNS_PORT)] {
+            flow.both_ways(source, dest, traffic);
+        }
+    }
+    flow.open_detail = if nodes.len() == 1 {
+        format!("{} reaches itself on tcp and udp {DNS_PORT}", source.label)
+    } else {
+        format!("{} reaches every node group on tcp and udp {DNS_PORT}", source.label)
+    };
+}
+
+fn webhooks(flow: &mut Flow, control_plane: &Side, node: &Side, ports: &[u16]) {
+    if ports.is_empty() {
+        flow.open_detail = "no webhook ports declared".to_string();
+        return;
+    }
+    for &port in ports {
+        flow.both_ways(control_plane, node, tcp(port));
+    }
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    flow.open_detail = format!("the control plane reaches {} on tcp {}", node.label, list.join(", "));
+}
+
+fn aws_apis(flow: &mut Flow, node: &Side) {
+    let snapshot = flow.snapshot;
+    if snapshot.endpoint_mode != EndpointMode::Private {
+        flow.egress(node, &Far::Internet, tcp(HTTPS_PORT));
+        flow.open_detail = format!("{} reaches AWS APIs over the internet on tcp {HTTPS_PORT}", node.label);
+        return;
+    }
+    for service in PRIVATE_INTERFACE_SERVICES {
+        let endpoints: Vec<&VpcEndpoint> = snapshot
+            .vpc_endpoints
+            .iter()
+            .filter(|e| e.kind == VpcEndpointKind::Interface && e.service() == service)
+            .collect();
+        if endpoints.is_empty() {
+            flow.missing_endpoint(node, service);
+            continue;
+        }
+        // Any one working endpoint of the service is enough; report the first one's gaps.
+        let mut first_gaps = None;
+        for endpoint in &endpoints {
+            let side = Side::endpoint(endpoint, service);
+            let mut trial = Flow::new(snapshot, flow.name, node);
+            trial.both_ways(node, &side, tcp(HTTPS_PORT));
+            if trial.gaps.is_empty() {
+                first_gaps = None;
+                break;
+            }
+            first_gaps.get_or_insert(trial.gaps);
+        }
+        flow.gaps.extend(first_gaps.unwrap_or_default());
+    }
+    let s3 = Far::S3 {
+        prefix_lists: snapshot
+            .prefix_lists
+            .iter()
+            .filter(|(_, name)| name.ends_with(".s3"))
+            .map(|(id, _)| id.clone())
+            .collect(),
+    };
+    flow.egress(node, &s3, tcp(HTTPS_PORT));
+    flow.open_detail = format!(
+        "{} reaches the {} endpoints and S3 on tcp {HTTPS_PORT}",
+        node.label,
+        PRIVATE_INTERFACE_SERVICES.join(", ")
+    );
+}
+
+/// One end of a flow: a set of SGs, what messages call it, and the SG a fix belongs on.
+struct Side {
+    /// The node group's name, for node sides.
+    name: String,
+    label: String,
+    ids: Vec<String>,
+    /// Where a missing rule of this side goes, and the peer the other side names.
+    fix: Option<String>,
+    /// The role a fix group is reported with when the snapshot does not know the group.
+    default_role: Role,
+}
+
+impl Side {
+    fn control_plane(snapshot: &ClusterSnapshot) -> Side {
+        let ids = snapshot.control_plane_set();
+        let fix = snapshot
+            .control_plane_security_group_ids
+            .iter()
+            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.role == Role::ControlPlane))
+            .or(snapshot.cluster_security_group_id.as_ref())
+            .or(ids.first())
+            .cloned();
+        Side { name: String::new(), label: "the control plane".to_string(), ids, fix, default_role: Role::Cluster }
+    }
+
+    fn node_group(snapshot: &ClusterSnapshot, name: String, ids: Vec<String>) -> Side {
+        let fix = ids
+            .iter()
+            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.role == Role::Node))
+            .or(ids.first())
+            .cloned();
+        Side { label: format!("node group {name}"), name, ids, fix, default_role: Role::Node }
+    }
+
+    fn endpoint(endpoint: &VpcEndpoint, service: &str) -> Side {
+        let mut ids = endpoint.security_group_ids.clone();
+        ids.sort();
+        ids.dedup();
+        Side {
+            name: String::new(),
+            label: format!("the {service} endpoint {}", endpoint.id),
+            fix: ids.first().cloned(),
+            ids,
+            default_role: Role::Endpoint,
+        }
+    }
+
+    /// Does `peer` name this side: one of its groups, or a CIDR holding the whole VPC (the side
+    /// has addresses somewhere in the VPC, so a narrower CIDR proves nothing)?
+    fn is_named_by(&self, snapshot: &ClusterSnapshot, peer: &Peer) -> bool {
+        match peer {
+            Peer::Group { id, .. } => self.ids.contains(id),
+            Peer::Ipv4(_) | Peer::Ipv6(_) => snapshot.vpc_cidrs.iter().any(|v| peer_covers(peer, &vpc_peer(*v))),
+            Peer::PrefixList(_) => false,
+        }
+    }
+}
+
+fn vpc_peer(net: IpNet) -> Peer {
+    match net {
+        IpNet::V4(n) => Peer::Ipv4(n),
+        IpNet::V6(n) => Peer::Ipv6(n),
+    }
+}
+
+/// The far end of an egress or ingress check.
+enum Far<'a> {
+    Sgs(&'a Side),
+    /// `0.0.0.0/0` or `::/0`.
+    Internet,
+    /// The S3 gateway endpoint: its prefix lists, or `0.0.0.0/0`.
+    S3 {
+        prefix_lists: Vec<String>,
+    },
+}
+
+impl Far<'_> {
+    fn label(&self) -> String {
+        match self {
+            Far::Sgs(side) => side.label.clone(),
+            Far::Internet => "the internet".to_string(),
+            Far::S3 { prefix_lists } if prefix_lists.is_empty() => {
+                "S3 (no S3 prefix list known, so 0.0.0.0/0)".to_string()
+            }
+            Far::S3 { prefix_lists } => format!("the S3 prefix list {}", prefix_lists.join(", ")),
+        }
+    }
+
+    fn admits(&self, snapshot: &ClusterSnapshot, peer: &Peer) -> bool {
+        match self {
+            Far::Sgs(side) => side.is_named_by(snapshot, peer),
+            Far::Internet => peer.is_internet(),
+            Far::S3 { prefix_lists } => match peer {
+                Peer::PrefixList(id) => prefix_lists.contains(id),
+                Peer::Ipv4(n) => n.prefix_len() == 0,
+                _ => false,
+            },
+        }
+    }
+
+    /// The peer a fix names: the far side's fix group, or the internet.
+    fn fix_peer(&self) -> Option<Peer> {
+        match self {
+            Far::Sgs(side) => side.fix.as_ref().map(Peer::group),
+            Far::Internet => Some(Peer::Ipv4(Ipv4Net::default())),
+            Far::S3 { prefix_lists } => {
+                Some(prefix_lists.first().map_or(Peer::Ipv4(Ipv4Net::default()), |id| Peer::PrefixList(id.clone())))
+            }
+        }
+    }
+}
+
+/// One flow being evaluated: the gaps found so far and the detail to give if there are none.
+struct Flow<'a> {
+    snapshot: &'a ClusterSnapshot,
+    name: FlowName,
+    node_group: String,
+    open_detail: String,
+    /// Each gap: the sentence saying which side lacks what, and the rule that would close it.
+    gaps: Vec<(String, Option<MissingSide>)>,
+}
+
+impl<'a> Flow<'a> {
+    fn new(snapshot: &'a ClusterSnapshot, name: FlowName, node: &Side) -> Self {
+        Flow { snapshot, name, node_group: node.name.clone(), open_detail: String::new(), gaps: Vec::new() }
+    }
+
+    /// `from` must allow the egress to `to`, and `to` the ingress from `from`.
+    fn both_ways(&mut self, from: &Side, to: &Side, traffic: Traffic) {
+        self.egress(from, &Far::Sgs(to), traffic);
+        self.check(to, Direction::Ingress, &Far::Sgs(from), traffic);
+    }
+
+    fn egress(&mut self, from: &Side, to: &Far, traffic: Traffic) {
+        self.check(from, Direction::Egress, to, traffic);
+    }
+
+    /// Does some SG of `holder` have a `direction` rule admitting `traffic` with `far`?
+    fn check(&mut self, holder: &Side, direction: Direction, far: &Far, traffic: Traffic) {
+        let snapshot = self.snapshot;
+        let admitted = traffic_union_covers(
+            holder
+                .ids
+                .iter()
+                .filter_map(|id| snapshot.groups.get(id))
+                .flat_map(|g| &g.rules)
+                .filter(|r| r.direction == direction && far.admits(snapshot, &r.peer))
+                .map(|r| &r.traffic),
+            &traffic,
+        );
+        if admitted {
+            return;
+        }
+        let word = match direction {
+            Direction::Ingress => "from",
+            Direction::Egress => "to",
+        };
+        let what = format!("{direction} {traffic} {word} {}", far.label());
+        let reason = match holder.ids.as_slice() {
+            [] => format!("{} has no known security group, so nothing allows {what}", holder.label),
+            [only] => format!("{only} ({}) of {} has no {what}", self.role_of(holder, only), holder.label),
+            many => format!("no SG of {} ({}) allows {what}", holder.label, many.join(", ")),
+        };
+        let side = match (&holder.fix, far.fix_peer()) {
+            (Some(group_id), Some(peer)) => Some(MissingSide {
+                group_id: group_id.clone(),
+                role: self.role_of(holder, group_id),
+                rule: Rule::new(direction, traffic, peer),
+                reason: reason.clone(),
+                peer_label: None,
+            }),
+            _ => None,
+        };
+        self.gaps.push((reason, side));
+    }
+
+    /// A private cluster without an interface endpoint every node needs: no SG rule can fix
+    /// that, so the finding names the service where a rule would name its peer.
+    fn missing_endpoint(&mut self, node: &Side, service: &str) {
+        let service_name = format!("com.amazonaws.{}.{service}", self.snapshot.id.region);
+        let reason = format!("no VPC endpoint for {service_name}");
+        let side = node.fix.as_ref().map(|group_id| MissingSide {
+            group_id: group_id.clone(),
+            role: self.role_of(node, group_id),
+            rule: Rule::new(Direction::Egress, tcp(HTTPS_PORT), self.vpc_peer_for_fix()),
+            reason: format!("{reason}: {} cannot reach {service} privately", node.label),
+            peer_label: Some(service_name),
+        });
+        self.gaps.push((reason, side));
+    }
+
+    /// Where the nodes would send traffic for an endpoint that does not exist yet: the VPC.
+    fn vpc_peer_for_fix(&self) -> Peer {
+        self.snapshot.vpc_cidrs.first().map_or(Peer::Ipv4(Ipv4Net::default()), |n| vpc_peer(*n))
+    }
+
+    fn role_of(&self, side: &Side, group_id: &str) -> Role {
+        self.snapshot.groups.get(group_id).map_or(side.default_role, |g| g.role)
+    }
+
+    fn finish(self) -> FlowResult {
+        let node_group = Some(self.node_group);
+        if self.gaps.is_empty() {
+            return FlowResult {
+                name: self.name,
+                node_group,
+                status: FlowStatus::Open,
+                detail: self.open_detail,
+                missing: Vec::new(),
+            };
+        }
+        let mut reasons: Vec<String> = Vec::new();
+        let mut missing: Vec<MissingSide> = Vec::new();
+        for (reason, side) in self.gaps {
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+            if let Some(side) = side {
+                if !missing.iter().any(|m| m.group_id == side.group_id && m.rule == side.rule) {
+                    missing.push(side);
+                }
+            }
+        }
+        FlowResult { name: self.name, node_group, status: FlowStatus::Closed, detail: reasons.join("; "), missing }
+    }
+}
+
+/// Hand-built snapshots for the flow and diff tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::collections::BTreeMap;
+
+    use crate::model::{
+        canonicalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, Peer, Role, Rule,
+        SecurityGroup, Style, Traffic, VpcEndpoint, VpcEndpointKind,
+    };
+
+    /// `ingress tcp 10250 from sg-cp`, `egress all to 0.0.0.0/0`, `ingress icmp 8/0 from 10.0.0.0/8`.
+    pub fn rule(text: &str) -> Rule {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let link = words.iter().position(|w| *w == "from" || *w == "to").expect("rule text needs from/to");
+        let direction = Direction::parse(words[0]).expect("direction");
+        let ports = (link == 3).then(|| words[2]);
+        let traffic = Traffic::parse(words[1], ports).expect("traffic");
+        let peer = Peer::parse(words[link + 1]).expect("peer");
+        Rule::new(direction, traffic, peer)
+    }
+
+    pub fn group(id: &str, role: Role, rules: &[&str]) -> SecurityGroup {
+        SecurityGroup {
+            id: id.to_string(),
+            name: format!("{id}-name"),
+            description: String::new(),
+            owner_id: Some("111122223333".to_string()),
+            vpc_id: Some("vpc-1".to_string()),
+            tags: BTreeMap::new(),
+            role,
+            rules: canonicalize(rules.iter().map(|r| rule(r)).collect()),
+        }
+    }
+
+    /// A cluster in VPC 10.0.0.0/16: the cluster SG is the group with role `cluster`, the
+    /// control-plane SGs those with role `control-plane`.
+    pub fn snapshot(
+        mode: EndpointMode,
+        groups: Vec<SecurityGroup>,
+        node_groups: &[(&str, &[&str])],
+    ) -> ClusterSnapshot {
+        ClusterSnapshot {
+            id: ClusterId {
+                account_id: "111122223333".to_string(),
+                region: "eu-west-1".to_string(),
+                name: "prod".to_string(),
+            },
+            endpoint_mode: mode,
+            public_access_cidrs: vec!["0.0.0.0/0".to_string()],
+            style: Style::Unknown,
+            vpc_id: "vpc-1".to_string(),
+            vpc_cidrs: vec!["10.0.0.0/16".parse().expect("cidr")],
+            cluster_security_group_id: groups.iter().find(|g| g.role == Role::Cluster).map(|g| g.id.clone()),
+            control_plane_security_group_ids: groups
+                .iter()
+                .filter(|g| g.role == Role::ControlPlane)
+                .map(|g| g.id.clone())
+                .collect(),
+            groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
+            node_groups: node_groups
+                .iter()
+                .map(|(name, ids)| NodeGroup {
+                    name: name.to_string(),
+                    kind: NodeGroupKind::Managed,
+                    security_group_ids: ids.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect(),
+            vpc_endpoints: Vec::new(),
+            prefix_lists: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn interface_endpoint(service: &str, sgs: &[&str]) -> VpcEndpoint {
+        VpcEndpoint {
+            id: format!("vpce-{}", service.replace('.', "")),
+            service_name: format!("com.amazonaws.eu-west-1.{service}"),
+            kind: VpcEndpointKind::Interface,
+            security_group_ids: sgs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The EKS-created cluster SG with its default rules (reference §1.4).
+    pub fn default_cluster_sg() -> SecurityGroup {
+        group("sg-cluster", Role::Cluster, &["ingress all from sg-cluster", "egress all to 0.0.0.0/0"])
+    }
+
+    /// terraform-aws-eks ≥ v19 (reference §3.1): a control-plane SG without egress, a shared
+    /// node SG, nodes not in the cluster SG.
+    pub fn terraform_v19(mode: EndpointMode) -> ClusterSnapshot {
+        snapshot(
+            mode,
+            vec![
+                default_cluster_sg(),
+                group("sg-cp", Role::ControlPlane, &["ingress tcp 443 from sg-node"]),
+                group(
+                    "sg-node",
+                    Role::Node,
+                    &[
+                        "ingress tcp 443 from sg-cp",
+                        "ingress tcp 10250 from sg-cp",
+                        "ingress tcp 53 from sg-node",
+                        "ingress udp 53 from sg-node",
+                        "ingress tcp 1025-65535 from sg-node",
+                        "ingress tcp 9443 from sg-cp",
+                        "egress all to 0.0.0.0/0",
+                    ],
+                ),
+            ],
+            &[("ng-1", &["sg-node"])],
+        )
+    }
+
+    /// A private cluster whose nodes may only talk inside the VPC: control plane, the interface
+    /// endpoints' SG, the S3 prefix list and each other.
+    pub fn private_restricted() -> ClusterSnapshot {
+        let mut snap = snapshot(
+            EndpointMode::Private,
+            vec![
+                group("sg-cluster", Role::Cluster, &["ingress all from sg-cluster"]),
+                group("sg-cp", Role::ControlPlane, &["ingress tcp 443 from sg-node", "egress tcp 10250 to sg-node"]),
+                group(
+                    "sg-node",
+                    Role::Node,
+                    &[
+                        "ingress tcp 10250 from sg-cp",
+                        "ingress tcp 53 from sg-node",
+                        "ingress udp 53 from sg-node",
+                        "egress tcp 53 to sg-node",
+                        "egress udp 53 to sg-node",
+                        "egress tcp 443 to sg-cp",
+                        "egress tcp 443 to sg-endpoint",
+                        "egress tcp 443 to pl-6ea54007",
+                    ],
+                ),
+                group("sg-endpoint", Role::Endpoint, &["ingress tcp 443 from sg-node"]),
+            ],
+            &[("ng-1", &["sg-node"])],
+        );
+        snap.vpc_endpoints = ["ec2", "ecr.api", "ecr.dkr", "sts", "logs"]
+            .iter()
+            .map(|s| interface_endpoint(s, &["sg-endpoint"]))
+            .collect();
+        snap.vpc_endpoints.push(VpcEndpoint {
+            id: "vpce-s3".to_string(),
+            service_name: "com.amazonaws.eu-west-1.s3".to_string(),
+            kind: VpcEndpointKind::Gateway,
+            security_group_ids: Vec::new(),
+        });
+        snap.prefix_lists.insert("pl-6ea54007".to_string(), "com.amazonaws.eu-west-1.s3".to_string());
+        snap
+    }
+
+    /// Removes the rule `text` from group `id`; panics when it was not there, so a test cannot
+    /// pass by deleting nothing.
+    pub fn without(mut snap: ClusterSnapshot, id: &str, text: &str) -> ClusterSnapshot {
+        let target = rule(text);
+        let rules = &mut snap.groups.get_mut(id).expect("group").rules;
+        let before = rules.len();
+        rules.retain(|r| r.key() != target.key());
+        assert_eq!(rules.len() + 1, before, "{id} had no rule `{text}`");
+        snap
+    }
+
+    pub fn with(mut snap: ClusterSnapshot, id: &str, text: &str) -> ClusterSnapshot {
+        let g = snap.groups.get_mut(id).expect("group");
+        g.rules.push(rule(text));
+        g.rules = canonicalize(std::mem::take(&mut g.rules));
+        snap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    fn flow<'a>(results: &'a [FlowResult], name: FlowName, node_group: &str) -> &'a FlowResult {
+        results
+            .iter()
+            .find(|f| f.name == name && f.node_group.as_deref() == Some(node_group))
+            .unwrap_or_else(|| panic!("no {} result for {node_group}", name.as_str()))
+    }
+
+    fn status(snap: &ClusterSnapshot, name: FlowName, node_group: &str) -> FlowStatus {
+        flow(&check(snap, &FlowContext::default()), name, node_group).status
+    }
+
+    fn missing(m: &MissingSide) -> (String, Role, String) {
+        (m.group_id.clone(), m.role, m.rule.to_string())
+    }
+
+    #[test]
+    fn nodes_with_only_the_default_cluster_sg_have_every_flow_open() {
+        for mode in EndpointMode::ALL {
+            let snap = snapshot(mode, vec![default_cluster_sg()], &[("ng-1", &["sg-cluster"])]);
+            let results = check(&snap, &FlowContext { webhook_ports: vec![9443] });
+            assert_eq!(results.len(), FlowName::ALL.len(), "{mode}");
+            for r in &results {
+                if mode == EndpointMode::Private && r.name == FlowName::AwsApis {
+                    // No VPC endpoints in this snapshot.
+                    assert_eq!(r.status, FlowStatus::Closed, "{mode}");
+                    continue;
+                }
+                assert_eq!(r.status, FlowStatus::Open, "{mode} {}: {}", r.name.as_str(), r.detail);
+                assert!(r.missing.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn stripping_the_cluster_sg_closes_every_flow_of_nodes_that_only_carry_it() {
+        let snap = snapshot(
+            EndpointMode::PublicPrivate,
+            vec![group("sg-cluster", Role::Cluster, &[])],
+            &[("ng-1", &["sg-cluster"])],
+        );
+        let results = check(&snap, &FlowContext { webhook_ports: vec![9443] });
+        for r in &results {
+            assert_eq!(r.status, FlowStatus::Closed, "{}", r.name.as_str());
+            assert!(!r.missing.is_empty(), "{}", r.name.as_str());
+            assert!(r.missing.iter().all(|m| m.group_id == "sg-cluster"));
+        }
+    }
+
+    #[test]
+    fn one_result_per_flow_per_node_group_names_the_node_group() {
+        let snap = snapshot(
+            EndpointMode::Public,
+            vec![default_cluster_sg()],
+            &[("ng-a", &["sg-cluster"]), ("ng-b", &["sg-cluster"])],
+        );
+        let results = check(&snap, &FlowContext::default());
+        assert_eq!(results.len(), 2 * FlowName::ALL.len());
+        for name in FlowName::ALL {
+            for ng in ["ng-a", "ng-b"] {
+                assert_eq!(flow(&results, name, ng).status, FlowStatus::Open);
+            }
+        }
+    }
+
+    #[test]
+    fn kubelet_closes_when_either_side_loses_its_rule() {
+        // The control plane may only reach the nodes through its own egress here.
+        let base = without(terraform_v19(EndpointMode::PublicPrivate), "sg-cluster", "egress all to 0.0.0.0/0");
+        let base = with(base, "sg-cp", "egress tcp 10250 to sg-node");
+        assert_eq!(status(&base, FlowName::Kubelet, "ng-1"), FlowStatus::Open);
+
+        let cases = [
+            (
+                "sg-cp",
+                "egress tcp 10250 to sg-node",
+                ("sg-cp".to_string(), Role::ControlPlane, "egress tcp 10250 to sg-node".to_string()),
+                "no SG of the control plane (sg-cluster, sg-cp) allows egress tcp 10250 to node group ng-1",
+            ),
+            (
+                "sg-node",
+                "ingress tcp 10250 from sg-cp",
+                ("sg-node".to_string(), Role::Node, "ingress tcp 10250 from sg-cp".to_string()),
+                "sg-node (node) of node group ng-1 has no ingress tcp 10250 from the control plane",
+            ),
+        ];
+        for (group_id, deleted, want_missing, want_detail) in cases {
+            let snap = without(base.clone(), group_id, deleted);
+            let results = check(&snap, &FlowContext::default());
+            let r = flow(&results, FlowName::Kubelet, "ng-1");
+            assert_eq!(r.status, FlowStatus::Closed, "{deleted}");
+            assert_eq!(r.detail, want_detail);
+            assert_eq!(r.missing.iter().map(missing).collect::<Vec<_>>(), vec![want_missing]);
+            assert_eq!(r.missing[0].reason, want_detail);
+        }
+    }
+
+    #[test]
+    fn terraform_cluster_whose_cluster_sg_lost_its_default_egress_closes_kubelet() {
+        let snap = terraform_v19(EndpointMode::Private);
+        assert_eq!(status(&snap, FlowName::Kubelet, "ng-1"), FlowStatus::Open);
+
+        let stripped = without(snap, "sg-cluster", "egress all to 0.0.0.0/0");
+        let results = check(&stripped, &FlowContext { webhook_ports: vec![9443] });
+        for name in [FlowName::Kubelet, FlowName::Webhooks] {
+            let r = flow(&results, name, "ng-1");
+            assert_eq!(r.status, FlowStatus::Closed, "{}", name.as_str());
+            // The fix goes on the module's control-plane SG, not on the EKS-managed one.
+            assert!(r.missing.iter().all(|m| m.group_id == "sg-cp" && m.rule.direction == Direction::Egress));
+        }
+        // Nodes still reach the API: that path never used the cluster SG's egress.
+        assert_eq!(flow(&results, FlowName::Api, "ng-1").status, FlowStatus::Open);
+    }
+
+    #[test]
+    fn the_api_flow_depends_on_the_endpoint_mode() {
+        let node_egress_to_vpc_only = |mode| {
+            let snap = without(terraform_v19(mode), "sg-node", "egress all to 0.0.0.0/0");
+            with(snap, "sg-node", "egress tcp 443 to 10.0.0.0/16")
+        };
+        let cases = [
+            // Public: the API is on the internet, so VPC-only egress is not enough.
+            (EndpointMode::Public, FlowStatus::Closed),
+            (EndpointMode::PublicPrivate, FlowStatus::Open),
+            (EndpointMode::Private, FlowStatus::Open),
+        ];
+        for (mode, want) in cases {
+            let snap = node_egress_to_vpc_only(mode);
+            let results = check(&snap, &FlowContext::default());
+            let r = flow(&results, FlowName::Api, "ng-1");
+            assert_eq!(r.status, want, "{mode}: {}", r.detail);
+            if want == FlowStatus::Closed {
+                assert_eq!(
+                    r.missing.iter().map(missing).collect::<Vec<_>>(),
+                    vec![("sg-node".to_string(), Role::Node, "egress tcp 443 to 0.0.0.0/0".to_string())]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_in_vpc_api_needs_ingress_on_the_control_plane_set() {
+        let snap = without(terraform_v19(EndpointMode::PublicPrivate), "sg-cp", "ingress tcp 443 from sg-node");
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::Api, "ng-1");
+        assert_eq!(r.status, FlowStatus::Closed);
+        assert_eq!(
+            r.detail,
+            "no SG of the control plane (sg-cluster, sg-cp) allows ingress tcp 443 from node group ng-1"
+        );
+        assert_eq!(
+            r.missing.iter().map(missing).collect::<Vec<_>>(),
+            vec![("sg-cp".to_string(), Role::ControlPlane, "ingress tcp 443 from sg-node".to_string())]
+        );
+        // In public mode the same cluster is fine: nodes go out to the public endpoint.
+        let public = ClusterSnapshot { endpoint_mode: EndpointMode::Public, ..snap };
+        assert_eq!(status(&public, FlowName::Api, "ng-1"), FlowStatus::Open);
+    }
+
+    #[test]
+    fn only_cidrs_that_hold_the_whole_vpc_stand_for_an_in_vpc_peer() {
+        // Node ingress for kubelet, from a CIDR instead of the control-plane SG.
+        let cases = [
+            ("ingress tcp 10250 from 10.0.0.0/16", FlowStatus::Open),
+            ("ingress tcp 10250 from 10.0.0.0/8", FlowStatus::Open),
+            ("ingress tcp 10250 from 0.0.0.0/0", FlowStatus::Open),
+            ("ingress tcp 10250 from 10.0.1.0/24", FlowStatus::Closed),
+            ("ingress tcp 10250 from 172.16.0.0/12", FlowStatus::Closed),
+            ("ingress tcp 10250 from ::/0", FlowStatus::Closed),
+            ("ingress tcp 10250 from pl-6ea54007", FlowStatus::Closed),
+            ("ingress tcp 10250 from sg-other", FlowStatus::Closed),
+            ("ingress tcp 10000-11000 from sg-cluster", FlowStatus::Open),
+            ("ingress all from sg-cp", FlowStatus::Open),
+            ("ingress udp 10250 from sg-cp", FlowStatus::Closed),
+        ];
+        for (text, want) in cases {
+            let snap = without(terraform_v19(EndpointMode::Public), "sg-node", "ingress tcp 10250 from sg-cp");
+            let snap = with(snap, "sg-node", text);
+            assert_eq!(status(&snap, FlowName::Kubelet, "ng-1"), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn private_cluster_without_node_egress_to_its_endpoint_sg_closes_aws_apis() {
+        let snap = private_restricted();
+        let results = check(&snap, &FlowContext::default());
+        for r in &results {
+            assert_eq!(r.status, FlowStatus::Open, "{}: {}", r.name.as_str(), r.detail);
+        }
+
+        let snap = without(snap, "sg-node", "egress tcp 443 to sg-endpoint");
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::AwsApis, "ng-1");
+        assert_eq!(r.status, FlowStatus::Closed);
+        assert_eq!(
+            r.detail,
+            "sg-node (node) of node group ng-1 has no egress tcp 443 to the ec2 endpoint vpce-ec2; \
+             sg-node (node) of node group ng-1 has no egress tcp 443 to the ecr.api endpoint vpce-ecrapi; \
+             sg-node (node) of node group ng-1 has no egress tcp 443 to the ecr.dkr endpoint vpce-ecrdkr; \
+             sg-node (node) of node group ng-1 has no egress tcp 443 to the sts endpoint vpce-sts"
+        );
+        // One rule fixes all four endpoints: they share one SG.
+        assert_eq!(
+            r.missing.iter().map(missing).collect::<Vec<_>>(),
+            vec![("sg-node".to_string(), Role::Node, "egress tcp 443 to sg-endpoint".to_string())]
+        );
+    }
+
+    #[test]
+    fn private_aws_apis_checks_endpoint_ingress_s3_and_missing_endpoints() {
+        let gaps = |snap: ClusterSnapshot| {
+            let results = check(&snap, &FlowContext::default());
+            let r = flow(&results, FlowName::AwsApis, "ng-1").clone();
+            (r.status, r.missing.iter().map(missing).collect::<Vec<_>>(), r.detail)
+        };
+        let (status, sides, _) = gaps(without(private_restricted(), "sg-endpoint", "ingress tcp 443 from sg-node"));
+        assert_eq!(status, FlowStatus::Closed);
+        assert_eq!(
+            sides,
+            vec![("sg-endpoint".to_string(), Role::Endpoint, "ingress tcp 443 from sg-node".to_string())]
+        );
+
+        // The endpoint SG may admit the VPC instead of the node SG.
+        let snap = with(
+            without(private_restricted(), "sg-endpoint", "ingress tcp 443 from sg-node"),
+            "sg-endpoint",
+            "ingress tcp 443 from 10.0.0.0/16",
+        );
+        assert_eq!(gaps(snap).0, FlowStatus::Open);
+
+        let (status, sides, _) = gaps(without(private_restricted(), "sg-node", "egress tcp 443 to pl-6ea54007"));
+        assert_eq!(status, FlowStatus::Closed);
+        assert_eq!(sides, vec![("sg-node".to_string(), Role::Node, "egress tcp 443 to pl-6ea54007".to_string())]);
+
+        // 0.0.0.0/0 stands in for the S3 prefix list and for every endpoint SG.
+        let snap = with(
+            without(private_restricted(), "sg-node", "egress tcp 443 to pl-6ea54007"),
+            "sg-node",
+            "egress tcp 443 to 0.0.0.0/0",
+        );
+        let snap = without(snap, "sg-node", "egress tcp 443 to sg-endpoint");
+        assert_eq!(gaps(snap).0, FlowStatus::Open);
+
+        let mut snap = private_restricted();
+        snap.vpc_endpoints.retain(|e| e.service() != "ecr.dkr");
+        let (status, sides, detail) = gaps(snap);
+        assert_eq!(status, FlowStatus::Closed);
+        assert_eq!(detail, "no VPC endpoint for com.amazonaws.eu-west-1.ecr.dkr");
+        assert_eq!(sides, vec![("sg-node".to_string(), Role::Node, "egress tcp 443 to 10.0.0.0/16".to_string())]);
+    }
+
+    #[test]
+    fn a_missing_endpoint_names_the_service_as_the_peer_of_its_fix() {
+        let mut snap = private_restricted();
+        snap.vpc_endpoints.retain(|e| e.service() != "sts");
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::AwsApis, "ng-1");
+        assert_eq!(r.missing.len(), 1);
+        assert_eq!(r.missing[0].peer_label.as_deref(), Some("com.amazonaws.eu-west-1.sts"));
+    }
+
+    #[test]
+    fn one_working_endpoint_of_a_service_is_enough() {
+        let mut snap = private_restricted();
+        // A second ec2 endpoint nobody can reach does not close the flow.
+        snap.vpc_endpoints.insert(0, interface_endpoint("ec2", &["sg-unreachable"]));
+        snap.vpc_endpoints[0].id = "vpce-ec2-old".to_string();
+        assert_eq!(status(&snap, FlowName::AwsApis, "ng-1"), FlowStatus::Open);
+    }
+
+    #[test]
+    fn public_modes_need_node_egress_443_to_the_internet_for_aws_apis() {
+        let cases = [
+            ("egress tcp 443 to 0.0.0.0/0", FlowStatus::Open),
+            ("egress tcp 443 to ::/0", FlowStatus::Open),
+            ("egress tcp 0-1024 to 0.0.0.0/0", FlowStatus::Open),
+            ("egress tcp 443 to 10.0.0.0/8", FlowStatus::Closed),
+            ("egress udp 443 to 0.0.0.0/0", FlowStatus::Closed),
+        ];
+        for mode in [EndpointMode::Public, EndpointMode::PublicPrivate] {
+            for (text, want) in cases {
+                let snap = without(terraform_v19(mode), "sg-node", "egress all to 0.0.0.0/0");
+                let snap = with(snap, "sg-node", text);
+                assert_eq!(status(&snap, FlowName::AwsApis, "ng-1"), want, "{mode} {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn dns_between_two_node_groups_needs_both_sides_both_protocols() {
+        let ng = |id: &str, extra: &[&str]| {
+            let mut rules = vec![
+                format!("ingress tcp 53 from {id}"),
+                format!("ingress udp 53 from {id}"),
+                "egress all to 0.0.0.0/0".to_string(),
+            ];
+            rules.extend(extra.iter().map(|s| s.to_string()));
+            let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+            group(id, Role::Node, &refs)
+        };
+        let cluster = |a: &[&str], b: &[&str]| {
+            snapshot(
+                EndpointMode::Public,
+                vec![default_cluster_sg(), ng("sg-a", a), ng("sg-b", b)],
+                &[("ng-a", &["sg-a"]), ("ng-b", &["sg-b"])],
+            )
+        };
+        let both = ["ingress tcp 53 from sg-a", "ingress udp 53 from sg-a"];
+        let back = ["ingress tcp 53 from sg-b", "ingress udp 53 from sg-b"];
+
+        let snap = cluster(&back, &both);
+        assert_eq!(status(&snap, FlowName::Dns, "ng-a"), FlowStatus::Open);
+        assert_eq!(status(&snap, FlowName::Dns, "ng-b"), FlowStatus::Open);
+
+        // Each group only trusts itself: a classic per-node-group SG layout.
+        let snap = cluster(&[], &[]);
+        let results = check(&snap, &FlowContext::default());
+        let a = flow(&results, FlowName::Dns, "ng-a");
+        assert_eq!(a.status, FlowStatus::Closed);
+        assert_eq!(
+            a.missing.iter().map(missing).collect::<Vec<_>>(),
+            vec![
+                ("sg-b".to_string(), Role::Node, "ingress tcp 53 from sg-a".to_string()),
+                ("sg-b".to_string(), Role::Node, "ingress udp 53 from sg-a".to_string()),
+            ]
+        );
+        assert_eq!(flow(&results, FlowName::Dns, "ng-b").status, FlowStatus::Closed);
+
+        // Only udp admitted from ng-a: tcp is the one gap.
+        let snap = cluster(&back, &["ingress udp 53 from sg-a"]);
+        let results = check(&snap, &FlowContext::default());
+        let a = flow(&results, FlowName::Dns, "ng-a");
+        assert_eq!(a.detail, "sg-b (node) of node group ng-b has no ingress tcp 53 from node group ng-a");
+        assert_eq!(flow(&results, FlowName::Dns, "ng-b").status, FlowStatus::Open);
+    }
+
+    #[test]
+    fn dns_within_one_group_needs_its_self_rules() {
+        let snap = without(terraform_v19(EndpointMode::Public), "sg-node", "ingress udp 53 from sg-node");
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::Dns, "ng-1");
+        assert_eq!(r.status, FlowStatus::Closed);
+        assert_eq!(
+            r.missing.iter().map(missing).collect::<Vec<_>>(),
+            vec![("sg-node".to_string(), Role::Node, "ingress udp 53 from sg-node".to_string())]
+        );
+    }
+
+    #[test]
+    fn webhooks_check_each_declared_port() {
+        let snap = terraform_v19(EndpointMode::Public);
+        let cases: [(&[u16], FlowStatus, &[&str]); 4] = [
+            (&[], FlowStatus::Open, &[]),
+            (&[9443], FlowStatus::Open, &[]),
+            (&[8443, 9443, 8443], FlowStatus::Closed, &["ingress tcp 8443 from sg-cp"]),
+            (&[4443, 8443], FlowStatus::Closed, &["ingress tcp 4443 from sg-cp", "ingress tcp 8443 from sg-cp"]),
+        ];
+        for (ports, want, fixes) in cases {
+            let results = check(&snap, &FlowContext { webhook_ports: ports.to_vec() });
+            let r = flow(&results, FlowName::Webhooks, "ng-1");
+            assert_eq!(r.status, want, "{ports:?}");
+            let got: Vec<String> = r.missing.iter().map(|m| m.rule.to_string()).collect();
+            assert_eq!(got, fixes.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{ports:?}");
+            if ports.is_empty() {
+                assert_eq!(r.detail, "no webhook ports declared");
+            }
+        }
+    }
+
+    #[test]
+    fn replies_need_no_rule_because_security_groups_are_stateful() {
+        // Nothing admits tcp 10250 back to the control plane or ephemeral ports to the nodes.
+        let snap = snapshot(
+            EndpointMode::Public,
+            vec![
+                group("sg-cluster", Role::Cluster, &[]),
+                group("sg-cp", Role::ControlPlane, &["egress tcp 10250 to sg-node"]),
+                group("sg-node", Role::Node, &["ingress tcp 10250 from sg-cp"]),
+            ],
+            &[("ng-1", &["sg-node"])],
+        );
+        assert_eq!(status(&snap, FlowName::Kubelet, "ng-1"), FlowStatus::Open);
+    }
+
+    #[test]
+    fn fixes_go_on_the_node_role_sg_of_a_mixed_set_and_name_the_other_sides_sg() {
+        // An eksctl-like managed group: cluster SG, a remote-access SG and a node SG.
+        let snap = snapshot(
+            EndpointMode::Public,
+            vec![
+                group("sg-0cluster", Role::Cluster, &["egress all to 0.0.0.0/0"]),
+                group("sg-1ssh", Role::RemoteAccess, &["ingress tcp 22 from 10.0.0.0/16"]),
+                group("sg-2node", Role::Node, &["egress all to 0.0.0.0/0"]),
+            ],
+            &[("ng-1", &["sg-1ssh", "sg-2node", "sg-0cluster"])],
+        );
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::Kubelet, "ng-1");
+        assert_eq!(
+            r.missing.iter().map(missing).collect::<Vec<_>>(),
+            vec![("sg-2node".to_string(), Role::Node, "ingress tcp 10250 from sg-0cluster".to_string())]
+        );
+        assert_eq!(
+            r.detail,
+            "no SG of node group ng-1 (sg-0cluster, sg-1ssh, sg-2node) allows ingress tcp 10250 from the control plane"
+        );
+    }
 }

@@ -100,3 +100,68 @@ impl fmt::Display for Peer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_to_their_canonical_form() {
+        let cases = [
+            ("10.0.0.0/16", "10.0.0.0/16"),
+            ("10.1.2.3/8", "10.0.0.0/8"),
+            ("192.168.1.10", "192.168.1.10/32"),
+            (" 0.0.0.0/0 ", "0.0.0.0/0"),
+            ("::/0", "::/0"),
+            ("2600:1f18:abcd::1/40", "2600:1f18:ab00::/40"),
+            ("2600:1f18::1", "2600:1f18::1/128"),
+            ("pl-6ea54007", "pl-6ea54007"),
+            ("sg-0abc", "sg-0abc"),
+            ("444455556666/sg-0abc", "444455556666/sg-0abc"),
+        ];
+        for (text, want) in cases {
+            let peer = Peer::parse(text).expect("parses");
+            assert_eq!(peer.to_string(), want, "{text}");
+            assert_eq!(Peer::parse(&peer.to_string()).expect("reparses"), peer, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_cross_account_group_reference_keeps_its_owner() {
+        assert_eq!(
+            Peer::parse("444455556666/sg-0abc").expect("parses"),
+            Peer::Group { id: "sg-0abc".to_string(), owner: Some("444455556666".to_string()) }
+        );
+        assert_eq!(Peer::parse("sg-0abc").expect("parses").group_id(), Some("sg-0abc"));
+        assert_eq!(Peer::parse("10.0.0.0/8").expect("parses").group_id(), None);
+    }
+
+    #[test]
+    fn bad_peers_are_refused_with_a_clear_message() {
+        for text in ["10.0.0.0/33", "10.0.0", "::/129", "bastion", "", "10.0.0.0/8/1"] {
+            let err = Peer::parse(text).expect_err("refused");
+            assert!(err.0.starts_with(&format!("bad peer `{}`", text.trim())), "{text}: {}", err.0);
+        }
+    }
+
+    #[test]
+    fn internet_and_wide_ranges_are_told_apart() {
+        let cases = [
+            ("0.0.0.0/0", true, true),
+            ("::/0", true, true),
+            ("10.0.0.0/8", false, true),
+            ("10.0.0.0/15", false, true),
+            ("10.0.0.0/16", false, false),
+            ("10.0.1.0/24", false, false),
+            ("2600::/24", false, true),
+            ("2600:1f18::/32", false, false),
+            ("2600:1f18::/56", false, false),
+            ("pl-1", false, false),
+            ("sg-1", false, false),
+        ];
+        for (text, internet, wide) in cases {
+            let peer = Peer::parse(text).expect("parses");
+            assert_eq!((peer.is_internet(), peer.is_wide()), (internet, wide), "{text}");
+        }
+    }
+}

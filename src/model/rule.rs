@@ -282,3 +282,138 @@ impl fmt::Display for Rule {
         write!(f, "{} {} {} {}", self.direction, self.traffic, word, self.peer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_and_print_back() {
+        let cases = [
+            ("443", "443"),
+            ("1025-65535", "1025-65535"),
+            ("all", "all"),
+            ("*", "all"),
+            ("-1", "all"),
+            ("0-65535", "all"),
+            (" 80 - 90 ", "80-90"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(PortRange::parse(text).expect("parses").to_string(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_port_ranges_are_refused_with_a_clear_message() {
+        let cases = [
+            ("90-80", "port range 90-80 is reversed"),
+            ("70000", "bad port `70000`"),
+            ("https", "bad port `https`"),
+            ("", "bad port ``"),
+        ];
+        for (text, want) in cases {
+            let err = PortRange::parse(text).expect_err("refused");
+            assert!(err.0.contains(want), "{text}: {}", err.0);
+        }
+    }
+
+    #[test]
+    fn traffic_parses_the_rule_grammar_and_prints_it_back() {
+        let cases: [(&str, Option<&str>, &str); 12] = [
+            ("all", None, "all"),
+            ("-1", Some("all"), "all"),
+            ("tcp", Some("443"), "tcp 443"),
+            ("6", Some("443"), "tcp 443"),
+            ("udp", Some("53"), "udp 53"),
+            ("tcp", Some("1025-65535"), "tcp 1025-65535"),
+            ("tcp", None, "tcp all"),
+            ("icmp", Some("8/0"), "icmp 8/0"),
+            ("icmp", Some("3"), "icmp 3"),
+            ("icmp", Some("all"), "icmp all"),
+            ("icmpv6", None, "icmpv6 all"),
+            ("47", None, "47"),
+        ];
+        for (protocol, ports, want) in cases {
+            let traffic = Traffic::parse(protocol, ports).expect("parses");
+            assert_eq!(traffic.to_string(), want, "{protocol} {ports:?}");
+            let mut words = want.splitn(2, ' ');
+            let again = Traffic::parse(words.next().expect("protocol"), words.next()).expect("reparses");
+            assert_eq!(again, traffic, "{want}");
+        }
+    }
+
+    #[test]
+    fn bad_traffic_is_refused_with_a_clear_message() {
+        let cases: [(&str, Option<&str>, &str); 4] = [
+            ("all", Some("443"), "protocol `all` takes no ports"),
+            ("gre", None, "unknown protocol `gre`"),
+            ("300", None, "unknown protocol `300`"),
+            ("icmp", Some("8/x"), "bad ICMP type/code `8/x`"),
+        ];
+        for (protocol, ports, want) in cases {
+            let err = Traffic::parse(protocol, ports).expect_err("refused");
+            assert!(err.0.contains(want), "{protocol} {ports:?}: {}", err.0);
+        }
+    }
+
+    #[test]
+    fn ec2_port_fields_follow_the_protocol() {
+        let cases = [
+            (Traffic::All, ("all", -1, -1)),
+            (Traffic::Tcp(PortRange::new(1025, 65535).expect("range")), ("tcp", 1025, 65535)),
+            (Traffic::Udp(PortRange::single(53)), ("udp", 53, 53)),
+            (Traffic::Icmp(IcmpMatch { icmp_type: Some(8), code: Some(0) }), ("icmp", 8, 0)),
+            (Traffic::Icmp(IcmpMatch { icmp_type: Some(3), code: None }), ("icmp", 3, -1)),
+            (Traffic::Icmpv6(IcmpMatch::ALL), ("icmpv6", -1, -1)),
+            (Traffic::Other(50), ("50", -1, -1)),
+        ];
+        for (traffic, (protocol, from, to)) in cases {
+            let got = (traffic.protocol_name(), traffic.from_port(), traffic.to_port());
+            assert_eq!(got, (protocol.to_string(), from, to), "{traffic}");
+        }
+    }
+
+    #[test]
+    fn directions_accept_the_usual_words() {
+        let cases = [
+            ("ingress", Direction::Ingress),
+            ("IN", Direction::Ingress),
+            ("inbound", Direction::Ingress),
+            ("egress", Direction::Egress),
+            ("out", Direction::Egress),
+            ("Outbound", Direction::Egress),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Direction::parse(text).expect("parses"), want, "{text}");
+        }
+        assert!(Direction::parse("sideways").expect_err("refused").0.contains("expected `ingress` or `egress`"));
+    }
+
+    #[test]
+    fn rules_print_in_the_exception_grammar_without_their_description() {
+        let mut rule = Rule::new(Direction::Ingress, Traffic::Tcp(PortRange::single(22)), "0.0.0.0/0".parse_peer());
+        rule.description = Some("bastion".to_string());
+        assert_eq!(rule.to_string(), "ingress tcp 22 from 0.0.0.0/0");
+        let egress = Rule::new(Direction::Egress, Traffic::All, "sg-0abc".parse_peer());
+        assert_eq!(egress.to_string(), "egress all to sg-0abc");
+    }
+
+    #[test]
+    fn a_rules_key_ignores_its_description() {
+        let plain = Rule::new(Direction::Ingress, Traffic::Udp(PortRange::single(53)), "sg-a".parse_peer());
+        let described = Rule { description: Some("CoreDNS".to_string()), ..plain.clone() };
+        assert_eq!(plain.key(), described.key());
+        let other = Rule::new(Direction::Egress, Traffic::Udp(PortRange::single(53)), "sg-a".parse_peer());
+        assert_ne!(plain.key(), other.key());
+    }
+
+    trait ParsePeer {
+        fn parse_peer(self) -> Peer;
+    }
+
+    impl ParsePeer for &str {
+        fn parse_peer(self) -> Peer {
+            Peer::parse(self).expect("peer")
+        }
+    }
+}
