@@ -382,3 +382,32 @@ fn the_status_page_lists_every_demo_cluster_and_finding_and_never_a_secret() {
         assert!(!text.contains(SECRET), "the webhook URL leaked into {what}");
     }
 }
+
+#[test]
+fn a_corrupt_state_file_stops_the_start_with_its_name_line_and_column_and_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let garbage = "{\"version\": 1,\n  \"clusters\": {\"a\": ]\n}";
+    fs::write(&state, garbage).unwrap();
+    let config = dir.path().join("sgdrift.toml");
+    let port = daemon_harness::free_port();
+    fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[source]\nkind = \"files\"\ndir = \"clusters\"\n\
+             [[targets]]\nregions = [\"eu-west-1\"]\n[alerts]\nstate_file = \"state.json\"\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{} is corrupt at line 2, column 21", state.display())), "{stderr}");
+    assert!(stderr.contains("move it aside"), "{stderr}");
+    assert_eq!(fs::read_to_string(&state).unwrap(), garbage);
+    assert!(daemon_harness::http_get(port, "/healthz").is_none(), "nothing listens after a refused start");
+}
