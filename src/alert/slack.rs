@@ -1,0 +1,473 @@
+//! The Slack message of a notification: Block Kit with a `text` fallback, kept inside Slack's
+//! documented limits (ecosystem.md §4.2), dynamic text escaped for mrkdwn.
+
+use serde_json::{json, Value};
+
+use super::policy::{Event, EventStatus, Notification};
+use crate::model::{Direction, Finding, FindingKind};
+
+/// Blocks per message.
+pub const MAX_BLOCKS: usize = 50;
+/// Characters of one section's text.
+pub const MAX_SECTION_TEXT: usize = 3000;
+/// Characters of the header's plain text.
+pub const MAX_HEADER: usize = 150;
+/// Fields per section, and characters per field.
+pub const MAX_FIELDS: usize = 10;
+pub const MAX_FIELD: usize = 2000;
+/// Characters of all the finding lists together: Slack has refused messages of about 13k
+/// characters of blocks (`msg_blocks_too_long`), well below the per-block limits.
+pub const LIST_BUDGET: usize = 8000;
+/// Characters of one finding line; a long reason or description is cut.
+const MAX_LINE: usize = 400;
+/// Security groups named in the fields before "… and N more".
+const MAX_GROUPS: usize = 10;
+
+/// The JSON body to POST to a Slack incoming webhook.
+pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
+    let status_url = external_url.map(|u| format!("{}/", u.trim_end_matches('/')));
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": { "type": "plain_text", "text": truncate(&header(n), MAX_HEADER), "emoji": true }
+    })];
+    blocks.push(json!({ "type": "section", "fields": fields(n) }));
+
+    let (sections, omitted) = lists(n);
+    // Header, fields, "… and N more" and context are reserved.
+    for text in sections.into_iter().take(MAX_BLOCKS - 4) {
+        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } }));
+    }
+    if !omitted.is_empty() {
+        let total: usize = omitted.iter().map(|(_, k)| k).sum();
+        let parts: Vec<String> = omitted.iter().map(|(title, k)| format!("{k} {}", title.to_lowercase())).collect();
+        let mut text = format!("… and {total} more ({})", parts.join(", "));
+        if let Some(url) = &status_url {
+            text.push_str(&format!(": see the <{}|status page>", esc(url)));
+        }
+        blocks.push(
+            json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, MAX_SECTION_TEXT) } }),
+        );
+    }
+    blocks.push(json!({ "type": "context", "elements": context(n, status_url.as_deref()) }));
+
+    json!({ "text": fallback(n), "blocks": blocks })
+}
+
+fn header(n: &Notification) -> String {
+    let new = n.count(EventStatus::Firing, false);
+    let reminded = n.count(EventStatus::Firing, true);
+    let resolved = n.count(EventStatus::Resolved, false);
+    let open = n.open_count();
+    let name = &n.cluster.name;
+    if new > 0 {
+        let mut h = format!(":red_circle: Drift: {} in {name}", plural(new, "new finding"));
+        if resolved > 0 {
+            h.push_str(&format!(", {resolved} resolved"));
+        }
+        h
+    } else if reminded > 0 {
+        let mut h = format!(":large_orange_circle: Still drifting: {} open in {name}", plural(open, "finding"));
+        if resolved > 0 {
+            h.push_str(&format!(", {resolved} resolved"));
+        }
+        h
+    } else if open == 0 {
+        format!(":large_green_circle: Resolved: all drift in {name} ({})", plural(resolved, "finding"))
+    } else {
+        format!(":large_green_circle: Resolved: {} in {name}, {open} still open", plural(resolved, "finding"))
+    }
+}
+
+fn fallback(n: &Notification) -> String {
+    let new = n.count(EventStatus::Firing, false);
+    let reminded = n.count(EventStatus::Firing, true);
+    let resolved = n.count(EventStatus::Resolved, false);
+    let tag = if new > 0 {
+        ":red_circle: [DRIFT]"
+    } else if reminded > 0 {
+        ":large_orange_circle: [STILL DRIFTING]"
+    } else {
+        ":large_green_circle: [RESOLVED]"
+    };
+    let mut parts = Vec::new();
+    if new > 0 {
+        parts.push(format!("{new} new"));
+    }
+    if resolved > 0 {
+        parts.push(format!("{resolved} resolved"));
+    }
+    parts.push(format!("{} open", n.open_count()));
+    let c = &n.cluster;
+    esc(&format!("{tag} {} ({} / {}): {}", c.name, c.account_id, c.region, parts.join(", ")))
+}
+
+fn fields(n: &Notification) -> Vec<Value> {
+    let mut groups: Vec<(&str, &str)> = Vec::new();
+    for e in &n.events {
+        let g = (e.finding.group_id.as_str(), e.finding.role.as_str());
+        if !g.0.is_empty() && !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let mut shown: Vec<String> =
+        groups.iter().take(MAX_GROUPS).map(|(id, role)| format!("`{}` ({role})", esc(id))).collect();
+    if groups.len() > MAX_GROUPS {
+        shown.push(format!("… and {} more", groups.len() - MAX_GROUPS));
+    }
+    let c = &n.cluster;
+    let fields = [
+        ("Account", esc(&c.account_id)),
+        ("Region", esc(&c.region)),
+        ("Cluster", esc(&c.name)),
+        ("Open findings", n.open_count().to_string()),
+        ("Security groups", if shown.is_empty() { "none".into() } else { shown.join(", ") }),
+    ];
+    fields
+        .iter()
+        .take(MAX_FIELDS)
+        .map(|(k, v)| json!({ "type": "mrkdwn", "text": truncate(&format!("*{k}*\n{v}"), MAX_FIELD) }))
+        .collect()
+}
+
+/// The finding lists as section texts, and what did not fit, by list title.
+fn lists(n: &Notification) -> (Vec<String>, Vec<(&'static str, usize)>) {
+    let is_flow = |e: &&Event| e.finding.kind == FindingKind::Flow;
+    let new: Vec<&Event> = n.events.iter().filter(|e| e.status == EventStatus::Firing && !e.reminder).collect();
+    let lists: [(&'static str, Vec<&Event>); 4] = [
+        ("New drift", new.iter().copied().filter(|e| !is_flow(e)).collect()),
+        ("Closed flows", new.iter().copied().filter(is_flow).collect()),
+        ("Still drifting", n.events.iter().filter(|e| e.status == EventStatus::Firing && e.reminder).collect()),
+        ("Resolved", n.events.iter().filter(|e| e.status == EventStatus::Resolved).collect()),
+    ];
+
+    let mut sections: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut used = 0;
+    let mut full = false;
+    let mut omitted = Vec::new();
+    // Leave room for header, fields, "… and N more" and context.
+    let max_sections = MAX_BLOCKS - 4;
+    for (title, events) in lists {
+        if events.is_empty() {
+            continue;
+        }
+        let mut left_out = 0;
+        for (i, e) in events.iter().enumerate() {
+            let line = truncate(&line(e, n), MAX_LINE);
+            let piece = if i == 0 { format!("*{title} ({})*\n{line}", events.len()) } else { line };
+            let len = piece.chars().count() + 1;
+            if !full && used + len > LIST_BUDGET {
+                full = true;
+            }
+            if !full && current.chars().count() + len > MAX_SECTION_TEXT {
+                if sections.len() + 1 >= max_sections {
+                    full = true;
+                } else {
+                    sections.push(std::mem::take(&mut current));
+                }
+            }
+            if full {
+                left_out += 1;
+                continue;
+            }
+            if !current.is_empty() {
+                current.push('\n');
+            }
+            current.push_str(&piece);
+            used += len;
+        }
+        if left_out > 0 {
+            omitted.push((title, left_out));
+        }
+    }
+    if !current.is_empty() {
+        sections.push(current);
+    }
+    (sections, omitted)
+}
+
+/// One event as a bullet line.
+fn line(e: &Event, n: &Notification) -> String {
+    let f = &e.finding;
+    let mut s = format!("• *{}* ", f.severity);
+    if f.kind == FindingKind::Flow {
+        let name = f.flow.as_deref().unwrap_or("flow");
+        s.push_str(&format!("flow `{}` closed: {}", esc(name), esc(&f.reason)));
+        s.push_str(&format!(" (needs {} on `{}`)", esc(&rule(f)), esc(&f.group_id)));
+    } else {
+        let kind = if f.kind == FindingKind::Missing { "missing " } else { "" };
+        s.push_str(&format!("{kind}{} on `{}` ({})", esc(&rule(f)), esc(&f.group_id), f.role));
+        if !f.reason.is_empty() {
+            s.push_str(&format!(": {}", esc(&f.reason)));
+        }
+    }
+    match e.status {
+        EventStatus::Firing if e.reminder => {
+            s.push_str(&format!(" · open for {}", human(n.created_at - e.opened_at)));
+        }
+        EventStatus::Firing => {}
+        EventStatus::Resolved => {
+            if let Some(lasted) = e.lasted() {
+                s.push_str(&format!(" · lasted {}", human(lasted)));
+            }
+            if let Some(by) = &f.suppressed_by {
+                s.push_str(&format!(" · now suppressed by an exception: {}", esc(by)));
+            }
+        }
+    }
+    s
+}
+
+/// `ingress tcp 22 from `0.0.0.0/0``, `egress all traffic to `sg-0abc``.
+fn rule(f: &Finding) -> String {
+    let proto = f.protocol.as_str();
+    let traffic = if proto == "all" || proto == "-1" {
+        "all traffic".to_string()
+    } else if f.from_port < 0 || (f.from_port == 0 && f.to_port == 65535) {
+        format!("{proto} all ports")
+    } else if f.from_port == f.to_port {
+        format!("{proto} {}", f.from_port)
+    } else {
+        format!("{proto} {}-{}", f.from_port, f.to_port)
+    };
+    let (dir, prep) = match f.direction {
+        Direction::Ingress => ("ingress", "from"),
+        Direction::Egress => ("egress", "to"),
+    };
+    format!("{dir} {traffic} {prep} `{}`", f.peer)
+}
+
+fn context(n: &Notification, status_url: Option<&str>) -> Vec<Value> {
+    let mut parts = Vec::new();
+    let resolved_only = n.events.iter().all(|e| e.status == EventStatus::Resolved);
+    if resolved_only && n.open_count() == 0 {
+        if let Some(first) = n.events.iter().map(|e| e.opened_at).min() {
+            parts.push(format!(
+                "Drift lasted {} ({} → {})",
+                human(n.created_at - first),
+                first.format("%Y-%m-%d %H:%M:%SZ"),
+                n.created_at.format("%Y-%m-%d %H:%M:%SZ")
+            ));
+        }
+    } else {
+        parts.push(format!("Seen {}", n.created_at.format("%Y-%m-%d %H:%M:%SZ")));
+    }
+    if let Some(url) = status_url {
+        parts.push(format!("<{}|Status page>", esc(url)));
+    }
+    parts.push(format!("notification `{}`", esc(&n.id)));
+    parts.into_iter().map(|t| json!({ "type": "mrkdwn", "text": t })).collect()
+}
+
+/// Escapes the three characters mrkdwn reserves (`&`, `<`, `>`), and only those.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    // Never leave half an escape sequence.
+    if let Some(amp) = out.rfind('&') {
+        if !out[amp..].contains(';') {
+            out.truncate(amp);
+        }
+    }
+    out.push('…');
+    out
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// `45s`, `47m`, `3h 5m`, `2d 4h`.
+pub fn human(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::model::{ClusterId, Role, Severity};
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().with_timezone(&Utc)
+            + chrono::Duration::minutes(minutes)
+    }
+
+    fn event(label: &str, kind: FindingKind, status: EventStatus, reminder: bool, opened: i64, now: i64) -> Event {
+        Event {
+            episode_id: format!("id-{label}"),
+            status,
+            reminder,
+            opened_at: at(opened),
+            resolved_at: (status == EventStatus::Resolved).then(|| at(now)),
+            finding: Finding {
+                id: format!("id-{label}"),
+                kind,
+                severity: Severity::High,
+                group_id: "sg-0abc".into(),
+                role: Role::Node,
+                direction: Direction::Ingress,
+                protocol: "tcp".into(),
+                from_port: 10250,
+                to_port: 10250,
+                peer: "sg-0cp".into(),
+                reason: format!("{label} reason"),
+                flow: (kind == FindingKind::Flow).then(|| label.to_string()),
+                description: None,
+                suppressed_by: None,
+            },
+        }
+    }
+
+    fn notification(now: i64, events: Vec<Event>, open: usize) -> Notification {
+        Notification {
+            id: "n1".into(),
+            created_at: at(now),
+            cluster: ClusterId {
+                account_id: "111122223333".into(),
+                region: "eu-west-1".into(),
+                name: "prod-eu1".into(),
+            },
+            events,
+            open: if open > 0 { BTreeMap::from([(Severity::High, open)]) } else { BTreeMap::new() },
+        }
+    }
+
+    fn texts(v: &Value) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn the_header_states_status_and_count_for_every_kind_of_notification() {
+        use EventStatus::{Firing, Resolved};
+        use FindingKind::{Flow, Unexpected};
+        let cases = [
+            (
+                "new only",
+                0,
+                vec![event("a", Unexpected, Firing, false, 0, 0), event("b", Unexpected, Firing, false, 0, 0)],
+                2,
+                ":red_circle: Drift: 2 new findings in prod-eu1",
+            ),
+            (
+                "new and resolved",
+                5,
+                vec![event("a", Unexpected, Firing, false, 5, 5), event("b", Unexpected, Resolved, false, 0, 5)],
+                1,
+                ":red_circle: Drift: 1 new finding in prod-eu1, 1 resolved",
+            ),
+            (
+                "reminder",
+                1440,
+                vec![event("a", Flow, Firing, true, 0, 1440)],
+                3,
+                ":large_orange_circle: Still drifting: 3 findings open in prod-eu1",
+            ),
+            (
+                "all resolved",
+                47,
+                vec![event("a", Unexpected, Resolved, false, 0, 47)],
+                0,
+                ":large_green_circle: Resolved: all drift in prod-eu1 (1 finding)",
+            ),
+            (
+                "some resolved",
+                47,
+                vec![event("a", Unexpected, Resolved, false, 0, 47)],
+                2,
+                ":large_green_circle: Resolved: 1 finding in prod-eu1, 2 still open",
+            ),
+        ];
+        for (name, now, events, open, want) in cases {
+            let p = payload(&notification(now, events, open), None);
+            assert_eq!(p["blocks"][0]["type"], "header", "{name}");
+            assert_eq!(p["blocks"][0]["text"]["text"], want, "{name}");
+            assert!(!p["text"].as_str().unwrap().is_empty(), "{name}: a text fallback");
+        }
+    }
+
+    #[test]
+    fn a_resolved_message_names_how_long_the_drift_lasted() {
+        let n = notification(47, vec![event("a", FindingKind::Unexpected, EventStatus::Resolved, false, 0, 47)], 0);
+        let p = texts(&payload(&n, None));
+        assert!(p.contains("lasted 47m"), "{p}");
+        assert!(p.contains("Drift lasted 47m (2026-11-28 10:00:00Z → 2026-11-28 10:47:00Z)"), "{p}");
+        assert!(p.contains("[RESOLVED] prod-eu1"), "{p}");
+    }
+
+    #[test]
+    fn closed_flows_are_listed_apart_from_rule_drift() {
+        let n = notification(
+            0,
+            vec![
+                event("kubelet", FindingKind::Flow, EventStatus::Firing, false, 0, 0),
+                event("ssh", FindingKind::Unexpected, EventStatus::Firing, false, 0, 0),
+            ],
+            2,
+        );
+        let p = payload(&n, None);
+        let sections: Vec<&str> =
+            p["blocks"].as_array().unwrap().iter().filter_map(|b| b["text"]["text"].as_str()).collect();
+        let list = sections.iter().find(|t| t.starts_with("*New drift")).unwrap();
+        assert!(
+            list.contains("*New drift (1)*\n• *high* ingress tcp 10250 from `sg-0cp` on `sg-0abc` (node): ssh reason"),
+            "{list}"
+        );
+        assert!(list.contains("*Closed flows (1)*\n• *high* flow `kubelet` closed: kubelet reason"), "{list}");
+    }
+
+    #[test]
+    fn the_status_page_is_linked_only_when_an_external_url_is_set() {
+        let n = notification(0, vec![event("a", FindingKind::Unexpected, EventStatus::Firing, false, 0, 0)], 1);
+        assert!(texts(&payload(&n, Some("https://sgdrift.example.com")))
+            .contains("<https://sgdrift.example.com/|Status page>"));
+        assert!(!texts(&payload(&n, None)).contains("Status page"));
+    }
+
+    #[test]
+    fn durations_read_as_a_human_would_write_them() {
+        let cases = [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m"),
+            (47 * 60 + 12, "47m"),
+            (3 * 3600 + 300, "3h 5m"),
+            (2 * 86400 + 4 * 3600, "2d 4h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human(chrono::Duration::seconds(secs)), want, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn mrkdwn_escaping_touches_only_ampersand_and_angle_brackets() {
+        assert_eq!(esc("a & b <c> *d* `e`"), "a &amp; b &lt;c&gt; *d* `e`");
+    }
+
+    #[test]
+    fn truncation_never_splits_an_escape_sequence() {
+        let cut = truncate("abc &amp; def", 7);
+        assert_eq!(cut, "abc …");
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("0123456789", 5).chars().count(), 5);
+    }
+}
