@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::alert::{AlertMetrics, Dispatcher};
 use crate::config::Settings;
-use crate::engine::{self, Engine};
+use crate::engine::Engine;
 use crate::export::metrics::{AwsCallView, AwsStatsFn, Metrics};
 use crate::http::{self, AppState};
 use crate::scheduler::{self, Generation, Readiness, Scheduler};
@@ -39,13 +39,6 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     let state_path = settings.config.alerts.state_file.clone();
     let store = Arc::new(StateStore::load(state_path.clone())?);
-    let specs = engine::specs(&settings.targets);
-    // Also proves at start that the state file can be written.
-    let pruned = store.update(|s| scheduler::prune_unconfigured(s, &specs)).await?;
-    for key in pruned {
-        tracing::info!(cluster = %key, "dropped from the state: no configured target names it");
-    }
-
     let engine = Arc::new(Engine::new(Arc::clone(&settings), crate::app::build_source(&settings).await?));
     let sources = Arc::new(Sources { current: RwLock::new(Arc::clone(&engine)), retired: Mutex::new(AwsCallView::default()) });
     let aws_stats: AwsStatsFn = {
@@ -56,6 +49,18 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let alert_metrics = Arc::new(AlertMetrics::register(metrics.registry()).context("cannot register the alert metrics")?);
     let dispatcher = Arc::new(Dispatcher::new(&settings, Arc::clone(&alert_metrics))?);
     metrics.config_loaded(true, Utc::now());
+    // Also proves at start that the state file can be written.
+    let specs = engine.target_specs();
+    let pruned = store
+        .update(|s| {
+            let pruned = scheduler::prune_unconfigured(s, &specs);
+            scheduler::forget_vanished(s, &dispatcher);
+            pruned
+        })
+        .await?;
+    for key in pruned {
+        tracing::info!(cluster = %key, "dropped from the state: no configured target names it");
+    }
 
     let listen = settings.config.server.listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -237,7 +242,12 @@ impl Running {
         let engine = Arc::new(Engine::new(Arc::clone(&settings), source));
         self.sources.replace(Arc::clone(&engine));
         let specs = engine.target_specs();
-        match self.store.update(|s| scheduler::prune_unconfigured(s, &specs)).await {
+        let pruning = self.store.update(|s| {
+            let pruned = scheduler::prune_unconfigured(s, &specs);
+            scheduler::forget_vanished(s, &dispatcher);
+            pruned
+        });
+        match pruning.await {
             Ok(pruned) => {
                 for key in pruned {
                     tracing::info!(cluster = %key, "dropped from the state: no configured target names it any more");

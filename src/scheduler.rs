@@ -253,6 +253,13 @@ pub fn prune_unconfigured(state: &mut PersistedState, specs: &[(usize, TargetSpe
     gone
 }
 
+/// Drops the alert episodes of clusters the state no longer holds (gone from their target, or
+/// no longer configured): no "resolved" is sent for them, see `Dispatcher::forget_clusters`.
+pub fn forget_vanished(state: &mut PersistedState, dispatcher: &Dispatcher) {
+    let clusters = &state.clusters;
+    dispatcher.forget_clusters(&mut state.alerts, |id| clusters.contains_key(&cluster_key(id)));
+}
+
 /// `arn:aws:iam::111122223333:role/x` → `111122223333`.
 fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
@@ -371,9 +378,13 @@ impl Scheduler {
         let (applied, written) = self
             .store
             .apply(|state| {
-                apply_poll(state, spec, &result, now, &mut |alerts, report, ok| {
+                let applied = apply_poll(state, spec, &result, now, &mut |alerts, report, ok| {
                     dispatcher.observe(alerts, report, ok, now);
-                })
+                });
+                if !applied.removed.is_empty() {
+                    forget_vanished(state, &dispatcher);
+                }
+                applied
             })
             .await;
         if let Err(e) = written {
