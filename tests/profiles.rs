@@ -81,8 +81,16 @@ fn hardened(mut snap: ClusterSnapshot) -> ClusterSnapshot {
     let cp = snap.control_plane_set();
     let endpoints: Vec<String> =
         snap.vpc_endpoints.iter().flat_map(|e| e.security_group_ids.clone()).collect();
+    // eks-strict allows the control-plane SG only 10250, 443 and webhook ports to nodes, not the
+    // 1025-65535 range eksctl and the AWS node template give it: replaced below like allow-all.
+    let wide = Traffic::Tcp(sgdrift::model::PortRange::new(1025, 65535).expect("ordered"));
     for id in &ids {
-        let had = remove_rules(&mut snap, id, internet);
+        let range = if snap.groups[id].role == Role::ControlPlane {
+            remove_rules(&mut snap, id, |r| r.direction == Direction::Egress && r.traffic == wide)
+        } else {
+            0
+        };
+        let had = remove_rules(&mut snap, id, internet) + range;
         if had == 0 {
             continue;
         }

@@ -139,9 +139,17 @@ pub enum BaselineRef {
 impl BaselineRef {
     /// The concrete rules for one cluster: a profile's variant for its mode and style, or the
     /// file's rules plus those of the profile it extends.
+    ///
+    /// Profile names are checked when the config and baseline files load, so an unknown name
+    /// cannot reach here; should one anyway, the result is an empty baseline (every rule of the
+    /// cluster is then `unexpected`): loud, but never a panic in the poll loop.
     pub fn for_cluster(&self, mode: EndpointMode, style: Style) -> Baseline {
         match self {
-            BaselineRef::Profile(p) => builtin(p, mode, style).expect("profile names are checked at load"),
+            BaselineRef::Profile(p) => builtin(p, mode, style).unwrap_or_else(|| Baseline {
+                origin: format!("builtin:{p} (unknown profile: no rules)"),
+                profile: None,
+                rules: Vec::new(),
+            }),
             BaselineRef::File(b) => {
                 let mut out = b.clone();
                 if let Some(p) = &b.profile {
@@ -151,6 +159,114 @@ impl BaselineRef {
                 }
                 out
             }
+        }
+    }
+}
+
+/// Hand-built snapshots for the tests of this module.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::collections::BTreeMap;
+
+    use crate::model::{
+        canonicalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, Peer, Role, Rule,
+        SecurityGroup, Style, Traffic,
+    };
+
+    /// `rule("ingress", "tcp", "443", "sg-cp")`; empty ports for none.
+    pub fn rule(direction: &str, protocol: &str, ports: &str, peer: &str) -> Rule {
+        let ports = Some(ports).filter(|p| !p.is_empty());
+        Rule::new(
+            Direction::parse(direction).unwrap(),
+            Traffic::parse(protocol, ports).unwrap(),
+            Peer::parse(peer).unwrap(),
+        )
+    }
+
+    pub fn group(id: &str, name: &str, role: Role, rules: Vec<Rule>) -> SecurityGroup {
+        SecurityGroup {
+            id: id.into(),
+            name: name.into(),
+            description: format!("{name} group"),
+            owner_id: Some("111122223333".into()),
+            vpc_id: Some("vpc-1".into()),
+            tags: BTreeMap::new(),
+            role,
+            rules: canonicalize(rules),
+        }
+    }
+
+    /// A private terraform-style cluster: the cluster SG, one control-plane SG, two node SGs
+    /// (two node groups), one endpoint SG; S3 and DynamoDB prefix lists; a dual-stack VPC.
+    pub fn snapshot() -> ClusterSnapshot {
+        let groups = [
+            group(
+                "sg-cluster",
+                "eks-cluster-sg-demo-1234",
+                Role::Cluster,
+                vec![rule("ingress", "all", "", "sg-cluster"), rule("egress", "all", "", "0.0.0.0/0")],
+            ),
+            group(
+                "sg-cp",
+                "demo-cluster-2024",
+                Role::ControlPlane,
+                vec![rule("ingress", "tcp", "443", "sg-node-a"), rule("ingress", "tcp", "443", "sg-node-b")],
+            ),
+            group(
+                "sg-node-a",
+                "demo-node-a",
+                Role::Node,
+                vec![
+                    rule("ingress", "tcp", "10250", "sg-cp"),
+                    rule("ingress", "udp", "53", "sg-node-a"),
+                    rule("ingress", "udp", "53", "sg-node-b"),
+                    rule("ingress", "icmp", "8/0", "10.0.0.0/16"),
+                    rule("egress", "all", "", "0.0.0.0/0"),
+                    rule("egress", "all", "", "::/0"),
+                    rule("egress", "tcp", "443", "pl-s3"),
+                ],
+            ),
+            group(
+                "sg-node-b",
+                "demo-node-b",
+                Role::Node,
+                vec![
+                    rule("ingress", "tcp", "10250", "sg-cp"),
+                    rule("ingress", "tcp", "22", "0.0.0.0/0"),
+                    rule("ingress", "tcp", "1025-65535", "sg-node-b"),
+                    rule("ingress", "47", "", "10.0.0.0/16"),
+                    rule("egress", "all", "", "0.0.0.0/0"),
+                ],
+            ),
+            group(
+                "sg-ep",
+                "demo-endpoints",
+                Role::Endpoint,
+                vec![rule("ingress", "tcp", "443", "sg-node-a"), rule("ingress", "tcp", "443", "444455556666/sg-peer")],
+            ),
+        ];
+        ClusterSnapshot {
+            id: ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: "demo".into() },
+            endpoint_mode: EndpointMode::Private,
+            public_access_cidrs: vec![],
+            style: Style::Terraform,
+            vpc_id: "vpc-1".into(),
+            vpc_cidrs: vec!["10.0.0.0/16".parse().unwrap(), "100.64.0.0/16".parse().unwrap(), "2600:1f18:1:2300::/56".parse().unwrap()],
+            cluster_security_group_id: Some("sg-cluster".into()),
+            control_plane_security_group_ids: vec!["sg-cp".into()],
+            groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
+            node_groups: vec![
+                NodeGroup { name: "a".into(), kind: NodeGroupKind::Managed, security_group_ids: vec!["sg-node-a".into()] },
+                NodeGroup { name: "b".into(), kind: NodeGroupKind::SelfManaged, security_group_ids: vec!["sg-node-b".into()] },
+            ],
+            vpc_endpoints: vec![],
+            prefix_lists: [
+                ("pl-s3".to_string(), "com.amazonaws.eu-west-1.s3".to_string()),
+                ("pl-ddb".to_string(), "com.amazonaws.eu-west-1.dynamodb".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            warnings: vec![],
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Resolution: role-named baseline rules become concrete rules on concrete groups of one snapshot.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-use super::{Baseline, RuleStatus};
-use crate::model::{ClusterSnapshot, Rule};
+use super::{Baseline, BaselineRule, PeerSpec, RuleStatus};
+use crate::model::{ClusterSnapshot, Direction, Peer, PortRange, Role, Rule, SecurityGroup, Traffic};
 
 /// Facts from the target's config that a baseline may depend on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +33,228 @@ pub struct ResolvedBaseline {
 /// Resolves `baseline` against `snapshot`: `role:` peers expand to every group of that role,
 /// `self` to the holding group, `vpc-cidr` to the VPC's CIDRs, prefix-list names to ids.
 /// A rule whose peer resolves to nothing (no group of that role) drops out.
+///
+/// The target's `webhook_ports` are allowed control plane → nodes whatever the baseline (a
+/// profile or a file): the operator declared them, and the flow checker requires them, so
+/// opening them must not be drift. Each group's rules come out sorted and without duplicates;
+/// where two baseline rules resolve to the same concrete rule, `required` wins.
 pub fn resolve(baseline: &Baseline, snapshot: &ClusterSnapshot, ctx: &ResolveContext) -> ResolvedBaseline {
-    let _ = (baseline, snapshot, ctx);
-    todo!("baseline resolution")
+    let mut by_group: BTreeMap<String, BTreeMap<(Direction, Traffic, Peer), ResolvedRule>> = BTreeMap::new();
+    let webhooks = webhook_rules(&ctx.webhook_ports);
+    for rule in baseline.rules.iter().chain(&webhooks) {
+        for holder in snapshot.groups_with_role(rule.role) {
+            if rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
+                continue;
+            }
+            for peer in resolve_peer(&rule.peer, holder, snapshot) {
+                let resolved = ResolvedRule {
+                    rule: Rule::new(rule.direction, rule.traffic, peer.clone()),
+                    status: rule.status,
+                    why: rule.why.clone(),
+                    source: rule.source.clone(),
+                };
+                match by_group.entry(holder.id.clone()).or_default().entry((rule.direction, rule.traffic, peer)) {
+                    Entry::Vacant(v) => {
+                        v.insert(resolved);
+                    }
+                    // The stronger statement wins, with its own explanation.
+                    Entry::Occupied(mut o) => {
+                        if resolved.status == RuleStatus::Required && o.get().status != RuleStatus::Required {
+                            o.insert(resolved);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    ResolvedBaseline {
+        origin: baseline.origin.clone(),
+        by_group: by_group.into_iter().map(|(id, rules)| (id, rules.into_values().collect())).collect(),
+    }
+}
+
+/// The concrete peers `spec` names for a rule held by `holder`.
+fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnapshot) -> Vec<Peer> {
+    match spec {
+        PeerSpec::Concrete(p) => vec![p.clone()],
+        PeerSpec::SelfRef => vec![Peer::group(&holder.id)],
+        PeerSpec::Role(r) => snapshot.groups_with_role(*r).map(|g| Peer::group(&g.id)).collect(),
+        PeerSpec::VpcCidr => snapshot
+            .vpc_cidrs
+            .iter()
+            .map(|net| match net {
+                ipnet::IpNet::V4(n) => Peer::Ipv4(n.trunc()),
+                ipnet::IpNet::V6(n) => Peer::Ipv6(n.trunc()),
+            })
+            .collect(),
+        PeerSpec::PrefixListName(name) => prefix_lists_named(snapshot, name),
+        // Unknown in this region or not visible to the source: the rule drops out.
+        PeerSpec::S3PrefixList => prefix_lists_named(snapshot, &format!("com.amazonaws.{}.s3", snapshot.id.region)),
+    }
+}
+
+fn prefix_lists_named(snapshot: &ClusterSnapshot, name: &str) -> Vec<Peer> {
+    snapshot
+        .prefix_lists
+        .iter()
+        .filter(|(_, n)| n.as_str() == name)
+        .map(|(id, _)| Peer::PrefixList(id.clone()))
+        .collect()
+}
+
+/// Declared webhook ports: ingress on nodes from the control plane (its SGs and the cluster
+/// SG it carries), egress from both to the nodes. Managed nodes may carry only the cluster SG,
+/// so the control-plane SG may also send to it, and it may receive from the control-plane SG.
+fn webhook_rules(ports: &[u16]) -> Vec<BaselineRule> {
+    let mut ports = ports.to_vec();
+    ports.sort_unstable();
+    ports.dedup();
+    let rule = |role, direction, port, peer| BaselineRule {
+        role,
+        group: None,
+        direction,
+        traffic: Traffic::Tcp(PortRange::single(port)),
+        peer,
+        status: RuleStatus::Allowed,
+        why: Some(format!("webhook port {port} declared in the target's webhook_ports")),
+        source: Some("config".into()),
+    };
+    ports
+        .into_iter()
+        .flat_map(|port| {
+            [
+                rule(Role::Node, Direction::Ingress, port, PeerSpec::Role(Role::ControlPlane)),
+                rule(Role::Node, Direction::Ingress, port, PeerSpec::Role(Role::Cluster)),
+                rule(Role::ControlPlane, Direction::Egress, port, PeerSpec::Role(Role::Node)),
+                rule(Role::ControlPlane, Direction::Egress, port, PeerSpec::Role(Role::Cluster)),
+                rule(Role::Cluster, Direction::Egress, port, PeerSpec::Role(Role::Node)),
+                rule(Role::Cluster, Direction::Ingress, port, PeerSpec::Role(Role::ControlPlane)),
+            ]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{group, snapshot};
+    use super::super::parse_str;
+    use super::*;
+
+    fn baseline(rules: &str) -> Baseline {
+        parse_str(rules, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn one(role: &str, group: Option<&str>, peer: &str) -> String {
+        let group = group.map(|g| format!("group = \"{g}\"\n")).unwrap_or_default();
+        format!("[[rule]]\nrole = \"{role}\"\n{group}direction = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"{peer}\"\n")
+    }
+
+    /// The peers each group of the fixture gets for one rule, as strings.
+    fn peers_by_group(resolved: &ResolvedBaseline) -> Vec<(String, Vec<String>)> {
+        resolved
+            .by_group
+            .iter()
+            .map(|(id, rules)| (id.clone(), rules.iter().map(|r| r.rule.peer.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn each_peer_kind_resolves_against_the_snapshot() {
+        let s = snapshot();
+        let g = |id: &str, peers: &[&str]| (id.to_string(), peers.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        // (rule text, expected peers per holding group)
+        type PeersByGroup = Vec<(String, Vec<String>)>;
+        let cases: Vec<(String, PeersByGroup)> = vec![
+            (one("node", None, "role:control-plane"), vec![g("sg-node-a", &["sg-cp"]), g("sg-node-b", &["sg-cp"])]),
+            (one("control-plane", None, "role:node"), vec![g("sg-cp", &["sg-node-a", "sg-node-b"])]),
+            (one("node", None, "self"), vec![g("sg-node-a", &["sg-node-a"]), g("sg-node-b", &["sg-node-b"])]),
+            (one("endpoint", None, "vpc-cidr"), vec![g("sg-ep", &["10.0.0.0/16", "100.64.0.0/16", "2600:1f18:1:2300::/56"])]),
+            (one("node", Some("sg-node-b"), "prefix-list:s3"), vec![g("sg-node-b", &["pl-s3"])]),
+            (one("node", Some("demo-node-a"), "prefix-list:com.amazonaws.eu-west-1.dynamodb"), vec![g("sg-node-a", &["pl-ddb"])]),
+            (one("node", Some("sg-node-a"), "prefix-list:pl-other"), vec![g("sg-node-a", &["pl-other"])]),
+            (one("cluster", None, "cidr:10.1.2.3/8"), vec![g("sg-cluster", &["10.0.0.0/8"])]),
+            (one("cluster", None, "sg:sg-elsewhere"), vec![g("sg-cluster", &["sg-elsewhere"])]),
+            (one("cluster", None, "sg:444455556666/sg-peer"), vec![g("sg-cluster", &["444455556666/sg-peer"])]),
+            // Peers that resolve to nothing, holders that do not exist: the rule drops out.
+            (one("node", None, "role:remote-access"), vec![]),
+            (one("remote-access", None, "cidr:10.0.0.0/8"), vec![]),
+            (one("node", None, "prefix-list:com.amazonaws.eu-west-1.nothing"), vec![]),
+            (one("node", Some("sg-nope"), "self"), vec![]),
+        ];
+        for (text, want) in cases {
+            let got = peers_by_group(&resolve(&baseline(&text), &s, &ResolveContext::default()));
+            assert_eq!(got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_s3_prefix_list_is_the_one_of_the_clusters_region_or_nothing() {
+        let mut s = snapshot();
+        let text = one("node", None, "prefix-list:s3");
+        s.id.region = "us-east-1".into();
+        assert!(resolve(&baseline(&text), &s, &ResolveContext::default()).by_group.is_empty());
+        s.prefix_lists.insert("pl-63a5400a".into(), "com.amazonaws.us-east-1.s3".into());
+        let got = peers_by_group(&resolve(&baseline(&text), &s, &ResolveContext::default()));
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|(_, p)| p == &vec!["pl-63a5400a".to_string()]));
+    }
+
+    #[test]
+    fn duplicates_merge_and_required_wins_over_allowed() {
+        // role:node and self name the same group for a node rule.
+        let text = format!(
+            "{}status = \"allowed\"\nwhy = \"a\"\n{}status = \"required\"\nwhy = \"b\"\n",
+            one("node", Some("sg-node-a"), "role:node"),
+            one("node", None, "self"),
+        );
+        let r = resolve(&baseline(&text), &snapshot(), &ResolveContext::default());
+        let a = &r.by_group["sg-node-a"];
+        assert_eq!(a.len(), 2, "{a:?}");
+        let self_rule = a.iter().find(|x| x.rule.peer == Peer::group("sg-node-a")).unwrap();
+        assert_eq!(self_rule.status, RuleStatus::Required);
+        assert_eq!(self_rule.why.as_deref(), Some("b"));
+        assert_eq!(a.iter().find(|x| x.rule.peer == Peer::group("sg-node-b")).unwrap().status, RuleStatus::Allowed);
+        assert_eq!(r.origin, "test.toml");
+    }
+
+    #[test]
+    fn declared_webhook_ports_are_allowed_from_the_control_plane_to_the_nodes() {
+        let s = snapshot();
+        let empty = Baseline { origin: "x".into(), profile: None, rules: vec![] };
+        let r = resolve(&empty, &s, &ResolveContext { webhook_ports: vec![9443, 9443] });
+        let rules = |id: &str| -> Vec<String> { r.by_group[id].iter().map(|x| x.rule.to_string()).collect() };
+        assert_eq!(rules("sg-node-a"), ["ingress tcp 9443 from sg-cluster", "ingress tcp 9443 from sg-cp"]);
+        assert_eq!(rules("sg-cp"), ["egress tcp 9443 to sg-cluster", "egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]);
+        assert_eq!(
+            rules("sg-cluster"),
+            ["ingress tcp 9443 from sg-cp", "egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]
+        );
+        assert!(r.by_group["sg-cp"].iter().all(|x| x.status == RuleStatus::Allowed));
+        assert!(!r.by_group.contains_key("sg-ep"));
+        assert!(resolve(&empty, &s, &ResolveContext::default()).by_group.is_empty());
+    }
+
+    #[test]
+    fn a_profile_resolves_on_every_group_and_only_to_groups_of_the_cluster_or_literal_peers() {
+        let s = snapshot();
+        for name in super::super::PROFILES {
+            let b = super::super::builtin(name, s.endpoint_mode, s.style).unwrap();
+            let r = resolve(&b, &s, &ResolveContext::default());
+            for id in s.groups.keys() {
+                assert!(r.by_group.get(id).is_some_and(|v| !v.is_empty()), "{name}: {id} expects nothing");
+            }
+            for (id, rules) in &r.by_group {
+                for x in rules {
+                    if let Peer::Group { id: peer, .. } = &x.rule.peer {
+                        assert!(s.groups.contains_key(peer), "{name}: {id} → unknown group {peer}");
+                    }
+                }
+            }
+        }
+        // A lone extra group of a role appears as soon as the snapshot has it.
+        let mut s2 = s.clone();
+        s2.groups.insert("sg-ssh".into(), group("sg-ssh", "eks-remoteAccess-1", Role::RemoteAccess, vec![]));
+        let b = super::super::builtin("eks-minimal", s2.endpoint_mode, s2.style).unwrap();
+        assert!(resolve(&b, &s2, &ResolveContext::default()).by_group.contains_key("sg-ssh"));
+    }
 }
