@@ -41,7 +41,11 @@ fn main() {
         }
     };
     let findings: usize = evaluations.iter().map(|e| e.findings.len()).sum();
-    println!("findings: {findings} over the fleet");
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for f in evaluations.iter().flat_map(|e| &e.findings) {
+        *by_kind.entry(format!("{} {} {}", f.role, f.kind.as_str(), f.severity)).or_default() += 1;
+    }
+    println!("findings: {findings} over the fleet: {by_kind:?}");
 
     let mut state = PersistedState::default();
     let now = Utc::now();
@@ -72,6 +76,13 @@ fn main() {
         ms(render.min),
         ms(render.max)
     );
+    let gather = time(30, || metrics.registry().gather().len());
+    let families = metrics.registry().gather();
+    let encode = time(30, || {
+        let mut out = Vec::with_capacity(rendered.body.len());
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut out).map(|()| out.len()).unwrap_or(0)
+    });
+    println!("  of which collect (gather): median {} · text encoding: median {}", ms(gather.median), ms(encode.median));
     println!("resident memory (VmRSS): {} (target < 64 MiB); peak (VmHWM): {}", status("VmRSS"), status("VmHWM"));
 }
 
@@ -141,56 +152,73 @@ fn sg_id(cluster: usize, n: usize) -> String {
     format!("sg-0{cluster:011x}{n:05x}")
 }
 
-/// One cluster laid out like eksctl: cluster SG, control-plane SG, two node SGs, one
-/// remote-access SG, each with 40 rules — the baseline's plus typical additions.
+/// One cluster laid out like eksctl: cluster SG, control-plane SG and three node SGs (two
+/// managed node groups and a self-managed one), 40 rules each: what EKS and eksctl create, then
+/// the additions teams make over time — mostly inside what the baseline allows (pod ports from
+/// other nodes, egress anywhere), with real drift on one cluster in four (SSH from the
+/// internet, an app port open to 10.0.0.0/8).
 fn snapshot(i: usize) -> ClusterSnapshot {
     let id = ClusterId {
         account_id: format!("{:012}", 111_122_220_000u64 + (i as u64 % 7)),
         region: REGIONS[i % REGIONS.len()].to_string(),
         name: format!("fleet-{i:04}"),
     };
-    let roles = [Role::Cluster, Role::ControlPlane, Role::Node, Role::Node, Role::RemoteAccess];
+    let roles = [Role::Cluster, Role::ControlPlane, Role::Node, Role::Node, Role::Node];
     let ids: Vec<String> = (0..roles.len()).map(|n| sg_id(i, n)).collect();
+    let any4 = || Peer::parse("0.0.0.0/0").unwrap();
+    let tcp = |from: u16, to: u16| Traffic::Tcp(PortRange::new(from, to).unwrap());
+    let rule = |direction, traffic, peer| Rule { direction, traffic, peer, description: None };
     let mut groups = BTreeMap::new();
     for (n, role) in roles.iter().enumerate() {
-        let mut rules = vec![
-            Rule { direction: Direction::Ingress, traffic: Traffic::All, peer: Peer::group(&ids[n]), description: None },
-            Rule {
-                direction: Direction::Egress,
-                traffic: Traffic::All,
-                peer: Peer::parse("0.0.0.0/0").unwrap(),
-                description: None,
-            },
-            Rule {
-                direction: Direction::Ingress,
-                traffic: Traffic::Tcp(PortRange::single(443)),
-                peer: Peer::group(&ids[(n + 1) % ids.len()]),
-                description: Some("API".into()),
-            },
-            Rule {
-                direction: Direction::Ingress,
-                traffic: Traffic::Tcp(PortRange::single(10250)),
-                peer: Peer::group(&ids[1]),
-                description: Some("kubelet".into()),
-            },
-            Rule {
-                direction: Direction::Ingress,
-                traffic: Traffic::Udp(PortRange::single(53)),
-                peer: Peer::group(&ids[2]),
-                description: Some("DNS".into()),
-            },
-        ];
+        let node = &ids[2 + n % 3];
+        let mut rules = match role {
+            Role::Cluster => vec![
+                rule(Direction::Ingress, Traffic::All, Peer::group(&ids[0])),
+                rule(Direction::Ingress, Traffic::All, Peer::group(&ids[2])),
+                rule(Direction::Ingress, tcp(443, 443), Peer::group(&ids[3])),
+                rule(Direction::Egress, Traffic::All, any4()),
+            ],
+            Role::ControlPlane => vec![
+                rule(Direction::Ingress, tcp(443, 443), Peer::group(&ids[2])),
+                rule(Direction::Ingress, tcp(443, 443), Peer::group(&ids[3])),
+                rule(Direction::Ingress, tcp(443, 443), Peer::group(&ids[4])),
+                rule(Direction::Egress, tcp(1025, 65535), Peer::group(&ids[2])),
+                rule(Direction::Egress, tcp(443, 443), Peer::group(&ids[2])),
+                rule(Direction::Egress, Traffic::All, any4()),
+            ],
+            _ => {
+                let mut node_rules = vec![
+                    rule(Direction::Ingress, Traffic::All, Peer::group(&ids[n])),
+                    rule(Direction::Ingress, tcp(1025, 65535), Peer::group(&ids[1])),
+                    rule(Direction::Ingress, tcp(443, 443), Peer::group(&ids[1])),
+                    rule(Direction::Ingress, tcp(10250, 10250), Peer::group(&ids[1])),
+                    rule(Direction::Egress, Traffic::All, any4()),
+                ];
+                for other in &ids[2..] {
+                    node_rules.push(rule(Direction::Ingress, tcp(53, 53), Peer::group(other)));
+                    node_rules.push(rule(Direction::Ingress, Traffic::Udp(PortRange::single(53)), Peer::group(other)));
+                }
+                node_rules
+            }
+        };
+        if i % 4 == 0 && n == 2 {
+            rules.push(rule(Direction::Ingress, tcp(22, 22), any4()));
+            rules.push(rule(Direction::Ingress, tcp(8080, 8080), Peer::parse("10.0.0.0/8").unwrap()));
+        }
         let mut k = 0;
         while rules.len() < RULES_PER_GROUP {
-            let port = 8000 + (k * 37 + n * 11) as u16;
-            let cidr = format!("10.{}.{}.0/24", (i + k) % 256, (k * 7 + n) % 256);
-            rules.push(Rule {
-                direction: if k % 5 == 4 { Direction::Egress } else { Direction::Ingress },
-                traffic: if k % 3 == 0 { Traffic::Udp(PortRange::single(port)) } else { Traffic::Tcp(PortRange::new(port, port + 10).unwrap()) },
-                peer: Peer::parse(&cidr).unwrap(),
-                description: Some(format!("app {k}")),
+            let port = 2000 + (k * 331 + n * 17) as u16;
+            rules.push(if k % 2 == 0 && *role != Role::ControlPlane {
+                rule(Direction::Ingress, tcp(port, port + 9), Peer::group(node))
+            } else {
+                let cidr = format!("10.{}.{}.0/24", (i + k) % 256, (k * 7 + n) % 256);
+                let traffic = if k % 3 == 0 { Traffic::Udp(PortRange::single(port)) } else { tcp(port, port) };
+                rule(Direction::Egress, traffic, Peer::parse(&cidr).unwrap())
             });
             k += 1;
+        }
+        for (j, r) in rules.iter_mut().enumerate() {
+            r.description = (j % 2 == 0).then(|| format!("rule {j} of {}", id.name));
         }
         let group = SecurityGroup {
             id: ids[n].clone(),
@@ -200,17 +228,18 @@ fn snapshot(i: usize) -> ClusterSnapshot {
             vpc_id: Some(format!("vpc-0{i:016x}")),
             tags: BTreeMap::from([("alpha.eksctl.io/cluster-name".to_string(), id.name.clone())]),
             role: *role,
-            rules,
+            rules: sgdrift::model::canonicalize(rules),
         };
         groups.insert(ids[n].clone(), group);
     }
     let node_groups = vec![
-        NodeGroup { name: "ng-a".into(), kind: NodeGroupKind::Managed, security_group_ids: vec![ids[0].clone(), ids[2].clone(), ids[4].clone()] },
-        NodeGroup { name: "ng-b".into(), kind: NodeGroupKind::Managed, security_group_ids: vec![ids[0].clone(), ids[3].clone()] },
+        NodeGroup { name: "ng-a".into(), kind: NodeGroupKind::Managed, security_group_ids: vec![ids[0].clone(), ids[2].clone()] },
+        NodeGroup { name: "ng-b".into(), kind: NodeGroupKind::Managed, security_group_ids: vec![ids[3].clone()] },
+        NodeGroup { name: "ng-self".into(), kind: NodeGroupKind::SelfManaged, security_group_ids: vec![ids[4].clone()] },
     ];
     ClusterSnapshot {
         id,
-        endpoint_mode: [EndpointMode::Public, EndpointMode::PublicPrivate, EndpointMode::Private][i % 3],
+        endpoint_mode: [EndpointMode::Public, EndpointMode::PublicPrivate][i % 2],
         public_access_cidrs: vec!["0.0.0.0/0".into()],
         style: Style::Eksctl,
         vpc_id: format!("vpc-0{i:016x}"),
