@@ -1,1 +1,626 @@
-//! The Prometheus metrics of design.md §3, in one owned registry.
+//! The Prometheus metrics of design.md §3, in one owned registry: the daemon's own
+//! instrumentation (registered once, updated as things happen) and the drift series, rendered
+//! collector-style from the current state at every scrape so that a vanished cluster or group
+//! disappears. No sample carries a timestamp; no label carries free text.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
+use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::flows::FlowStatus;
+use crate::source::CallCounts;
+use crate::state::{ClusterState, StateStore};
+
+/// Buckets of a whole target poll (ecosystem.md §1.5, with two more below 0.5 s for the files
+/// source and small accounts).
+pub const POLL_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+/// Buckets of one AWS API call.
+pub const AWS_CALL_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Per-call statistics of the AWS source, by service and operation, as counters since start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AwsCallView {
+    pub requests: BTreeMap<(String, String), u64>,
+    /// (service, operation, error kind) → n; the kind is bounded (`SourceError::kind`).
+    pub errors: BTreeMap<(String, String, String), u64>,
+    pub latency: BTreeMap<(String, String), LatencyView>,
+}
+
+/// A cumulative histogram: `cumulative[i]` observations were ≤ `bounds[i]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyView {
+    pub bounds: Vec<f64>,
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl AwsCallView {
+    /// From the `"service:operation" → n` counters every source offers.
+    pub fn from_call_counts(counts: &CallCounts) -> Self {
+        let requests = counts
+            .iter()
+            .map(|(key, n)| {
+                let (service, operation) = key.split_once(':').unwrap_or(("unknown", key.as_str()));
+                ((service.to_string(), operation.to_string()), *n)
+            })
+            .collect();
+        AwsCallView { requests, ..Default::default() }
+    }
+
+    /// Adds `other` in, so that counters survive a source replaced by a config reload.
+    pub fn merge(&mut self, other: &AwsCallView) {
+        for (k, n) in &other.requests {
+            *self.requests.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += n;
+        }
+        for (k, l) in &other.latency {
+            let mine = self.latency.entry(k.clone()).or_default();
+            if mine.bounds.is_empty() {
+                *mine = l.clone();
+            } else if mine.bounds == l.bounds {
+                for (a, b) in mine.cumulative.iter_mut().zip(&l.cumulative) {
+                    *a += b;
+                }
+                mine.count += l.count;
+                mine.sum += l.sum;
+            }
+        }
+    }
+}
+
+/// Where the AWS call statistics come from at scrape time.
+pub type AwsStatsFn = Arc<dyn Fn() -> AwsCallView + Send + Sync>;
+
+/// A rendered scrape: the body and the Content-Type the encoder says it is.
+pub struct Rendered {
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// Every metric of the daemon, in one registry owned here.
+pub struct Metrics {
+    registry: Registry,
+    /// One poll of one (target, region), from the permit to the end of evaluation.
+    pub poll_duration: Histogram,
+    /// Cluster polls, by account and region.
+    pub polls: IntCounterVec,
+    /// Cluster polls that failed (a target failure counts once per cluster it hid).
+    pub poll_failures: IntCounterVec,
+    /// Ticks skipped because the previous poll of the same target overran its interval.
+    pub polls_skipped: IntCounter,
+    pub config_reload_successful: IntGauge,
+    pub config_reload_success_timestamp: Gauge,
+    pub state_write_failures: IntCounter,
+}
+
+impl Metrics {
+    /// Registers everything; `store` is read at every scrape for the drift series, `aws` for the
+    /// AWS call counters.
+    pub fn new(store: Arc<StateStore>, aws: AwsStatsFn) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new("sgdrift_build_info", "Always 1; the version of sgdrift that is running."),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(build))?;
+
+        let poll_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "sgdrift_poll_duration_seconds",
+                "Duration of one poll of one configured target in one region: source reads and evaluation.",
+            )
+            .buckets(POLL_BUCKETS.to_vec()),
+        )?;
+        let polls = IntCounterVec::new(
+            Opts::new("sgdrift_polls_total", "Cluster polls attempted, by account and region."),
+            &["account_id", "region"],
+        )?;
+        let poll_failures = IntCounterVec::new(
+            Opts::new(
+                "sgdrift_poll_failures_total",
+                "Cluster polls that failed, by account and region (a failed target counts once per cluster it hid).",
+            ),
+            &["account_id", "region"],
+        )?;
+        let polls_skipped = IntCounter::new(
+            "sgdrift_polls_skipped_total",
+            "Scheduled polls skipped because the previous poll of the same target was still running.",
+        )?;
+        let config_reload_successful = IntGauge::new(
+            "sgdrift_config_last_reload_successful",
+            "1 if the last load of the configuration and its baselines succeeded, 0 if it failed and the previous one is still in use.",
+        )?;
+        let config_reload_success_timestamp = Gauge::new(
+            "sgdrift_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of the configuration.",
+        )?;
+        let state_write_failures = IntCounter::new(
+            "sgdrift_state_write_failures_total",
+            "Writes of the state file that failed (the state is kept in memory and written again).",
+        )?;
+        registry.register(Box::new(poll_duration.clone()))?;
+        registry.register(Box::new(polls.clone()))?;
+        registry.register(Box::new(poll_failures.clone()))?;
+        registry.register(Box::new(polls_skipped.clone()))?;
+        registry.register(Box::new(config_reload_successful.clone()))?;
+        registry.register(Box::new(config_reload_success_timestamp.clone()))?;
+        registry.register(Box::new(state_write_failures.clone()))?;
+        registry.register(Box::new(DriftCollector::new(store)?))?;
+        registry.register(Box::new(AwsCollector::new(aws)?))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+
+        Ok(Metrics {
+            registry,
+            poll_duration,
+            polls,
+            poll_failures,
+            polls_skipped,
+            config_reload_successful,
+            config_reload_success_timestamp,
+            state_write_failures,
+        })
+    }
+
+    /// For other parts to register their own metrics (the alert dispatcher's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records the outcome of a config load (at start and on every SIGHUP).
+    pub fn config_loaded(&self, ok: bool, now: DateTime<Utc>) {
+        self.config_reload_successful.set(i64::from(ok));
+        if ok {
+            self.config_reload_success_timestamp.set(unix_seconds(now));
+        }
+    }
+
+    /// The Prometheus text exposition of everything, with the encoder's Content-Type.
+    pub fn render(&self) -> Result<Rendered, prometheus::Error> {
+        let encoder = TextEncoder::new();
+        let families = self.registry.gather();
+        let mut body = Vec::with_capacity(64 * 1024);
+        encoder.encode(&families, &mut body)?;
+        Ok(Rendered { content_type: encoder.format_type().to_string(), body })
+    }
+}
+
+fn unix_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+const IDS: [&str; 3] = ["account_id", "region", "eks_cluster"];
+
+/// The name, help and extra labels (after the cluster identity) of each drift family.
+const DRIFT_FAMILIES: &[(&str, &str, &[&str])] = &[
+    (
+        "sgdrift_cluster_info",
+        "Always 1 per known cluster; its endpoint mode and management style (cached from the last successful poll).",
+        &["endpoint_mode", "style"],
+    ),
+    (
+        "sgdrift_security_group_info",
+        "Always 1 per security group of a cluster, with its role (cached from the last successful poll).",
+        &["security_group_id", "role"],
+    ),
+    (
+        "sgdrift_findings",
+        "Unsuppressed drift findings by group role, kind and severity (cached from the last successful poll; only non-zero counts are exposed).",
+        &["role", "kind", "severity"],
+    ),
+    (
+        "sgdrift_findings_suppressed",
+        "Findings suppressed by a configured exception, by group role, kind and severity (cached; only non-zero counts are exposed).",
+        &["role", "kind", "severity"],
+    ),
+    (
+        "sgdrift_security_group_drifted",
+        "1 if the security group has unsuppressed drift findings, else 0 (cached from the last successful poll).",
+        &["security_group_id", "role"],
+    ),
+    (
+        "sgdrift_security_group_drift_first_seen_timestamp_seconds",
+        "Unix time the oldest current drift finding of the security group was first seen; absent when it has none (cached).",
+        &["security_group_id", "role"],
+    ),
+    (
+        "sgdrift_required_flow_open",
+        "1 if the required flow is open for every node group of the cluster, else 0 (cached from the last successful poll).",
+        &["flow"],
+    ),
+    (
+        "sgdrift_cluster_poll_success",
+        "1 if the last poll of the cluster succeeded, 0 if it failed (the findings are then those of the last success).",
+        &[],
+    ),
+    (
+        "sgdrift_cluster_last_successful_poll_timestamp_seconds",
+        "Unix time of the last successful poll of the cluster.",
+        &[],
+    ),
+];
+
+/// Renders the drift series from the state at scrape time.
+struct DriftCollector {
+    store: Arc<StateStore>,
+    descs: Vec<Desc>,
+}
+
+impl DriftCollector {
+    fn new(store: Arc<StateStore>) -> Result<Self, prometheus::Error> {
+        let descs = DRIFT_FAMILIES
+            .iter()
+            .map(|(name, help, extra)| {
+                let labels = IDS.iter().chain(extra.iter()).map(|l| l.to_string()).collect();
+                Desc::new(name.to_string(), help.to_string(), labels, HashMap::new())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DriftCollector { store, descs })
+    }
+}
+
+impl Collector for DriftCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families: Vec<MetricFamily> =
+            DRIFT_FAMILIES.iter().map(|(name, help, _)| family(name, help, MetricType::GAUGE)).collect();
+        self.store.read_now(|state| {
+            for cluster in state.clusters.values() {
+                render_cluster(cluster, &mut families);
+            }
+        });
+        families
+    }
+}
+
+/// Appends one cluster's series, in the order of [`DRIFT_FAMILIES`].
+fn render_cluster(cluster: &ClusterState, families: &mut [MetricFamily]) {
+    let report = &cluster.report;
+    let ids = [report.account_id.as_str(), report.region.as_str(), report.cluster.as_str()];
+    let with = |extra: &[(&str, &str)]| -> Vec<LabelPair> {
+        IDS.iter().zip(ids).map(|(n, v)| label(n, v)).chain(extra.iter().map(|(n, v)| label(n, v))).collect()
+    };
+
+    let mode = report.endpoint_mode.map_or("", |m| m.as_str());
+    let style = report.style.map_or("", |s| s.as_str());
+    push(&mut families[0], with(&[("endpoint_mode", mode), ("style", style)]), 1.0);
+
+    let mut counts: BTreeMap<(bool, &str, &str, &str), u64> = BTreeMap::new();
+    let mut drifted: BTreeMap<&str, Option<DateTime<Utc>>> = BTreeMap::new();
+    for f in &report.findings {
+        let key = (f.is_drift(), f.role.as_str(), f.kind.as_str(), f.severity.as_str());
+        *counts.entry(key).or_default() += 1;
+        if f.is_drift() {
+            let seen = cluster.first_seen.get(&f.id).copied();
+            let oldest = drifted.entry(f.group_id.as_str()).or_insert(seen);
+            if let Some(s) = seen {
+                *oldest = Some(oldest.map_or(s, |o| o.min(s)));
+            }
+        }
+    }
+    for ((drift, role, kind, severity), n) in counts {
+        let index = if drift { 2 } else { 3 };
+        push(&mut families[index], with(&[("role", role), ("kind", kind), ("severity", severity)]), n as f64);
+    }
+
+    for g in &report.groups {
+        let labels = [("security_group_id", g.id.as_str()), ("role", g.role.as_str())];
+        push(&mut families[1], with(&labels), 1.0);
+        let state = drifted.get(g.id.as_str());
+        push(&mut families[4], with(&labels), if state.is_some() { 1.0 } else { 0.0 });
+        if let Some(Some(first)) = state {
+            push(&mut families[5], with(&labels), unix_seconds(*first));
+        }
+    }
+
+    let mut flows: BTreeMap<&str, bool> = BTreeMap::new();
+    for flow in &report.flows {
+        let open = flows.entry(flow.name.as_str()).or_insert(true);
+        *open &= flow.status == FlowStatus::Open;
+    }
+    for (name, open) in flows {
+        push(&mut families[6], with(&[("flow", name)]), if open { 1.0 } else { 0.0 });
+    }
+
+    push(&mut families[7], with(&[]), if cluster.poll_ok() { 1.0 } else { 0.0 });
+    if let Some(t) = report.last_success {
+        push(&mut families[8], with(&[]), unix_seconds(t));
+    }
+}
+
+/// The AWS call counters and latencies, from the source's own statistics at scrape time.
+struct AwsCollector {
+    stats: AwsStatsFn,
+    descs: Vec<Desc>,
+}
+
+const AWS_REQUESTS: (&str, &str) =
+    ("sgdrift_aws_api_requests_total", "AWS API requests made, by service and operation (retries included).");
+const AWS_ERRORS: (&str, &str) =
+    ("sgdrift_aws_api_request_errors_total", "AWS API requests that failed, by service, operation and error class.");
+const AWS_LATENCY: (&str, &str) =
+    ("sgdrift_aws_api_request_duration_seconds", "Duration of AWS API requests, by service and operation.");
+
+impl AwsCollector {
+    fn new(stats: AwsStatsFn) -> Result<Self, prometheus::Error> {
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let descs = vec![
+            Desc::new(AWS_REQUESTS.0.into(), AWS_REQUESTS.1.into(), labels(&["service", "operation"]), HashMap::new())?,
+            Desc::new(AWS_ERRORS.0.into(), AWS_ERRORS.1.into(), labels(&["service", "operation", "error"]), HashMap::new())?,
+            Desc::new(AWS_LATENCY.0.into(), AWS_LATENCY.1.into(), labels(&["service", "operation"]), HashMap::new())?,
+        ];
+        Ok(AwsCollector { stats, descs })
+    }
+}
+
+impl Collector for AwsCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let view = (self.stats)();
+        let mut requests = family(AWS_REQUESTS.0, AWS_REQUESTS.1, MetricType::COUNTER);
+        for ((service, operation), n) in &view.requests {
+            push_counter(&mut requests, vec![label("service", service), label("operation", operation)], *n as f64);
+        }
+        let mut errors = family(AWS_ERRORS.0, AWS_ERRORS.1, MetricType::COUNTER);
+        for ((service, operation, error), n) in &view.errors {
+            let labels = vec![label("service", service), label("operation", operation), label("error", error)];
+            push_counter(&mut errors, labels, *n as f64);
+        }
+        let mut latency = family(AWS_LATENCY.0, AWS_LATENCY.1, MetricType::HISTOGRAM);
+        for (key, l) in &view.latency {
+            let mut h = proto::Histogram::default();
+            h.set_sample_count(l.count);
+            h.set_sample_sum(l.sum);
+            h.set_bucket(
+                l.bounds
+                    .iter()
+                    .zip(&l.cumulative)
+                    .map(|(b, c)| {
+                        let mut bucket = proto::Bucket::default();
+                        bucket.set_upper_bound(*b);
+                        bucket.set_cumulative_count(*c);
+                        bucket
+                    })
+                    .collect(),
+            );
+            let mut m = proto::Metric::from_label(vec![label("service", &key.0), label("operation", &key.1)]);
+            m.set_histogram(h);
+            latency.mut_metric().push(m);
+        }
+        vec![requests, errors, latency]
+    }
+}
+
+fn family(name: &str, help: &str, kind: MetricType) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(help.to_string());
+    f.set_field_type(kind);
+    f
+}
+
+fn label(name: &str, value: &str) -> LabelPair {
+    let mut l = LabelPair::default();
+    l.set_name(name.to_string());
+    l.set_value(value.to_string());
+    l
+}
+
+fn push(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
+    let mut g = proto::Gauge::default();
+    g.set_value(value);
+    let mut m = proto::Metric::from_label(labels);
+    m.set_gauge(g);
+    f.mut_metric().push(m);
+}
+
+fn push_counter(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
+    let mut c = proto::Counter::default();
+    c.set_value(value);
+    let mut m = proto::Metric::from_label(labels);
+    m.set_counter(c);
+    f.mut_metric().push(m);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef};
+    use crate::model::{Direction, EndpointMode, Finding, FindingKind, Role, Severity, Style};
+    use crate::state::{ClusterState, Origin, PersistedState};
+
+    const IDS: &str = r#"account_id="111122223333",region="eu-west-1",eks_cluster="prod""#;
+
+    fn finding(id: &str, group: &str, role: Role, suppressed: Option<&str>) -> Finding {
+        Finding {
+            id: id.into(),
+            kind: FindingKind::Unexpected,
+            severity: Severity::Critical,
+            group_id: group.into(),
+            role,
+            direction: Direction::Ingress,
+            protocol: "tcp".into(),
+            from_port: 22,
+            to_port: 22,
+            peer: "0.0.0.0/0".into(),
+            reason: "SSH open to the internet".into(),
+            flow: None,
+            description: None,
+            suppressed_by: suppressed.map(str::to_string),
+        }
+    }
+
+    fn flow(name: &str, node_group: &str, status: FlowStatus) -> FlowReport {
+        FlowReport { name: name.into(), status, detail: String::new(), node_group: Some(node_group.into()) }
+    }
+
+    fn cluster(poll_ok: bool) -> ClusterState {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        ClusterState {
+            report: ClusterReport {
+                account_id: "111122223333".into(),
+                region: "eu-west-1".into(),
+                cluster: "prod".into(),
+                endpoint_mode: Some(EndpointMode::Private),
+                style: Some(Style::Eksctl),
+                status: ClusterStatus::Drift,
+                error: None,
+                groups: vec![
+                    GroupRef { id: "sg-0aaaaaaaaaaaaaaaa".into(), name: "eks-cluster-sg".into(), role: Role::Cluster },
+                    GroupRef { id: "sg-0bbbbbbbbbbbbbbbb".into(), name: "nodes".into(), role: Role::Node },
+                ],
+                findings: vec![
+                    finding("f-node-1", "sg-0bbbbbbbbbbbbbbbb", Role::Node, None),
+                    finding("f-node-2", "sg-0bbbbbbbbbbbbbbbb", Role::Node, None),
+                    finding("f-cluster", "sg-0aaaaaaaaaaaaaaaa", Role::Cluster, Some("bastion until 2027")),
+                ],
+                flows: vec![
+                    flow("dns", "ng-a", FlowStatus::Open),
+                    flow("dns", "ng-b", FlowStatus::Closed),
+                    flow("kubelet", "ng-a", FlowStatus::Open),
+                ],
+                warnings: vec![],
+                stale: Some(!poll_ok),
+                last_success: Some(t("2026-11-28T10:00:00Z")),
+            },
+            first_seen: BTreeMap::from([
+                ("f-node-1".to_string(), t("2026-11-27T10:00:00Z")),
+                ("f-node-2".to_string(), t("2026-11-26T10:00:00Z")),
+                ("f-cluster".to_string(), t("2026-11-25T10:00:00Z")),
+            ]),
+            origin: Origin { region: "eu-west-1".into(), role_arn: None },
+            last_attempt: None,
+            last_error: (!poll_ok).then(|| crate::state::PollError {
+                kind: "throttled".into(),
+                message: "throttled".into(),
+                at: t("2026-11-28T10:05:00Z"),
+            }),
+        }
+    }
+
+    fn metrics_with(state: PersistedState, aws: AwsCallView) -> (Arc<StateStore>, Metrics, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(StateStore::with_state(dir.path().join("state.json"), state));
+        let metrics = Metrics::new(Arc::clone(&store), Arc::new(move || aws.clone())).unwrap();
+        (store, metrics, dir)
+    }
+
+    fn text(m: &Metrics) -> String {
+        String::from_utf8(m.render().unwrap().body).unwrap()
+    }
+
+    fn one_cluster(poll_ok: bool) -> PersistedState {
+        let mut state = PersistedState::default();
+        state.clusters.insert("111122223333/eu-west-1/prod".into(), cluster(poll_ok));
+        state
+    }
+
+    #[test]
+    fn a_cluster_renders_every_drift_series_with_its_labels_and_values() {
+        let (_, m, _dir) = metrics_with(one_cluster(true), AwsCallView::default());
+        let body = text(&m);
+        let node = r#"security_group_id="sg-0bbbbbbbbbbbbbbbb",role="node""#;
+        let cluster = r#"security_group_id="sg-0aaaaaaaaaaaaaaaa",role="cluster""#;
+        for line in [
+            format!(r#"sgdrift_cluster_info{{{IDS},endpoint_mode="private",style="eksctl"}} 1"#),
+            format!(r#"sgdrift_security_group_info{{{IDS},{node}}} 1"#),
+            format!(r#"sgdrift_findings{{{IDS},role="node",kind="unexpected",severity="critical"}} 2"#),
+            format!(r#"sgdrift_findings_suppressed{{{IDS},role="cluster",kind="unexpected",severity="critical"}} 1"#),
+            format!(r#"sgdrift_security_group_drifted{{{IDS},{node}}} 1"#),
+            format!(r#"sgdrift_security_group_drifted{{{IDS},{cluster}}} 0"#),
+            // The oldest unsuppressed finding of the group: 2026-11-26T10:00:00Z.
+            format!(r#"sgdrift_security_group_drift_first_seen_timestamp_seconds{{{IDS},{node}}} 1795687200"#),
+            format!(r#"sgdrift_required_flow_open{{{IDS},flow="dns"}} 0"#),
+            format!(r#"sgdrift_required_flow_open{{{IDS},flow="kubelet"}} 1"#),
+            format!(r#"sgdrift_cluster_poll_success{{{IDS}}} 1"#),
+            format!(r#"sgdrift_cluster_last_successful_poll_timestamp_seconds{{{IDS}}} 1795860000"#),
+        ] {
+            assert!(body.lines().any(|l| l == line), "missing `{line}` in\n{body}");
+        }
+        assert!(!body.contains(&format!("sgdrift_security_group_drift_first_seen_timestamp_seconds{{{IDS},{cluster}}}")));
+    }
+
+    #[test]
+    fn no_series_carries_a_label_named_cluster_or_a_timestamp() {
+        let (_, m, _dir) = metrics_with(one_cluster(true), AwsCallView::default());
+        for line in text(&m).lines().filter(|l| !l.starts_with('#')) {
+            assert!(!line.contains("{cluster=") && !line.contains(",cluster="), "{line}");
+            let after_name = match line.rsplit_once('}') {
+                Some((_, rest)) => rest,
+                None => line.split_once(' ').map_or("", |(_, rest)| rest),
+            };
+            assert_eq!(after_name.split_whitespace().count(), 1, "a sample with a timestamp: {line}");
+        }
+    }
+
+    #[test]
+    fn a_failed_poll_shows_as_poll_success_zero_with_the_findings_kept() {
+        let (_, m, _dir) = metrics_with(one_cluster(false), AwsCallView::default());
+        let body = text(&m);
+        assert!(body.lines().any(|l| l == format!(r#"sgdrift_cluster_poll_success{{{IDS}}} 0"#)));
+        assert!(body.contains(r#"severity="critical"} 2"#));
+    }
+
+    #[test]
+    fn a_removed_cluster_disappears_from_the_next_scrape() {
+        let (store, m, _dir) = metrics_with(one_cluster(true), AwsCallView::default());
+        assert!(text(&m).contains(r#"eks_cluster="prod""#));
+        on_a_runtime(store.update(|s| s.clusters.clear())).unwrap();
+        assert!(!text(&m).contains(r#"eks_cluster="prod""#));
+    }
+
+    fn on_a_runtime<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn the_content_type_is_the_text_encoders() {
+        let (_, m, _dir) = metrics_with(PersistedState::default(), AwsCallView::default());
+        assert_eq!(m.render().unwrap().content_type, "text/plain; version=0.0.4");
+    }
+
+    #[test]
+    fn aws_calls_render_as_counters_by_service_operation_and_error() {
+        let mut aws = AwsCallView::from_call_counts(&CallCounts::from([("ec2:DescribeSecurityGroups".to_string(), 7)]));
+        aws.errors.insert(("ec2".into(), "DescribeSecurityGroups".into(), "throttled".into()), 2);
+        aws.latency.insert(
+            ("ec2".into(), "DescribeSecurityGroups".into()),
+            LatencyView { bounds: vec![0.1, 1.0], cumulative: vec![5, 7], count: 7, sum: 1.5 },
+        );
+        let (_, m, _dir) = metrics_with(PersistedState::default(), aws);
+        let body = text(&m);
+        for line in [
+            "# TYPE sgdrift_aws_api_requests_total counter",
+            r#"sgdrift_aws_api_requests_total{service="ec2",operation="DescribeSecurityGroups"} 7"#,
+            r#"sgdrift_aws_api_request_errors_total{service="ec2",operation="DescribeSecurityGroups",error="throttled"} 2"#,
+            r#"sgdrift_aws_api_request_duration_seconds_bucket{service="ec2",operation="DescribeSecurityGroups",le="0.1"} 5"#,
+            r#"sgdrift_aws_api_request_duration_seconds_bucket{service="ec2",operation="DescribeSecurityGroups",le="+Inf"} 7"#,
+            r#"sgdrift_aws_api_request_duration_seconds_count{service="ec2",operation="DescribeSecurityGroups"} 7"#,
+        ] {
+            assert!(body.lines().any(|l| l == line), "missing `{line}` in\n{body}");
+        }
+    }
+
+    #[test]
+    fn counters_of_a_replaced_source_are_added_not_lost() {
+        let mut total = AwsCallView::from_call_counts(&CallCounts::from([("eks:ListClusters".to_string(), 3)]));
+        total.merge(&AwsCallView::from_call_counts(&CallCounts::from([("eks:ListClusters".to_string(), 2)])));
+        assert_eq!(total.requests[&("eks".to_string(), "ListClusters".to_string())], 5);
+    }
+}

@@ -1,0 +1,617 @@
+//! The poll loop: one task per configured (target, region), each polled every `poll.interval`
+//! plus a random jitter, at most `poll.concurrency` at once; a poll that overruns its interval
+//! makes the next ticks be skipped (and counted), never stacked. After each poll the state is
+//! updated and persisted together with the alert episodes it opened or closed.
+//!
+//! A failed poll keeps the last findings, marks them stale and resolves nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::alert::{AlertState, Dispatcher};
+use crate::engine::{self, ClusterOutcome, Engine};
+use crate::export::metrics::Metrics;
+use crate::export::report::{ClusterReport, ClusterStatus};
+use crate::model::ClusterId;
+use crate::source::{Source, SourceError, TargetSpec};
+use crate::state::{cluster_key, ClusterState, Origin, PersistedState, PollError, StateStore};
+
+/// What polls run with; replaced as a whole by a config reload.
+pub struct Generation {
+    pub engine: Arc<Engine>,
+    pub dispatcher: Arc<Dispatcher>,
+}
+
+/// `/readyz`: not ready until every target of the config has been polled once.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+    generation: AtomicU64,
+    remaining: AtomicUsize,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// At shutdown: stop taking traffic before anything else stops.
+    pub fn set_not_ready(&self) {
+        self.ready.store(false, Ordering::Release);
+    }
+
+    /// A new set of `targets` polls starts; returns its generation number.
+    fn start(&self, targets: usize) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.remaining.store(targets, Ordering::Release);
+        if targets == 0 {
+            self.ready.store(true, Ordering::Release);
+        }
+        generation
+    }
+
+    /// One target of `generation` finished its first poll.
+    fn polled_once(&self, generation: u64) {
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.ready.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Why a whole target poll produced nothing.
+#[derive(Debug, Clone)]
+pub struct TargetFailure {
+    /// Bounded: `SourceError::kind()`, or `internal` for a poll that panicked.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl From<&SourceError> for TargetFailure {
+    fn from(e: &SourceError) -> Self {
+        TargetFailure { kind: e.kind(), message: e.to_string() }
+    }
+}
+
+/// What one applied poll did, for the metrics and the log.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    /// (account, region) of every cluster poll, and whether it succeeded.
+    pub polls: Vec<(String, String, bool)>,
+    /// Clusters that failed after succeeding before, or recovered (key, now ok).
+    pub changed_health: Vec<(String, bool)>,
+    /// Keys of clusters no longer returned by their target.
+    pub removed: Vec<String>,
+}
+
+/// Applies one target poll to `state`: successes replace the cluster's view (keeping first-seen
+/// times of findings still present), failures keep the last view and mark it stale, clusters
+/// the target no longer returns are removed. `observe` sees every cluster's new report with
+/// whether its poll succeeded, and the alert state to record episodes in.
+pub fn apply_poll(
+    state: &mut PersistedState,
+    spec: &TargetSpec,
+    result: &Result<Vec<ClusterOutcome>, TargetFailure>,
+    now: DateTime<Utc>,
+    observe: &mut dyn FnMut(&mut AlertState, &ClusterReport, bool),
+) -> Applied {
+    let origin = Origin { region: spec.region.clone(), role_arn: spec.role_arn.clone() };
+    let mut applied = Applied::default();
+    match result {
+        Ok(outcomes) => {
+            let mut seen = HashSet::new();
+            for outcome in outcomes {
+                let key = cluster_key(&outcome.id);
+                seen.insert(key.clone());
+                let was_ok = state.clusters.get(&key).map(ClusterState::poll_ok);
+                let ok = match &outcome.result {
+                    Ok(_) => {
+                        let next = succeeded(state.clusters.get(&key), outcome, origin.clone(), now);
+                        state.clusters.insert(key.clone(), next);
+                        true
+                    }
+                    Err(e) => {
+                        let failure = TargetFailure::from(e);
+                        let next = failed(state.clusters.get(&key), &outcome.id, origin.clone(), &failure, now);
+                        state.clusters.insert(key.clone(), next);
+                        false
+                    }
+                };
+                if was_ok.is_some_and(|w| w != ok) {
+                    applied.changed_health.push((key.clone(), ok));
+                }
+                observe(&mut state.alerts, &state.clusters[&key].report, ok);
+                applied.polls.push((outcome.id.account_id.clone(), outcome.id.region.clone(), ok));
+            }
+            let gone: Vec<String> = state
+                .clusters
+                .iter()
+                .filter(|(key, c)| c.origin == origin && spec.wants(&c.report.cluster) && !seen.contains(*key))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in gone {
+                state.clusters.remove(&key);
+                applied.removed.push(key);
+            }
+        }
+        Err(failure) => {
+            let hit: Vec<String> = state
+                .clusters
+                .iter()
+                .filter(|(_, c)| c.origin == origin && spec.wants(&c.report.cluster))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in &hit {
+                let previous = &state.clusters[key];
+                let id = previous.id();
+                if previous.poll_ok() {
+                    applied.changed_health.push((key.clone(), false));
+                }
+                let next = failed(Some(previous), &id, origin.clone(), failure, now);
+                state.clusters.insert(key.clone(), next);
+                observe(&mut state.alerts, &state.clusters[key].report, false);
+                applied.polls.push((id.account_id, id.region, false));
+            }
+            if hit.is_empty() {
+                // Nothing known yet to mark: count it against the account the role names, if any.
+                let account = spec.role_arn.as_deref().and_then(arn_account).unwrap_or_default();
+                applied.polls.push((account.to_string(), spec.region.clone(), false));
+            }
+        }
+    }
+    applied
+}
+
+fn succeeded(previous: Option<&ClusterState>, outcome: &ClusterOutcome, origin: Origin, now: DateTime<Utc>) -> ClusterState {
+    let mut report = engine::cluster_report(outcome);
+    report.stale = Some(false);
+    report.last_success = Some(now);
+    let first_seen = report
+        .findings
+        .iter()
+        .map(|f| {
+            let seen = previous.and_then(|p| p.first_seen.get(&f.id)).copied().unwrap_or(now);
+            (f.id.clone(), seen)
+        })
+        .collect();
+    ClusterState { report, first_seen, origin, last_attempt: Some(now), last_error: None }
+}
+
+fn failed(
+    previous: Option<&ClusterState>,
+    id: &ClusterId,
+    origin: Origin,
+    failure: &TargetFailure,
+    now: DateTime<Utc>,
+) -> ClusterState {
+    let error = PollError { kind: failure.kind.to_string(), message: failure.message.clone(), at: now };
+    match previous {
+        Some(p) => {
+            let mut report = p.report.clone();
+            report.status = ClusterStatus::Error;
+            report.error = Some(failure.message.clone());
+            report.stale = Some(report.last_success.is_some());
+            ClusterState {
+                report,
+                first_seen: p.first_seen.clone(),
+                origin,
+                last_attempt: Some(now),
+                last_error: Some(error),
+            }
+        }
+        None => ClusterState {
+            report: ClusterReport {
+                account_id: id.account_id.clone(),
+                region: id.region.clone(),
+                cluster: id.name.clone(),
+                endpoint_mode: None,
+                style: None,
+                status: ClusterStatus::Error,
+                error: Some(failure.message.clone()),
+                groups: Vec::new(),
+                findings: Vec::new(),
+                flows: Vec::new(),
+                warnings: Vec::new(),
+                stale: Some(false),
+                last_success: None,
+            },
+            first_seen: BTreeMap::new(),
+            origin,
+            last_attempt: Some(now),
+            last_error: Some(error),
+        },
+    }
+}
+
+/// Drops clusters no configured target names any more (after a reload, or at start with a
+/// state file from another config). Returns their keys.
+pub fn prune_unconfigured(state: &mut PersistedState, specs: &[(usize, TargetSpec)]) -> Vec<String> {
+    let gone: Vec<String> = state
+        .clusters
+        .iter()
+        .filter(|(_, c)| {
+            !specs.iter().any(|(_, s)| {
+                s.region == c.origin.region && s.role_arn == c.origin.role_arn && s.wants(&c.report.cluster)
+            })
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in &gone {
+        state.clusters.remove(key);
+    }
+    gone
+}
+
+/// Drops the alert episodes of clusters the state no longer holds (gone from their target, or
+/// no longer configured): no "resolved" is sent for them, see `Dispatcher::forget_clusters`.
+pub fn forget_vanished(state: &mut PersistedState, dispatcher: &Dispatcher) {
+    let clusters = &state.clusters;
+    dispatcher.forget_clusters(&mut state.alerts, |id| clusters.contains_key(&cluster_key(id)));
+}
+
+/// `arn:aws:iam::111122223333:role/x` → `111122223333`.
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Runs the polls of one generation of the config.
+pub struct Scheduler {
+    pub store: Arc<StateStore>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+}
+
+impl Scheduler {
+    /// Spawns one task per (target, region) of `generation` on `tracker`; they stop at `cancel`
+    /// (an in-flight poll is abandoned; a state write in progress completes).
+    pub fn spawn(self: &Arc<Self>, generation: Arc<Generation>, tracker: &TaskTracker, cancel: CancellationToken) {
+        let specs = generation.engine.target_specs();
+        let first_cycle = if self.readiness.is_ready() { None } else { Some(self.readiness.start(specs.len())) };
+        let permits = Arc::new(Semaphore::new(generation.engine.settings.config.poll.concurrency.max(1)));
+        for (index, spec) in specs {
+            let this = Arc::clone(self);
+            let task = TargetTask {
+                generation: Arc::clone(&generation),
+                index,
+                spec,
+                permits: Arc::clone(&permits),
+                first_cycle,
+            };
+            tracker.spawn(this.run_target(task, cancel.clone()));
+        }
+    }
+
+    async fn run_target(self: Arc<Self>, task: TargetTask, cancel: CancellationToken) {
+        let poll = &task.generation.engine.settings.config.poll;
+        let (interval, jitter) = (poll.interval, poll.jitter);
+        // The first poll starts at once (the semaphore spreads the load); later ones on ticks
+        // `interval` apart, each delayed by its own jitter.
+        let mut tick = Instant::now();
+        let mut due = tick;
+        let mut first = true;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(due) => {}
+            }
+            let started = Instant::now();
+            let Some(result) = self.poll_once(&task, &cancel).await else { return };
+            self.metrics.poll_duration.observe(started.elapsed().as_secs_f64());
+            self.record(&task, result).await;
+            if first {
+                first = false;
+                if let Some(generation) = task.first_cycle {
+                    self.readiness.polled_once(generation);
+                }
+            }
+
+            tick += interval;
+            let mut skipped = 0u64;
+            let now = Instant::now();
+            while tick <= now {
+                tick += interval;
+                skipped += 1;
+            }
+            if skipped > 0 {
+                self.metrics.polls_skipped.inc_by(skipped);
+                tracing::warn!(
+                    region = %task.spec.region,
+                    skipped,
+                    took_s = started.elapsed().as_secs_f64(),
+                    interval_s = interval.as_secs_f64(),
+                    "a poll overran its interval; skipped the ticks it overlapped"
+                );
+            }
+            due = tick + random_jitter(jitter);
+        }
+    }
+
+    /// Polls one target; `None` when cancelled. A panicking poll becomes a failure of the
+    /// target, never the end of its loop.
+    async fn poll_once(&self, task: &TargetTask, cancel: &CancellationToken) -> Option<Result<Vec<ClusterOutcome>, TargetFailure>> {
+        let _permit = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            permit = task.permits.acquire() => permit.ok()?,
+        };
+        let engine = Arc::clone(&task.generation.engine);
+        let (index, spec) = (task.index, task.spec.clone());
+        let mut handle = match engine.source {
+            // The files source reads with blocking I/O: keep it off the async workers.
+            Source::Files(_) => tokio::task::spawn_blocking(move || {
+                tokio::runtime::Handle::current().block_on(engine.poll_target(index, &spec))
+            }),
+            Source::Aws(_) => tokio::spawn(async move { engine.poll_target(index, &spec).await }),
+        };
+        let joined = tokio::select! {
+            _ = cancel.cancelled() => {
+                handle.abort();
+                return None;
+            }
+            joined = &mut handle => joined,
+        };
+        Some(match joined {
+            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Err(e)) => Err(TargetFailure::from(&e)),
+            Err(e) => {
+                tracing::error!(region = %task.spec.region, error = %e, "a poll panicked; counted as a failed poll");
+                Err(TargetFailure { kind: "internal", message: format!("internal error while polling: {e}") })
+            }
+        })
+    }
+
+    /// Applies a poll to the state and the alert episodes, persists both, updates the metrics.
+    async fn record(&self, task: &TargetTask, result: Result<Vec<ClusterOutcome>, TargetFailure>) {
+        let now = Utc::now();
+        let dispatcher = Arc::clone(&task.generation.dispatcher);
+        let spec = &task.spec;
+        let (applied, written) = self
+            .store
+            .apply(|state| {
+                let applied = apply_poll(state, spec, &result, now, &mut |alerts, report, ok| {
+                    dispatcher.observe(alerts, report, ok, now);
+                });
+                if !applied.removed.is_empty() {
+                    forget_vanished(state, &dispatcher);
+                }
+                applied
+            })
+            .await;
+        if let Err(e) = written {
+            self.metrics.state_write_failures.inc();
+            tracing::error!(error = %e, "cannot persist the state; keeping it in memory and retrying on the next poll");
+        }
+        for (account, region, ok) in &applied.polls {
+            self.metrics.polls.with_label_values(&[account, region]).inc();
+            if !ok {
+                self.metrics.poll_failures.with_label_values(&[account, region]).inc();
+            }
+        }
+        if let Err(failure) = &result {
+            tracing::warn!(region = %spec.region, kind = failure.kind, error = %failure.message, "target poll failed; keeping the last findings, marked stale");
+        } else if let Ok(outcomes) = &result {
+            for o in outcomes {
+                if let Err(e) = &o.result {
+                    tracing::warn!(cluster = %o.id, kind = e.kind(), error = %e, "cluster poll failed; keeping the last findings, marked stale");
+                }
+            }
+        }
+        for (key, ok) in &applied.changed_health {
+            if *ok {
+                tracing::info!(cluster = %key, "cluster poll recovered");
+            }
+        }
+        for key in &applied.removed {
+            tracing::info!(cluster = %key, "cluster no longer returned by its target; dropped");
+        }
+        tracing::debug!(region = %spec.region, clusters = applied.polls.len(), "poll recorded");
+    }
+}
+
+struct TargetTask {
+    generation: Arc<Generation>,
+    index: usize,
+    spec: TargetSpec,
+    permits: Arc<Semaphore>,
+    first_cycle: Option<u64>,
+}
+
+fn random_jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(rand::rng().random_range(0.0..max.as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::Evaluation;
+    use crate::model::{
+        ClusterSnapshot, Direction, EndpointMode, Finding, FindingKind, Role, SecurityGroup, Severity, Style,
+    };
+
+    fn id(name: &str) -> ClusterId {
+        ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: name.into() }
+    }
+
+    fn spec() -> TargetSpec {
+        TargetSpec { region: "eu-west-1".into(), role_arn: None, clusters: vec!["*".into()] }
+    }
+
+    fn finding(cluster: &str, port: i32) -> Finding {
+        Finding {
+            id: crate::model::finding_id(&id(cluster), "sg-0123456789abcdef0", FindingKind::Unexpected, &port.to_string()),
+            kind: FindingKind::Unexpected,
+            severity: Severity::Critical,
+            group_id: "sg-0123456789abcdef0".into(),
+            role: Role::Node,
+            direction: Direction::Ingress,
+            protocol: "tcp".into(),
+            from_port: port,
+            to_port: port,
+            peer: "0.0.0.0/0".into(),
+            reason: "open to the internet".into(),
+            flow: None,
+            description: None,
+            suppressed_by: None,
+        }
+    }
+
+    fn snapshot(name: &str) -> ClusterSnapshot {
+        let group = SecurityGroup {
+            id: "sg-0123456789abcdef0".into(),
+            name: "nodes".into(),
+            description: String::new(),
+            owner_id: None,
+            vpc_id: None,
+            tags: BTreeMap::new(),
+            role: Role::Node,
+            rules: vec![],
+        };
+        ClusterSnapshot {
+            id: id(name),
+            endpoint_mode: EndpointMode::Public,
+            public_access_cidrs: vec![],
+            style: Style::Eksctl,
+            vpc_id: "vpc-0123456789abcdef0".into(),
+            vpc_cidrs: vec![],
+            cluster_security_group_id: None,
+            control_plane_security_group_ids: vec![],
+            groups: [(group.id.clone(), group)].into(),
+            node_groups: vec![],
+            vpc_endpoints: vec![],
+            prefix_lists: BTreeMap::new(),
+            warnings: vec![],
+        }
+    }
+
+    fn ok(name: &str, findings: Vec<Finding>) -> ClusterOutcome {
+        ClusterOutcome { id: id(name), target: 0, result: Ok((snapshot(name), Evaluation { findings, flows: vec![] })) }
+    }
+
+    fn err(name: &str) -> ClusterOutcome {
+        ClusterOutcome { id: id(name), target: 0, result: Err(SourceError::Input("x.json:1:2: bad".into())) }
+    }
+
+    fn at(s: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + i64::from(s), 0).unwrap()
+    }
+
+    /// Applies and records what the alert observer saw: (cluster, poll ok, stale).
+    fn run(state: &mut PersistedState, result: Result<Vec<ClusterOutcome>, TargetFailure>, now: DateTime<Utc>) -> (Applied, Vec<(String, bool, Option<bool>)>) {
+        let mut seen = Vec::new();
+        let applied = apply_poll(state, &spec(), &result, now, &mut |_, r, ok| seen.push((r.cluster.clone(), ok, r.stale)));
+        (applied, seen)
+    }
+
+    #[test]
+    fn a_finding_keeps_its_first_seen_time_across_polls_and_a_new_one_gets_now() {
+        let mut state = PersistedState::default();
+        run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22)])]), at(0));
+        run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22), finding("prod", 23)])]), at(60));
+        let c = &state.clusters["111122223333/eu-west-1/prod"];
+        let times: Vec<DateTime<Utc>> = c.report.findings.iter().map(|f| c.first_seen[&f.id]).collect();
+        assert_eq!(times, vec![at(0), at(60)]);
+    }
+
+    #[test]
+    fn a_failed_poll_keeps_the_findings_marks_them_stale_and_tells_the_observer_it_failed() {
+        let mut state = PersistedState::default();
+        run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22)])]), at(0));
+        let (applied, seen) = run(&mut state, Ok(vec![err("prod")]), at(60));
+        let c = &state.clusters["111122223333/eu-west-1/prod"];
+        assert_eq!(c.report.findings, vec![finding("prod", 22)]);
+        assert_eq!((c.report.status, c.report.stale, c.report.last_success), (ClusterStatus::Error, Some(true), Some(at(0))));
+        assert_eq!(c.first_seen.len(), 1);
+        assert!(!c.poll_ok());
+        assert_eq!(seen, vec![("prod".to_string(), false, Some(true))]);
+        assert_eq!(applied.polls, vec![("111122223333".into(), "eu-west-1".into(), false)]);
+        assert_eq!(applied.changed_health, vec![("111122223333/eu-west-1/prod".into(), false)]);
+    }
+
+    #[test]
+    fn a_failed_target_marks_every_cluster_it_named_stale_and_removes_none() {
+        let mut state = PersistedState::default();
+        run(&mut state, Ok(vec![ok("a", vec![finding("a", 22)]), ok("b", vec![])]), at(0));
+        let failure = TargetFailure { kind: "throttled", message: "throttled by AWS on ListClusters: slow down".into() };
+        let (applied, seen) = run(&mut state, Err(failure), at(60));
+        assert_eq!(state.clusters.len(), 2);
+        assert!(state.clusters.values().all(|c| c.report.stale == Some(true) && !c.poll_ok()));
+        assert_eq!(state.clusters["111122223333/eu-west-1/a"].report.findings.len(), 1);
+        assert_eq!(seen.iter().filter(|(_, ok, _)| !ok).count(), 2);
+        assert_eq!(applied.polls.len(), 2);
+    }
+
+    #[test]
+    fn a_failure_before_any_success_is_an_error_without_stale_findings() {
+        let mut state = PersistedState::default();
+        run(&mut state, Ok(vec![err("new")]), at(0));
+        let c = &state.clusters["111122223333/eu-west-1/new"];
+        assert_eq!((c.report.status, c.report.stale, c.report.last_success), (ClusterStatus::Error, Some(false), None));
+        assert_eq!(c.report.error.as_deref(), Some("x.json:1:2: bad"));
+    }
+
+    #[test]
+    fn recovery_replaces_the_stale_view_and_clears_the_error() {
+        let mut state = PersistedState::default();
+        run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22)])]), at(0));
+        run(&mut state, Ok(vec![err("prod")]), at(60));
+        let (applied, _) = run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22)])]), at(120));
+        let c = &state.clusters["111122223333/eu-west-1/prod"];
+        assert_eq!((c.report.status, c.report.stale, c.report.error.clone()), (ClusterStatus::Drift, Some(false), None));
+        assert_eq!(c.first_seen.values().copied().collect::<Vec<_>>(), vec![at(0)]);
+        assert_eq!(applied.changed_health, vec![("111122223333/eu-west-1/prod".into(), true)]);
+    }
+
+    #[test]
+    fn a_cluster_its_target_no_longer_returns_is_removed() {
+        let mut state = PersistedState::default();
+        run(&mut state, Ok(vec![ok("a", vec![]), ok("b", vec![])]), at(0));
+        let (applied, _) = run(&mut state, Ok(vec![ok("a", vec![])]), at(60));
+        assert_eq!(state.clusters.keys().cloned().collect::<Vec<_>>(), vec!["111122223333/eu-west-1/a".to_string()]);
+        assert_eq!(applied.removed, vec!["111122223333/eu-west-1/b".to_string()]);
+    }
+
+    #[test]
+    fn clusters_no_target_names_are_pruned_and_named_ones_kept() {
+        let mut state = PersistedState::default();
+        run(&mut state, Ok(vec![ok("a", vec![]), ok("b", vec![])]), at(0));
+        let only_a = TargetSpec { clusters: vec!["a".into()], ..spec() };
+        let other_region = TargetSpec { region: "us-east-1".into(), ..spec() };
+        let gone = prune_unconfigured(&mut state, &[(0, only_a), (1, other_region)]);
+        assert_eq!(gone, vec!["111122223333/eu-west-1/b".to_string()]);
+        assert_eq!(state.clusters.len(), 1);
+    }
+
+    #[test]
+    fn a_target_failure_with_nothing_known_is_counted_against_the_role_account() {
+        let mut state = PersistedState::default();
+        let spec = TargetSpec { role_arn: Some("arn:aws:iam::444455556666:role/read".into()), ..spec() };
+        let failure = Err(TargetFailure { kind: "access_denied", message: "denied".into() });
+        let applied = apply_poll(&mut state, &spec, &failure, at(0), &mut |_, _, _| {});
+        assert_eq!(applied.polls, vec![("444455556666".into(), "eu-west-1".into(), false)]);
+    }
+
+    #[test]
+    fn readiness_comes_when_every_target_of_the_current_generation_polled_once() {
+        let r = Readiness::default();
+        let old = r.start(2);
+        let new = r.start(2);
+        r.polled_once(old);
+        r.polled_once(new);
+        assert!(!r.is_ready());
+        r.polled_once(new);
+        assert!(r.is_ready());
+    }
+}
