@@ -53,8 +53,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn run(config: &std::path::Path) -> anyhow::Result<()> {
-    let _ = config;
-    bail!("`sgdrift run` (the daemon) is not built yet; use `sgdrift check`")
+    crate::daemon::run(config).await
 }
 
 fn load(config: &std::path::Path) -> anyhow::Result<Settings> {
