@@ -48,7 +48,12 @@ pub fn server() -> &'static Moto {
 impl Moto {
     /// A server of the caller's own, on a free port, ready to answer.
     pub fn start() -> Moto {
-        start()
+        start(free_port())
+    }
+
+    /// A new server on `port`: an emulator that "comes back" where a daemon expects it.
+    pub fn start_on(port: u16) -> Moto {
+        start(port)
     }
 
     /// Stops the server and waits until its port no longer answers.
@@ -71,14 +76,13 @@ impl Drop for Moto {
     }
 }
 
-fn start() -> Moto {
+fn start(port: u16) -> Moto {
     let bin = tool("SGDRIFT_MOTO_SERVER", ".venv/bin/moto_server");
     assert!(
         bin.is_file(),
         "the AWS emulator is missing: no moto server at {} (set SGDRIFT_MOTO_SERVER, or run scripts/setup-test-deps)",
         bin.display()
     );
-    let port = free_port();
     // The server must not outlive the test binary, whose statics are never dropped: a shell
     // starts it and kills it as soon as the test process is gone.
     let script = r#"
