@@ -463,7 +463,15 @@ impl Dispatcher {
     }
 
     async fn remove(&self, store: &StateStore, entry: &OutboxEntry, delivered: &mut HashSet<String>) {
-        if let Err(e) = store.update(|s| s.alerts.outbox.retain(|o| o.id != entry.id)).await {
+        // The gauge moves with the outbox, under the same lock, so it never lags a delivery.
+        let gauge = &self.metrics.queue_length;
+        let removed = store
+            .update(|s| {
+                s.alerts.outbox.retain(|o| o.id != entry.id);
+                gauge.set(s.alerts.outbox.len() as i64);
+            })
+            .await;
+        if let Err(e) = removed {
             tracing::error!(error = %e, "cannot persist the outbox: will retry");
             delivered.insert(entry.id.clone());
         }
