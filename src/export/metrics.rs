@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -94,6 +95,8 @@ pub struct Rendered {
 pub struct Metrics {
     registry: Registry,
     store: Arc<StateStore>,
+    scratch: std::sync::Mutex<Vec<String>>,
+    last_size: AtomicUsize,
     /// One poll of one (target, region), from the permit to the end of evaluation.
     pub poll_duration: Histogram,
     /// Cluster polls, by account and region.
@@ -167,6 +170,8 @@ impl Metrics {
         Ok(Metrics {
             registry,
             store,
+            scratch: std::sync::Mutex::new(Vec::new()),
+            last_size: AtomicUsize::new(0),
             poll_duration,
             polls,
             poll_failures,
@@ -194,12 +199,15 @@ impl Metrics {
     pub fn render(&self) -> Result<Rendered, prometheus::Error> {
         let encoder = TextEncoder::new();
         let families = self.registry.gather();
-        let mut text = String::with_capacity(64 * 1024);
-        self.store.read_now(|state| render_drift(state.clusters.values(), &mut text));
-        let mut body = Vec::with_capacity(text.len() + 32 * 1024);
-        encoder.encode(&families, &mut body)?;
-        body.extend_from_slice(text.as_bytes());
-        Ok(Rendered { content_type: encoder.format_type().to_string(), body })
+        // Sized like the last scrape, so the body is not regrown on the way.
+        let mut body = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 16 * 1024);
+        encoder.encode_utf8(&families, &mut body)?;
+        {
+            let mut scratch = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.store.read_now(|state| render_drift_with(state.clusters.values(), &mut scratch, &mut body));
+        }
+        self.last_size.store(body.len(), Ordering::Relaxed);
+        Ok(Rendered { content_type: encoder.format_type().to_string(), body: body.into_bytes() })
     }
 }
 
@@ -262,11 +270,21 @@ const DRIFT_FAMILIES: &[(&str, &str, &[&str])] = &[
 /// the order of [`DRIFT_FAMILIES`], clusters in the order given; empty families are left out,
 /// as the registry does.
 pub fn render_drift<'a>(clusters: impl Iterator<Item = &'a ClusterState>, out: &mut String) {
-    let mut bodies: Vec<String> = DRIFT_FAMILIES.iter().map(|_| String::new()).collect();
-    for cluster in clusters {
-        render_cluster(cluster, &mut bodies);
+    render_drift_with(clusters, &mut Vec::new(), out);
+}
+
+/// As [`render_drift`], with `scratch` for the per-family bodies: kept between scrapes, its
+/// buffers are not grown (and faulted in) again every time.
+fn render_drift_with<'a>(clusters: impl Iterator<Item = &'a ClusterState>, scratch: &mut Vec<String>, out: &mut String) {
+    scratch.resize_with(DRIFT_FAMILIES.len(), String::new);
+    let bodies = scratch;
+    for body in bodies.iter_mut() {
+        body.clear();
     }
-    for ((name, help, _), body) in DRIFT_FAMILIES.iter().zip(&bodies) {
+    for cluster in clusters {
+        render_cluster(cluster, bodies);
+    }
+    for ((name, help, _), body) in DRIFT_FAMILIES.iter().zip(bodies.iter()) {
         if body.is_empty() {
             continue;
         }
