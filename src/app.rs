@@ -53,8 +53,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn run(config: &std::path::Path) -> anyhow::Result<()> {
-    let _ = config;
-    bail!("`sgdrift run` (the daemon) is not built yet; use `sgdrift check`")
+    crate::daemon::run(config).await
 }
 
 fn load(config: &std::path::Path) -> anyhow::Result<Settings> {
@@ -72,7 +71,7 @@ pub async fn build_source(settings: &Settings) -> anyhow::Result<Source> {
             let dir = settings.config.source.dir.clone().ok_or_else(|| anyhow!("source.kind = \"files\" needs `dir`"))?;
             Ok(Source::Files(FilesSource::new(dir)))
         }
-        SourceKind::Aws => bail!("the aws source is not built yet"),
+        SourceKind::Aws => Ok(Source::Aws(crate::source::aws::AwsSource::new(&settings.config.poll).await)),
     }
 }
 

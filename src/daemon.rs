@@ -159,9 +159,30 @@ impl Sources {
     }
 }
 
-/// What the source can tell about its AWS calls.
+/// What the source can tell about its AWS calls: for AWS, requests, errors by kind and latency.
 fn source_view(source: &Source) -> AwsCallView {
-    AwsCallView::from_call_counts(&source.call_counts())
+    let Source::Aws(aws) = source else {
+        return AwsCallView::from_call_counts(&source.call_counts());
+    };
+    let mut view = AwsCallView::default();
+    for (op, s) in aws.stats().snapshot() {
+        let key = (op.service.to_string(), op.name.to_string());
+        view.requests.insert(key.clone(), s.requests);
+        for (kind, n) in &s.errors {
+            view.errors.insert((key.0.clone(), key.1.clone(), (*kind).to_string()), *n);
+        }
+        let buckets = s.cumulative_buckets();
+        view.latency.insert(
+            key,
+            crate::export::metrics::LatencyView {
+                bounds: buckets.iter().map(|(b, _)| *b).collect(),
+                cumulative: buckets.iter().map(|(_, n)| *n).collect(),
+                count: s.requests,
+                sum: s.duration_sum_seconds,
+            },
+        );
+    }
+    view
 }
 
 /// A set of tasks that stop together.

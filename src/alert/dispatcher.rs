@@ -406,7 +406,6 @@ impl Dispatcher {
                         return;
                     }
                 }
-                last_request = Some(Instant::now());
             }
 
             let started = Instant::now();
@@ -414,6 +413,11 @@ impl Dispatcher {
                 _ = cancel.cancelled() => return,
                 r = self.send(sink, &entry.notification) => r,
             };
+            // Spaced from the end of the previous request: the receiver then sees at most one
+            // message per interval however long connecting took.
+            if rate_limited {
+                last_request = Some(Instant::now());
+            }
             self.metrics.latency.with_label_values(&[sink.integration]).observe(started.elapsed().as_secs_f64());
             self.metrics.notifications.with_label_values(&[sink.integration]).inc();
             attempt += 1;

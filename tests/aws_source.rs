@@ -1,0 +1,1068 @@
+//! The `aws` source against a real local AWS (moto server) and against canned AWS answers for
+//! what moto cannot do (EC2 pagination, throttling, access denied, timeouts).
+//!
+//! One moto server serves the whole binary; each test keeps to its own region (or account), so
+//! tests run side by side without resetting it.
+
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sgdrift::model::{
+    ClusterSnapshot, Direction, EndpointMode, NodeGroupKind, Peer, PortRange, Role, Rule, Traffic, VpcEndpointKind,
+};
+use sgdrift::source::aws::{AwsOptions, AwsSource};
+use sgdrift::source::files::FilesSource;
+use sgdrift::source::{ClusterPoll, TargetPoll, TargetSpec};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn options(metadata_interval: Duration) -> AwsOptions {
+    AwsOptions { timeout: Duration::from_secs(60), metadata_interval, concurrency: 4, max_attempts: Some(1) }
+}
+
+fn target(region: &str, role_arn: Option<&str>) -> TargetSpec {
+    TargetSpec { region: region.to_string(), role_arn: role_arn.map(str::to_string), clusters: vec!["*".to_string()] }
+}
+
+fn snapshots(poll: TargetPoll) -> BTreeMap<String, ClusterSnapshot> {
+    assert!(poll.error.is_none(), "the target failed: {:?}", poll.error);
+    poll.clusters
+        .into_iter()
+        .map(|c| {
+            let name = c.id.name.clone();
+            let snap = c.result.unwrap_or_else(|e| panic!("cluster {name} failed: {e}"));
+            (name, snap)
+        })
+        .collect()
+}
+
+fn count(source: &AwsSource, action: &str) -> u64 {
+    source.call_counts().get(action).copied().unwrap_or(0)
+}
+
+/// The `sg-…` ids a list of warnings mentions.
+fn ids_in_warnings(warnings: &[String]) -> BTreeSet<String> {
+    warnings
+        .iter()
+        .flat_map(|w| w.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')))
+        .filter(|t| t.starts_with("sg-"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Order and wording do not matter between sources; the content does.
+fn comparable(s: &ClusterSnapshot) -> ClusterSnapshot {
+    let mut s = s.clone();
+    for ng in &mut s.node_groups {
+        ng.security_group_ids.sort();
+    }
+    s.node_groups.sort_by(|a, b| a.name.cmp(&b.name));
+    for e in &mut s.vpc_endpoints {
+        e.security_group_ids.sort();
+    }
+    s.vpc_endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+    s.control_plane_security_group_ids.sort();
+    s.vpc_cidrs.sort();
+    s.warnings = ids_in_warnings(&s.warnings).into_iter().collect();
+    s
+}
+
+// --- the styles fixture: one cluster per style × endpoint mode, exported as AWS CLI JSON -------
+
+struct Styles {
+    manifest: serde_json::Value,
+    dir: PathBuf,
+}
+
+const STYLES_REGION: &str = "eu-west-1";
+
+/// Built once per binary; tests only read it.
+fn styles() -> &'static Styles {
+    static STYLES: OnceLock<Styles> = OnceLock::new();
+    STYLES.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-styles");
+        let _ = std::fs::remove_dir_all(&dir);
+        let manifest = moto::server().build_fixture(&[
+            "--region",
+            STYLES_REGION,
+            "--scenario",
+            "styles",
+            "--out",
+            &moto::path_of(&dir),
+        ]);
+        Styles { manifest, dir }
+    })
+}
+
+#[tokio::test]
+async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_endpoints() {
+    let fx = styles();
+    let source = AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR));
+    let snaps = snapshots(source.poll(&target(STYLES_REGION, None)).await);
+    let names = moto::manifest_clusters(&fx.manifest);
+    assert_eq!(snaps.keys().cloned().collect::<Vec<_>>(), names, "every cluster of the region, no other");
+    assert_eq!(names.len(), 9);
+
+    for name in &names {
+        let s = &snaps[name];
+        let want = &fx.manifest["clusters"][name];
+        assert_eq!(s.id.account_id, fx.manifest["account"].as_str().unwrap_or_default(), "{name}");
+        assert_eq!(s.id.region, STYLES_REGION);
+        assert_eq!(s.endpoint_mode.as_str(), want["mode"].as_str().unwrap_or_default(), "{name}: endpoint mode");
+        assert_eq!(s.style.as_str(), want["style"].as_str().unwrap_or_default(), "{name}: style");
+        assert_eq!(s.vpc_id, want["vpc"].as_str().unwrap_or_default(), "{name}: VPC");
+        assert!(!s.vpc_cidrs.is_empty(), "{name}: the VPC's CIDRs are read");
+        for role in Role::ALL {
+            for id in moto::manifest_groups(&fx.manifest, name, role.as_str()) {
+                let g = s.groups.get(&id).unwrap_or_else(|| panic!("{name}: {role} group {id} missing"));
+                assert_eq!(g.role, role, "{name}: role of {id} ({})", g.name);
+                assert!(!g.rules.is_empty() || role == Role::ControlPlane, "{name}: {id} has its rules");
+            }
+        }
+        assert_eq!(
+            s.cluster_security_group_id.as_deref(),
+            moto::manifest_groups(&fx.manifest, name, "cluster").first().map(String::as_str)
+        );
+        assert_eq!(s.control_plane_security_group_ids, moto::manifest_groups(&fx.manifest, name, "control-plane"));
+        // moto gives every managed node group a remote-access SG id that does not exist: it is
+        // reported, not fatal.
+        assert!(!s.warnings.is_empty(), "{name}: the fake remote-access SG is reported");
+        let private = s.endpoint_mode == EndpointMode::Private;
+        let interface = s.vpc_endpoints.iter().filter(|e| e.kind == VpcEndpointKind::Interface).count();
+        let gateway = s.vpc_endpoints.iter().filter(|e| e.kind == VpcEndpointKind::Gateway).count();
+        assert_eq!((interface, gateway), if private { (5, 1) } else { (0, 0) }, "{name}: VPC endpoints");
+        assert!(
+            s.prefix_lists.values().any(|n| n == &format!("com.amazonaws.{STYLES_REGION}.s3")),
+            "{name}: the S3 prefix list is named"
+        );
+    }
+
+    // Node-group sets, one per layout (reference §2-§4).
+    let set = |name: &str, ng: &str| -> (NodeGroupKind, Vec<String>) {
+        let g = snaps[name]
+            .node_groups
+            .iter()
+            .find(|g| g.name == ng)
+            .unwrap_or_else(|| panic!("{name}: no node group {ng}"));
+        (g.kind, g.security_group_ids.clone())
+    };
+    let ids = |name: &str, role: &str| moto::manifest_groups(&fx.manifest, name, role);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    // Terraform: the managed group's launch template lists the module's node SG only.
+    assert_eq!(set("terraform-public", "default"), (NodeGroupKind::Managed, ids("terraform-public", "node")));
+    // eksctl: managed group through its launch template's interfaces (cluster SG + SSH SG when
+    // public); unmanaged group through its instances (shared + own SG).
+    let mut eksctl_lt = ids("eksctl-public", "cluster");
+    eksctl_lt.extend(ids("eksctl-public", "remote-access"));
+    assert_eq!(eksctl_lt.len(), 2);
+    assert_eq!(set("eksctl-public", "ng-managed"), (NodeGroupKind::Managed, sorted(eksctl_lt)));
+    let shared_and_own = ids("eksctl-public", "node");
+    assert_eq!(set("eksctl-public", "ng-self"), (NodeGroupKind::SelfManaged, sorted(shared_and_own)));
+    // Console: a managed group without a launch template gets the cluster SG + its
+    // remote-access SG; the CloudFormation nodes carry the template's node SG.
+    let (kind, managed) = set("console-public", "managed");
+    assert_eq!(kind, NodeGroupKind::Managed);
+    assert!(managed.contains(&ids("console-public", "cluster")[0]) && managed.len() == 2, "{managed:?}");
+    let self_managed: Vec<_> =
+        snaps["console-public"].node_groups.iter().filter(|g| g.kind == NodeGroupKind::SelfManaged).collect();
+    assert_eq!(self_managed.len(), 1);
+    assert_eq!(self_managed[0].security_group_ids, ids("console-public", "node"));
+}
+
+#[tokio::test]
+async fn the_aws_and_files_sources_give_the_same_snapshots_for_the_same_clusters() {
+    let fx = styles();
+    let spec = target(STYLES_REGION, None);
+    let aws = AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR));
+    let from_aws = snapshots(aws.poll(&spec).await);
+    let from_files = snapshots(FilesSource::new(fx.dir.clone()).poll(&spec));
+    assert_eq!(from_aws.keys().collect::<Vec<_>>(), from_files.keys().collect::<Vec<_>>());
+    for (name, a) in &from_aws {
+        let f = &from_files[name];
+        assert_eq!(comparable(a), comparable(f), "{name}: the AWS snapshot (left) differs from the files one (right)");
+    }
+}
+
+#[tokio::test]
+async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_batches() {
+    let fx = styles();
+    let source = AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR));
+    let spec = target(STYLES_REGION, None);
+    let first = snapshots(source.poll(&spec).await);
+    let after_one = source.call_counts();
+    let second = snapshots(source.poll(&spec).await);
+    let after_two = source.call_counts();
+    assert_eq!(first, second, "nothing changed between the polls");
+
+    let delta =
+        |action: &str| after_two.get(action).copied().unwrap_or(0) - after_one.get(action).copied().unwrap_or(0);
+    let clusters = moto::manifest_clusters(&fx.manifest).len() as u64;
+    assert_eq!(delta("eks:ListClusters"), 1);
+    assert_eq!(delta("eks:DescribeCluster"), clusters);
+    for metadata in [
+        "eks:ListNodegroups",
+        "eks:DescribeNodegroup",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeInstances",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeVpcEndpoints",
+        "ec2:DescribeManagedPrefixLists",
+        "sts:GetCallerIdentity",
+    ] {
+        assert!(after_one.get(metadata).copied().unwrap_or(0) > 0, "{metadata} was called in the first poll");
+        assert_eq!(delta(metadata), 0, "{metadata} is not called again within metadata_interval");
+    }
+    // Every group of the nine clusters in one batch; moto names every id of the batch when one
+    // (its fake remote-access SG) is unknown, so the batch is asked once more by filter. Never
+    // one call per group.
+    let groups: usize = second.values().map(|s| s.groups.len()).sum();
+    let want: usize = second.keys().map(|name| moto::manifest_all_groups(&fx.manifest, name).len()).sum();
+    assert_eq!(groups, want, "every group the fixture made for the clusters, no other");
+    assert!(
+        delta("ec2:DescribeSecurityGroups") <= 2,
+        "{} calls for {groups} groups",
+        delta("ec2:DescribeSecurityGroups")
+    );
+    let fake: BTreeSet<String> = second.values().flat_map(|s| ids_in_warnings(&s.warnings)).collect();
+    assert!(fake.iter().all(|id| !second.values().any(|s| s.groups.contains_key(id))));
+}
+
+// --- drift through the API ------------------------------------------------------------------------
+
+fn ssh_from_anywhere() -> Rule {
+    Rule::new(Direction::Ingress, Traffic::Tcp(PortRange::single(22)), Peer::parse("0.0.0.0/0").expect("a CIDR"))
+}
+
+#[tokio::test]
+async fn drift_injected_through_the_api_appears_in_one_poll_and_is_gone_in_the_next() {
+    let region = "eu-west-2";
+    let m = moto::server();
+    let manifest = m.build_fixture(&["--region", region, "--scenario", "styles", "--only", "terraform-public"]);
+    let node = moto::manifest_groups(&manifest, "terraform-public", "node")[0].clone();
+    let source = AwsSource::from_sdk_config(m.sdk_config(region), options(HOUR));
+    let spec = target(region, None);
+    let rules_of = |snaps: &BTreeMap<String, ClusterSnapshot>| snaps["terraform-public"].groups[&node].rules.clone();
+
+    let before = rules_of(&snapshots(source.poll(&spec).await));
+    assert!(!before.iter().any(|r| r.key() == ssh_from_anywhere().key()));
+
+    let ec2 = aws_sdk_ec2::Client::new(&m.sdk_config(region));
+    let ssh = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").description("debug").build())
+        .build();
+    ec2.authorize_security_group_ingress().group_id(&node).ip_permissions(ssh.clone()).send().await.expect("authorize");
+    let during = rules_of(&snapshots(source.poll(&spec).await));
+    let added: Vec<&Rule> = during.iter().filter(|r| !before.iter().any(|b| b.key() == r.key())).collect();
+    assert_eq!(added.iter().map(|r| r.key()).collect::<Vec<_>>(), vec![ssh_from_anywhere().key()]);
+    assert_eq!(during.len(), before.len() + 1, "nothing else changed");
+
+    ec2.revoke_security_group_ingress().group_id(&node).ip_permissions(ssh).send().await.expect("revoke");
+    let after = rules_of(&snapshots(source.poll(&spec).await));
+    assert_eq!(after, before);
+    // Rules were read fresh every poll while the node-group metadata stayed cached.
+    assert_eq!(count(&source, "eks:ListNodegroups"), 1);
+
+    // With no metadata interval, every poll reads the metadata again.
+    let eager = AwsSource::from_sdk_config(m.sdk_config(region), options(Duration::ZERO));
+    snapshots(eager.poll(&spec).await);
+    snapshots(eager.poll(&spec).await);
+    assert_eq!(count(&eager, "eks:ListNodegroups"), 2);
+    assert_eq!(count(&eager, "ec2:DescribeLaunchTemplateVersions"), 2);
+}
+
+// --- regions and accounts -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn two_regions_and_a_second_account_through_role_arn_are_read_apart() {
+    let m = moto::server();
+    let other_role = "arn:aws:iam::111111111111:role/sgdrift-read";
+    m.build_fixture(&["--region", "us-west-1", "--scenario", "scale", "--count", "1", "--prefix", "west1"]);
+    m.build_fixture(&["--region", "us-west-2", "--scenario", "scale", "--count", "1", "--prefix", "west2"]);
+    m.build_fixture(&[
+        "--region",
+        "us-west-1",
+        "--scenario",
+        "scale",
+        "--count",
+        "1",
+        "--prefix",
+        "other",
+        "--role-arn",
+        other_role,
+    ]);
+
+    // The base credentials' region is irrelevant: each target names its own.
+    let source = AwsSource::from_sdk_config(m.sdk_config("us-east-1"), options(HOUR));
+    let targets = [target("us-west-1", None), target("us-west-2", None), target("us-west-1", Some(other_role))];
+    let want = [
+        ("west1-000", "123456789012", "us-west-1"),
+        ("west2-000", "123456789012", "us-west-2"),
+        ("other-000", "111111111111", "us-west-1"),
+    ];
+    for _ in 0..2 {
+        for (t, (name, account, region)) in targets.iter().zip(want) {
+            let snaps = snapshots(source.poll(t).await);
+            assert_eq!(snaps.keys().cloned().collect::<Vec<_>>(), vec![name.to_string()], "{t:?}");
+            let s = &snaps[name];
+            assert_eq!((s.id.account_id.as_str(), s.id.region.as_str()), (account, region));
+            assert_eq!(s.groups.len(), 5, "{name}: cluster, control-plane and three node groups");
+            assert!(
+                s.groups.values().all(|g| g.owner_id.as_deref() == Some(account)),
+                "{name}: groups of its own account"
+            );
+        }
+    }
+    assert_eq!(count(&source, "sts:GetCallerIdentity"), 3, "once per (role, region), then cached");
+}
+
+// --- many clusters in one account and region ------------------------------------------------------
+
+#[tokio::test]
+async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
+    let region = "ap-southeast-1";
+    let clusters: u64 = 41;
+    let m = moto::server();
+    m.build_fixture(&[
+        "--region",
+        region,
+        "--scenario",
+        "scale",
+        "--count",
+        &clusters.to_string(),
+        "--prefix",
+        "fleet",
+    ]);
+    let source = AwsSource::from_sdk_config(m.sdk_config(region), options(HOUR));
+    let spec = target(region, None);
+
+    let snaps = snapshots(source.poll(&spec).await);
+    assert_eq!(snaps.len() as u64, clusters);
+    let groups: usize = snaps.values().map(|s| s.groups.len()).sum();
+    assert_eq!(groups as u64, clusters * 5);
+    assert!(snaps.values().all(|s| s.warnings.is_empty()), "no group is missing");
+    let batches = (groups as u64).div_ceil(200);
+    assert_eq!(batches, 2);
+    let first = source.call_counts();
+    let want_first: BTreeMap<String, u64> = [
+        ("sts:GetCallerIdentity", 1),
+        ("eks:ListClusters", 1),
+        ("eks:DescribeCluster", clusters),
+        ("eks:ListNodegroups", clusters),
+        ("ec2:DescribeInstances", 3 * clusters),
+        ("ec2:DescribeVpcs", clusters),
+        ("ec2:DescribeManagedPrefixLists", 1),
+        ("ec2:DescribeSecurityGroups", batches),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(first, want_first);
+
+    snapshots(source.poll(&spec).await);
+    let mut want_second = want_first.clone();
+    *want_second.entry("eks:ListClusters".into()).or_default() += 1;
+    *want_second.entry("eks:DescribeCluster".into()).or_default() += clusters;
+    *want_second.entry("ec2:DescribeSecurityGroups".into()).or_default() += batches;
+    assert_eq!(
+        source.call_counts(),
+        want_second,
+        "a second poll: ListClusters, DescribeCluster per cluster, ⌈SGs/200⌉"
+    );
+
+    let stats = source.stats().snapshot();
+    assert!(stats.values().all(|s| s.errors.is_empty()));
+    assert!(stats.values().all(|s| s.cumulative_buckets().last().map(|b| b.1) <= Some(s.requests)));
+}
+
+// --- canned AWS: what moto cannot show --------------------------------------------------------------
+
+mod canned {
+    //! A tiny stand-in for EC2, EKS and STS on loopback, answering from a function of the
+    //! request, with the wire formats the SDK parses (EC2/STS query XML, EKS REST JSON).
+
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::body::Bytes;
+    use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+
+    #[derive(Debug, Clone)]
+    pub struct Req {
+        pub method: String,
+        pub path: String,
+        pub params: BTreeMap<String, String>,
+    }
+
+    impl Req {
+        pub fn action(&self) -> &str {
+            self.params.get("Action").map(String::as_str).unwrap_or("")
+        }
+
+        pub fn param(&self, k: &str) -> Option<&str> {
+            self.params.get(k).map(String::as_str)
+        }
+
+        /// `GroupId.1`, `GroupId.2`, … in order.
+        pub fn list(&self, prefix: &str) -> Vec<String> {
+            (1..).map_while(|i| self.params.get(&format!("{prefix}.{i}")).cloned()).collect()
+        }
+
+        /// The values of the `Filter.N` named `name`.
+        pub fn filter(&self, name: &str) -> Option<Vec<String>> {
+            (1..)
+                .map_while(|i| self.params.get(&format!("Filter.{i}.Name")).map(|n| (i, n)))
+                .find(|(_, n)| *n == name)
+                .map(|(i, _)| self.list(&format!("Filter.{i}.Value")))
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Resp {
+        pub status: u16,
+        pub headers: Vec<(&'static str, String)>,
+        pub body: String,
+        pub delay: Option<Duration>,
+    }
+
+    pub fn xml(body: String) -> Resp {
+        Resp { status: 200, headers: vec![("content-type", "text/xml".into())], body, delay: None }
+    }
+
+    pub fn json(body: serde_json::Value) -> Resp {
+        Resp {
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.to_string(),
+            delay: None,
+        }
+    }
+
+    pub fn ec2_error(status: u16, code: &str, message: &str) -> Resp {
+        Resp {
+            status,
+            headers: vec![("content-type", "text/xml".into())],
+            body: format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>r-1</RequestID></Response>"
+            ),
+            delay: None,
+        }
+    }
+
+    pub fn sts_error(status: u16, code: &str, message: &str) -> Resp {
+        Resp {
+            status,
+            headers: vec![("content-type", "text/xml".into())],
+            body: format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+            ),
+            delay: None,
+        }
+    }
+
+    pub fn eks_error(status: u16, kind: &str, message: &str) -> Resp {
+        Resp {
+            status,
+            headers: vec![("content-type", "application/json".into()), ("x-amzn-errortype", kind.into())],
+            body: serde_json::json!({ "message": message }).to_string(),
+            delay: None,
+        }
+    }
+
+    pub type Handler = Arc<dyn Fn(&Req) -> Resp + Send + Sync>;
+
+    pub struct Server {
+        pub url: String,
+        pub log: Arc<Mutex<Vec<Req>>>,
+    }
+
+    impl Server {
+        pub fn requests(&self, pred: impl Fn(&Req) -> bool) -> Vec<Req> {
+            self.log.lock().map(|l| l.iter().filter(|r| pred(r)).cloned().collect()).unwrap_or_default()
+        }
+    }
+
+    pub async fn serve(handler: Handler) -> Server {
+        let log: Arc<Mutex<Vec<Req>>> = Arc::default();
+        let state = (handler, Arc::clone(&log));
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
+            let (handler, log) = state.clone();
+            async move {
+                let mut params = BTreeMap::new();
+                for raw in [uri.query().unwrap_or(""), std::str::from_utf8(&body).unwrap_or("")] {
+                    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        params.insert(decode(k), decode(v));
+                    }
+                }
+                let req = Req { method: method.to_string(), path: decode(uri.path()), params };
+                if let Ok(mut l) = log.lock() {
+                    l.push(req.clone());
+                }
+                let resp = handler(&req);
+                if let Some(d) = resp.delay {
+                    tokio::time::sleep(d).await;
+                }
+                let mut out: Response =
+                    (StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), resp.body)
+                        .into_response();
+                for (k, v) in resp.headers {
+                    if let Ok(v) = HeaderValue::from_str(&v) {
+                        out.headers_mut().insert(HeaderName::from_static(k), v);
+                    }
+                }
+                out
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Server { url, log }
+    }
+
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+use canned::{ec2_error, eks_error, json, sts_error, xml, Handler, Req, Resp};
+
+const ACCOUNT: &str = "111122223333";
+const CANNED_CLUSTERS: [&str; 3] = ["alpha", "bravo", "charlie"];
+
+fn group_xml(id: &str, ingress: &str, egress: &str) -> String {
+    format!(
+        "<item><ownerId>{ACCOUNT}</ownerId><groupId>{id}</groupId><groupName>name-{id}</groupName>\
+         <groupDescription>canned {id}</groupDescription><vpcId>vpc-canned</vpcId>\
+         <ipPermissions>{ingress}</ipPermissions><ipPermissionsEgress>{egress}</ipPermissionsEgress>\
+         <tagSet><item><key>Name</key><value>{id}</value></item></tagSet></item>"
+    )
+}
+
+fn perm_from_group(proto: &str, from: i32, to: i32, group: &str) -> String {
+    format!(
+        "<item><ipProtocol>{proto}</ipProtocol><fromPort>{from}</fromPort><toPort>{to}</toPort>\
+         <groups><item><userId>{ACCOUNT}</userId><groupId>{group}</groupId></item></groups>\
+         <ipRanges/><ipv6Ranges/><prefixListIds/></item>"
+    )
+}
+
+fn all_to_internet() -> String {
+    "<item><ipProtocol>-1</ipProtocol><groups/><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges><ipv6Ranges/><prefixListIds/></item>".into()
+}
+
+/// Every group the canned world has: per cluster `sg-<c>0` cluster, `sg-<c>1` control plane,
+/// `sg-<c>2` launch-template node SG, `sg-<c>3` self-managed node SG, `sg-<c>r` remote access.
+fn canned_group(id: &str) -> Option<String> {
+    let c = CANNED_CLUSTERS.iter().find(|c| id.starts_with(&format!("sg-{}", &c[..1])))?;
+    let p = &c[..1];
+    let g = |n: &str| format!("sg-{p}{n}");
+    Some(match &id[4..] {
+        "0" => group_xml(id, &perm_from_group("-1", -1, -1, id), &all_to_internet()),
+        "1" => group_xml(id, &perm_from_group("tcp", 443, 443, &g("2")), ""),
+        "2" => group_xml(id, &perm_from_group("tcp", 10250, 10250, &g("1")), &all_to_internet()),
+        "3" => group_xml(id, &perm_from_group("udp", 53, 53, &g("2")), &all_to_internet()),
+        "r" => group_xml(id, "<item><ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort><groups/><ipRanges><item><cidrIp>10.0.0.0/8</cidrIp></item></ipRanges><ipv6Ranges/><prefixListIds/></item>", &all_to_internet()),
+        _ => return None,
+    })
+}
+
+/// The canned AWS: three public clusters, each with a launch-template node group, a node group
+/// with remote access, and one self-managed instance. Every list answers in two pages.
+fn world(req: &Req) -> Resp {
+    let ec2 = |name: &str, inner: String| {
+        xml(format!("<{name}Response xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r-1</requestId>{inner}</{name}Response>"))
+    };
+    let second_page = req.param("NextToken").is_some();
+    let next = |more: bool| if more { "<nextToken>page-2</nextToken>".to_string() } else { String::new() };
+    match (req.method.as_str(), req.path.as_str(), req.action()) {
+        ("POST", "/", "GetCallerIdentity") => xml(format!(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
+             <Arn>arn:aws:iam::{ACCOUNT}:user/tests</Arn><UserId>AIDATESTS</UserId><Account>{ACCOUNT}</Account>\
+             </GetCallerIdentityResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        )),
+        ("POST", "/", "DescribeSecurityGroups") => {
+            let ids = match req.filter("group-id") {
+                Some(ids) => ids,
+                None => req.list("GroupId"),
+            };
+            let by_filter = req.filter("group-id").is_some();
+            let unknown: Vec<&String> = ids.iter().filter(|id| canned_group(id).is_none()).collect();
+            if !by_filter && !unknown.is_empty() {
+                let named = unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+                return ec2_error(400, "InvalidGroup.NotFound", &format!("The security group '{named}' does not exist"));
+            }
+            let known: Vec<String> = ids.iter().filter_map(|id| canned_group(id)).collect();
+            let half = known.len().div_ceil(2);
+            let page = if second_page { &known[half..] } else { &known[..half] };
+            ec2("DescribeSecurityGroups", format!("<securityGroupInfo>{}</securityGroupInfo>{}", page.concat(), next(!second_page)))
+        }
+        ("POST", "/", "DescribeLaunchTemplateVersions") => {
+            let lt = req.param("LaunchTemplateId").unwrap_or_default();
+            let p = lt.trim_start_matches("lt-");
+            ec2(
+                "DescribeLaunchTemplateVersions",
+                format!(
+                    "<launchTemplateVersionSet><item><launchTemplateId>{lt}</launchTemplateId><versionNumber>1</versionNumber>\
+                     <launchTemplateData><securityGroupIdSet><item>sg-{p}2</item></securityGroupIdSet></launchTemplateData></item></launchTemplateVersionSet>"
+                ),
+            )
+        }
+        ("POST", "/", "DescribeInstances") => {
+            // Only the `kubernetes.io/cluster/<name>` tag finds the cluster's instance; every
+            // filter answers in two pages, the instance on the second.
+            let cluster = req
+                .filter("tag-key")
+                .and_then(|v| v.first().cloned())
+                .and_then(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string));
+            let body = match (cluster, second_page) {
+                (Some(c), true) => format!(
+                    "<reservationSet><item><reservationId>r-{c}</reservationId><ownerId>{ACCOUNT}</ownerId><instancesSet><item>\
+                     <instanceId>i-{c}</instanceId><instanceState><code>16</code><name>running</name></instanceState>\
+                     <groupSet><item><groupId>sg-{p}3</groupId><groupName>n</groupName></item></groupSet>\
+                     <tagSet><item><key>kubernetes.io/cluster/{c}</key><value>owned</value></item>\
+                     <item><key>aws:autoscaling:groupName</key><value>{c}-asg</value></item></tagSet>\
+                     </item></instancesSet></item></reservationSet>",
+                    p = &c[..1]
+                ),
+                _ => "<reservationSet/>".to_string(),
+            };
+            ec2("DescribeInstances", format!("{body}{}", next(!second_page)))
+        }
+        ("POST", "/", "DescribeVpcs") => ec2(
+            "DescribeVpcs",
+            "<vpcSet><item><vpcId>vpc-canned</vpcId><cidrBlock>10.0.0.0/16</cidrBlock><cidrBlockAssociationSet><item>\
+             <cidrBlock>10.0.0.0/16</cidrBlock><cidrBlockState><state>associated</state></cidrBlockState></item>\
+             </cidrBlockAssociationSet></item></vpcSet>"
+                .into(),
+        ),
+        ("POST", "/", "DescribeManagedPrefixLists") => {
+            let (id, name) = if second_page { ("pl-ddb", "com.amazonaws.eu-west-1.dynamodb") } else { ("pl-s3", "com.amazonaws.eu-west-1.s3") };
+            ec2(
+                "DescribeManagedPrefixLists",
+                format!("<prefixListSet><item><prefixListId>{id}</prefixListId><prefixListName>{name}</prefixListName></item></prefixListSet>{}", next(!second_page)),
+            )
+        }
+        ("GET", "/clusters", _) => match req.param("nextToken") {
+            None => json(serde_json::json!({ "clusters": ["alpha", "bravo"], "nextToken": "charlie" })),
+            Some(_) => json(serde_json::json!({ "clusters": ["charlie"] })),
+        },
+        ("GET", path, _) => {
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            match parts.as_slice() {
+                ["clusters", c] if CANNED_CLUSTERS.contains(c) => {
+                    let p = &c[..1];
+                    json(serde_json::json!({ "cluster": {
+                        "name": c,
+                        "arn": format!("arn:aws:eks:eu-west-1:{ACCOUNT}:cluster/{c}"),
+                        "resourcesVpcConfig": {
+                            "clusterSecurityGroupId": format!("sg-{p}0"),
+                            "securityGroupIds": [format!("sg-{p}1")],
+                            "vpcId": "vpc-canned",
+                            "endpointPublicAccess": true,
+                            "endpointPrivateAccess": false,
+                            "publicAccessCidrs": ["0.0.0.0/0"]
+                        },
+                        "tags": {}
+                    }}))
+                }
+                ["clusters", c] => eks_error(404, "ResourceNotFoundException", &format!("No cluster found for name: {c}.")),
+                ["clusters", _, "node-groups"] => match req.param("nextToken") {
+                    None => json(serde_json::json!({ "nodegroups": ["templated"], "nextToken": "ssh" })),
+                    Some(_) => json(serde_json::json!({ "nodegroups": ["ssh"] })),
+                },
+                ["clusters", c, "node-groups", ng] => {
+                    let p = &c[..1];
+                    let body = if *ng == "templated" {
+                        serde_json::json!({ "nodegroupName": ng, "launchTemplate": { "id": format!("lt-{p}"), "name": format!("{c}-lt"), "version": "1" } })
+                    } else {
+                        serde_json::json!({ "nodegroupName": ng, "remoteAccess": { "ec2SshKey": "ops" }, "resources": { "remoteAccessSecurityGroup": format!("sg-{p}r") } })
+                    };
+                    json(serde_json::json!({ "nodegroup": body }))
+                }
+                _ => eks_error(404, "NotFoundException", "no such path"),
+            }
+        }
+        _ => ec2_error(400, "InvalidAction", &format!("the canned AWS does not know {} {}", req.method, req.path)),
+    }
+}
+
+async fn canned_source(
+    handler: impl Fn(&Req) -> Resp + Send + Sync + 'static,
+    opts: AwsOptions,
+) -> (canned::Server, AwsSource) {
+    let handler: Handler = Arc::new(handler);
+    let server = canned::serve(handler).await;
+    let conf = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(&server.url)
+        .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "canned"),
+        ))
+        .build();
+    (server, AwsSource::from_sdk_config(conf, opts))
+}
+
+fn by_name(poll: &TargetPoll) -> BTreeMap<&str, &ClusterPoll> {
+    poll.clusters.iter().map(|c| (c.id.name.as_str(), c)).collect()
+}
+
+#[tokio::test]
+async fn next_token_pages_are_followed_for_every_list() {
+    let (_server, source) = canned_source(world, options(HOUR)).await;
+    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
+    assert_eq!(snaps.keys().map(String::as_str).collect::<Vec<_>>(), CANNED_CLUSTERS, "both ListClusters pages");
+    for (name, s) in &snaps {
+        let p = &name[..1];
+        let ids: Vec<String> = ["0", "1", "2", "3", "r"].iter().map(|n| format!("sg-{p}{n}")).collect();
+        assert_eq!(
+            s.groups.keys().cloned().collect::<Vec<_>>(),
+            ids,
+            "{name}: groups from both DescribeSecurityGroups pages"
+        );
+        let roles: Vec<Role> = ids.iter().map(|id| s.groups[id].role).collect();
+        assert_eq!(roles, [Role::Cluster, Role::ControlPlane, Role::Node, Role::Node, Role::RemoteAccess]);
+        let sets: Vec<(&str, NodeGroupKind, Vec<String>)> =
+            s.node_groups.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
+        let asg = format!("{name}-asg");
+        assert_eq!(
+            sets,
+            vec![
+                ("ssh", NodeGroupKind::Managed, vec![format!("sg-{p}0"), format!("sg-{p}r")]),
+                ("templated", NodeGroupKind::Managed, vec![format!("sg-{p}2")]),
+                (asg.as_str(), NodeGroupKind::SelfManaged, vec![format!("sg-{p}3")]),
+            ],
+            "{name}: both ListNodegroups pages and the instance on the second DescribeInstances page"
+        );
+        assert_eq!(s.prefix_lists.keys().map(String::as_str).collect::<Vec<_>>(), ["pl-ddb", "pl-s3"]);
+        assert_eq!(s.vpc_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["10.0.0.0/16"]);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(s.id.account_id, ACCOUNT);
+    }
+    let counts = source.call_counts();
+    assert_eq!(counts["eks:ListClusters"], 2);
+    assert_eq!(counts["ec2:DescribeSecurityGroups"], 2, "one batch of 15 groups, two pages");
+    assert_eq!(counts["eks:ListNodegroups"], 6);
+    assert_eq!(counts["ec2:DescribeInstances"], 18, "three tag filters × two pages × three clusters");
+    assert_eq!(counts["ec2:DescribeManagedPrefixLists"], 2);
+}
+
+#[tokio::test]
+async fn access_denied_names_the_missing_action_and_the_other_clusters_still_read() {
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            if req.path == "/clusters/bravo" {
+                return eks_error(
+                    403,
+                    "AccessDeniedException",
+                    "User: arn:aws:iam::111122223333:user/t is not authorized to perform: eks:DescribeCluster",
+                );
+            }
+            world(req)
+        },
+        options(HOUR),
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    assert!(poll.error.is_none());
+    let clusters = by_name(&poll);
+    let err = clusters["bravo"].result.as_ref().expect_err("bravo is denied");
+    assert_eq!(err.kind(), "access_denied");
+    assert!(err.to_string().contains("`eks:DescribeCluster`"), "{err}");
+    assert!(clusters["alpha"].result.is_ok() && clusters["charlie"].result.is_ok());
+    let errors = source.stats().error_counts();
+    assert_eq!(errors.get("eks:DescribeCluster").and_then(|e| e.get("access_denied")), Some(&1));
+}
+
+#[tokio::test]
+async fn denied_security_group_reads_fail_the_clusters_naming_ec2_describe_security_groups() {
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            if req.action() == "DescribeSecurityGroups" {
+                return ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.");
+            }
+            world(req)
+        },
+        options(HOUR),
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    assert!(poll.error.is_none(), "the target itself was read");
+    assert_eq!(poll.clusters.len(), 3);
+    for c in &poll.clusters {
+        let err = c.result.as_ref().expect_err("no group could be read");
+        assert_eq!(err.kind(), "access_denied");
+        assert!(err.to_string().contains("`ec2:DescribeSecurityGroups`"), "{err}");
+    }
+    assert_eq!(source.call_counts()["ec2:DescribeSecurityGroups"], 1, "one batch, one denied call");
+}
+
+#[tokio::test]
+async fn throttling_is_classified_and_counted_and_the_other_clusters_still_read() {
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            if req.path.starts_with("/clusters/charlie/node-groups/") {
+                return eks_error(429, "ThrottlingException", "Rate exceeded");
+            }
+            world(req)
+        },
+        options(HOUR),
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    let clusters = by_name(&poll);
+    let err = clusters["charlie"].result.as_ref().expect_err("charlie is throttled");
+    assert_eq!(err.kind(), "throttled");
+    assert!(clusters["alpha"].result.is_ok() && clusters["bravo"].result.is_ok());
+    let errors = source.stats().error_counts();
+    assert_eq!(errors.get("eks:DescribeNodegroup").and_then(|e| e.get("throttled")), Some(&1));
+    assert_eq!(errors.len(), 1, "no other operation failed: {errors:?}");
+}
+
+#[tokio::test]
+async fn a_throttled_call_is_retried_within_the_attempt_bound() {
+    let throttled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&throttled);
+    let (server, source) = canned_source(
+        move |req: &Req| {
+            if req.path == "/clusters/alpha" && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                return eks_error(429, "ThrottlingException", "Rate exceeded");
+            }
+            world(req)
+        },
+        AwsOptions { max_attempts: Some(3), ..options(HOUR) },
+    )
+    .await;
+    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
+    assert_eq!(snaps.len(), 3);
+    assert_eq!(server.requests(|r| r.path == "/clusters/alpha").len(), 2, "one throttled attempt, one retry");
+    assert_eq!(source.call_counts()["eks:DescribeCluster"], 3, "a retried call counts once");
+}
+
+#[tokio::test]
+async fn a_deleted_group_is_dropped_from_the_batch_and_reported_on_its_cluster() {
+    let (server, source) = canned_source(
+        |req: &Req| {
+            if req.path == "/clusters/alpha/node-groups/ssh" {
+                return json(serde_json::json!({ "nodegroup": {
+                    "nodegroupName": "ssh", "remoteAccess": { "ec2SshKey": "ops" },
+                    "resources": { "remoteAccessSecurityGroup": "sg-0deleted0000000000" } } }));
+            }
+            world(req)
+        },
+        options(HOUR),
+    )
+    .await;
+    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
+    assert_eq!(ids_in_warnings(&snaps["alpha"].warnings), BTreeSet::from(["sg-0deleted0000000000".to_string()]));
+    assert!(!snaps["alpha"].groups.contains_key("sg-0deleted0000000000"));
+    assert_eq!(snaps["alpha"].groups.len(), 4, "the other groups of alpha are read");
+    assert!(snaps["bravo"].warnings.is_empty() && snaps["charlie"].warnings.is_empty());
+    let dsg = server.requests(|r| r.action() == "DescribeSecurityGroups");
+    assert_eq!(dsg.len(), 3, "the failed batch, then the batch without the id in two pages");
+    assert!(dsg[0].list("GroupId").contains(&"sg-0deleted0000000000".to_string()));
+    assert!(dsg[1..].iter().all(|r| !r.list("GroupId").contains(&"sg-0deleted0000000000".to_string())));
+    assert_eq!(dsg[1].list("GroupId").len(), 14);
+}
+
+#[tokio::test]
+async fn a_not_found_error_naming_the_whole_batch_falls_back_to_a_filter() {
+    // moto's answer: every id of the request named, whichever is missing.
+    let (server, source) = canned_source(
+        |req: &Req| {
+            if req.action() == "DescribeSecurityGroups" && req.filter("group-id").is_none() {
+                let all = req.list("GroupId").join(", ");
+                return ec2_error(
+                    400,
+                    "InvalidGroup.NotFound",
+                    &format!("The security group '{{{all}}}' does not exist"),
+                );
+            }
+            if req.path == "/clusters/bravo/node-groups/ssh" {
+                return json(serde_json::json!({ "nodegroup": {
+                    "nodegroupName": "ssh", "resources": { "remoteAccessSecurityGroup": "sg-gone" } } }));
+            }
+            world(req)
+        },
+        options(HOUR),
+    )
+    .await;
+    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
+    assert_eq!(ids_in_warnings(&snaps["bravo"].warnings), BTreeSet::from(["sg-gone".to_string()]));
+    assert_eq!(snaps.values().map(|s| s.groups.len()).sum::<usize>(), 14);
+    let by_filter = server.requests(|r| r.action() == "DescribeSecurityGroups" && r.filter("group-id").is_some());
+    assert_eq!(by_filter.len(), 2, "one filtered walk of two pages");
+}
+
+#[tokio::test]
+async fn a_call_slower_than_the_timeout_fails_that_cluster_as_a_timeout() {
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            let mut resp = world(req);
+            if req.path == "/clusters/bravo" {
+                resp.delay = Some(Duration::from_secs(5));
+            }
+            resp
+        },
+        AwsOptions { timeout: Duration::from_secs(1), ..options(HOUR) },
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    let clusters = by_name(&poll);
+    let err = clusters["bravo"].result.as_ref().expect_err("bravo times out");
+    assert_eq!(err.kind(), "timeout");
+    assert!(err.to_string().contains("eks:DescribeCluster"), "{err}");
+    assert!(clusters["alpha"].result.is_ok() && clusters["charlie"].result.is_ok());
+}
+
+#[tokio::test]
+async fn failing_credentials_or_cluster_listing_fail_the_target_not_a_cluster() {
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            if req.action() == "GetCallerIdentity" {
+                return sts_error(
+                    403,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                );
+            }
+            world(req)
+        },
+        options(HOUR),
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    assert!(poll.clusters.is_empty());
+    let (region, err) = poll.error.expect("the target fails");
+    assert_eq!(region, "eu-west-1");
+    assert_eq!(err.kind(), "client");
+    assert!(err.to_string().contains("sts:GetCallerIdentity"), "{err}");
+
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            if req.path == "/clusters" {
+                return eks_error(503, "ServiceUnavailableException", "try later");
+            }
+            world(req)
+        },
+        options(HOUR),
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    let (_, err) = poll.error.expect("ListClusters failed");
+    assert_eq!(err.kind(), "server");
+    assert!(err.to_string().contains("eks:ListClusters"), "{err}");
+}
+
+#[tokio::test]
+async fn a_named_cluster_that_does_not_exist_fails_alone_without_listing_clusters() {
+    let (_server, source) = canned_source(world, options(HOUR)).await;
+    let spec = TargetSpec { region: "eu-west-1".into(), role_arn: None, clusters: vec!["alpha".into(), "zulu".into()] };
+    let poll = source.poll(&spec).await;
+    let clusters = by_name(&poll);
+    assert_eq!(clusters.keys().copied().collect::<Vec<_>>(), ["alpha", "zulu"]);
+    assert_eq!(clusters["zulu"].result.as_ref().map(|_| ()).expect_err("no such cluster").kind(), "not_found");
+    assert!(clusters["alpha"].result.is_ok());
+    assert_eq!(count(&source, "eks:ListClusters"), 0);
+}
+
+#[tokio::test]
+async fn a_failed_metadata_refresh_keeps_the_last_metadata_with_a_warning() {
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fail = Arc::clone(&failing);
+    let (_server, source) = canned_source(
+        move |req: &Req| {
+            if fail.load(std::sync::atomic::Ordering::SeqCst) && req.path == "/clusters/alpha/node-groups" {
+                return eks_error(500, "ServerException", "internal error");
+            }
+            world(req)
+        },
+        options(Duration::ZERO),
+    )
+    .await;
+    let spec = target("eu-west-1", None);
+    let before = snapshots(source.poll(&spec).await);
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let after = snapshots(source.poll(&spec).await);
+    assert_eq!(after["alpha"].node_groups, before["alpha"].node_groups);
+    assert_eq!(after["alpha"].groups, before["alpha"].groups);
+    assert_eq!(after["alpha"].warnings.len(), 1, "{:?}", after["alpha"].warnings);
+    assert!(after["alpha"].warnings[0].contains("eks:ListNodegroups"), "{:?}", after["alpha"].warnings);
+    assert!(after["bravo"].warnings.is_empty());
+}
+
+#[tokio::test]
+async fn a_group_that_cannot_be_read_fails_only_its_cluster() {
+    let (_server, source) = canned_source(
+        |req: &Req| {
+            let mut resp = world(req);
+            if req.action() == "DescribeSecurityGroups" {
+                // bravo's control-plane rule, with a protocol EC2 would never send.
+                let rule = format!("<ipProtocol>tcp</ipProtocol><fromPort>443</fromPort><toPort>443</toPort><groups><item><userId>{ACCOUNT}</userId><groupId>sg-b2</groupId>");
+                let broken = rule.replace("<ipProtocol>tcp</ipProtocol>", "<ipProtocol>bogus</ipProtocol>");
+                resp.body = resp.body.replace(&rule, &broken);
+            }
+            resp
+        },
+        options(HOUR),
+    )
+    .await;
+    let poll = source.poll(&target("eu-west-1", None)).await;
+    let clusters = by_name(&poll);
+    let err = clusters["bravo"].result.as_ref().expect_err("bravo's group is unreadable");
+    assert_eq!(err.kind(), "server");
+    assert!(err.to_string().contains("sg-b1"), "{err}");
+    assert!(clusters["alpha"].result.is_ok() && clusters["charlie"].result.is_ok());
+}
+
+#[tokio::test]
+async fn an_emulator_that_goes_away_fails_the_poll_instead_of_hanging_or_panicking() {
+    let mut own = moto::Moto::start();
+    let region = "ca-central-1";
+    own.build_fixture(&["--region", region, "--scenario", "scale", "--count", "1", "--prefix", "gone"]);
+    let source = AwsSource::from_sdk_config(own.sdk_config(region), options(HOUR));
+    let every = target(region, None);
+    let named = TargetSpec { clusters: vec!["gone-000".into()], ..every.clone() };
+    assert_eq!(snapshots(source.poll(&every).await).len(), 1);
+
+    own.stop();
+    let (_, err) = source.poll(&every).await.error.expect("ListClusters cannot be answered");
+    assert_eq!(err.kind(), "server", "{err}");
+    let poll = source.poll(&named).await;
+    assert!(poll.error.is_none(), "the account is known from the first poll");
+    let err = poll.clusters[0].result.as_ref().expect_err("DescribeCluster cannot be answered");
+    assert_eq!(err.kind(), "server", "{err}");
+    assert!(err.to_string().contains("eks:DescribeCluster"), "{err}");
+}

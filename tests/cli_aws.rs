@@ -1,0 +1,158 @@
+//! `sgdrift check` and `sgdrift record` against live AWS, here the local emulator: the same
+//! binary, config and credentials chain users run, pointed at moto by AWS_ENDPOINT_URL.
+
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs sgdrift with the standard AWS variables aimed at the emulator, and nothing else of AWS.
+fn sgdrift(server: &moto::Moto, region: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", &server.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", region)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("the sgdrift binary runs")
+}
+
+fn config(dir: &Path, region: &str, clusters: &str, baseline: &str) -> PathBuf {
+    let path = dir.join(format!("sgdrift-{}.toml", clusters.replace(['"', ',', ' ', '*'], "")));
+    std::fs::write(
+        &path,
+        format!(
+            "[poll]\ntimeout = \"20s\"\n\n[source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{region}\"]\nclusters = [{clusters}]\nbaseline = \"{baseline}\"\nwebhook_ports = [9443]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// Authorizes or revokes one ingress rule through the AWS API (boto3 in the test venv).
+fn ingress(server: &moto::Moto, region: &str, verb: &str, group: &str, port: u16, cidr: &str) {
+    let python = std::env::var("SGDRIFT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let script = format!(
+        "import boto3\nec2 = boto3.client('ec2', endpoint_url='{}', region_name='{region}', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         ec2.{verb}_security_group_ingress(GroupId='{group}', IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': {port}, 'ToPort': {port}, 'IpRanges': [{{'CidrIp': '{cidr}'}}]}}])\n",
+        server.url
+    );
+    let out = Command::new(&python).arg("-c").arg(script).output().unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    assert!(out.status.success(), "{verb} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_reads_every_cluster_of_a_region_with_one_security_group_call() {
+    let server = moto::server();
+    let region = "ap-south-1";
+    let manifest = server.build_fixture(&["--region", region]);
+    let names = moto::manifest_clusters(&manifest);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), region, "\"*\"", "eks-minimal");
+    let out = sgdrift(server, region, &["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    assert_ne!(out.status.code(), Some(2), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let report = json(&out);
+    let mut seen: Vec<String> =
+        report["clusters"].as_array().unwrap().iter().map(|c| c["cluster"].as_str().unwrap().to_string()).collect();
+    seen.sort();
+    let mut want = names.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    for c in report["clusters"].as_array().unwrap() {
+        assert_ne!(c["status"], "error", "{c}");
+        let name = c["cluster"].as_str().unwrap();
+        assert_eq!(c["style"], manifest["clusters"][name]["style"], "{name}");
+        assert_eq!(c["endpoint_mode"], manifest["clusters"][name]["mode"], "{name}");
+    }
+    let calls = &report["stats"]["aws_calls"];
+    // One batched call for every group of the region; moto's managed node groups name a
+    // remote-access group that does not exist, which costs exactly one retry without it.
+    let missing = report["clusters"].as_array().unwrap().iter().any(|c| {
+        c["warnings"].as_array().is_some_and(|w| w.iter().any(|w| w.as_str().unwrap_or("").contains("sg-")))
+    });
+    assert_eq!(calls["ec2:DescribeSecurityGroups"], if missing { 2 } else { 1 }, "{calls}");
+    assert_eq!(calls["eks:DescribeCluster"], names.len(), "{calls}");
+    assert_eq!(calls["eks:ListClusters"], 1, "{calls}");
+}
+
+#[test]
+fn drift_injected_through_the_api_appears_in_one_check_and_is_gone_in_the_next() {
+    let server = moto::server();
+    let region = "ca-central-1";
+    let manifest = server.build_fixture(&["--region", region, "--only", "terraform-public-private"]);
+    let name = "terraform-public-private";
+    let node = moto::manifest_groups(&manifest, name, "node")[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), region, &format!("\"{name}\""), "eks-minimal");
+    let args = ["check", "--config", cfg.to_str().unwrap(), "--format", "json"];
+
+    let before = json(&sgdrift(server, region, &args));
+    let ssh = |r: &serde_json::Value| {
+        r["clusters"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["group_id"] == node.as_str() && f["from_port"] == 22 && f["peer"] == "0.0.0.0/0")
+            .count()
+    };
+    assert_eq!(ssh(&before), 0);
+
+    ingress(server, region, "authorize", &node, 22, "0.0.0.0/0");
+    let out = sgdrift(server, region, &args);
+    assert_eq!(out.status.code(), Some(1));
+    let during = json(&out);
+    assert_eq!(ssh(&during), 1, "{during}");
+    let f = during["clusters"][0]["findings"].as_array().unwrap().iter().find(|f| f["from_port"] == 22).unwrap();
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(f["kind"], "unexpected");
+
+    ingress(server, region, "revoke", &node, 22, "0.0.0.0/0");
+    let after = json(&sgdrift(server, region, &args));
+    assert_eq!(ssh(&after), 0);
+}
+
+#[test]
+fn a_baseline_recorded_from_live_aws_gives_no_rule_findings_on_the_same_cluster() {
+    let server = moto::server();
+    let region = "sa-east-1";
+    server.build_fixture(&["--region", region, "--only", "eksctl-private"]);
+    let name = "eksctl-private";
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), region, &format!("\"{name}\""), "eks-minimal");
+    let recorded = dir.path().join("recorded.toml");
+    let out = sgdrift(
+        server,
+        region,
+        &["record", "--config", cfg.to_str().unwrap(), "--cluster", name, "--out", recorded.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&recorded).unwrap();
+    assert!(text.contains("role:"), "peers by role:\n{text}");
+
+    let cfg2 = config(dir.path(), region, &format!("\"{name}\", \"x\""), recorded.to_str().unwrap());
+    let report = json(&sgdrift(server, region, &["check", "--config", cfg2.to_str().unwrap(), "--format", "json"]));
+    let rule_findings: Vec<_> = report["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cluster"] == name)
+        .flat_map(|c| c["findings"].as_array().unwrap().clone())
+        .filter(|f| f["kind"] != "flow")
+        .collect();
+    assert!(rule_findings.is_empty(), "{rule_findings:?}");
+}

@@ -1,0 +1,107 @@
+//! `sgdrift run` on live AWS (the local emulator): drift injected through the API shows in
+//! /metrics within an interval; with the emulator gone the polls fail, the findings stay (stale)
+//! and nothing is resolved; when it is back, polling recovers by itself.
+
+mod daemon_harness;
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::process::{Command, Stdio};
+
+use daemon_harness::{free_port, Daemon};
+
+const REGION: &str = "eu-south-1";
+const CLUSTER: &str = "console-public";
+
+fn spawn(server: &moto::Moto, dir: &std::path::Path, port: u16) -> Daemon {
+    let config = dir.join("sgdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[poll]\ninterval = \"1s\"\njitter = \"0s\"\ntimeout = \"3s\"\n\n\
+             [source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{REGION}\"]\nclusters = [\"*\"]\nbaseline = \"eks-minimal\"\n\n\
+             [alerts]\nstate_file = \"{}\"\n",
+            dir.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info,sgdrift=debug")
+        .env("AWS_ENDPOINT_URL", &server.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("sgdrift runs");
+    Daemon { child, port, log }
+}
+
+fn authorize_ssh(server: &moto::Moto, group: &str) {
+    let python = std::env::var("SGDRIFT_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let script = format!(
+        "import boto3\nboto3.client('ec2', endpoint_url='{}', region_name='{REGION}', aws_access_key_id='testing', aws_secret_access_key='testing')\
+         .authorize_security_group_ingress(GroupId='{group}', IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': 22, 'ToPort': 22, 'IpRanges': [{{'CidrIp': '0.0.0.0/0'}}]}}])\n",
+        server.url
+    );
+    let out = Command::new(&python).arg("-c").arg(script).output().expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_daemon_sees_drift_keeps_it_through_an_aws_outage_and_recovers_by_itself() {
+    let mut server = moto::Moto::start();
+    let manifest = server.build_fixture(&["--region", REGION, "--only", CLUSTER]);
+    let node = moto::manifest_groups(&manifest, CLUSTER, "node")
+        .into_iter()
+        .chain(moto::manifest_groups(&manifest, CLUSTER, "cluster"))
+        .next()
+        .expect("a node or cluster group");
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = spawn(&server, dir.path(), free_port());
+    d.wait_ready();
+    let cluster = [("eks_cluster", CLUSTER)];
+    assert_eq!(d.value("sgdrift_cluster_poll_success", &cluster), Some(1.0));
+    let critical = [("eks_cluster", CLUSTER), ("severity", "critical"), ("kind", "unexpected")];
+    assert_eq!(d.value("sgdrift_findings", &critical), None, "the fixture is clean of critical drift");
+
+    authorize_ssh(&server, &node);
+    d.wait_for("the injected SSH rule in /metrics", |d| (d.value("sgdrift_findings", &critical) == Some(1.0)).then_some(()));
+    assert_eq!(d.value("sgdrift_security_group_drifted", &[("security_group_id", node.as_str())]), Some(1.0));
+
+    // AWS goes away: the poll fails, the drift stays, marked stale.
+    let port = server.port;
+    server.stop();
+    d.wait_for("the poll to fail", |d| (d.value("sgdrift_cluster_poll_success", &cluster) == Some(0.0)).then_some(()));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(d.value("sgdrift_findings", &critical), Some(1.0), "a failed poll resolves nothing");
+    let report = d.report();
+    let c = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == CLUSTER).unwrap().clone();
+    assert_eq!(c["stale"], true, "{c}");
+    assert!(c["findings"].as_array().unwrap().iter().any(|f| f["from_port"] == 22), "{c}");
+    let text = d.get("/metrics").body;
+    assert!(
+        text.lines().any(|l| l.starts_with("sgdrift_aws_api_request_errors_total{")),
+        "AWS errors are counted:\n{}",
+        text.lines().filter(|l| l.contains("aws_api")).collect::<Vec<_>>().join("\n")
+    );
+
+    // AWS is back where it was (a fresh emulator with the same cluster): polling recovers alone.
+    let server = moto::Moto::start_on(port);
+    server.build_fixture(&["--region", REGION, "--only", CLUSTER]);
+    d.wait_for("the poll to recover", |d| (d.value("sgdrift_cluster_poll_success", &cluster) == Some(1.0)).then_some(()));
+    let report = d.report();
+    let c = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == CLUSTER).unwrap().clone();
+    assert_eq!(c["stale"], false, "{c}");
+}
