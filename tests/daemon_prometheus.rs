@@ -115,3 +115,26 @@ fn a_real_prometheus_scrapes_the_daemon_and_promql_returns_its_findings() {
         assert_eq!(names, ["account_id", "eks_cluster", "kind", "region", "role", "severity"]);
     }
 }
+
+#[test]
+fn promtool_finds_nothing_to_lint_in_the_metrics() {
+    let promtool = ["/usr/bin/promtool"].into_iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("promtool is not installed (/usr/bin/promtool): run scripts/setup-test-deps")
+    });
+    let fx = Fixture::demo();
+    let mut d = fx.start();
+    d.wait_ready();
+    let body = d.get("/metrics").body;
+    assert!(body.contains("sgdrift_findings{"), "the demo's findings are in the scrape");
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+}

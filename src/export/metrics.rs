@@ -1,9 +1,16 @@
-//! The Prometheus metrics of design.md §3, in one owned registry: the daemon's own
-//! instrumentation (registered once, updated as things happen) and the drift series, rendered
-//! collector-style from the current state at every scrape so that a vanished cluster or group
-//! disappears. No sample carries a timestamp; no label carries free text.
+//! The Prometheus metrics of design.md §3: the daemon's own instrumentation in one owned
+//! registry (registered once, updated as things happen; the AWS call counters through a custom
+//! `Collector`), and the drift series, rendered collector-style from the current state at every
+//! scrape so that a vanished cluster or group disappears. No sample carries a timestamp; no
+//! label carries free text.
+//!
+//! The drift series are written straight in the text format rather than through a prometheus
+//! `Collector`: for a 1,000-cluster fleet (~19,000 series) building the crate's protos and
+//! encoding them took 27 ms per scrape in release, against a 10 ms target (benches/fleet.rs).
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -87,6 +94,9 @@ pub struct Rendered {
 /// Every metric of the daemon, in one registry owned here.
 pub struct Metrics {
     registry: Registry,
+    store: Arc<StateStore>,
+    scratch: std::sync::Mutex<Vec<String>>,
+    last_size: AtomicUsize,
     /// One poll of one (target, region), from the permit to the end of evaluation.
     pub poll_duration: Histogram,
     /// Cluster polls, by account and region.
@@ -153,13 +163,15 @@ impl Metrics {
         registry.register(Box::new(config_reload_successful.clone()))?;
         registry.register(Box::new(config_reload_success_timestamp.clone()))?;
         registry.register(Box::new(state_write_failures.clone()))?;
-        registry.register(Box::new(DriftCollector::new(store)?))?;
         registry.register(Box::new(AwsCollector::new(aws)?))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
         Ok(Metrics {
             registry,
+            store,
+            scratch: std::sync::Mutex::new(Vec::new()),
+            last_size: AtomicUsize::new(0),
             poll_duration,
             polls,
             poll_failures,
@@ -187,9 +199,15 @@ impl Metrics {
     pub fn render(&self) -> Result<Rendered, prometheus::Error> {
         let encoder = TextEncoder::new();
         let families = self.registry.gather();
-        let mut body = Vec::with_capacity(64 * 1024);
-        encoder.encode(&families, &mut body)?;
-        Ok(Rendered { content_type: encoder.format_type().to_string(), body })
+        // Sized like the last scrape, so the body is not regrown on the way.
+        let mut body = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 16 * 1024);
+        encoder.encode_utf8(&families, &mut body)?;
+        {
+            let mut scratch = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.store.read_now(|state| render_drift_with(state.clusters.values(), &mut scratch, &mut body));
+        }
+        self.last_size.store(body.len(), Ordering::Relaxed);
+        Ok(Rendered { content_type: encoder.format_type().to_string(), body: body.into_bytes() })
     }
 }
 
@@ -248,53 +266,59 @@ const DRIFT_FAMILIES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-/// Renders the drift series from the state at scrape time.
-struct DriftCollector {
-    store: Arc<StateStore>,
-    descs: Vec<Desc>,
+/// Writes every drift family for `clusters` in the Prometheus text format (0.0.4), families in
+/// the order of [`DRIFT_FAMILIES`], clusters in the order given; empty families are left out,
+/// as the registry does.
+pub fn render_drift<'a>(clusters: impl Iterator<Item = &'a ClusterState>, out: &mut String) {
+    render_drift_with(clusters, &mut Vec::new(), out);
 }
 
-impl DriftCollector {
-    fn new(store: Arc<StateStore>) -> Result<Self, prometheus::Error> {
-        let descs = DRIFT_FAMILIES
-            .iter()
-            .map(|(name, help, extra)| {
-                let labels = IDS.iter().chain(extra.iter()).map(|l| l.to_string()).collect();
-                Desc::new(name.to_string(), help.to_string(), labels, HashMap::new())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(DriftCollector { store, descs })
+/// As [`render_drift`], with `scratch` for the per-family bodies: kept between scrapes, its
+/// buffers are not grown (and faulted in) again every time.
+fn render_drift_with<'a>(clusters: impl Iterator<Item = &'a ClusterState>, scratch: &mut Vec<String>, out: &mut String) {
+    scratch.resize_with(DRIFT_FAMILIES.len(), String::new);
+    let bodies = scratch;
+    for body in bodies.iter_mut() {
+        body.clear();
+    }
+    for cluster in clusters {
+        render_cluster(cluster, bodies);
+    }
+    for ((name, help, _), body) in DRIFT_FAMILIES.iter().zip(bodies.iter()) {
+        if body.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        out.push_str(body);
     }
 }
 
-impl Collector for DriftCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut families: Vec<MetricFamily> =
-            DRIFT_FAMILIES.iter().map(|(name, help, _)| family(name, help, MetricType::GAUGE)).collect();
-        self.store.read_now(|state| {
-            for cluster in state.clusters.values() {
-                render_cluster(cluster, &mut families);
-            }
-        });
-        families
-    }
-}
-
-/// Appends one cluster's series, in the order of [`DRIFT_FAMILIES`].
-fn render_cluster(cluster: &ClusterState, families: &mut [MetricFamily]) {
+/// Appends one cluster's samples to the bodies of the [`DRIFT_FAMILIES`].
+fn render_cluster(cluster: &ClusterState, bodies: &mut [String]) {
     let report = &cluster.report;
-    let ids = [report.account_id.as_str(), report.region.as_str(), report.cluster.as_str()];
-    let with = |extra: &[(&str, &str)]| -> Vec<LabelPair> {
-        IDS.iter().zip(ids).map(|(n, v)| label(n, v)).chain(extra.iter().map(|(n, v)| label(n, v))).collect()
+    let mut ids = String::with_capacity(96);
+    for (i, (name, value)) in IDS.iter().zip([&report.account_id, &report.region, &report.cluster]).enumerate() {
+        if i > 0 {
+            ids.push(',');
+        }
+        label_into(&mut ids, name, value);
+    }
+    let mut sample = |family: usize, extra: &[(&str, &str)], value: f64| {
+        let out = &mut bodies[family];
+        out.push_str(DRIFT_FAMILIES[family].0);
+        out.push('{');
+        out.push_str(&ids);
+        for (name, value) in extra {
+            out.push(',');
+            label_into(out, name, value);
+        }
+        let _ = writeln!(out, "}} {value}");
     };
 
     let mode = report.endpoint_mode.map_or("", |m| m.as_str());
     let style = report.style.map_or("", |s| s.as_str());
-    push(&mut families[0], with(&[("endpoint_mode", mode), ("style", style)]), 1.0);
+    sample(0, &[("endpoint_mode", mode), ("style", style)], 1.0);
 
     let mut counts: BTreeMap<(bool, &str, &str, &str), u64> = BTreeMap::new();
     let mut drifted: BTreeMap<&str, Option<DateTime<Utc>>> = BTreeMap::new();
@@ -310,17 +334,17 @@ fn render_cluster(cluster: &ClusterState, families: &mut [MetricFamily]) {
         }
     }
     for ((drift, role, kind, severity), n) in counts {
-        let index = if drift { 2 } else { 3 };
-        push(&mut families[index], with(&[("role", role), ("kind", kind), ("severity", severity)]), n as f64);
+        let family = if drift { 2 } else { 3 };
+        sample(family, &[("role", role), ("kind", kind), ("severity", severity)], n as f64);
     }
 
     for g in &report.groups {
         let labels = [("security_group_id", g.id.as_str()), ("role", g.role.as_str())];
-        push(&mut families[1], with(&labels), 1.0);
+        sample(1, &labels, 1.0);
         let state = drifted.get(g.id.as_str());
-        push(&mut families[4], with(&labels), if state.is_some() { 1.0 } else { 0.0 });
+        sample(4, &labels, if state.is_some() { 1.0 } else { 0.0 });
         if let Some(Some(first)) = state {
-            push(&mut families[5], with(&labels), unix_seconds(*first));
+            sample(5, &labels, unix_seconds(*first));
         }
     }
 
@@ -330,13 +354,28 @@ fn render_cluster(cluster: &ClusterState, families: &mut [MetricFamily]) {
         *open &= flow.status == FlowStatus::Open;
     }
     for (name, open) in flows {
-        push(&mut families[6], with(&[("flow", name)]), if open { 1.0 } else { 0.0 });
+        sample(6, &[("flow", name)], if open { 1.0 } else { 0.0 });
     }
 
-    push(&mut families[7], with(&[]), if cluster.poll_ok() { 1.0 } else { 0.0 });
+    sample(7, &[], if cluster.poll_ok() { 1.0 } else { 0.0 });
     if let Some(t) = report.last_success {
-        push(&mut families[8], with(&[]), unix_seconds(t));
+        sample(8, &[], unix_seconds(t));
     }
+}
+
+/// `name="value"` with the value escaped as the text format wants (backslash, quote, newline).
+fn label_into(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The AWS call counters and latencies, from the source's own statistics at scrape time.
@@ -418,14 +457,6 @@ fn label(name: &str, value: &str) -> LabelPair {
     l.set_name(name.to_string());
     l.set_value(value.to_string());
     l
-}
-
-fn push(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
-    let mut g = proto::Gauge::default();
-    g.set_value(value);
-    let mut m = proto::Metric::from_label(labels);
-    m.set_gauge(g);
-    f.mut_metric().push(m);
 }
 
 fn push_counter(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
@@ -587,6 +618,19 @@ mod tests {
 
     fn on_a_runtime<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn label_values_are_escaped_as_the_text_format_wants() {
+        let mut odd = cluster(true);
+        odd.report.cluster = "a\"b\\c\nd".into();
+        let mut state = PersistedState::default();
+        state.clusters.insert("k".into(), odd);
+        let (_, m, _dir) = metrics_with(state, AwsCallView::default());
+        let body = text(&m);
+        assert!(body.contains(r#"eks_cluster="a\"b\\c\nd""#), "{body}");
+        let expected_lines = body.lines().filter(|l| l.starts_with("sgdrift_cluster_poll_success")).count();
+        assert_eq!(expected_lines, 1, "a newline in a value must not split the sample");
     }
 
     #[test]
