@@ -121,21 +121,7 @@ async fn poll_all(engine: Arc<Engine>, specs: Vec<(usize, TargetSpec)>) -> (Vec<
 }
 
 fn target_failure(spec: &TargetSpec, error: &str) -> ClusterReport {
-    ClusterReport {
-        account_id: String::new(),
-        region: spec.region.clone(),
-        cluster: spec.clusters.join(","),
-        endpoint_mode: None,
-        style: None,
-        status: ClusterStatus::Error,
-        error: Some(error.to_string()),
-        groups: Vec::new(),
-        findings: Vec::new(),
-        flows: Vec::new(),
-        warnings: Vec::new(),
-        stale: None,
-        last_success: None,
-    }
+    ClusterReport::failed("", &spec.region, &spec.clusters.join(","), Some(error.to_string()))
 }
 
 async fn check(

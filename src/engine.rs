@@ -98,21 +98,7 @@ pub fn specs(targets: &[Target]) -> Vec<(usize, TargetSpec)> {
 
 /// The report entry of one outcome (design.md §3 "Findings").
 pub fn cluster_report(outcome: &ClusterOutcome) -> ClusterReport {
-    let mut report = ClusterReport {
-        account_id: outcome.id.account_id.clone(),
-        region: outcome.id.region.clone(),
-        cluster: outcome.id.name.clone(),
-        endpoint_mode: None,
-        style: None,
-        status: ClusterStatus::Error,
-        error: None,
-        groups: Vec::new(),
-        findings: Vec::new(),
-        flows: Vec::new(),
-        warnings: Vec::new(),
-        stale: None,
-        last_success: None,
-    };
+    let mut report = ClusterReport::failed(&outcome.id.account_id, &outcome.id.region, &outcome.id.name, None);
     match &outcome.result {
         Err(e) => report.error = Some(e.to_string()),
         Ok((snap, eval)) => {

@@ -66,6 +66,25 @@ pub struct FlowReport {
 }
 
 impl ClusterReport {
+    /// An entry for a cluster (or a whole target) that could not be read.
+    pub fn failed(account_id: &str, region: &str, cluster: &str, error: Option<String>) -> Self {
+        ClusterReport {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            cluster: cluster.to_string(),
+            endpoint_mode: None,
+            style: None,
+            status: ClusterStatus::Error,
+            error,
+            groups: Vec::new(),
+            findings: Vec::new(),
+            flows: Vec::new(),
+            warnings: Vec::new(),
+            stale: None,
+            last_success: None,
+        }
+    }
+
     /// Unsuppressed findings: what counts as drift.
     pub fn drift(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.is_drift())
