@@ -1,7 +1,8 @@
 //! The fleet benchmark of design.md §5: a generated fleet of 1,000 clusters (5 security groups
 //! × 40 rules each) — evaluation time of the whole fleet on one core (normalize is done by the
 //! generator; baseline resolution + diff + flows here), `/metrics` render time per scrape for
-//! that fleet's state, and the process's resident memory. Run with `cargo bench --bench fleet`.
+//! that fleet's state, and the process's resident memory. Run with `cargo bench --bench fleet`,
+//! or `scripts/bench-fleet`, which skips optimising the AWS SDK the benchmark never calls.
 //!
 //! Targets: evaluation < 100 ms, render < 10 ms, RSS < 64 MiB.
 

@@ -347,7 +347,7 @@ mod tests {
         fs::write(&blocker, "").unwrap();
         let path = blocker.join("state.json");
         let store = StateStore::with_state(path.clone(), PersistedState::default());
-        let err = store.update(|s| s.clusters.len()).await.err().expect("the write must fail");
+        let err = store.update(|s| s.clusters.len()).await.expect_err("the write must fail");
         assert_eq!(err.kind(), "write");
         assert!(err.to_string().contains(&path.display().to_string()));
     }

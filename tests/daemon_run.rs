@@ -281,15 +281,22 @@ fn sighup_with_a_broken_config_keeps_the_running_one_and_a_valid_one_takes_effec
 #[test]
 fn readyz_is_503_until_the_first_poll_cycle_has_finished() {
     let fx = Fixture::demo();
-    let report_names: Vec<String> = fs::read_dir(fx.path("demo"))
+    // (name, region) of every demo cluster, from its ARN.
+    let demo: Vec<(String, String)> = fs::read_dir(fx.path("demo"))
         .unwrap()
         .filter_map(|e| {
             let text = fs::read_to_string(e.ok()?.path().join("describe-cluster.json")).ok()?;
             let v: Value = serde_json::from_str(&text).ok()?;
-            v["cluster"]["name"].as_str().map(str::to_string)
+            let region = v["cluster"]["arn"].as_str()?.split(':').nth(3)?.to_string();
+            Some((v["cluster"]["name"].as_str()?.to_string(), region))
         })
         .collect();
-    let name = report_names.first().expect("a demo cluster").clone();
+    let (name, region) = demo.first().expect("a demo cluster").clone();
+    let (elsewhere, _) = demo
+        .iter()
+        .find(|(_, r)| *r != region)
+        .expect("the demo has clusters in two regions")
+        .clone();
     // This cluster's groups behind a FIFO: its first poll blocks until the test writes them.
     let file = fx.cluster_dir(&name).join("describe-security-groups.json");
     let content = fs::read_to_string(&file).unwrap();
@@ -301,6 +308,16 @@ fn readyz_is_503_until_the_first_poll_cycle_has_finished() {
     d.wait_for("/healthz", |d| d.try_get("/healthz").filter(|r| r.status == 200).map(|_| ()));
     let r = d.get("/readyz");
     assert_eq!(r.status, 503, "ready before the first poll cycle finished: {}", r.body);
+    // The other region's target is polled meanwhile: a stuck target delays no other.
+    d.wait_for("the other region's cluster to be polled", |d| {
+        let m = d.metrics();
+        let polled = m.iter().any(|s| {
+            s.name == "sgdrift_cluster_poll_success" && s.label("eks_cluster") == elsewhere && s.value == 1.0
+        });
+        polled.then_some(())
+    });
+    let r = d.get("/readyz");
+    assert_eq!(r.status, 503, "ready while a target's first poll is still running: {}", r.body);
 
     let mut writer = open_fifo_for_writing(&file, &d);
     // Later polls read a regular file again; the daemon's open FIFO still gets the content.

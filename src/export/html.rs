@@ -41,9 +41,9 @@ pub fn render(report: &Report, first_seen: &BTreeMap<String, DateTime<Utc>>) -> 
         report.clusters.len(),
         drifted
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<header><h1>sgdrift</h1><p>Security-group drift of {} EKS cluster{}: {} drifted, {} failing to poll. Generated {}.</p></header>\n",
+        "<header><h1>sgdrift</h1><p>Security-group drift of {} EKS cluster{}: {} drifted, {} failing to poll. Generated {}.</p></header>",
         report.clusters.len(),
         if report.clusters.len() == 1 { "" } else { "s" },
         drifted,

@@ -287,10 +287,9 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
         let mut labels = BTreeMap::new();
         let mut rest = rest;
         if let Some(inner) = rest.strip_prefix('{') {
-            let mut chars = inner.char_indices().peekable();
             let mut end = inner.len();
             let (mut key, mut value, mut in_value, mut escaped) = (String::new(), String::new(), false, false);
-            while let Some((i, c)) = chars.next() {
+            for (i, c) in inner.char_indices() {
                 if in_value {
                     match (escaped, c) {
                         (true, 'n') => {
