@@ -22,7 +22,13 @@ const EXIT_ERROR: u8 = 2;
 pub fn main(cli: Cli) -> ExitCode {
     crate::telemetry::init(cli.log_format);
     let result = match cli.command {
-        Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))).map(|()| 0),
+        Command::Run { config } => runtime().and_then(|rt| {
+            let done = rt.block_on(run(&config));
+            // A files read stuck on a hung mount must not hold the exit past the shutdown bound.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            done
+        })
+        .map(|()| 0),
         Command::Check { config, clusters, format, fail_on } => {
             runtime().and_then(|rt| rt.block_on(check(&config, &clusters, format, fail_on)))
         }

@@ -425,3 +425,43 @@ fn the_demo_closes_only_the_kubelet_flow_of_ledger() {
         ]
     );
 }
+
+/// Copies a directory tree (one level of cluster directories).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn files_under_other_names_are_recognised_by_what_the_cli_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&demo_dir(), tmp.path());
+    let mut renamed = 0;
+    for cluster in std::fs::read_dir(tmp.path()).unwrap() {
+        let cluster = cluster.unwrap().path();
+        for (i, file) in std::fs::read_dir(&cluster).unwrap().enumerate() {
+            let file = file.unwrap().path();
+            std::fs::rename(&file, cluster.join(format!("export-{i}.json"))).unwrap();
+            renamed += 1;
+        }
+    }
+    assert!(renamed > 10);
+    for region in ["eu-west-1", "us-east-1"] {
+        let original = poll(&demo_dir(), region);
+        let again = poll(tmp.path(), region);
+        assert_eq!(original.len(), again.len());
+        for o in &original {
+            let want = o.result.as_ref().expect("the demo loads");
+            let got = snapshot(&again, &o.id.name);
+            assert_eq!(got, want, "{} read from renamed files", o.id.name);
+        }
+    }
+}

@@ -103,7 +103,7 @@ fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
 /// One cluster directory → a poll, or `None` when the target does not want it.
 fn load_cluster(dir: &Path, target: &TargetSpec) -> Option<ClusterPoll> {
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let path = dir.join(CLUSTER_FILE);
+    let path = pick(dir, CLUSTER_FILE, "cluster");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -235,6 +235,41 @@ fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     Some((line, column))
 }
 
+/// Files of a cluster directory that hold the output of a command under another name
+/// (`describe-nodegroup.json`, `sgs.json`, `ng-spot.json`, …), recognised by the top-level key
+/// the AWS CLI prints (`cluster`, `SecurityGroups`, `nodegroup`, …). Canonical names are read by
+/// name; a file that is not JSON is left to them.
+fn by_content(dir: &Path, key: &str) -> Vec<PathBuf> {
+    let canonical = |name: &str| {
+        KNOWN_FILES.iter().any(|(f, _)| *f == name) || (name.starts_with(NODEGROUP_PREFIX) && name.ends_with(".json"))
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".json") && !canonical(n))
+        })
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|v| v.get(key).is_some())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// `dir/canonical` when it exists, else the first file holding `key` under another name.
+fn pick(dir: &Path, canonical: &str, key: &str) -> PathBuf {
+    let path = dir.join(canonical);
+    if path.exists() {
+        return path;
+    }
+    by_content(dir, key).into_iter().next().unwrap_or(path)
+}
+
 /// Everything the optional files say, as plain data.
 #[derive(Default)]
 struct Extras {
@@ -258,6 +293,7 @@ fn read_extras(dir: &Path, cluster: &str, vpc: &str) -> Result<Extras, SourceErr
                 .is_some_and(|n| n.starts_with(NODEGROUP_PREFIX) && n.ends_with(".json"))
         })
         .collect();
+    nodegroup_files.extend(by_content(dir, "nodegroup"));
     nodegroup_files.sort();
     for path in nodegroup_files {
         if let Some(d) = read_optional::<DescribeNodegroup>(&path, cluster, vpc)? {
@@ -265,19 +301,21 @@ fn read_extras(dir: &Path, cluster: &str, vpc: &str) -> Result<Extras, SourceErr
         }
     }
     extras.nodegroups.sort_by(|a, b| a.nodegroup_name.cmp(&b.nodegroup_name));
-    if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(&dir.join(LAUNCH_TEMPLATES_FILE), cluster, vpc)? {
+    if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(&pick(dir, LAUNCH_TEMPLATES_FILE, "LaunchTemplateVersions"), cluster, vpc)? {
         extras.launch_templates = d.launch_template_versions;
     }
     extras.endpoints =
-        read_optional::<DescribeVpcEndpoints>(&dir.join(ENDPOINTS_FILE), cluster, vpc)?.map(|d| d.vpc_endpoints);
-    if let Some(d) = read_optional::<DescribeInstances>(&dir.join(INSTANCES_FILE), cluster, vpc)? {
+        read_optional::<DescribeVpcEndpoints>(&pick(dir, ENDPOINTS_FILE, "VpcEndpoints"), cluster, vpc)?.map(|d| d.vpc_endpoints);
+    if let Some(d) = read_optional::<DescribeInstances>(&pick(dir, INSTANCES_FILE, "Reservations"), cluster, vpc)? {
         extras.instances = d.reservations.into_iter().flat_map(|r| r.instances).collect();
     }
-    if let Some(d) = read_optional::<DescribeVpcs>(&dir.join(VPCS_FILE), cluster, vpc)? {
+    if let Some(d) = read_optional::<DescribeVpcs>(&pick(dir, VPCS_FILE, "Vpcs"), cluster, vpc)? {
         extras.vpcs = d.vpcs;
     }
-    for file in [PREFIX_LISTS_FILE, MANAGED_PREFIX_LISTS_FILE] {
-        if let Some(d) = read_optional::<DescribePrefixLists>(&dir.join(file), cluster, vpc)? {
+    let other_prefix_lists = by_content(dir, "PrefixLists");
+    let prefix_list_files = [PREFIX_LISTS_FILE, MANAGED_PREFIX_LISTS_FILE].map(|f| dir.join(f));
+    for path in prefix_list_files.iter().chain(other_prefix_lists.iter()) {
+        if let Some(d) = read_optional::<DescribePrefixLists>(path, cluster, vpc)? {
             for pl in d.prefix_lists {
                 if let (Some(id), Some(name)) = (pl.prefix_list_id, pl.prefix_list_name) {
                     extras.prefix_lists.insert(id, name);
@@ -308,7 +346,7 @@ impl Roles {
 
 /// One cluster's snapshot from its directory, `describe-cluster.json` already parsed.
 fn build(dir: &Path, id: &ClusterId, cluster: &Cluster) -> Result<ClusterSnapshot, SourceError> {
-    let groups_path = dir.join(GROUPS_FILE);
+    let groups_path = pick(dir, GROUPS_FILE, "SecurityGroups");
     let vpc = &cluster.resources_vpc_config;
     let groups_text = match std::fs::read_to_string(&groups_path) {
         Ok(t) => t,
