@@ -3,10 +3,12 @@
 
 use chrono::NaiveDate;
 
-use crate::baseline::{Exception, ExceptionMatch, ResolvedBaseline, RuleStatus};
+use std::collections::HashMap;
+
+use crate::baseline::{Exception, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, PortRange, Role, Rule, Severity,
+    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, Peer, PortRange, Role, Rule, Severity,
     Traffic,
 };
 
@@ -33,8 +35,20 @@ pub fn evaluate(
     exceptions: &[Exception],
     today: NaiveDate,
 ) -> Evaluation {
+    evaluate_with(snapshot, |id| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default(), flows, exceptions, today)
+}
+
+/// [`evaluate`] against the expected rules of each group as `expected` gives them (a
+/// [`ResolvedBaseline`], or the borrowed resolution of the poll loop).
+pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
+    snapshot: &ClusterSnapshot,
+    expected: impl Fn(&str) -> &'b [E],
+    flows: &FlowContext,
+    exceptions: &[Exception],
+    today: NaiveDate,
+) -> Evaluation {
     let flow_results = flows::check(snapshot, flows);
-    let mut findings = diff_rules(snapshot, baseline);
+    let mut findings = diff_rules_with(snapshot, expected);
     findings.extend(flow_findings(snapshot, &flow_results));
     for finding in &mut findings {
         // The first exception that suppresses wins; an expired one never does, so the finding fires.
@@ -48,15 +62,98 @@ pub fn evaluate(
     Evaluation { findings, flows: flow_results }
 }
 
+/// A group's expected rule as the differ reads it.
+pub trait ExpectedRule {
+    fn rule(&self) -> &Rule;
+    fn status(&self) -> RuleStatus;
+    fn why(&self) -> Option<&str>;
+}
+
+impl ExpectedRule for ResolvedRule {
+    fn rule(&self) -> &Rule {
+        &self.rule
+    }
+    fn status(&self) -> RuleStatus {
+        self.status
+    }
+    fn why(&self) -> Option<&str> {
+        self.why.as_deref()
+    }
+}
+
+impl ExpectedRule for Expected<'_> {
+    fn rule(&self) -> &Rule {
+        &self.rule
+    }
+    fn status(&self) -> RuleStatus {
+        self.status
+    }
+    fn why(&self) -> Option<&str> {
+        self.why
+    }
+}
+
+/// Rules grouped by what their peer could cover, so that a coverage question looks only at the
+/// rules that might answer it rather than at every rule of the group: a group or prefix list
+/// is covered only by a peer of the same id, a CIDR only by a CIDR.
+struct CoverIndex<'r> {
+    /// (direction, group or prefix-list id) → rules.
+    by_id: HashMap<(Direction, &'r str), Vec<&'r Rule>>,
+    /// CIDR peers, by direction (ingress, egress).
+    cidrs: [Vec<&'r Rule>; 2],
+}
+
+impl<'r> CoverIndex<'r> {
+    fn new(rules: impl IntoIterator<Item = &'r Rule>) -> Self {
+        let mut index = CoverIndex { by_id: HashMap::new(), cidrs: [Vec::new(), Vec::new()] };
+        for r in rules {
+            match &r.peer {
+                Peer::Group { id, .. } | Peer::PrefixList(id) => {
+                    index.by_id.entry((r.direction, id.as_str())).or_default().push(r)
+                }
+                Peer::Ipv4(_) | Peer::Ipv6(_) => index.cidrs[direction_slot(r.direction)].push(r),
+            }
+        }
+        index
+    }
+
+    /// `union_covers` over the whole set, asked of the candidates only (`union_covers` itself
+    /// still checks direction and peer, so a wider candidate set cannot change the answer).
+    fn covers(&self, target: &Rule) -> bool {
+        let candidates: &[&Rule] = match &target.peer {
+            Peer::Group { id, .. } | Peer::PrefixList(id) => {
+                self.by_id.get(&(target.direction, id.as_str())).map(Vec::as_slice).unwrap_or_default()
+            }
+            Peer::Ipv4(_) | Peer::Ipv6(_) => &self.cidrs[direction_slot(target.direction)],
+        };
+        union_covers(candidates.iter().copied(), target)
+    }
+}
+
+fn direction_slot(direction: Direction) -> usize {
+    match direction {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
 /// Only the rule findings (`unexpected`, `missing`), before exceptions and flows. A rule is
 /// unexpected when the union of its group's baseline rules (required or allowed) does not cover
 /// it; a required rule is missing when the union of the group's actual rules does not cover it.
 pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Vec<Finding> {
+    diff_rules_with(snapshot, |id| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default())
+}
+
+fn diff_rules_with<'b, E: ExpectedRule + 'b>(
+    snapshot: &ClusterSnapshot,
+    expected_of: impl Fn(&str) -> &'b [E],
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for group in snapshot.groups.values() {
-        let expected = baseline.by_group.get(&group.id).map(Vec::as_slice).unwrap_or_default();
+        let expected = expected_of(&group.id);
+        let expected_index = CoverIndex::new(expected.iter().map(ExpectedRule::rule));
         for rule in &group.rules {
-            if !union_covers(expected.iter().map(|r| &r.rule), rule) {
+            if !expected_index.covers(rule) {
                 let (severity, reason) = unexpected_severity(rule);
                 findings.push(rule_finding(
                     snapshot,
@@ -69,9 +166,11 @@ pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Ve
                 ));
             }
         }
-        for required in expected.iter().filter(|r| r.status == RuleStatus::Required) {
-            if !union_covers(&group.rules, &required.rule) {
-                let reason = match &required.why {
+        let mut actual_index = None;
+        for required in expected.iter().filter(|r| r.status() == RuleStatus::Required) {
+            let actual = actual_index.get_or_insert_with(|| CoverIndex::new(&group.rules));
+            if !actual.covers(required.rule()) {
+                let reason = match required.why() {
                     Some(why) => format!("recorded rule is gone ({why})"),
                     None => "recorded rule is gone".to_string(),
                 };
@@ -80,7 +179,7 @@ pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Ve
                     &group.id,
                     group.role,
                     FindingKind::Missing,
-                    &required.rule,
+                    required.rule(),
                     Severity::High,
                     reason,
                 ));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 
-use crate::baseline::{self, ResolveContext};
+use crate::baseline;
 use crate::config::{Settings, Target};
 use crate::diff::{self, Evaluation};
 use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef};
@@ -76,11 +76,13 @@ pub fn evaluate_snapshot(
     snapshot: &ClusterSnapshot,
     today: NaiveDate,
 ) -> Evaluation {
-    let base = target.baseline.for_cluster(snapshot.endpoint_mode, snapshot.style);
-    let ctx = ResolveContext { webhook_ports: target.webhook_ports.clone() };
-    let resolved = baseline::resolve(&base, snapshot, &ctx);
+    // What `baseline::resolve(&for_cluster(..), ..)` gives, without building or copying the
+    // (shared) profile for each cluster.
+    let [own, profile] = target.baseline.rule_sets(snapshot.endpoint_mode, snapshot.style);
+    let webhooks = baseline::webhook_rules(&target.webhook_ports);
+    let expected = baseline::resolve_borrowed(&[own, profile, &webhooks], snapshot);
     let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
-    diff::evaluate(snapshot, &resolved, &flows, exceptions, today)
+    diff::evaluate_with(snapshot, |id| expected.get(id).map(Vec::as_slice).unwrap_or_default(), &flows, exceptions, today)
 }
 
 /// Every (target index, region) pair of `targets`.
@@ -126,4 +128,60 @@ pub fn cluster_report(outcome: &ClusterOutcome) -> ClusterReport {
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::{fixtures::snapshot, BaselineRef, ResolveContext};
+    use crate::model::{EndpointMode, Style};
+
+    /// The straightforward evaluation the poll loop's shortcut (shared profiles, borrowed
+    /// resolution, indexed coverage) must agree with.
+    fn reference(target: &Target, snapshot: &ClusterSnapshot, today: NaiveDate) -> Evaluation {
+        let base = target.baseline.for_cluster(snapshot.endpoint_mode, snapshot.style);
+        let ctx = ResolveContext { webhook_ports: target.webhook_ports.clone() };
+        let resolved = baseline::resolve(&base, snapshot, &ctx);
+        let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
+        diff::evaluate(snapshot, &resolved, &flows, &[], today)
+    }
+
+    #[test]
+    fn evaluating_a_snapshot_agrees_with_resolving_the_baseline_then_diffing() {
+        let today: NaiveDate = "2026-11-28".parse().expect("date");
+        let file = baseline::parse_str(
+            "profile = \"eks-strict\"\n[[rule]]\nrole = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"22\"\npeer = \"0.0.0.0/0\"\nstatus = \"required\"\nwhy = \"bastion\"\n[[rule]]\nrole = \"control-plane\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"role:node\"\nstatus = \"required\"\n",
+            "test.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let baselines = [
+            BaselineRef::Profile("eks-minimal".into()),
+            BaselineRef::Profile("eks-strict".into()),
+            BaselineRef::Profile("eks-nope".into()),
+            BaselineRef::File(file),
+        ];
+        let mut checked = 0;
+        for baseline in baselines {
+            for webhook_ports in [vec![], vec![9443, 8443, 9443]] {
+                for mode in EndpointMode::ALL {
+                    for style in Style::ALL {
+                        let target = Target {
+                            regions: vec!["eu-west-1".into()],
+                            role_arn: None,
+                            clusters: vec!["*".into()],
+                            baseline: baseline.clone(),
+                            webhook_ports: webhook_ports.clone(),
+                        };
+                        let mut s = snapshot();
+                        s.endpoint_mode = mode;
+                        s.style = style;
+                        let got = evaluate_snapshot(&target, &[], &s, today);
+                        assert_eq!(got, reference(&target, &s, today), "{baseline:?} {mode} {style} {webhook_ports:?}");
+                        checked += got.findings.len();
+                    }
+                }
+            }
+        }
+        assert!(checked > 0, "the fixture should produce findings to compare");
+    }
 }

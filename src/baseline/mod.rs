@@ -13,9 +13,9 @@ use crate::model::{Direction, EndpointMode, ParseError, Peer, Role, Style, Traff
 
 pub use exceptions::{Exception, ExceptionMatch};
 pub use format::{load_file, parse_str, to_toml, BaselineError};
-pub use profiles::{builtin, PROFILES};
+pub use profiles::{builtin, builtin_shared, PROFILES};
 pub use record::record;
-pub use resolve::{resolve, ResolveContext, ResolvedBaseline, ResolvedRule};
+pub use resolve::{resolve, resolve_borrowed, webhook_rules, Expected, ResolveContext, ResolvedBaseline, ResolvedRule};
 
 /// A baseline rule's peer, named the way baselines name them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -159,6 +159,17 @@ impl BaselineRef {
                 }
                 out
             }
+        }
+    }
+
+    /// The rules of [`for_cluster`](Self::for_cluster), in its order, borrowed instead of built:
+    /// the file's own rules, then those of the (shared, built-once) profile. An unknown profile
+    /// contributes nothing, as there.
+    pub fn rule_sets(&self, mode: EndpointMode, style: Style) -> [&[BaselineRule]; 2] {
+        let shared = |p: &str| builtin_shared(p, mode, style).map_or(&[][..], |b| b.rules.as_slice());
+        match self {
+            BaselineRef::Profile(p) => [shared(p), &[]],
+            BaselineRef::File(b) => [b.rules.as_slice(), b.profile.as_deref().map_or(&[][..], shared)],
         }
     }
 }

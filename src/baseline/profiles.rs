@@ -23,6 +23,8 @@
 //! VPN CIDRs, SSH sources) are the operator's to add in a baseline file extending a profile.
 //! Webhook ports declared in the config are added at resolution (`ResolveContext`).
 
+use std::sync::OnceLock;
+
 use super::{Baseline, BaselineRule, PeerSpec, RuleStatus};
 use crate::model::{Direction, EndpointMode, Peer, PortRange, Role, Style, Traffic};
 
@@ -53,6 +55,24 @@ pub fn builtin(name: &str, mode: EndpointMode, style: Style) -> Option<Baseline>
     b.remote_access();
     b.endpoint();
     Some(Baseline { origin: format!("builtin:{name}/{mode}/{style}"), profile: None, rules: b.rules })
+}
+
+/// The built-in profile `name` for `mode` and `style`, built once per process and shared: the
+/// poll loop evaluates every cluster against one of these few variants, so rebuilding them
+/// (and their `why`/`source` strings) per cluster was most of an evaluation's allocations.
+pub fn builtin_shared(name: &str, mode: EndpointMode, style: Style) -> Option<&'static Baseline> {
+    static TABLE: OnceLock<Vec<Baseline>> = OnceLock::new();
+    let p = PROFILES.iter().position(|n| *n == name)?;
+    let m = EndpointMode::ALL.iter().position(|x| *x == mode)?;
+    let s = Style::ALL.iter().position(|x| *x == style)?;
+    let table = TABLE.get_or_init(|| {
+        PROFILES
+            .iter()
+            .flat_map(|n| EndpointMode::ALL.iter().flat_map(move |m| Style::ALL.iter().map(move |s| (*n, *m, *s))))
+            .filter_map(|(n, m, s)| builtin(n, m, s))
+            .collect()
+    });
+    table.get((p * EndpointMode::ALL.len() + m) * Style::ALL.len() + s)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -379,6 +399,14 @@ mod tests {
                 assert!(r.group.is_none(), "{at}: profiles name roles, not groups");
             }
         }
+    }
+
+    #[test]
+    fn the_shared_variant_of_each_profile_mode_and_style_is_the_one_built_for_it() {
+        for (name, mode, style, b) in all_variants() {
+            assert_eq!(builtin_shared(name, mode, style), Some(&b), "{name}/{mode}/{style}");
+        }
+        assert_eq!(builtin_shared("eks-nope", EndpointMode::Public, Style::Eksctl), None);
     }
 
     #[test]

@@ -39,38 +39,81 @@ pub struct ResolvedBaseline {
 /// opening them must not be drift. Each group's rules come out sorted and without duplicates;
 /// where two baseline rules resolve to the same concrete rule, `required` wins.
 pub fn resolve(baseline: &Baseline, snapshot: &ClusterSnapshot, ctx: &ResolveContext) -> ResolvedBaseline {
-    let mut by_group: BTreeMap<String, BTreeMap<(Direction, Traffic, Peer), ResolvedRule>> = BTreeMap::new();
     let webhooks = webhook_rules(&ctx.webhook_ports);
-    for rule in baseline.rules.iter().chain(&webhooks) {
-        for holder in snapshot.groups_with_role(rule.role) {
-            if rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
+    let by_group = resolve_borrowed(&[&baseline.rules, &webhooks], snapshot);
+    ResolvedBaseline {
+        origin: baseline.origin.clone(),
+        by_group: by_group
+            .into_iter()
+            .map(|(id, rules)| (id.to_string(), rules.into_iter().map(Expected::into_owned).collect()))
+            .collect(),
+    }
+}
+
+/// A resolved rule that borrows its explanation from the baseline rule it came from, so that
+/// the poll loop resolves a shared profile without copying its strings for every cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected<'a> {
+    pub rule: Rule,
+    pub status: RuleStatus,
+    pub why: Option<&'a str>,
+    pub source: Option<&'a str>,
+}
+
+impl Expected<'_> {
+    pub fn into_owned(self) -> ResolvedRule {
+        ResolvedRule {
+            rule: self.rule,
+            status: self.status,
+            why: self.why.map(str::to_string),
+            source: self.source.map(str::to_string),
+        }
+    }
+}
+
+/// What [`resolve`] does, over the rules of `sets` taken in order (a baseline's rules, then
+/// e.g. [`webhook_rules`]), keyed by group id and borrowing from the rules and the snapshot.
+pub fn resolve_borrowed<'a, 's>(
+    sets: &[&'a [BaselineRule]],
+    snapshot: &'s ClusterSnapshot,
+) -> BTreeMap<&'s str, Vec<Expected<'a>>> {
+    let mut out = BTreeMap::new();
+    for holder in snapshot.groups.values() {
+        // Per group, rules are met in the baseline's order, so the first of equal statements
+        // keeps its explanation, as when rules were the outer loop.
+        let mut rules: BTreeMap<(Direction, Traffic, Peer), &'a BaselineRule> = BTreeMap::new();
+        for rule in sets.iter().flat_map(|s| s.iter()) {
+            if rule.role != holder.role || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
                 continue;
             }
             for peer in resolve_peer(&rule.peer, holder, snapshot) {
-                let resolved = ResolvedRule {
-                    rule: Rule::new(rule.direction, rule.traffic, peer.clone()),
-                    status: rule.status,
-                    why: rule.why.clone(),
-                    source: rule.source.clone(),
-                };
-                match by_group.entry(holder.id.clone()).or_default().entry((rule.direction, rule.traffic, peer)) {
+                match rules.entry((rule.direction, rule.traffic, peer)) {
                     Entry::Vacant(v) => {
-                        v.insert(resolved);
+                        v.insert(rule);
                     }
                     // The stronger statement wins, with its own explanation.
                     Entry::Occupied(mut o) => {
-                        if resolved.status == RuleStatus::Required && o.get().status != RuleStatus::Required {
-                            o.insert(resolved);
+                        if rule.status == RuleStatus::Required && o.get().status != RuleStatus::Required {
+                            o.insert(rule);
                         }
                     }
                 }
             }
         }
+        if !rules.is_empty() {
+            let rules = rules
+                .into_iter()
+                .map(|((direction, traffic, peer), r)| Expected {
+                    rule: Rule::new(direction, traffic, peer),
+                    status: r.status,
+                    why: r.why.as_deref(),
+                    source: r.source.as_deref(),
+                })
+                .collect();
+            out.insert(holder.id.as_str(), rules);
+        }
     }
-    ResolvedBaseline {
-        origin: baseline.origin.clone(),
-        by_group: by_group.into_iter().map(|(id, rules)| (id, rules.into_values().collect())).collect(),
-    }
+    out
 }
 
 /// The concrete peers `spec` names for a rule held by `holder`.
@@ -105,7 +148,7 @@ fn prefix_lists_named(snapshot: &ClusterSnapshot, name: &str) -> Vec<Peer> {
 /// Declared webhook ports: ingress on nodes from the control plane (its SGs and the cluster
 /// SG it carries), egress from both to the nodes. Managed nodes may carry only the cluster SG,
 /// so the control-plane SG may also send to it, and it may receive from the control-plane SG.
-fn webhook_rules(ports: &[u16]) -> Vec<BaselineRule> {
+pub fn webhook_rules(ports: &[u16]) -> Vec<BaselineRule> {
     let mut ports = ports.to_vec();
     ports.sort_unstable();
     ports.dedup();
