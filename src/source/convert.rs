@@ -178,34 +178,29 @@ pub fn vpc_cidrs(v: &ec2::Vpc) -> Vec<IpNet> {
         push(v.cidr_block());
     }
     for a in v4 {
-        let gone = matches!(
-            a.cidr_block_state().and_then(|s| s.state()),
-            Some(
-                ec2::VpcCidrBlockStateCode::Disassociated
-                    | ec2::VpcCidrBlockStateCode::Disassociating
-                    | ec2::VpcCidrBlockStateCode::Failed
-                    | ec2::VpcCidrBlockStateCode::Failing
-            )
-        );
-        if !gone {
+        if !cidr_gone(a.cidr_block_state().and_then(|s| s.state())) {
             push(a.cidr_block());
         }
     }
     for a in v.ipv6_cidr_block_association_set() {
-        let gone = matches!(
-            a.ipv6_cidr_block_state().and_then(|s| s.state()),
-            Some(
-                ec2::VpcCidrBlockStateCode::Disassociated
-                    | ec2::VpcCidrBlockStateCode::Disassociating
-                    | ec2::VpcCidrBlockStateCode::Failed
-                    | ec2::VpcCidrBlockStateCode::Failing
-            )
-        );
-        if !gone {
+        if !cidr_gone(a.ipv6_cidr_block_state().and_then(|s| s.state())) {
             push(a.ipv6_cidr_block());
         }
     }
     cidrs
+}
+
+/// A CIDR that is leaving or never joined the VPC admits no traffic: leave it out.
+fn cidr_gone(state: Option<&ec2::VpcCidrBlockStateCode>) -> bool {
+    matches!(
+        state,
+        Some(
+            ec2::VpcCidrBlockStateCode::Disassociated
+                | ec2::VpcCidrBlockStateCode::Disassociating
+                | ec2::VpcCidrBlockStateCode::Failed
+                | ec2::VpcCidrBlockStateCode::Failing
+        )
+    )
 }
 
 /// `pl-…` → `com.amazonaws.<region>.s3` (or the customer's name).
