@@ -36,7 +36,7 @@ pub fn main(cli: Cli) -> ExitCode {
             runtime().and_then(|rt| rt.block_on(record(&config, &cluster, out.as_deref()))).map(|()| 0)
         }
         Command::Baseline { command: BaselineCommand::Show { profile, mode, style } } => {
-            baseline_show(&profile, &mode, &style).map(|()| 0)
+            baseline_show(profile, mode, style).map(|()| 0)
         }
         Command::Config { command: ConfigCommand::Check { config } } => config_check(&config).map(|()| 0),
     };
@@ -211,13 +211,8 @@ async fn record(config: &std::path::Path, cluster: &str, out: Option<&std::path:
     }
 }
 
-fn baseline_show(profile: &str, mode: &str, style: &str) -> anyhow::Result<()> {
-    let mode = EndpointMode::parse(mode).map_err(|e| anyhow!("--mode: {}", e.0))?;
-    let style = Style::parse(style).map_err(|e| anyhow!("--style: {}", e.0))?;
-    let baseline = crate::baseline::builtin(profile, mode, style).ok_or_else(|| {
-        anyhow!("unknown profile `{profile}`: expected one of {}", crate::baseline::PROFILES.join(", "))
-    })?;
-    print!("{}", crate::baseline::to_toml(&baseline));
+fn baseline_show(profile: crate::baseline::Profile, mode: EndpointMode, style: Style) -> anyhow::Result<()> {
+    print!("{}", crate::baseline::to_toml(&profile.build(mode, style)));
     Ok(())
 }
 
@@ -230,7 +225,7 @@ fn config_check(config: &std::path::Path) -> anyhow::Result<()> {
         .targets
         .iter()
         .map(|t| match &t.baseline {
-            crate::baseline::BaselineRef::Profile(p) => p.clone(),
+            crate::baseline::BaselineRef::Profile(p) => p.to_string(),
             crate::baseline::BaselineRef::File(b) => format!("{} ({} rules)", b.origin, b.rules.len()),
         })
         .collect();

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::model::Severity;
+use crate::baseline::Profile;
+use crate::model::{EndpointMode, Severity, Style};
 
 #[derive(Debug, Parser)]
 #[command(name = "sgdrift", version, about = "Watches EKS security groups for drift from a minimal baseline")]
@@ -47,7 +48,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
         /// Lowest severity that counts as drift for the exit code.
-        #[arg(long, value_parser = parse_severity, default_value = "low")]
+        #[arg(long, value_enum, default_value_t = Severity::Low)]
         fail_on: Severity,
     },
     /// Write a baseline file from a cluster's live groups.
@@ -76,14 +77,14 @@ pub enum Command {
 pub enum BaselineCommand {
     /// Print a built-in baseline as TOML.
     Show {
-        #[arg(long, default_value = "eks-minimal")]
-        profile: String,
-        /// Endpoint mode: public, public-private or private.
-        #[arg(long, default_value = "public")]
-        mode: String,
-        /// Management style: console, eksctl, terraform or unknown.
-        #[arg(long, default_value = "unknown")]
-        style: String,
+        #[arg(long, value_enum, default_value_t = Profile::Minimal)]
+        profile: Profile,
+        /// Endpoint mode.
+        #[arg(long, value_enum, default_value_t = EndpointMode::Public)]
+        mode: EndpointMode,
+        /// Management style.
+        #[arg(long, value_enum, default_value_t = Style::Unknown)]
+        style: Style,
     },
 }
 
@@ -96,6 +97,20 @@ pub enum ConfigCommand {
     },
 }
 
-fn parse_severity(s: &str) -> Result<Severity, String> {
-    Severity::parse(s).map_err(|e| e.0)
+/// The domain's own enums as clap values, spelled as in the config and the report; their
+/// lists come from the enums, so a new variant is a new value without an edit here.
+macro_rules! value_enum {
+    ($($ty:ty => $name:ident),* $(,)?) => {$(
+        impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &<$ty>::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(self.$name()))
+            }
+        }
+    )*};
 }
+
+value_enum!(Severity => as_str, EndpointMode => as_str, Style => as_str, Profile => name);

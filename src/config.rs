@@ -1,7 +1,8 @@
 //! The configuration of design.md §3: a TOML file read with the `config` crate, overridden by
 //! `SGDRIFT__SECTION__KEY` environment variables; unknown keys rejected, durations in humantime.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -29,15 +30,55 @@ pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     pub external_url: Option<String>,
+    /// From accepting a connection to the end of its request's headers.
+    #[serde(with = "humantime_serde", default = "d_header_read_timeout")]
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may sit unused between requests.
+    #[serde(with = "humantime_serde", default = "d_idle_timeout")]
+    pub idle_timeout: Duration,
+    /// Open connections at most; beyond it the stalest connection without a request is closed.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_listen() -> String {
     "0.0.0.0:9787".into()
 }
+fn d_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn d_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn d_max_connections() -> usize {
+    512
+}
+
+/// The bounds `config check` and `run` hold every numeric setting to.
+pub const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=1024;
+pub const MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 1..=65536;
+const LONGEST_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen(), external_url: None }
+        ServerConfig {
+            listen: default_listen(),
+            external_url: None,
+            header_read_timeout: d_header_read_timeout(),
+            idle_timeout: d_idle_timeout(),
+            max_connections: d_max_connections(),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        }
     }
 }
 
@@ -218,7 +259,7 @@ pub struct Target {
 }
 
 /// A configuration that cannot be used; the message names the file and, where there is one,
-/// the line and column.
+/// the line and column, or the environment variable the bad value came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -227,6 +268,8 @@ pub enum ConfigError {
     At { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    #[error("environment variable {var} (overriding {path}): {message}")]
+    Env { var: String, path: String, message: String },
     #[error(transparent)]
     Baseline(#[from] crate::baseline::BaselineError),
 }
@@ -235,93 +278,267 @@ impl ConfigError {
     pub fn kind(&self) -> &'static str {
         match self {
             ConfigError::Io { .. } => "io",
-            ConfigError::At { .. } | ConfigError::Invalid { .. } => "invalid",
+            ConfigError::At { .. } | ConfigError::Invalid { .. } | ConfigError::Env { .. } => "invalid",
             ConfigError::Baseline(_) => "baseline",
         }
     }
 }
 
+/// The environment prefix of overrides: `SGDRIFT__POLL__TIMEOUT` sets `poll.timeout`.
+const ENV_PREFIX: &str = "SGDRIFT__";
+
 /// Reads, overrides from the environment, and validates the config at `path`.
-pub fn load(path: &std::path::Path) -> Result<Settings, ConfigError> {
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
     load_str(&text, path)
 }
 
 /// As [`load`], from text already read; `path` names the file in messages and anchors relative paths.
-pub fn load_str(text: &str, path: &std::path::Path) -> Result<Settings, ConfigError> {
+pub fn load_str(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    load_with_env(text, path, &env)
+}
+
+/// As [`load_str`], with the `SGDRIFT__*` variables given rather than read from the process.
+pub fn load_with_env(text: &str, path: &Path, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
     let shown = path.display().to_string();
     // toml first: its errors carry a span, so the user gets line and column.
     toml::from_str::<Config>(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ConfigError::At { path: shown.clone(), line, column, message: e.message().trim().to_string() }
     })?;
+    let origins = Origins::new(path, text, env);
+    let mut layered = ::config::Environment::with_prefix("SGDRIFT").prefix_separator("__").separator("__").try_parsing(true);
+    layered = layered.source(Some(env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
     let config: Config = ::config::Config::builder()
         .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
-        .add_source(
-            ::config::Environment::with_prefix("SGDRIFT")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
-        )
+        .add_source(layered)
         .build()
         .and_then(|c| c.try_deserialize())
-        .map_err(|e| ConfigError::Invalid {
-            path: shown.clone(),
-            message: format!("after applying SGDRIFT__* environment overrides: {e}"),
-        })?;
-    validate(config, text, path)
+        .map_err(|e| origins.env_error(&e.to_string()))?;
+    validate(config, &origins)
 }
 
-fn validate(config: Config, text: &str, path: &std::path::Path) -> Result<Settings, ConfigError> {
-    let shown = path.display().to_string();
-    let at = |needle: &str, message: String| match locate(text, needle) {
-        Some((line, column)) => ConfigError::At { path: shown.clone(), line, column, message },
-        None => ConfigError::Invalid { path: shown.clone(), message },
-    };
-    let base_dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+/// Where each setting came from, for errors found after parsing: a span of the file (from the
+/// TOML parser, never a text search) or the environment variable that overrides it.
+struct Origins<'a> {
+    path: &'a Path,
+    text: &'a str,
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+    /// `poll.timeout` → `SGDRIFT__POLL__TIMEOUT`.
+    env: BTreeMap<String, String>,
+}
 
-    if config.server.listen.parse::<std::net::SocketAddr>().is_err() {
-        return Err(at(
-            &config.server.listen,
-            format!("server.listen `{}` is not an address:port such as 0.0.0.0:9787", config.server.listen),
+/// One step of a path into the config: a key or an array index.
+#[derive(Debug, Clone, Copy)]
+enum Key<'k> {
+    Name(&'k str),
+    Index(usize),
+}
+
+impl<'k> From<&'k str> for Key<'k> {
+    fn from(name: &'k str) -> Self {
+        Key::Name(name)
+    }
+}
+
+impl From<usize> for Key<'_> {
+    fn from(index: usize) -> Self {
+        Key::Index(index)
+    }
+}
+
+impl<'a> Origins<'a> {
+    fn new(path: &'a Path, text: &'a str, env: &BTreeMap<String, String>) -> Self {
+        let env = env
+            .keys()
+            .filter_map(|var| {
+                let key = var.strip_prefix(ENV_PREFIX)?.split("__").map(str::to_ascii_lowercase).collect::<Vec<_>>().join(".");
+                Some((key, var.clone()))
+            })
+            .collect();
+        Origins { path, text, doc: toml_edit::ImDocument::parse(text).ok(), env }
+    }
+
+    fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// An error about the value at `keys`: at its environment variable if one overrides it, else
+    /// at its position in the file, else at the nearest enclosing table that is written there.
+    fn error(&self, keys: &[Key<'_>], message: impl Into<String>) -> ConfigError {
+        let message = message.into();
+        let dotted = keys.iter().map(|k| match k {
+            Key::Name(n) => (*n).to_string(),
+            Key::Index(i) => i.to_string(),
+        });
+        let dotted = dotted.collect::<Vec<_>>().join(".");
+        if let Some(var) = self.env.get(&dotted) {
+            return ConfigError::Env { var: var.clone(), path: self.shown(), message };
+        }
+        match self.span(keys) {
+            Some(offset) => {
+                let (line, column) = line_col(self.text, offset);
+                ConfigError::At { path: self.shown(), line, column, message }
+            }
+            None => ConfigError::Invalid { path: self.shown(), message },
+        }
+    }
+
+    /// The start of the deepest item of `keys` the file has.
+    fn span(&self, keys: &[Key<'_>]) -> Option<usize> {
+        let mut item = self.doc.as_ref()?.as_item();
+        let mut found = None;
+        for key in keys {
+            let next = match key {
+                Key::Name(n) => item.get(*n),
+                Key::Index(i) => item.get(*i),
+            };
+            let Some(next) = next else { break };
+            found = next.span().map(|s| s.start).or(found);
+            item = next;
+        }
+        found
+    }
+
+    /// A value from the environment that does not deserialize: name the variables.
+    fn env_error(&self, cause: &str) -> ConfigError {
+        let vars: Vec<&str> = self.env.values().map(String::as_str).collect();
+        let var = match vars.as_slice() {
+            [one] => (*one).to_string(),
+            more => more.join(", "),
+        };
+        ConfigError::Env { var, path: self.shown(), message: cause.to_string() }
+    }
+}
+
+fn validate(mut config: Config, at: &Origins<'_>) -> Result<Settings, ConfigError> {
+    let base_dir = at.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    validate_server(&config.server, at)?;
+    validate_poll(&config.poll, at)?;
+    if let Some(dir) = &config.source.dir {
+        config.source.dir = Some(base_dir.join(dir));
+    }
+    validate_source(&config.source, at)?;
+    let targets = targets(&config.targets, &base_dir, at)?;
+    validate_alerts(&config.alerts, at)?;
+    let (exceptions, warnings) = exceptions(&config.exceptions, at)?;
+    if config.alerts.state_file.is_relative() {
+        config.alerts.state_file = base_dir.join(&config.alerts.state_file);
+    }
+    Ok(Settings { path: at.path.to_path_buf(), config, targets, exceptions, warnings })
+}
+
+fn validate_server(server: &ServerConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
+    if server.listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(at.error(
+            &["server".into(), "listen".into()],
+            format!("server.listen `{}` is not an address:port such as 0.0.0.0:9787", server.listen),
         ));
     }
-    if config.poll.interval.is_zero() {
-        return Err(at("interval", "poll.interval must be longer than zero".into()));
+    for (key, value) in [("header_read_timeout", server.header_read_timeout), ("idle_timeout", server.idle_timeout)] {
+        if value.is_zero() || value > LONGEST_TIMEOUT {
+            return Err(at.error(&["server".into(), key.into()], format!("server.{key} must be between 1ms and 1h, such as \"10s\"")));
+        }
     }
-    if config.poll.concurrency == 0 {
-        return Err(at("concurrency", "poll.concurrency must be at least 1".into()));
+    if !MAX_CONNECTIONS.contains(&server.max_connections) {
+        return Err(at.error(
+            &["server".into(), "max_connections".into()],
+            format!("server.max_connections = {} is out of range: use {} to {}", server.max_connections, MAX_CONNECTIONS.start(), MAX_CONNECTIONS.end()),
+        ));
     }
-    if config.source.kind == SourceKind::Files && config.source.dir.is_none() {
-        return Err(at("files", "source.kind = \"files\" needs `dir`, the directory of AWS-CLI JSON".into()));
+    if let Some(url) = &server.external_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(at.error(&["server".into(), "external_url".into()], format!("server.external_url `{url}` is not an http(s) URL")));
+        }
     }
-    if config.targets.is_empty() {
+    Ok(())
+}
+
+fn validate_poll(poll: &PollConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
+    let key = |k: &'static str| [Key::Name("poll"), Key::Name(k)];
+    let durations = [("interval", poll.interval, LONGEST_INTERVAL), ("metadata_interval", poll.metadata_interval, LONGEST_INTERVAL), ("timeout", poll.timeout, LONGEST_TIMEOUT)];
+    for (name, value, longest) in durations {
+        if value.is_zero() {
+            return Err(at.error(&key(name), format!("poll.{name} must be longer than zero")));
+        }
+        if value > longest {
+            return Err(at.error(&key(name), format!("poll.{name} = {} is longer than {}", humantime::format_duration(value), humantime::format_duration(longest))));
+        }
+    }
+    if poll.jitter > poll.interval {
+        return Err(at.error(
+            &key("jitter"),
+            format!(
+                "poll.jitter ({}) is longer than poll.interval ({}): polls of one target would overtake each other; use at most the interval",
+                humantime::format_duration(poll.jitter),
+                humantime::format_duration(poll.interval)
+            ),
+        ));
+    }
+    if !CONCURRENCY.contains(&poll.concurrency) {
+        return Err(at.error(
+            &key("concurrency"),
+            format!("poll.concurrency = {} is out of range: use {} to {} polls at a time", poll.concurrency, CONCURRENCY.start(), CONCURRENCY.end()),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_source(source: &SourceConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
+    if source.kind != SourceKind::Files {
+        return Ok(());
+    }
+    let Some(dir) = &source.dir else {
+        return Err(at.error(&["source".into(), "kind".into()], "source.kind = \"files\" needs `dir`, the directory of AWS-CLI JSON"));
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(at.error(&["source".into(), "dir".into()], format!("source.dir {} is not a directory", dir.display()))),
+        Err(e) => Err(at.error(
+            &["source".into(), "dir".into()],
+            format!("source.dir {}: {e}; it must be a directory of AWS-CLI JSON (relative paths are relative to the config file)", dir.display()),
+        )),
+    }
+}
+
+/// The `[[targets]]`, each with its baseline loaded; two that would poll the same clusters the
+/// same way are refused (every AWS call would be made twice).
+fn targets(raw: &[TargetConfig], base_dir: &Path, at: &Origins<'_>) -> Result<Vec<Target>, ConfigError> {
+    if raw.is_empty() {
         return Err(ConfigError::Invalid {
-            path: shown.clone(),
+            path: at.shown(),
             message: "no [[targets]]: add at least one with `regions` (and `clusters`, `baseline`)".into(),
         });
     }
-    let mut targets = Vec::new();
-    for t in &config.targets {
+    let mut targets: Vec<Target> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let key = |k: &'static str| [Key::Name("targets"), Key::Index(i), Key::Name(k)];
         if t.regions.is_empty() {
-            return Err(at("regions", "a [[targets]] entry has an empty `regions` list".into()));
+            return Err(at.error(&key("regions"), "a [[targets]] entry has an empty `regions` list"));
         }
-        let baseline = if crate::baseline::PROFILES.contains(&t.baseline.as_str()) {
-            crate::baseline::BaselineRef::Profile(t.baseline.clone())
-        } else if t.baseline.ends_with(".toml") || t.baseline.contains('/') {
-            let file = base_dir.join(&t.baseline);
-            crate::baseline::BaselineRef::File(crate::baseline::load_file(&file)?)
-        } else {
-            return Err(at(
-                &format!("\"{}\"", t.baseline),
+        if t.clusters.is_empty() {
+            return Err(at.error(&key("clusters"), "a [[targets]] entry has an empty `clusters` list: name clusters, or \"*\" for all"));
+        }
+        let baseline = match t.baseline.parse::<crate::baseline::Profile>() {
+            Ok(profile) => crate::baseline::BaselineRef::Profile(profile),
+            Err(_) if t.baseline.ends_with(".toml") || t.baseline.contains('/') => {
+                crate::baseline::BaselineRef::File(crate::baseline::load_file(&base_dir.join(&t.baseline))?)
+            }
+            Err(unknown) => {
+                return Err(at.error(&key("baseline"), format!("{unknown}, or a path to a .toml baseline file")));
+            }
+        };
+        if let Some(first) = raw[..i].iter().position(|other| same_polls(other, t)) {
+            return Err(at.error(
+                &[Key::Name("targets"), Key::Index(i)],
                 format!(
-                    "unknown baseline `{}`: name a built-in profile ({}) or a path to a .toml baseline file",
-                    t.baseline,
-                    crate::baseline::PROFILES.join(", ")
+                    "this [[targets]] entry polls the same regions, role and clusters as entry {} (every AWS call would be made twice): remove one, or merge their settings",
+                    first + 1
                 ),
             ));
-        };
+        }
         targets.push(Target {
             regions: t.regions.clone(),
             role_arn: t.role_arn.clone(),
@@ -330,43 +547,58 @@ fn validate(config: Config, text: &str, path: &std::path::Path) -> Result<Settin
             webhook_ports: t.webhook_ports.clone(),
         });
     }
-    for s in &config.alerts.slack {
-        crate::model::Severity::parse(&s.min_severity).map_err(|e| at(&s.min_severity, e.0))?;
+    Ok(targets)
+}
+
+/// Do two targets poll the same clusters through the same role in some region?
+fn same_polls(a: &TargetConfig, b: &TargetConfig) -> bool {
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    a.role_arn == b.role_arn && !set(&a.regions).is_disjoint(&set(&b.regions)) && set(&a.clusters) == set(&b.clusters)
+}
+
+fn validate_alerts(alerts: &AlertsConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
+    for (i, s) in alerts.slack.iter().enumerate() {
+        let key = |k: &'static str| [Key::Name("alerts"), Key::Name("slack"), Key::Index(i), Key::Name(k)];
+        crate::model::Severity::parse(&s.min_severity).map_err(|e| at.error(&key("min_severity"), e.0))?;
         if s.webhook_url_file.is_some() == s.webhook_url_env.is_some() {
-            return Err(at(
-                "[[alerts.slack]]",
-                "an [[alerts.slack]] entry needs exactly one of webhook_url_file or webhook_url_env (a Slack URL is a secret, never inline)".into(),
+            return Err(at.error(
+                &[Key::Name("alerts"), Key::Name("slack"), Key::Index(i)],
+                "an [[alerts.slack]] entry needs exactly one of webhook_url_file or webhook_url_env (a Slack URL is a secret, never inline)",
             ));
         }
     }
-    for w in &config.alerts.webhook {
-        crate::model::Severity::parse(&w.min_severity).map_err(|e| at(&w.min_severity, e.0))?;
+    for (i, w) in alerts.webhook.iter().enumerate() {
+        let key = |k: &'static str| [Key::Name("alerts"), Key::Name("webhook"), Key::Index(i), Key::Name(k)];
+        crate::model::Severity::parse(&w.min_severity).map_err(|e| at.error(&key("min_severity"), e.0))?;
         let given = [w.url.is_some(), w.url_env.is_some(), w.url_file.is_some()].iter().filter(|b| **b).count();
         if given != 1 {
-            return Err(at("[[alerts.webhook]]", "an [[alerts.webhook]] entry needs exactly one of url, url_env or url_file".into()));
+            return Err(at.error(
+                &[Key::Name("alerts"), Key::Name("webhook"), Key::Index(i)],
+                "an [[alerts.webhook]] entry needs exactly one of url, url_env or url_file",
+            ));
         }
     }
+    Ok(())
+}
+
+/// The `[[exceptions]]`, and a warning for each that has expired.
+fn exceptions(raw: &[ExceptionConfig], at: &Origins<'_>) -> Result<(Vec<crate::baseline::Exception>, Vec<String>), ConfigError> {
     let today = chrono::Utc::now().date_naive();
     let mut exceptions = Vec::new();
     let mut warnings = Vec::new();
-    for e in &config.exceptions {
-        let exception = crate::baseline::Exception::from_config(e).map_err(|m| at(&e.rule, m))?;
+    for (i, e) in raw.iter().enumerate() {
+        let exception = crate::baseline::Exception::from_config(e).map_err(|m| at.error(&[Key::Name("exceptions"), Key::Index(i)], m))?;
         if exception.is_expired(today) {
             warnings.push(format!(
-                "{shown}: exception `{}` expired on {}: it no longer suppresses anything",
-                e.rule, exception.expires
+                "{}: exception `{}` expired on {}: it no longer suppresses anything",
+                at.shown(),
+                e.rule,
+                exception.expires
             ));
         }
         exceptions.push(exception);
     }
-    let mut config = config;
-    if let Some(dir) = &config.source.dir {
-        config.source.dir = Some(base_dir.join(dir));
-    }
-    if config.alerts.state_file.is_relative() {
-        config.alerts.state_file = base_dir.join(&config.alerts.state_file);
-    }
-    Ok(Settings { path: path.to_path_buf(), config, targets, exceptions, warnings })
+    Ok((exceptions, warnings))
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -375,12 +607,4 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
-}
-
-/// Where `needle` first appears in `text`, for errors found after parsing.
-fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
-    if needle.is_empty() {
-        return None;
-    }
-    text.find(needle).map(|o| line_col(text, o))
 }

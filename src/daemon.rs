@@ -71,7 +71,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
     let server = TaskTracker::new();
-    let app = http::router(AppState {
+    let app = AppState {
         store: Arc::clone(&store),
         metrics: Arc::clone(&metrics),
         readiness: Arc::clone(&readiness),
@@ -79,11 +79,12 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             let sources = Arc::clone(&sources);
             Arc::new(move || sources.call_counts())
         },
-    });
+    };
+    let limits = settings.config.server.limits();
     server.spawn({
         let cancel = cancel.clone();
         async move {
-            if let Err(e) = http::serve(listener, app, cancel).await {
+            if let Err(e) = http::serve(listener, app, limits, cancel).await {
                 tracing::error!(error = %e, "the HTTP server stopped");
             }
         }

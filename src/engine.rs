@@ -155,9 +155,8 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let baselines = [
-            BaselineRef::Profile("eks-minimal".into()),
-            BaselineRef::Profile("eks-strict".into()),
-            BaselineRef::Profile("eks-nope".into()),
+            BaselineRef::Profile(crate::baseline::Profile::Minimal),
+            BaselineRef::Profile(crate::baseline::Profile::Strict),
             BaselineRef::File(file),
         ];
         let mut checked = 0;

@@ -392,10 +392,7 @@ impl Scheduler {
             tracing::error!(error = %e, "cannot persist the state; keeping it in memory and retrying on the next poll");
         }
         for (account, region, ok) in &applied.polls {
-            self.metrics.polls.with_label_values(&[account, region]).inc();
-            if !ok {
-                self.metrics.poll_failures.with_label_values(&[account, region]).inc();
-            }
+            self.metrics.poll_recorded(account, region, *ok);
         }
         if let Err(failure) = &result {
             tracing::warn!(region = %spec.region, kind = failure.kind, error = %failure.message, "target poll failed; keeping the last findings, marked stale");

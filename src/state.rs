@@ -141,6 +141,8 @@ pub struct StateStore {
     // synchronously from a prometheus `Collector`.
     inner: std::sync::Mutex<PersistedState>,
     writer: tokio::sync::Mutex<()>,
+    /// Why the last write failed; `None` once a write succeeds (read by `/readyz`).
+    write_error: std::sync::Mutex<Option<String>>,
 }
 
 impl StateStore {
@@ -170,7 +172,12 @@ impl StateStore {
 
     /// A store holding `state`, persisted to `path` from the next write on.
     pub fn with_state(path: PathBuf, state: PersistedState) -> Self {
-        StateStore { path, inner: std::sync::Mutex::new(state), writer: tokio::sync::Mutex::new(()) }
+        StateStore {
+            path,
+            inner: std::sync::Mutex::new(state),
+            writer: tokio::sync::Mutex::new(()),
+            write_error: std::sync::Mutex::new(None),
+        }
     }
 
     /// Applies `f` and writes the result to disk before returning. When the write fails the
@@ -209,6 +216,11 @@ impl StateStore {
         self.write(bytes).await
     }
 
+    /// Why the last write of the state file failed, while it has not succeeded since.
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, PersistedState> {
         // A panic in an update closure leaves the state as it was changed so far; still usable.
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -220,7 +232,9 @@ impl StateStore {
         let result = tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
             .await
             .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
-        result.map_err(|source| StateError::Write { path: self.path.display().to_string(), source })
+        let result = result.map_err(|source| StateError::Write { path: self.path.display().to_string(), source });
+        *self.write_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = result.as_ref().err().map(ToString::to_string);
+        result
     }
 }
 

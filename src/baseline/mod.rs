@@ -13,7 +13,7 @@ use crate::model::{Direction, EndpointMode, ParseError, Peer, Role, Style, Traff
 
 pub use exceptions::{Exception, ExceptionMatch};
 pub use format::{load_file, parse_str, to_toml, BaselineError};
-pub use profiles::{builtin, builtin_shared, PROFILES};
+pub use profiles::{builtin, builtin_shared, Profile, UnknownProfile, PROFILES};
 pub use record::record;
 pub use resolve::{resolve, resolve_borrowed, webhook_rules, Expected, ResolveContext, ResolvedBaseline, ResolvedRule};
 
@@ -132,24 +132,16 @@ pub struct Baseline {
 /// style) or a loaded file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BaselineRef {
-    Profile(String),
+    Profile(Profile),
     File(Baseline),
 }
 
 impl BaselineRef {
     /// The concrete rules for one cluster: a profile's variant for its mode and style, or the
     /// file's rules plus those of the profile it extends.
-    ///
-    /// Profile names are checked when the config and baseline files load, so an unknown name
-    /// cannot reach here; should one anyway, the result is an empty baseline (every rule of the
-    /// cluster is then `unexpected`): loud, but never a panic in the poll loop.
     pub fn for_cluster(&self, mode: EndpointMode, style: Style) -> Baseline {
         match self {
-            BaselineRef::Profile(p) => builtin(p, mode, style).unwrap_or_else(|| Baseline {
-                origin: format!("builtin:{p} (unknown profile: no rules)"),
-                profile: None,
-                rules: Vec::new(),
-            }),
+            BaselineRef::Profile(p) => p.build(mode, style),
             BaselineRef::File(b) => {
                 let mut out = b.clone();
                 if let Some(p) = &b.profile {
@@ -168,7 +160,7 @@ impl BaselineRef {
     pub fn rule_sets(&self, mode: EndpointMode, style: Style) -> [&[BaselineRule]; 2] {
         let shared = |p: &str| builtin_shared(p, mode, style).map_or(&[][..], |b| b.rules.as_slice());
         match self {
-            BaselineRef::Profile(p) => [shared(p), &[]],
+            BaselineRef::Profile(p) => [p.shared(mode, style).rules.as_slice(), &[]],
             BaselineRef::File(b) => [b.rules.as_slice(), b.profile.as_deref().map_or(&[][..], shared)],
         }
     }

@@ -35,44 +35,83 @@ pub const PROFILES: [&str; 2] = ["eks-minimal", "eks-strict"];
 /// metrics-server EKS add-on 10251.
 const TF_WEBHOOK_PORTS: [u16; 5] = [4443, 6443, 8443, 9443, 10251];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Profile {
+/// A built-in profile (design.md §3), named in configs and baseline files as in [`PROFILES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    /// `eks-minimal`: the AWS-documented minimum; EKS- and tool-managed defaults allowed.
     Minimal,
+    /// `eks-strict`: the hardened minimum: no allow-all egress, egress per endpoint mode.
     Strict,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 2] = [Profile::Minimal, Profile::Strict];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Minimal => PROFILES[0],
+            Profile::Strict => PROFILES[1],
+        }
+    }
+
+    /// This profile's rules for a cluster of `mode` and `style`, built once per process and
+    /// shared: the poll loop evaluates every cluster against one of these few variants, so
+    /// rebuilding them (and their `why`/`source` strings) per cluster was most of an
+    /// evaluation's allocations.
+    pub fn shared(self, mode: EndpointMode, style: Style) -> &'static Baseline {
+        static TABLE: OnceLock<Vec<Baseline>> = OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            Profile::ALL
+                .iter()
+                .flat_map(|p| EndpointMode::ALL.iter().flat_map(move |m| Style::ALL.iter().map(move |s| (*p, *m, *s))))
+                .map(|(p, m, s)| p.build(m, s))
+                .collect()
+        });
+        let p = self as usize;
+        let m = EndpointMode::ALL.iter().position(|x| *x == mode).unwrap_or_default();
+        let s = Style::ALL.iter().position(|x| *x == style).unwrap_or_default();
+        &table[(p * EndpointMode::ALL.len() + m) * Style::ALL.len() + s]
+    }
+
+    /// This profile's rules for a cluster of `mode` and `style`.
+    pub fn build(self, mode: EndpointMode, style: Style) -> Baseline {
+        let mut b = Builder { p: Params { strict: self == Profile::Strict, mode, style }, rules: Vec::new() };
+        b.cluster();
+        b.control_plane();
+        b.node();
+        b.remote_access();
+        b.endpoint();
+        Baseline { origin: format!("builtin:{self}/{mode}/{style}"), profile: None, rules: b.rules }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A profile name that is none of [`PROFILES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown profile `{0}`: expected one of {list}", list = PROFILES.join(", "))]
+pub struct UnknownProfile(pub String);
+
+impl std::str::FromStr for Profile {
+    type Err = UnknownProfile;
+
+    fn from_str(name: &str) -> Result<Self, UnknownProfile> {
+        Profile::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| UnknownProfile(name.to_string()))
+    }
 }
 
 /// The built-in profile `name` for a cluster of `mode` and `style`; `None` for an unknown name.
 pub fn builtin(name: &str, mode: EndpointMode, style: Style) -> Option<Baseline> {
-    let profile = match name {
-        "eks-minimal" => Profile::Minimal,
-        "eks-strict" => Profile::Strict,
-        _ => return None,
-    };
-    let mut b = Builder { p: Params { strict: profile == Profile::Strict, mode, style }, rules: Vec::new() };
-    b.cluster();
-    b.control_plane();
-    b.node();
-    b.remote_access();
-    b.endpoint();
-    Some(Baseline { origin: format!("builtin:{name}/{mode}/{style}"), profile: None, rules: b.rules })
+    Some(name.parse::<Profile>().ok()?.build(mode, style))
 }
 
-/// The built-in profile `name` for `mode` and `style`, built once per process and shared: the
-/// poll loop evaluates every cluster against one of these few variants, so rebuilding them
-/// (and their `why`/`source` strings) per cluster was most of an evaluation's allocations.
+/// As [`builtin`], shared (see [`Profile::shared`]).
 pub fn builtin_shared(name: &str, mode: EndpointMode, style: Style) -> Option<&'static Baseline> {
-    static TABLE: OnceLock<Vec<Baseline>> = OnceLock::new();
-    let p = PROFILES.iter().position(|n| *n == name)?;
-    let m = EndpointMode::ALL.iter().position(|x| *x == mode)?;
-    let s = Style::ALL.iter().position(|x| *x == style)?;
-    let table = TABLE.get_or_init(|| {
-        PROFILES
-            .iter()
-            .flat_map(|n| EndpointMode::ALL.iter().flat_map(move |m| Style::ALL.iter().map(move |s| (*n, *m, *s))))
-            .filter_map(|(n, m, s)| builtin(n, m, s))
-            .collect()
-    });
-    table.get((p * EndpointMode::ALL.len() + m) * Style::ALL.len() + s)
+    Some(name.parse::<Profile>().ok()?.shared(mode, style))
 }
 
 #[derive(Debug, Clone, Copy)]

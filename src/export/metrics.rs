@@ -108,6 +108,8 @@ pub struct Metrics {
     pub config_reload_successful: IntGauge,
     pub config_reload_success_timestamp: Gauge,
     pub state_write_failures: IntCounter,
+    /// 0 from a failed state write until the next successful one; read from the store at scrape.
+    state_write_ok: IntGauge,
 }
 
 impl Metrics {
@@ -163,6 +165,11 @@ impl Metrics {
         registry.register(Box::new(config_reload_successful.clone()))?;
         registry.register(Box::new(config_reload_success_timestamp.clone()))?;
         registry.register(Box::new(state_write_failures.clone()))?;
+        let state_write_ok = IntGauge::new(
+            "sgdrift_state_last_write_successful",
+            "1 if the last write of the state file succeeded (or none was due yet), 0 if it failed; /readyz is 503 meanwhile.",
+        )?;
+        registry.register(Box::new(state_write_ok.clone()))?;
         registry.register(Box::new(AwsCollector::new(aws)?))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
@@ -179,6 +186,7 @@ impl Metrics {
             config_reload_successful,
             config_reload_success_timestamp,
             state_write_failures,
+            state_write_ok,
         })
     }
 
@@ -195,8 +203,19 @@ impl Metrics {
         }
     }
 
+    /// Counts one cluster poll of `account`/`region`. Its failure counter is created with it, at
+    /// 0, so that `rate()` and the alert rules see the first failure.
+    pub fn poll_recorded(&self, account: &str, region: &str, ok: bool) {
+        self.polls.with_label_values(&[account, region]).inc();
+        let failures = self.poll_failures.with_label_values(&[account, region]);
+        if !ok {
+            failures.inc();
+        }
+    }
+
     /// The Prometheus text exposition of everything, with the encoder's Content-Type.
     pub fn render(&self) -> Result<Rendered, prometheus::Error> {
+        self.state_write_ok.set(i64::from(self.store.write_error().is_none()));
         let encoder = TextEncoder::new();
         let families = self.registry.gather();
         // Sized like the last scrape, so the body is not regrown on the way.
