@@ -22,8 +22,8 @@ const EXIT_ERROR: u8 = 2;
 pub fn main(cli: Cli) -> ExitCode {
     crate::telemetry::init(cli.log_format);
     let result = match cli.command {
-        Command::Run { config } => runtime().and_then(|rt| {
-            let done = rt.block_on(run(&config));
+        Command::Run { config, reset_state } => runtime().and_then(|rt| {
+            let done = rt.block_on(crate::daemon::run(&config, reset_state));
             // A files read stuck on a hung mount must not hold the exit past the shutdown bound.
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             done
@@ -56,10 +56,6 @@ fn one_sentence(e: &anyhow::Error) -> String {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
-}
-
-async fn run(config: &std::path::Path) -> anyhow::Result<()> {
-    crate::daemon::run(config).await
 }
 
 fn load(config: &std::path::Path) -> anyhow::Result<Settings> {

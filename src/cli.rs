@@ -37,6 +37,9 @@ pub enum Command {
     Run {
         #[arg(long, short, default_value = DEFAULT_CONFIG, env = "SGDRIFT_CONFIG")]
         config: PathBuf,
+        /// Move a state file that cannot be read aside (to STATE.unreadable-TIME) and start empty.
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Poll every configured cluster once and report; exit 1 on drift, 2 on error.
     Check {

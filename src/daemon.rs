@@ -27,8 +27,9 @@ pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 /// The part of the bound given to tasks; the rest is for the final state write.
 const TASKS_BOUND: Duration = Duration::from_secs(3);
 
-/// Runs the daemon until SIGTERM or SIGINT; `Ok` after a clean shutdown.
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM or SIGINT; `Ok` after a clean shutdown. With `reset_state`, a
+/// state file that cannot be read is moved aside instead of stopping the start.
+pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
     // Before anything else: a SIGHUP or SIGTERM that arrives during start-up must not kill the
     // process with the default action.
     let mut signals = Signals::install().context("cannot install the signal handlers")?;
@@ -38,7 +39,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let state_path = settings.config.alerts.state_file.clone();
-    let store = Arc::new(StateStore::load(state_path.clone())?);
+    let store = Arc::new(load_state(state_path.clone(), reset_state)?);
     let engine = Arc::new(Engine::new(Arc::clone(&settings), crate::app::build_source(&settings).await?));
     let sources = Arc::new(Sources { current: RwLock::new(Arc::clone(&engine)), retired: Mutex::new(AwsCallView::default()) });
     let aws_stats: AwsStatsFn = {
@@ -130,6 +131,26 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         Err(_) => tracing::error!(state = %state_path.display(), "writing the state at shutdown took too long"),
     }
     Ok(())
+}
+
+/// Loads the state; with `reset`, an unreadable file (corrupt, or from a newer sgdrift) is
+/// renamed to `<file>.unreadable-<time>` and the daemon starts with an empty state.
+fn load_state(path: PathBuf, reset: bool) -> anyhow::Result<StateStore> {
+    match StateStore::load(path.clone()) {
+        Err(e) if reset && matches!(e.kind(), "corrupt" | "version") => {
+            let mut aside = path.clone().into_os_string();
+            aside.push(format!(".unreadable-{}", Utc::now().format("%Y%m%dT%H%M%SZ")));
+            let aside = PathBuf::from(aside);
+            std::fs::rename(&path, &aside)
+                .with_context(|| format!("--reset-state: cannot move {} aside to {}", path.display(), aside.display()))?;
+            tracing::warn!(state = %path.display(), moved_to = %aside.display(), error = %e, "--reset-state: moved the unreadable state file aside; starting with an empty state (drift still present is alerted again)");
+            Ok(StateStore::load(path)?)
+        }
+        Err(e) if matches!(e.kind(), "corrupt" | "version") => {
+            Err(anyhow::anyhow!("{e} (`sgdrift run --reset-state` does that for you)"))
+        }
+        loaded => Ok(loaded?),
+    }
 }
 
 /// The engine polls run with, and the AWS call counts of engines a reload replaced (counters

@@ -8,8 +8,8 @@ mod daemon_harness;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,10 @@ use daemon_harness::{free_port, Daemon, Fixture, PATIENCE};
 const NOFILE: u32 = 1024;
 /// Half-open connections held against it: twice what the limit could hold.
 const HELD: usize = 2000;
-/// The `[server]` timeouts of these tests: short, so that the test is short.
+/// The `[server]` timeouts of these tests: short, so that the test is short; the half-open
+/// case's is longer than opening its connections takes, so that they are all held at once.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+const HALF_OPEN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Scheduling slack granted on top of a configured timeout on a loaded test machine.
 const SLACK: Duration = Duration::from_millis(1500);
@@ -94,12 +96,12 @@ fn closed_by(s: &mut TcpStream, until: Instant) -> Option<Instant> {
     }
 }
 
-fn limited_daemon(nofile: u32) -> (Fixture, Daemon) {
+fn limited_daemon(nofile: u32, header_timeout: Duration) -> (Fixture, Daemon) {
     let fx = Fixture::demo();
     let port = free_port();
     fx.write_config(port);
     edit_config(&fx, |doc| {
-        set(doc, "server", "header_read_timeout", format!("{}s", HEADER_TIMEOUT.as_secs()));
+        set(doc, "server", "header_read_timeout", format!("{}s", header_timeout.as_secs()));
         set(doc, "server", "idle_timeout", format!("{}s", IDLE_TIMEOUT.as_secs()));
     });
     let mut d = spawn_limited(&fx, port, nofile);
@@ -110,7 +112,7 @@ fn limited_daemon(nofile: u32) -> (Fixture, Daemon) {
 
 #[test]
 fn two_thousand_half_open_connections_at_a_1024_descriptor_limit_neither_starve_metrics_nor_the_state() {
-    let (_fx, mut d) = limited_daemon(NOFILE);
+    let (_fx, mut d) = limited_daemon(NOFILE, HALF_OPEN_HEADER_TIMEOUT);
     let pid = d.child.id();
     let started = Instant::now();
     let mut held: Vec<(Instant, TcpStream)> = (0..HELD).map(|_| (Instant::now(), half_open(d.port))).collect();
@@ -129,15 +131,16 @@ fn two_thousand_half_open_connections_at_a_1024_descriptor_limit_neither_starve_
     assert_eq!(d.get("/readyz").status, 200, "the state is still written");
 
     // Every held connection is closed by the server: evicted to make room, or at the header
-    // timeout counted from when it was opened.
-    let until = last_opened + HEADER_TIMEOUT + SLACK;
-    let mut slowest = Duration::ZERO;
+    // timeout (counted from its accept, which is no later than the last connection's opening).
+    let until = last_opened + HALF_OPEN_HEADER_TIMEOUT + SLACK;
+    let mut last_close = last_opened;
     for (opened, s) in &mut held {
         let closed = closed_by(s, until).unwrap_or_else(|| {
             panic!("a half-open connection opened {:?} into the test was still open after {:?}", opened.duration_since(started), until.duration_since(*opened))
         });
-        slowest = slowest.max(closed.duration_since(*opened));
+        last_close = last_close.max(closed);
     }
+    let slowest = last_close.duration_since(last_opened);
     let m = d.metrics();
     let closed = |reason: &str| daemon_harness::find(&m, "sgdrift_http_connections_closed_total", &[("reason", reason)]).map_or(0.0, |s| s.value);
     assert!(closed("header_timeout") >= 1.0 && closed("evicted") >= 1.0, "{m:?}");
@@ -146,10 +149,11 @@ fn two_thousand_half_open_connections_at_a_1024_descriptor_limit_neither_starve_
     figure(
         "half-open",
         format!(
-            "{HELD} held at nofile={NOFILE}: /metrics answered in {:.3}s, peak {peak} fds, every held connection closed within {:.2}s (header_read_timeout {}s; {} evicted, {} timed out)",
+            "{HELD} held at nofile={NOFILE} (opened in {:.2}s): /metrics answered in {:.3}s, peak {peak} fds, the last held connection closed {:.2}s after the last was opened (header_read_timeout {}s; {} evicted, {} timed out)",
+            last_opened.duration_since(started).as_secs_f64(),
             answered.as_secs_f64(),
             slowest.as_secs_f64(),
-            HEADER_TIMEOUT.as_secs(),
+            HALF_OPEN_HEADER_TIMEOUT.as_secs(),
             closed("evicted"),
             closed("header_timeout")
         ),
@@ -158,7 +162,7 @@ fn two_thousand_half_open_connections_at_a_1024_descriptor_limit_neither_starve_
 
 #[test]
 fn a_client_trickling_its_headers_is_closed_at_the_header_timeout_and_an_idle_keep_alive_at_the_idle_timeout() {
-    let (_fx, d) = limited_daemon(NOFILE);
+    let (_fx, d) = limited_daemon(NOFILE, HEADER_TIMEOUT);
     let mut slow = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     let opened = Instant::now();
     let request = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -202,7 +206,7 @@ fn a_client_trickling_its_headers_is_closed_at_the_header_timeout_and_an_idle_ke
 
 #[test]
 fn the_status_page_carries_security_headers_and_metrics_are_gzipped_when_asked() {
-    let (_fx, d) = limited_daemon(NOFILE);
+    let (_fx, d) = limited_daemon(NOFILE, HEADER_TIMEOUT);
     let page = d.get("/");
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
@@ -240,3 +244,249 @@ fn split_response(raw: &[u8]) -> (String, &[u8]) {
     (String::from_utf8_lossy(&raw[..end]).into_owned(), &raw[end..])
 }
 
+
+/// The temp file every state write goes through (`state.rs`: `.<name>.tmp` beside the file).
+fn state_tmp(fx: &Fixture) -> std::path::PathBuf {
+    let name = fx.state_file.file_name().unwrap().to_string_lossy().into_owned();
+    fx.state_file.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Runs one state-write fault: `break_it` makes writes fail (tests run as root, so permissions
+/// cannot), `repair` undoes it; the daemon must say so on /readyz and in /metrics, keep serving,
+/// and recover by itself.
+fn state_write_fault(case: &str, errno_text: &str, break_it: impl FnOnce(&std::path::Path), repair: impl FnOnce(&std::path::Path)) {
+    let fx = Fixture::demo();
+    let mut d = fx.start();
+    d.wait_ready();
+    let tmp = state_tmp(&fx);
+    let broken = Instant::now();
+    break_it(&tmp);
+    let reason = d.wait_for("/readyz to report the failing state writes", |d| {
+        let r = d.get("/readyz");
+        (r.status == 503).then_some(r.body)
+    });
+    let noticed = broken.elapsed();
+    assert!(reason.contains(&fx.state_file.display().to_string()) && reason.contains(errno_text), "{reason}");
+    assert_eq!(d.value("sgdrift_state_last_write_successful", &[]), Some(0.0));
+    let failures = d.value("sgdrift_state_write_failures_total", &[]).unwrap();
+    assert!(failures >= 1.0);
+    d.wait_for("more polls while the state cannot be written", |d| {
+        (d.value("sgdrift_state_write_failures_total", &[])? >= failures + 2.0).then_some(())
+    });
+    assert_eq!(d.get("/metrics").status, 200);
+
+    repair(&tmp);
+    let repaired = Instant::now();
+    d.wait_for("/readyz to recover", |d| (d.get("/readyz").status == 200).then_some(()));
+    let recovered = repaired.elapsed();
+    assert_eq!(d.value("sgdrift_state_last_write_successful", &[]), Some(1.0));
+    let failed = d.value("sgdrift_state_write_failures_total", &[]).unwrap();
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon is still running");
+    figure(
+        case,
+        format!(
+            "/readyz 503 after {:.2}s (\"{}\"), {failed} failed writes counted, no crash, ready again {:.2}s after repair",
+            noticed.as_secs_f64(),
+            reason.trim(),
+            recovered.as_secs_f64()
+        ),
+    );
+}
+
+#[test]
+fn a_full_disk_makes_readyz_503_with_the_reason_counts_the_failures_and_recovers() {
+    // Writes into /dev/full fail with ENOSPC, as on a full disk.
+    state_write_fault(
+        "disk-full",
+        "No space left on device",
+        |tmp| std::os::unix::fs::symlink("/dev/full", tmp).unwrap(),
+        |tmp| fs::remove_file(tmp).unwrap(),
+    );
+}
+
+#[test]
+fn an_unwritable_state_directory_makes_readyz_503_and_recovers() {
+    // A directory where the temp file must go: the open for writing fails (EISDIR), as a
+    // read-only directory would for a non-root user.
+    state_write_fault("state-dir-unwritable", "Is a directory", |tmp| fs::create_dir(tmp).unwrap(), |tmp| fs::remove_dir(tmp).unwrap());
+}
+
+fn run_once(config: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(["run", "--config"])
+        .arg(config)
+        .args(extra)
+        .env_remove("SGDRIFT_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_corrupt_state_file_refuses_the_start_and_reset_state_moves_it_aside() {
+    let cases: &[(&str, &str)] = &[
+        ("truncated", "{\"version\": 1, \"clusters\": {"),
+        ("not json", "state\u{0}\u{1}garbage"),
+        ("future version", "{\"version\": 99, \"clusters\": {}}"),
+        ("wrong shape", "{\"version\": 1, \"clusters\": []}"),
+    ];
+    for (what, text) in cases {
+        let fx = Fixture::demo();
+        let port = free_port();
+        fx.write_config(port);
+        fs::create_dir_all(fx.state_file.parent().unwrap()).unwrap();
+        fs::write(&fx.state_file, text).unwrap();
+        let refused = run_once(&fx.config, &[]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{what}: {stderr}");
+        assert!(stderr.contains(&fx.state_file.display().to_string()) && stderr.contains("--reset-state"), "{what}: {stderr}");
+        assert_eq!(fs::read_to_string(&fx.state_file).unwrap(), *text, "{what}: the file was changed");
+
+        let log = fx.path("reset.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+            .args(["run", "--reset-state", "--config"])
+            .arg(&fx.config)
+            .env_remove("SGDRIFT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon { child, port, log };
+        d.wait_ready();
+        let aside: Vec<_> = fs::read_dir(fx.state_file.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".unreadable-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{what}: {aside:?}");
+        assert_eq!(fs::read_to_string(&aside[0]).unwrap(), *text, "{what}: the unreadable file is kept as it was");
+        assert!(d.log_text().contains(&aside[0].display().to_string()), "{what}: the log names where it went");
+        let state: serde_json::Value = serde_json::from_str(&fs::read_to_string(&fx.state_file).unwrap()).unwrap();
+        assert!(state["clusters"].as_object().is_some_and(|c| !c.is_empty()), "{what}: a fresh state is written");
+    }
+    figure("corrupt-state", format!("{} kinds of unreadable state: start refused (exit 2, file named, untouched); --reset-state moved each aside and started", cases.len()));
+}
+
+#[test]
+fn sighup_with_an_invalid_config_keeps_the_running_one_and_a_valid_one_takes_effect() {
+    let fx = Fixture::demo();
+    let mut d = fx.start();
+    d.wait_ready();
+    let good = fs::read_to_string(&fx.config).unwrap();
+    let bad_values: &[(&str, &str)] = &[
+        ("poll.concurrency", "[poll]\nconcurrency = 4611686018427387904\n"),
+        ("poll.timeout", "[poll]\ntimeout = \"0s\"\n"),
+        ("duplicate target", "[[targets]]\nregions = [\"eu-west-1\"]\n[[targets]]\nregions = [\"eu-west-1\"]\n"),
+        ("syntax", "[[targets]\n"),
+    ];
+    let mut doc: toml::Table = good.parse().unwrap();
+    let reloads = |d: &Daemon| d.log_text().matches("config reload failed").count();
+    for (i, (what, bad)) in bad_values.iter().enumerate() {
+        // Each bad value replaces its own section in an otherwise valid config.
+        let mut broken = doc.clone();
+        let patch: toml::Table = bad.parse().unwrap_or_default();
+        for (k, v) in patch {
+            if k == "poll" {
+                let poll = broken.get_mut("poll").and_then(|p| p.as_table_mut()).unwrap();
+                poll.extend(v.as_table().unwrap().clone());
+            } else {
+                broken.get_mut(&k).and_then(|t| t.as_array_mut()).unwrap().extend(v.as_array().unwrap().clone());
+            }
+        }
+        let text = if *what == "syntax" { format!("{good}\n{bad}") } else { toml::to_string(&broken).unwrap() };
+        daemon_harness::write_atomically(&fx.config, &text);
+        d.signal("HUP");
+        d.wait_for("the reload to fail", |d| (reloads(d) > i).then_some(()));
+        assert_eq!(d.value("sgdrift_config_last_reload_successful", &[]), Some(0.0), "{what}");
+        assert_eq!(d.get("/readyz").status, 200, "{what}: the running config stays in use");
+    }
+    let log = d.log_text();
+    assert!(log.contains("poll.concurrency = 4611686018427387904 is out of range"), "{log}");
+    assert!(log.contains("poll.timeout must be longer than zero"), "{log}");
+    assert!(log.contains("polls the same regions, role and clusters as entry"), "{log}");
+
+    doc.get_mut("poll").and_then(|p| p.as_table_mut()).unwrap().insert("concurrency".into(), 2.into());
+    daemon_harness::write_atomically(&fx.config, &toml::to_string(&doc).unwrap());
+    d.signal("HUP");
+    d.wait_for("the good reload", |d| (d.value("sgdrift_config_last_reload_successful", &[]) == Some(1.0)).then_some(()));
+    assert!(d.child.try_wait().unwrap().is_none());
+    figure("sighup", format!("{} invalid configs refused on SIGHUP (old config kept, reload gauge 0, /readyz 200); a valid one applied", bad_values.len()));
+}
+
+/// `sgdrift run` against an AWS endpoint at `endpoint`, with 1 s calls polled every 2 s.
+fn aws_daemon(dir: &Path, endpoint: &str) -> Daemon {
+    let port = free_port();
+    let config = dir.join("sgdrift.toml");
+    fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[poll]\ninterval = \"2s\"\njitter = \"0s\"\ntimeout = \"1s\"\n\
+             [source]\nkind = \"aws\"\n[[targets]]\nregions = [\"eu-west-1\"]\n[alerts]\nstate_file = \"{}\"\n",
+            dir.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info,sgdrift=debug")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("SGDRIFT_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Daemon { child, port, log }
+}
+
+/// Polls fail without stopping the daemon: /metrics keeps answering fast and the errors are
+/// counted by kind.
+fn aws_fault(case: &str, endpoint: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = aws_daemon(dir.path(), endpoint);
+    d.wait_for("a failed AWS call to be counted", |d| {
+        let m = d.try_get("/metrics")?;
+        let errors: f64 = daemon_harness::parse_metrics(&m.body).iter().filter(|s| s.name == "sgdrift_aws_api_request_errors_total").map(|s| s.value).sum();
+        (errors >= 2.0).then_some(())
+    });
+    let asked = Instant::now();
+    let r = d.get("/metrics");
+    let answered = asked.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(answered < Duration::from_secs(1), "/metrics took {answered:?} while AWS fails");
+    let m = daemon_harness::parse_metrics(&r.body);
+    let kinds: std::collections::BTreeSet<String> =
+        m.iter().filter(|s| s.name == "sgdrift_aws_api_request_errors_total" && s.value > 0.0).map(|s| s.label("error").to_string()).collect();
+    assert_eq!(d.get("/healthz").status, 200);
+    assert!(d.child.try_wait().unwrap().is_none());
+    figure(case, format!("polls fail with {kinds:?}, /metrics answered in {:.3}s, daemon up", answered.as_secs_f64()));
+}
+
+#[test]
+fn aws_refusing_connections_fails_polls_but_not_the_daemon() {
+    // Nothing listens on a port just freed.
+    aws_fault("aws-refused", &format!("http://127.0.0.1:{}", free_port()));
+}
+
+#[test]
+fn aws_accepting_and_never_answering_is_cut_by_the_call_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    // Accepts and holds every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(200) {
+            held.push(s);
+        }
+    });
+    aws_fault("aws-hanging", &endpoint);
+}
