@@ -101,7 +101,7 @@ fn evaluate_fleet(fleet: &[ClusterSnapshot]) -> Option<Vec<Evaluation>> {
         regions: REGIONS.iter().map(|r| r.to_string()).collect(),
         role_arn: None,
         clusters: vec!["*".into()],
-        baseline: BaselineRef::Profile("eks-minimal".into()),
+        baseline: BaselineRef::Profile(sgdrift::baseline::Profile::Minimal),
         webhook_ports: vec![9443],
     };
     let today = Utc::now().date_naive();

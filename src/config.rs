@@ -608,3 +608,88 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[source]\nkind = \"files\"\ndir = \".\"\n\n[[targets]]\nregions = [\"eu-west-1\"]\n";
+
+    fn path() -> PathBuf {
+        // A directory that exists, so that `dir = "."` is valid.
+        std::env::temp_dir().join("sgdrift.toml")
+    }
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_with_env(text, &path(), &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_base_config_loads_with_its_profile_typed() {
+        let settings = load(BASE, &[]).unwrap();
+        assert_eq!(settings.targets[0].baseline, crate::baseline::BaselineRef::Profile(crate::baseline::Profile::Minimal));
+        assert_eq!(settings.config.server.limits().max_connections, 512);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_at_their_line_and_column() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("[poll]\nconcurrency = 4611686018427387904\n", "2:15", "poll.concurrency = 4611686018427387904 is out of range: use 1 to 1024"),
+            ("[poll]\nconcurrency = 0\n", "2:15", "poll.concurrency = 0 is out of range"),
+            ("[poll]\ntimeout = \"0s\"\n", "2:11", "poll.timeout must be longer than zero"),
+            ("[poll]\ninterval = \"0s\"\n", "2:12", "poll.interval must be longer than zero"),
+            ("[poll]\ninterval = \"1m\"\njitter = \"2m\"\n", "3:10", "poll.jitter (2m) is longer than poll.interval (1m)"),
+            ("[poll]\ntimeout = \"2h\"\n", "2:11", "poll.timeout = 2h is longer than 1h"),
+            ("[server]\nlisten = \"localhost\"\n", "2:10", "server.listen `localhost` is not an address:port"),
+            ("[server]\nheader_read_timeout = \"0s\"\n", "2:23", "server.header_read_timeout must be between 1ms and 1h"),
+            ("[server]\nmax_connections = 0\n", "2:19", "server.max_connections = 0 is out of range"),
+            ("[server]\nexternal_url = \"ftp://x\"\n", "2:16", "server.external_url `ftp://x` is not an http(s) URL"),
+        ];
+        for (extra, at, message) in cases {
+            let err = load(&format!("{extra}{BASE}"), &[]).unwrap_err();
+            let expected = format!("{}:{at}: {message}", path().display());
+            assert!(err.starts_with(&expected), "{extra:?}:\n  got      {err}\n  expected {expected}…");
+        }
+    }
+
+    #[test]
+    fn target_problems_point_at_the_target() {
+        let shown = path().display().to_string();
+        let cases: &[(String, String)] = &[
+            (
+                format!("{BASE}\n[[targets]]\nregions = [\"eu-west-1\", \"us-east-1\"]\n"),
+                format!("{shown}:8:1: this [[targets]] entry polls the same regions, role and clusters as entry 1"),
+            ),
+            (
+                format!("{BASE}baseline = \"eks-lax\"\n"),
+                format!("{shown}:7:12: unknown profile `eks-lax`: expected one of eks-minimal, eks-strict, or a path to a .toml baseline file"),
+            ),
+            (format!("{BASE}clusters = []\n"), format!("{shown}:7:12: a [[targets]] entry has an empty `clusters` list")),
+            ("[source]\nkind = \"files\"\ndir = \"no-such-dir-for-sgdrift\"\n[[targets]]\nregions = [\"eu-west-1\"]\n".into(), format!("{shown}:3:7: source.dir ")),
+        ];
+        for (text, expected) in cases {
+            let err = load(text, &[]).unwrap_err();
+            assert!(err.starts_with(expected.as_str()), "{text:?}:\n  got      {err}\n  expected {expected}…");
+        }
+        let other_role = format!("{BASE}\n[[targets]]\nregions = [\"eu-west-1\"]\nrole_arn = \"arn:aws:iam::111122223333:role/r\"\n");
+        assert!(load(&other_role, &[]).is_ok(), "another role polls other clusters");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable_not_a_file_line() {
+        let shown = path().display().to_string();
+        let cases: &[(&str, &str, String)] = &[
+            ("SGDRIFT__POLL__TIMEOUT", "0s", format!("environment variable SGDRIFT__POLL__TIMEOUT (overriding {shown}): poll.timeout must be longer than zero")),
+            ("SGDRIFT__POLL__CONCURRENCY", "5000", format!("environment variable SGDRIFT__POLL__CONCURRENCY (overriding {shown}): poll.concurrency = 5000 is out of range")),
+            ("SGDRIFT__POLL__CONCURRENCY", "many", format!("environment variable SGDRIFT__POLL__CONCURRENCY (overriding {shown}): ")),
+        ];
+        for (var, value, expected) in cases {
+            // Also set in the file: the error must still name the variable.
+            let err = load(&format!("[poll]\ntimeout = \"5s\"\nconcurrency = 4\n{BASE}"), &[(var, value)]).unwrap_err();
+            assert!(err.starts_with(expected.as_str()), "{var}={value}:\n  got      {err}\n  expected {expected}…");
+        }
+        let ok = load(BASE, &[("SGDRIFT__POLL__TIMEOUT", "7s")]).unwrap();
+        assert_eq!(ok.config.poll.timeout, Duration::from_secs(7));
+    }
+}

@@ -67,6 +67,10 @@ pub fn router(state: AppState) -> Router {
 /// Serves `state` on `listener` under `limits` until `shutdown`, then lets requests in flight
 /// finish (the caller bounds how long).
 pub async fn serve(listener: TcpListener, state: AppState, limits: Limits, shutdown: CancellationToken) -> std::io::Result<()> {
+    let (limits, lowered) = limits.fit(conn::nofile_limit());
+    if let Some(why) = lowered {
+        tracing::warn!("{why}");
+    }
     let metrics = ServerMetrics::register(state.metrics.registry()).map_err(std::io::Error::other)?;
     let table = Arc::new(Table::new(metrics));
     let app = router(state);

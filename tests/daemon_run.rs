@@ -406,6 +406,8 @@ fn a_corrupt_state_file_stops_the_start_with_its_name_line_and_column_and_is_lef
     let state = dir.path().join("state.json");
     let garbage = "{\"version\": 1,\n  \"clusters\": {\"a\": ]\n}";
     fs::write(&state, garbage).unwrap();
+    // The files source's directory must exist (the config is refused otherwise); it may be empty.
+    fs::create_dir(dir.path().join("clusters")).unwrap();
     let config = dir.path().join("sgdrift.toml");
     let port = daemon_harness::free_port();
     fs::write(

@@ -110,6 +110,22 @@ fn the_unit_runs_unprivileged_with_a_state_directory_and_reloads_on_sighup() {
 }
 
 #[test]
+fn the_units_open_files_limit_covers_the_default_connection_cap_and_the_reserve() {
+    let settings = service_settings();
+    let limit: u64 = settings
+        .iter()
+        .find(|(k, _)| k == "LimitNOFILE")
+        .unwrap_or_else(|| panic!("{UNIT}: no LimitNOFILE (systemd's default soft limit is 1024)"))
+        .1
+        .parse()
+        .expect("LimitNOFILE is a number");
+    let server = sgdrift::config::ServerConfig::default();
+    let (fitted, lowered) = server.limits().fit(Some(limit));
+    assert!(lowered.is_none(), "{UNIT}: LimitNOFILE={limit} lowers the connection cap: {lowered:?}");
+    assert_eq!(fitted.max_connections, server.max_connections);
+}
+
+#[test]
 fn systemd_analyze_rates_the_units_exposure_ok() {
     let (_dir, path) = unit_copy();
     let out = run(Command::new(tool("systemd-analyze"))

@@ -21,7 +21,7 @@ fn target(profile: &str) -> Target {
         regions: vec![layouts::REGION.into()],
         role_arn: None,
         clusters: vec!["*".into()],
-        baseline: BaselineRef::Profile(profile.into()),
+        baseline: BaselineRef::Profile(profile.parse().expect("a built-in profile")),
         webhook_ports: WEBHOOKS.to_vec(),
     }
 }

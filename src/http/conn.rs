@@ -26,6 +26,38 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// Descriptors kept for everything but HTTP clients: AWS and webhook connections (a few per
+/// `poll.concurrency` slot and sink), state and baseline files, the runtime's own (see
+/// docs/operations.md for the budget).
+pub const FD_RESERVE: u64 = 256;
+/// The cap never goes below this, however low the descriptor limit.
+const MIN_CONNECTIONS: usize = 16;
+
+impl Limits {
+    /// These limits under a soft descriptor limit of `nofile`: the connection cap lowered so that
+    /// HTTP clients leave [`FD_RESERVE`] descriptors to the rest, with the reason when it was.
+    pub fn fit(self, nofile: Option<u64>) -> (Limits, Option<String>) {
+        let Some(nofile) = nofile else { return (self, None) };
+        let room = usize::try_from(nofile.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX).max(MIN_CONNECTIONS);
+        if self.max_connections <= room {
+            return (self, None);
+        }
+        let why = format!(
+            "server.max_connections = {} does not fit the open-files limit of {nofile} ({FD_RESERVE} are kept for AWS, webhooks and the state): serving at most {room} connections; raise LimitNOFILE (ulimit -n) to {} or more",
+            self.max_connections,
+            self.max_connections as u64 + FD_RESERVE
+        );
+        (Limits { max_connections: room, ..self }, Some(why))
+    }
+}
+
+/// The soft limit on open files of this process (Linux: from /proc/self/limits).
+pub fn nofile_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Where a connection is in its life; what it may be closed for depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
@@ -267,6 +299,22 @@ mod tests {
         assert_eq!(table.make_room(1), 0, "a busy connection is never closed");
         assert_eq!(table.metrics.closed.with_label_values(&["evicted"]).get(), 2);
         assert_eq!(table.metrics.open.get(), 1);
+    }
+
+    #[test]
+    fn the_connection_cap_is_lowered_to_leave_the_reserve_under_the_descriptor_limit() {
+        let cases: &[(usize, Option<u64>, usize, bool)] = &[
+            (512, None, 512, false),
+            (512, Some(1024), 512, false),
+            (512, Some(768), 512, false),
+            (512, Some(700), 444, true),
+            (512, Some(100), MIN_CONNECTIONS, true),
+        ];
+        for (max, nofile, expected, warned) in cases {
+            let (fitted, why) = Limits { max_connections: *max, ..limits() }.fit(*nofile);
+            assert_eq!((fitted.max_connections, why.is_some()), (*expected, *warned), "{max} under {nofile:?}");
+        }
+        assert!(nofile_limit().is_some_and(|n| n > 0), "Linux tells the limit");
     }
 
     #[test]
