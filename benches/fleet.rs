@@ -15,7 +15,7 @@ use sgdrift::baseline::BaselineRef;
 use sgdrift::config::Target;
 use sgdrift::diff::Evaluation;
 use sgdrift::engine::{evaluate_snapshot, ClusterOutcome};
-use sgdrift::export::metrics::{render_drift, AwsCallView, Metrics};
+use sgdrift::export::metrics::{render_drift, Metrics};
 use sgdrift::flows::{FlowName, FlowResult, FlowStatus};
 use sgdrift::model::{
     finding_id, ClusterId, ClusterSnapshot, Direction, EndpointMode, Finding, FindingKind, IpFamily, NodeGroup,
@@ -67,7 +67,7 @@ fn main() {
     let state_bytes = serde_json::to_vec(&store.read_now(|s| s.clone())).map(|v| v.len()).unwrap_or(0);
     println!("state file: {:.1} MiB, serialized in {} (median of 5)", state_bytes as f64 / 1048576.0, ms(serialize.median));
 
-    let metrics = Metrics::new(Arc::clone(&store), Arc::new(AwsCallView::default)).expect("metrics");
+    let metrics = Metrics::new(Arc::clone(&store)).expect("metrics");
     let rendered = metrics.render().expect("render");
     let series = rendered.body.split(|b| *b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
     println!("/metrics: {series} series, {:.1} KiB", rendered.body.len() as f64 / 1024.0);

@@ -9,11 +9,11 @@ use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 
 use crate::cli::{BaselineCommand, Cli, Command, ConfigCommand, OutputFormat};
-use crate::config::{Settings, SourceKind};
+use crate::config::Settings;
 use crate::engine::{self, ClusterOutcome, Engine};
 use crate::export::report::{self, ClusterReport, ClusterStatus, Report, Stats};
 use crate::model::{EndpointMode, Severity, Style};
-use crate::source::{files::FilesSource, Source, TargetSpec};
+use crate::source::{AwsCallMetrics, Source, TargetSpec};
 
 /// Exit codes of design.md §3.
 const EXIT_DRIFT: u8 = 1;
@@ -66,15 +66,9 @@ fn load(config: &std::path::Path) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-/// Builds the configured source. AWS credentials come from the standard chain.
-pub async fn build_source(settings: &Settings) -> anyhow::Result<Source> {
-    match settings.config.source.kind {
-        SourceKind::Files => {
-            let dir = settings.config.source.dir.clone().ok_or_else(|| anyhow!("source.kind = \"files\" needs `dir`"))?;
-            Ok(Source::Files(FilesSource::new(dir)))
-        }
-        SourceKind::Aws => Ok(Source::Aws(crate::source::aws::AwsSource::new(&settings.config.poll).await)),
-    }
+/// The configured source for a one-shot command: its AWS calls are counted for `stats` only.
+async fn source(settings: &Settings) -> anyhow::Result<Source> {
+    Ok(Source::from_config(&settings.config, AwsCallMetrics::unregistered()).await?)
 }
 
 /// Narrows each target to the clusters named on the command line.
@@ -133,7 +127,7 @@ async fn check(
     fail_on: Severity,
 ) -> anyhow::Result<u8> {
     let settings = Arc::new(load(config)?);
-    let source = build_source(&settings).await?;
+    let source = source(&settings).await?;
     let engine = Arc::new(Engine::new(settings.clone(), source));
     let specs = narrow(engine.target_specs(), only);
     if specs.is_empty() {
@@ -175,7 +169,7 @@ pub fn exit_code(report: &Report, fail_on: Severity) -> u8 {
 
 async fn record(config: &std::path::Path, cluster: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
     let settings = Arc::new(load(config)?);
-    let source = build_source(&settings).await?;
+    let source = source(&settings).await?;
     let engine = Engine::new(settings.clone(), source);
     let specs = narrow(engine.target_specs(), &[cluster.to_string()]);
     let mut last_error = None;

@@ -4,7 +4,7 @@
 //! the new ones are invalid).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,10 +16,10 @@ use tokio_util::task::TaskTracker;
 use crate::alert::{AlertMetrics, Dispatcher};
 use crate::config::Settings;
 use crate::engine::Engine;
-use crate::export::metrics::{AwsCallView, AwsStatsFn, Metrics};
+use crate::export::metrics::Metrics;
 use crate::http::{self, AppState};
 use crate::scheduler::{self, Generation, Readiness, Scheduler};
-use crate::source::{CallCounts, Source};
+use crate::source::Source;
 use crate::state::StateStore;
 
 /// From SIGTERM to exit: polls are abandoned, the HTTP server drains, the state is written.
@@ -34,35 +34,8 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
     // process with the default action.
     let mut signals = Signals::install().context("cannot install the signal handlers")?;
 
-    let settings = Arc::new(crate::config::load(config_path)?);
-    for warning in &settings.warnings {
-        tracing::warn!("{warning}");
-    }
+    let Started { settings, store, metrics, alert_metrics, generation } = start(config_path, reset_state).await?;
     let state_path = settings.config.alerts.state_file.clone();
-    let store = Arc::new(load_state(state_path.clone(), reset_state)?);
-    let engine = Arc::new(Engine::new(Arc::clone(&settings), crate::app::build_source(&settings).await?));
-    let sources = Arc::new(Sources { current: RwLock::new(Arc::clone(&engine)), retired: Mutex::new(AwsCallView::default()) });
-    let aws_stats: AwsStatsFn = {
-        let sources = Arc::clone(&sources);
-        Arc::new(move || sources.aws_view())
-    };
-    let metrics = Arc::new(Metrics::new(Arc::clone(&store), aws_stats).context("cannot register the metrics")?);
-    let alert_metrics = Arc::new(AlertMetrics::register(metrics.registry()).context("cannot register the alert metrics")?);
-    let dispatcher = Arc::new(Dispatcher::new(&settings, Arc::clone(&alert_metrics))?);
-    metrics.config_loaded(true, Utc::now());
-    // Also proves at start that the state file can be written.
-    let specs = engine.target_specs();
-    let pruned = store
-        .update(|s| {
-            let pruned = scheduler::prune_unconfigured(s, &specs);
-            scheduler::forget_vanished(s, &dispatcher);
-            pruned
-        })
-        .await?;
-    for key in pruned {
-        tracing::info!(cluster = %key, "dropped from the state: no configured target names it");
-    }
-
     let listen = settings.config.server.listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -71,39 +44,19 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
-    let server = TaskTracker::new();
-    let app = AppState {
-        store: Arc::clone(&store),
-        metrics: Arc::clone(&metrics),
-        readiness: Arc::clone(&readiness),
-        aws_calls: {
-            let sources = Arc::clone(&sources);
-            Arc::new(move || sources.call_counts())
-        },
-    };
-    let limits = settings.config.server.limits();
-    server.spawn({
-        let cancel = cancel.clone();
-        async move {
-            if let Err(e) = http::serve(listener, app, limits, cancel).await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        }
-    });
-
-    let scheduler = Arc::new(Scheduler { store: Arc::clone(&store), metrics: Arc::clone(&metrics), readiness: Arc::clone(&readiness) });
+    let server = serve_http(listener, &settings, &store, &metrics, &readiness, &cancel);
+    let scheduler = Arc::new(Scheduler::new(Arc::clone(&store), Arc::clone(&metrics), Arc::clone(&readiness)));
     let mut running = Running {
         config_path: config_path.to_path_buf(),
         settings,
         store: Arc::clone(&store),
-        metrics: Arc::clone(&metrics),
+        metrics,
         alert_metrics,
-        sources,
         scheduler,
         polls: Stage::new(&cancel),
         delivery: Stage::new(&cancel),
     };
-    running.start(Arc::new(Generation { engine, dispatcher }));
+    running.start(generation);
 
     let reason = loop {
         match signals.next().await {
@@ -112,25 +65,79 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
         }
     };
     tracing::info!(signal = reason.name(), "shutting down");
-
     readiness.set_not_ready();
     cancel.cancel();
-    let stopped = tokio::time::timeout(TASKS_BOUND, async {
-        running.polls.stop().await;
-        running.delivery.stop().await;
-        server.close();
-        server.wait().await;
-    })
-    .await;
-    if stopped.is_err() {
-        tracing::warn!(bound_s = TASKS_BOUND.as_secs(), "tasks did not stop in time; exiting without them");
-    }
-    match tokio::time::timeout(SHUTDOWN_BOUND - TASKS_BOUND, store.flush()).await {
-        Ok(Ok(())) => tracing::info!(state = %state_path.display(), "state written; bye"),
-        Ok(Err(e)) => tracing::error!(error = %e, "cannot write the state at shutdown"),
-        Err(_) => tracing::error!(state = %state_path.display(), "writing the state at shutdown took too long"),
-    }
+    stop(&running, &server, &store, &state_path).await;
     Ok(())
+}
+
+/// What start-up builds before anything runs.
+struct Started {
+    settings: Arc<Settings>,
+    store: Arc<StateStore>,
+    metrics: Arc<Metrics>,
+    alert_metrics: Arc<AlertMetrics>,
+    generation: Arc<Generation>,
+}
+
+/// Loads the config and the state, registers the metrics, builds the first generation and
+/// drops from the state what the config no longer names.
+async fn start(config_path: &Path, reset_state: bool) -> anyhow::Result<Started> {
+    let settings = Arc::new(crate::config::load(config_path)?);
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let store = Arc::new(load_state(settings.config.alerts.state_file.clone(), reset_state)?);
+    let metrics = Arc::new(Metrics::new(Arc::clone(&store)).context("cannot register the metrics")?);
+    let alert_metrics = Arc::new(AlertMetrics::register(metrics.registry()).context("cannot register the alert metrics")?);
+    let source = Source::from_config(&settings.config, metrics.aws_calls.clone()).await?;
+    let engine = Arc::new(Engine::new(Arc::clone(&settings), source));
+    let dispatcher = Arc::new(Dispatcher::new(&settings, Arc::clone(&alert_metrics))?);
+    metrics.config_loaded(true, Utc::now());
+    // Also proves at start that the state file can be written.
+    for key in prune(&store, &engine, &dispatcher).await? {
+        tracing::info!(cluster = %key, "dropped from the state: no configured target names it");
+    }
+    Ok(Started { settings, store, metrics, alert_metrics, generation: Arc::new(Generation { engine, dispatcher }) })
+}
+
+/// Drops the clusters no target of `engine` names, and their alert episodes; returns their keys.
+async fn prune(store: &StateStore, engine: &Engine, dispatcher: &Dispatcher) -> Result<Vec<String>, crate::state::StateError> {
+    let specs = engine.target_specs();
+    store
+        .update(|s| {
+            let pruned = scheduler::prune_unconfigured(s, &specs);
+            scheduler::forget_vanished(s, dispatcher);
+            pruned
+        })
+        .await
+}
+
+/// Spawns the HTTP server on `listener`; it drains and stops at `cancel`.
+fn serve_http(
+    listener: tokio::net::TcpListener,
+    settings: &Settings,
+    store: &Arc<StateStore>,
+    metrics: &Arc<Metrics>,
+    readiness: &Arc<Readiness>,
+    cancel: &CancellationToken,
+) -> TaskTracker {
+    let calls = metrics.aws_calls.clone();
+    let app = AppState {
+        store: Arc::clone(store),
+        metrics: Arc::clone(metrics),
+        readiness: Arc::clone(readiness),
+        aws_calls: Arc::new(move || calls.call_counts()),
+    };
+    let limits = settings.config.server.limits();
+    let server = TaskTracker::new();
+    let cancel = cancel.clone();
+    server.spawn(async move {
+        if let Err(e) = http::serve(listener, app, limits, cancel).await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    server
 }
 
 /// Loads the state; with `reset`, an unreadable file (corrupt, or from a newer sgdrift) is
@@ -153,58 +160,24 @@ fn load_state(path: PathBuf, reset: bool) -> anyhow::Result<StateStore> {
     }
 }
 
-/// The engine polls run with, and the AWS call counts of engines a reload replaced (counters
-/// must not go backwards).
-struct Sources {
-    current: RwLock<Arc<Engine>>,
-    retired: Mutex<AwsCallView>,
-}
-
-impl Sources {
-    fn current(&self) -> Arc<Engine> {
-        Arc::clone(&self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+/// After the cancellation: waits for the tasks within [`TASKS_BOUND`], then writes the state
+/// within what is left of [`SHUTDOWN_BOUND`].
+async fn stop(running: &Running, server: &TaskTracker, store: &StateStore, state_path: &Path) {
+    let stopped = tokio::time::timeout(TASKS_BOUND, async {
+        running.polls.stop().await;
+        running.delivery.stop().await;
+        server.close();
+        server.wait().await;
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!(bound_s = TASKS_BOUND.as_secs(), "tasks did not stop in time; exiting without them");
     }
-
-    fn aws_view(&self) -> AwsCallView {
-        let mut view = self.retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        view.merge(&source_view(&self.current().source));
-        view
+    match tokio::time::timeout(SHUTDOWN_BOUND - TASKS_BOUND, store.flush()).await {
+        Ok(Ok(())) => tracing::info!(state = %state_path.display(), "state written; bye"),
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot write the state at shutdown"),
+        Err(_) => tracing::error!(state = %state_path.display(), "writing the state at shutdown took too long"),
     }
-
-    fn call_counts(&self) -> CallCounts {
-        self.aws_view().requests.into_iter().map(|((s, o), n)| (format!("{s}:{o}"), n)).collect()
-    }
-
-    fn replace(&self, engine: Arc<Engine>) {
-        let old = std::mem::replace(&mut *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner), engine);
-        self.retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner).merge(&source_view(&old.source));
-    }
-}
-
-/// What the source can tell about its AWS calls: for AWS, requests, errors by kind and latency.
-fn source_view(source: &Source) -> AwsCallView {
-    let Source::Aws(aws) = source else {
-        return AwsCallView::from_call_counts(&source.call_counts());
-    };
-    let mut view = AwsCallView::default();
-    for (op, s) in aws.stats().snapshot() {
-        let key = (op.service.to_string(), op.name.to_string());
-        view.requests.insert(key.clone(), s.requests);
-        for (kind, n) in &s.errors {
-            view.errors.insert((key.0.clone(), key.1.clone(), (*kind).to_string()), *n);
-        }
-        let buckets = s.cumulative_buckets();
-        view.latency.insert(
-            key,
-            crate::export::metrics::LatencyView {
-                bounds: buckets.iter().map(|(b, _)| *b).collect(),
-                cumulative: buckets.iter().map(|(_, n)| *n).collect(),
-                count: s.requests,
-                sum: s.duration_sum_seconds,
-            },
-        );
-    }
-    view
 }
 
 /// A set of tasks that stop together.
@@ -239,7 +212,6 @@ struct Running {
     store: Arc<StateStore>,
     metrics: Arc<Metrics>,
     alert_metrics: Arc<AlertMetrics>,
-    sources: Arc<Sources>,
     scheduler: Arc<Scheduler>,
     polls: Stage,
     delivery: Stage,
@@ -257,7 +229,7 @@ impl Running {
         let now = Utc::now();
         let built = async {
             let settings = crate::config::load(&self.config_path)?;
-            let source = crate::app::build_source(&settings).await?;
+            let source = Source::from_config(&settings.config, self.metrics.aws_calls.clone()).await?;
             let dispatcher = Dispatcher::new(&settings, Arc::clone(&self.alert_metrics))?;
             anyhow::Ok((Arc::new(settings), source, Arc::new(dispatcher)))
         }
@@ -283,14 +255,7 @@ impl Running {
         self.polls.restart().await;
         self.delivery.restart().await;
         let engine = Arc::new(Engine::new(Arc::clone(&settings), source));
-        self.sources.replace(Arc::clone(&engine));
-        let specs = engine.target_specs();
-        let pruning = self.store.update(|s| {
-            let pruned = scheduler::prune_unconfigured(s, &specs);
-            scheduler::forget_vanished(s, &dispatcher);
-            pruned
-        });
-        match pruning.await {
+        match prune(&self.store, &engine, &dispatcher).await {
             Ok(pruned) => {
                 for key in pruned {
                     tracing::info!(cluster = %key, "dropped from the state: no configured target names it any more");

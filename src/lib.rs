@@ -4,12 +4,22 @@
 //!
 //! # Layout
 //!
+//! The data path, from an AWS answer to a Slack message, is drawn in `docs/architecture.md`.
+//!
 //! - [`model`]: plain data (rules, peers, groups, snapshots, findings) and normalization.
 //! - [`baseline`]: the baseline format, the built-in profiles, resolution, exceptions, `record`.
 //! - [`diff`] and [`flows`]: the pure differ and flow checker.
-//! - [`source`]: snapshots from live AWS or from AWS-CLI JSON files.
-//! - [`config`], [`cli`], [`app`], [`telemetry`]: the program around the core.
+//! - [`source`]: snapshots from live AWS or from AWS-CLI JSON files, behind one
+//!   `Source::from_config` / `Source::poll`; the AWS call counters.
+//! - [`engine`]: one target polled and evaluated (what `check` and the scheduler share).
+//! - [`scheduler`]: the poll loop (timer, jitter, skips, concurrency cap) and the `Trigger`
+//!   that asks for a poll now; applying a poll to the state.
+//! - [`state`]: the persisted findings, first-seen times, alert episodes and outbox.
+//! - [`alert`]: the pure episode policy, the sinks and the outbox dispatcher.
 //! - [`export`]: the report (JSON, text, HTML) and the Prometheus metrics.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/report` and the status page.
+//! - [`daemon`]: `sgdrift run`: wiring, signals, reloads.
+//! - [`config`], [`cli`], [`app`], [`telemetry`]: the program around the core.
 //!
 //! The pure core (`model`, `baseline`, `diff`, `flows`, `alert::policy`) does no I/O.
 

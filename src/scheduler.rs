@@ -1,18 +1,19 @@
 //! The poll loop: one task per configured (target, region), each polled every `poll.interval`
 //! plus a random jitter, at most `poll.concurrency` at once; a poll that overruns its interval
-//! makes the next ticks be skipped (and counted), never stacked. After each poll the state is
-//! updated and persisted together with the alert episodes it opened or closed.
+//! makes the next ticks be skipped (and counted), never stacked. Besides its timer, a cluster
+//! can be asked to poll now through the [`Trigger`]. After each poll the state is updated and
+//! persisted together with the alert episodes it opened or closed.
 //!
 //! A failed poll keeps the last findings, marks them stale and resolves nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,7 +23,7 @@ use crate::engine::{self, ClusterOutcome, Engine};
 use crate::export::metrics::Metrics;
 use crate::export::report::{ClusterReport, ClusterStatus};
 use crate::model::ClusterId;
-use crate::source::{Source, SourceError, TargetSpec};
+use crate::source::{SourceError, TargetSpec};
 use crate::state::{cluster_key, ClusterState, Origin, PersistedState, PollError, StateStore};
 
 /// What polls run with; replaced as a whole by a config reload.
@@ -270,58 +271,57 @@ pub struct Scheduler {
     pub store: Arc<StateStore>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
+    trigger: Trigger,
 }
 
 impl Scheduler {
+    pub fn new(store: Arc<StateStore>, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Self {
+        Scheduler { store, metrics, readiness, trigger: Trigger::default() }
+    }
+
+    /// The handle that asks for polls besides the timer's; it follows every generation.
+    pub fn trigger(&self) -> Trigger {
+        self.trigger.clone()
+    }
+
     /// Spawns one task per (target, region) of `generation` on `tracker`; they stop at `cancel`
     /// (an in-flight poll is abandoned; a state write in progress completes).
     pub fn spawn(self: &Arc<Self>, generation: Arc<Generation>, tracker: &TaskTracker, cancel: CancellationToken) {
         let specs = generation.engine.target_specs();
         let first_cycle = if self.readiness.is_ready() { None } else { Some(self.readiness.start(specs.len())) };
-        let permits = Arc::new(Semaphore::new(generation.engine.settings.config.poll.concurrency.max(1)));
+        let poll = &generation.engine.settings.config.poll;
+        let permits = Arc::new(Semaphore::new(poll.concurrency.max(1)));
+        let mut routes = Vec::with_capacity(specs.len());
         for (index, spec) in specs {
-            let this = Arc::clone(self);
-            let task = TargetTask {
-                generation: Arc::clone(&generation),
-                index,
-                spec,
-                permits: Arc::clone(&permits),
-                first_cycle,
-            };
-            tracker.spawn(this.run_target(task, cancel.clone()));
+            let asked = Arc::new(Asked::default());
+            routes.push(Route { spec: spec.clone(), asked: Arc::clone(&asked) });
+            let schedule = Schedule::new(Timer::new(Instant::now(), poll.interval, poll.jitter), asked, Arc::clone(&permits));
+            let task = TargetTask { generation: Arc::clone(&generation), index, spec, first_cycle };
+            tracker.spawn(Arc::clone(self).run_target(task, schedule, cancel.clone()));
         }
+        self.trigger.route_to(routes);
     }
 
-    async fn run_target(self: Arc<Self>, task: TargetTask, cancel: CancellationToken) {
-        let poll = &task.generation.engine.settings.config.poll;
-        let (interval, jitter) = (poll.interval, poll.jitter);
-        // The first poll starts at once (the semaphore spreads the load); later ones on ticks
-        // `interval` apart, each delayed by its own jitter.
-        let mut tick = Instant::now();
-        let mut due = tick;
+    async fn run_target(self: Arc<Self>, task: TargetTask, mut schedule: Schedule, cancel: CancellationToken) {
         let mut first = true;
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(due) => {}
-            }
+        while let Some((due, permit)) = schedule.next(&cancel).await {
+            let spec = match &due {
+                Due::Timer => task.spec.clone(),
+                Due::Asked(names) => TargetSpec { clusters: names.iter().cloned().collect(), ..task.spec.clone() },
+            };
             let started = Instant::now();
-            let Some(result) = self.poll_once(&task, &cancel).await else { return };
-            self.metrics.poll_duration.observe(started.elapsed().as_secs_f64());
-            self.record(&task, result).await;
-            if first {
-                first = false;
+            let Some(result) = self.poll_once(&task, spec.clone(), &cancel).await else { return };
+            drop(permit);
+            if due == Due::Timer {
+                // The histogram is of whole-target polls; one asked for a few clusters is not one.
+                self.metrics.poll_duration.observe(started.elapsed().as_secs_f64());
+            }
+            self.record(&spec, &task, result).await;
+            let skipped = schedule.done(&due, Instant::now());
+            if due == Due::Timer && std::mem::take(&mut first) {
                 if let Some(generation) = task.first_cycle {
                     self.readiness.polled_once(generation);
                 }
-            }
-
-            tick += interval;
-            let mut skipped = 0u64;
-            let now = Instant::now();
-            while tick <= now {
-                tick += interval;
-                skipped += 1;
             }
             if skipped > 0 {
                 self.metrics.polls_skipped.inc_by(skipped);
@@ -329,30 +329,19 @@ impl Scheduler {
                     region = %task.spec.region,
                     skipped,
                     took_s = started.elapsed().as_secs_f64(),
-                    interval_s = interval.as_secs_f64(),
+                    interval_s = schedule.timer.interval.as_secs_f64(),
                     "a poll overran its interval; skipped the ticks it overlapped"
                 );
             }
-            due = tick + random_jitter(jitter);
         }
     }
 
-    /// Polls one target; `None` when cancelled. A panicking poll becomes a failure of the
-    /// target, never the end of its loop.
-    async fn poll_once(&self, task: &TargetTask, cancel: &CancellationToken) -> Option<Result<Vec<ClusterOutcome>, TargetFailure>> {
-        let _permit = tokio::select! {
-            _ = cancel.cancelled() => return None,
-            permit = task.permits.acquire() => permit.ok()?,
-        };
+    /// Polls `spec` of one target; `None` when cancelled. A panicking poll becomes a failure of
+    /// the target, never the end of its loop.
+    async fn poll_once(&self, task: &TargetTask, spec: TargetSpec, cancel: &CancellationToken) -> Option<Result<Vec<ClusterOutcome>, TargetFailure>> {
         let engine = Arc::clone(&task.generation.engine);
-        let (index, spec) = (task.index, task.spec.clone());
-        let mut handle = match engine.source {
-            // The files source reads with blocking I/O: keep it off the async workers.
-            Source::Files(_) => tokio::task::spawn_blocking(move || {
-                tokio::runtime::Handle::current().block_on(engine.poll_target(index, &spec))
-            }),
-            Source::Aws(_) => tokio::spawn(async move { engine.poll_target(index, &spec).await }),
-        };
+        let index = task.index;
+        let mut handle = tokio::spawn(async move { engine.poll_target(index, &spec).await });
         let joined = tokio::select! {
             _ = cancel.cancelled() => {
                 handle.abort();
@@ -370,11 +359,11 @@ impl Scheduler {
         })
     }
 
-    /// Applies a poll to the state and the alert episodes, persists both, updates the metrics.
-    async fn record(&self, task: &TargetTask, result: Result<Vec<ClusterOutcome>, TargetFailure>) {
+    /// Applies a poll of `spec` to the state and the alert episodes, persists both, updates the
+    /// metrics.
+    async fn record(&self, spec: &TargetSpec, task: &TargetTask, result: Result<Vec<ClusterOutcome>, TargetFailure>) {
         let now = Utc::now();
         let dispatcher = Arc::clone(&task.generation.dispatcher);
-        let spec = &task.spec;
         let (applied, written) = self
             .store
             .apply(|state| {
@@ -394,35 +383,212 @@ impl Scheduler {
         for (account, region, ok) in &applied.polls {
             self.metrics.poll_recorded(account, region, *ok);
         }
-        if let Err(failure) = &result {
+        log_applied(spec, &result, &applied);
+    }
+}
+
+fn log_applied(spec: &TargetSpec, result: &Result<Vec<ClusterOutcome>, TargetFailure>, applied: &Applied) {
+    match result {
+        Err(failure) => {
             tracing::warn!(region = %spec.region, kind = failure.kind, error = %failure.message, "target poll failed; keeping the last findings, marked stale");
-        } else if let Ok(outcomes) = &result {
+        }
+        Ok(outcomes) => {
             for o in outcomes {
                 if let Err(e) = &o.result {
                     tracing::warn!(cluster = %o.id, kind = e.kind(), error = %e, "cluster poll failed; keeping the last findings, marked stale");
                 }
             }
         }
-        for (key, ok) in &applied.changed_health {
-            if *ok {
-                tracing::info!(cluster = %key, "cluster poll recovered");
-            }
-        }
-        for key in &applied.removed {
-            tracing::info!(cluster = %key, "cluster no longer returned by its target; dropped");
-        }
-        tracing::debug!(region = %spec.region, clusters = applied.polls.len(), "poll recorded");
     }
+    for (key, ok) in &applied.changed_health {
+        if *ok {
+            tracing::info!(cluster = %key, "cluster poll recovered");
+        }
+    }
+    for key in &applied.removed {
+        tracing::info!(cluster = %key, "cluster no longer returned by its target; dropped");
+    }
+    tracing::debug!(region = %spec.region, clusters = applied.polls.len(), "poll recorded");
 }
 
 struct TargetTask {
     generation: Arc<Generation>,
     index: usize,
     spec: TargetSpec,
-    permits: Arc<Semaphore>,
     first_cycle: Option<u64>,
 }
 
+/// Asks for polls besides the timer's: "poll these clusters now" (the event feed of
+/// design.md §2 will, when a change names their security groups). The task of each target that
+/// names a cluster polls it as soon as it is free and has a permit of the concurrency cap; a
+/// request never stacks a second poll of a target on one in flight, requests for the same
+/// cluster before its poll starts are one, and a timer poll that starts after a request covers
+/// it. Polling on the timer goes on regardless: it is the safety net.
+#[derive(Clone, Default)]
+pub struct Trigger {
+    routes: Arc<std::sync::Mutex<Vec<Route>>>,
+}
+
+/// One target task's share of the requests.
+struct Route {
+    spec: TargetSpec,
+    asked: Arc<Asked>,
+}
+
+impl Route {
+    /// Does this target read `id`? By region and name, and by account where its role names one.
+    fn reads(&self, id: &ClusterId) -> bool {
+        let account = self.spec.role_arn.as_deref().and_then(arn_account);
+        self.spec.region == id.region && self.spec.wants(&id.name) && account.is_none_or(|a| a == id.account_id)
+    }
+}
+
+impl Trigger {
+    /// Asks for a poll of each of `clusters` now. Returns how many of them a target reads:
+    /// the others are unknown to the running config and ignored.
+    pub fn poll_now<'a>(&self, clusters: impl IntoIterator<Item = &'a ClusterId>) -> usize {
+        let routes = self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut routed = 0;
+        for id in clusters {
+            let mut hit = false;
+            for route in routes.iter().filter(|r| r.reads(id)) {
+                route.asked.ask(&id.name);
+                hit = true;
+            }
+            routed += usize::from(hit);
+        }
+        routed
+    }
+
+    /// Sends requests to the tasks of a new generation from now on.
+    fn route_to(&self, routes: Vec<Route>) {
+        *self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = routes;
+    }
+}
+
+/// Clusters asked for and not yet polled, for one target task.
+#[derive(Debug, Default)]
+struct Asked {
+    names: std::sync::Mutex<BTreeSet<String>>,
+    /// Holds one wake-up when none is awaited, so a request made during a poll is not lost.
+    wake: Notify,
+}
+
+impl Asked {
+    fn ask(&self, name: &str) {
+        self.lock().insert(name.to_string());
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What a target task polls next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Due {
+    /// Everything the target names, on the timer.
+    Timer,
+    /// The clusters asked for through the [`Trigger`].
+    Asked(BTreeSet<String>),
+}
+
+/// When a target's scheduled polls are due: the first at once (the semaphore spreads the load),
+/// later ones on ticks `interval` apart, each delayed by its own jitter. A poll that overruns
+/// makes the ticks it overlapped be skipped (and counted), never stacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timer {
+    interval: Duration,
+    jitter: Duration,
+    tick: Instant,
+    due: Instant,
+}
+
+impl Timer {
+    fn new(now: Instant, interval: Duration, jitter: Duration) -> Self {
+        // The config refuses a zero interval; this keeps the skip loop finite whatever it gets.
+        let interval = interval.max(Duration::from_millis(1));
+        Timer { interval, jitter, tick: now, due: now }
+    }
+
+    /// After a scheduled poll that ended at `now`: the next tick after `now`, delayed by
+    /// `jitter`; returns how many ticks the poll overlapped.
+    fn advance(&mut self, now: Instant, jitter: Duration) -> u64 {
+        self.tick += self.interval;
+        let mut skipped = 0;
+        while self.tick <= now {
+            self.tick += self.interval;
+            skipped += 1;
+        }
+        self.due = self.tick + jitter;
+        skipped
+    }
+}
+
+/// One target task's view of time and requests: which poll is due next, and its permit.
+struct Schedule {
+    timer: Timer,
+    asked: Arc<Asked>,
+    permits: Arc<Semaphore>,
+    /// The jitter of each tick, at most the configured one (random; fixed in tests).
+    draw: fn(Duration) -> Duration,
+}
+
+impl Schedule {
+    fn new(timer: Timer, asked: Arc<Asked>, permits: Arc<Semaphore>) -> Self {
+        Schedule { timer, asked, permits, draw: random_jitter }
+    }
+
+    /// Waits for the next poll — the timer's tick, or clusters asked for — and for a permit of
+    /// the concurrency cap; `None` at `cancel`. What an asked poll covers is fixed when it gets
+    /// its permit, and a timer poll then takes the requests made so far with it.
+    async fn next(&mut self, cancel: &CancellationToken) -> Option<(Due, OwnedSemaphorePermit)> {
+        loop {
+            let on_timer = tokio::select! {
+                // The timer first: when both are ready, its poll covers the request.
+                biased;
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep_until(self.timer.due) => true,
+                _ = self.asked.wake.notified() => false,
+            };
+            // A wake-up left by a request that a timer poll has since covered.
+            if !on_timer && self.asked.is_empty() {
+                continue;
+            }
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                permit = Arc::clone(&self.permits).acquire_owned() => permit.ok()?,
+            };
+            let asked = self.asked.take();
+            if on_timer {
+                return Some((Due::Timer, permit));
+            }
+            if !asked.is_empty() {
+                return Some((Due::Asked(asked), permit));
+            }
+        }
+    }
+
+    /// After the poll `due` ended at `now`; returns the ticks it made the timer skip.
+    fn done(&mut self, due: &Due, now: Instant) -> u64 {
+        match due {
+            Due::Timer => self.timer.advance(now, (self.draw)(self.timer.jitter)),
+            // The timer keeps its ticks; one it passed meanwhile fires at once.
+            Due::Asked(_) => 0,
+        }
+    }
+}
+
+/// A uniformly random delay in `[0, max)`.
 fn random_jitter(max: Duration) -> Duration {
     if max.is_zero() {
         return Duration::ZERO;
@@ -614,5 +780,173 @@ mod tests {
         assert!(!r.is_ready());
         r.polled_once(new);
         assert!(r.is_ready());
+    }
+
+    /// Time under test control: the runtime's clock is paused and jumps to the next timer
+    /// whenever every task waits, so these run in no wall time and cannot be flaky.
+    mod timing {
+        use std::sync::Mutex;
+
+        use super::*;
+
+        fn secs(n: u64) -> Duration {
+            Duration::from_secs(n)
+        }
+
+        /// (seconds after the start at which a poll began, what it polled, ticks it skipped).
+        type Log = Arc<Mutex<Vec<(u64, Due, u64)>>>;
+
+        struct Run {
+            start: Instant,
+            trigger: Trigger,
+            permits: Arc<Semaphore>,
+            cancel: CancellationToken,
+            log: Log,
+            task: tokio::task::JoinHandle<()>,
+        }
+
+        /// A target task over a real `Schedule` whose polls each take `took`; the jitter drawn
+        /// is half the configured one.
+        fn start(interval: u64, jitter: u64, took: u64) -> Run {
+            let start = Instant::now();
+            let permits = Arc::new(Semaphore::new(1));
+            let asked = Arc::new(Asked::default());
+            let trigger = Trigger::default();
+            trigger.route_to(vec![Route { spec: spec(), asked: Arc::clone(&asked) }]);
+            let mut schedule = Schedule::new(Timer::new(start, secs(interval), secs(jitter)), asked, Arc::clone(&permits));
+            schedule.draw = |max| max / 2;
+            let (cancel, log) = (CancellationToken::new(), Log::default());
+            let task = tokio::spawn({
+                let (cancel, log) = (cancel.clone(), Arc::clone(&log));
+                async move {
+                    while let Some((due, permit)) = schedule.next(&cancel).await {
+                        let began = (Instant::now() - start).as_secs();
+                        tokio::time::sleep(secs(took)).await;
+                        drop(permit);
+                        let skipped = schedule.done(&due, Instant::now());
+                        log.lock().unwrap().push((began, due, skipped));
+                    }
+                }
+            });
+            Run { start, trigger, permits, cancel, log, task }
+        }
+
+        impl Run {
+            async fn at(&self, seconds: u64) {
+                tokio::time::sleep_until(self.start + secs(seconds)).await;
+            }
+
+            async fn ask(&self, seconds: u64, names: &[&str]) {
+                self.at(seconds).await;
+                let ids: Vec<ClusterId> = names.iter().map(|n| id(n)).collect();
+                assert_eq!(self.trigger.poll_now(&ids), ids.len());
+            }
+
+            /// Everything logged by `seconds`.
+            async fn until(self, seconds: u64) -> Vec<(u64, Due, u64)> {
+                self.at(seconds).await;
+                self.cancel.cancel();
+                self.task.await.unwrap();
+                Arc::try_unwrap(self.log).unwrap().into_inner().unwrap()
+            }
+        }
+
+        fn asked(names: &[&str]) -> Due {
+            Due::Asked(names.iter().map(|n| n.to_string()).collect())
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn timer_polls_start_at_once_then_follow_ticks_an_interval_apart() {
+            let run = start(60, 0, 10);
+            let log = run.until(200).await;
+            assert_eq!(log, vec![(0, Due::Timer, 0), (60, Due::Timer, 0), (120, Due::Timer, 0), (180, Due::Timer, 0)]);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_poll_that_overruns_skips_the_ticks_it_overlapped_and_never_stacks_them() {
+            let run = start(60, 0, 150);
+            let log = run.until(350).await;
+            // 0–150 overlaps the ticks at 60 and 120; the next poll is on the tick at 180.
+            assert_eq!(log, vec![(0, Due::Timer, 2), (180, Due::Timer, 2)]);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn each_tick_is_delayed_by_its_own_jitter_which_never_accumulates() {
+            let run = start(60, 30, 1);
+            let log = run.until(200).await;
+            let began: Vec<u64> = log.iter().map(|(t, _, _)| *t).collect();
+            assert_eq!(began, vec![0, 75, 135, 195], "ticks at 60, 120, 180, each 15 s late");
+        }
+
+        #[test]
+        fn random_jitter_stays_within_zero_and_its_bound() {
+            assert_eq!(random_jitter(Duration::ZERO), Duration::ZERO);
+            let max = Duration::from_secs(30);
+            assert!((0..1000).map(|_| random_jitter(max)).all(|j| j < max));
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_cluster_asked_for_between_ticks_is_polled_at_once_and_the_timer_keeps_its_ticks() {
+            let run = start(60, 0, 1);
+            run.ask(10, &["prod"]).await;
+            let log = run.until(100).await;
+            assert_eq!(log, vec![(0, Due::Timer, 0), (10, asked(&["prod"]), 0), (60, Due::Timer, 0)]);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn requests_during_a_poll_become_one_poll_after_it_never_a_stacked_one() {
+            let run = start(60, 0, 20);
+            run.ask(5, &["a"]).await;
+            run.ask(6, &["b"]).await;
+            run.ask(7, &["a"]).await;
+            let log = run.until(100).await;
+            assert_eq!(log, vec![(0, Due::Timer, 0), (20, asked(&["a", "b"]), 0), (60, Due::Timer, 0)]);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_timer_poll_that_starts_after_a_request_covers_it_and_both_wait_for_a_permit() {
+            let run = start(60, 0, 1);
+            run.at(50).await;
+            let held = Arc::clone(&run.permits).acquire_owned().await.unwrap();
+            // The tick at 60 waits for the permit; a request comes meanwhile.
+            run.ask(65, &["a"]).await;
+            run.at(70).await;
+            drop(held);
+            let log = run.until(150).await;
+            assert_eq!(log, vec![(0, Due::Timer, 0), (70, Due::Timer, 0), (120, Due::Timer, 0)]);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_request_waits_for_a_permit_of_the_concurrency_cap() {
+            let run = start(60, 0, 1);
+            run.at(5).await;
+            let held = Arc::clone(&run.permits).acquire_owned().await.unwrap();
+            run.ask(10, &["a"]).await;
+            run.at(30).await;
+            drop(held);
+            let log = run.until(50).await;
+            assert_eq!(log, vec![(0, Due::Timer, 0), (30, asked(&["a"]), 0)]);
+        }
+
+        #[test]
+        fn the_trigger_reaches_only_the_targets_that_read_the_cluster() {
+            let routes = [
+                TargetSpec { clusters: vec!["*".into()], ..spec() },
+                TargetSpec { clusters: vec!["prod".into()], region: "us-east-1".into(), ..spec() },
+                TargetSpec { role_arn: Some("arn:aws:iam::444455556666:role/read".into()), ..spec() },
+            ]
+            .map(|spec| Route { spec, asked: Arc::new(Asked::default()) });
+            let asked: Vec<Arc<Asked>> = routes.iter().map(|r| Arc::clone(&r.asked)).collect();
+            let trigger = Trigger::default();
+            trigger.route_to(routes.into());
+            let other_region = ClusterId { region: "us-east-1".into(), ..id("prod") };
+            let unknown = ClusterId { region: "ap-south-1".into(), ..id("prod") };
+            let other_account = ClusterId { account_id: "444455556666".into(), ..id("dev") };
+            assert_eq!(trigger.poll_now([&id("prod"), &other_region, &unknown, &other_account]), 3);
+            let names = |a: &Asked| a.take().into_iter().collect::<Vec<_>>();
+            assert_eq!(names(&asked[0]), vec!["dev".to_string(), "prod".to_string()]);
+            assert_eq!(names(&asked[1]), vec!["prod".to_string()]);
+            assert_eq!(names(&asked[2]), vec!["dev".to_string()], "the role's account is 444455556666");
+        }
     }
 }

@@ -84,8 +84,8 @@ fn the_daemon_sees_drift_keeps_it_through_an_aws_outage_and_recovers_by_itself()
     let port = server.port;
     server.stop();
     d.wait_for("the poll to fail", |d| (d.value("sgdrift_cluster_poll_success", &cluster) == Some(0.0)).then_some(()));
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(d.value("sgdrift_findings", &critical), Some(1.0), "a failed poll resolves nothing");
+    d.wait_for_more_polls(2.0);
+    assert_eq!(d.value("sgdrift_findings", &critical), Some(1.0), "failed polls resolve nothing");
     let report = d.report();
     let c = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == CLUSTER).unwrap().clone();
     assert_eq!(c["stale"], true, "{c}");

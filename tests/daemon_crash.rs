@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use daemon_harness::{free_port, Daemon, Fixture, PATIENCE};
+use daemon_harness::{free_port, Daemon, Fixture};
 
 /// A webhook receiver on a fixed port that answers 200 and keeps every body.
 fn receive_on(port: u16) -> Arc<Mutex<Vec<serde_json::Value>>> {
@@ -104,15 +104,10 @@ fn a_kill_9_while_the_receiver_is_down_loses_and_repeats_no_alert() {
 
     // Nothing listens on the receiver's port: every attempt fails to connect and the messages
     // wait in the outbox, on disk.
-    let deadline = Instant::now() + PATIENCE;
-    let queued = loop {
+    let queued = first.wait_for(&format!("a webhook message queued in {}", fx.state_file.display()), |d| {
         let p = pending(&fx.state_file);
-        if !p.is_empty() && first.log_text().contains("connect") {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no webhook message queued in {}\n{}", fx.state_file.display(), first.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        (!p.is_empty() && d.log_text().contains("connect")).then_some(p)
+    });
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(5)).expect("SIGKILL ends the daemon");
     let queued_again = pending(&fx.state_file);
@@ -126,12 +121,14 @@ fn a_kill_9_while_the_receiver_is_down_loses_and_repeats_no_alert() {
         let got = deliveries(&bodies.lock().unwrap());
         queued.keys().all(|k| got.contains_key(k)).then_some(())
     });
-    // A few more poll cycles: nothing may arrive twice, and nothing new (the drift is unchanged).
-    std::thread::sleep(Duration::from_secs(4));
+    // A few more poll cycles, and whatever they queued delivered: nothing may arrive twice, and
+    // nothing new (the drift is unchanged).
+    let clusters = second.report()["clusters"].as_array().map_or(1, Vec::len);
+    second.wait_for_more_polls(3.0 * clusters as f64);
+    second.wait_for("the outbox to empty", |_| pending(&fx.state_file).is_empty().then_some(()));
     let got = deliveries(&bodies.lock().unwrap());
     for (key, n) in &got {
         assert_eq!(*n, 1, "{key:?} was delivered {n} times");
     }
     assert_eq!(got.keys().collect::<Vec<_>>(), queued.keys().collect::<Vec<_>>(), "exactly the queued messages");
-    second.wait_for("the outbox to empty", |_| pending(&fx.state_file).is_empty().then_some(()));
 }

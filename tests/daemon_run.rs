@@ -231,8 +231,10 @@ fn sigterm_exits_zero_with_the_state_written_and_a_restart_keeps_first_seen_time
         assert_eq!(saved["first_seen"].as_object().map(|m| m.len()), cluster["findings"].as_array().map(Vec::len), "{key}");
     }
 
-    // Later than any first-seen time of the first run, so new times would differ.
-    std::thread::sleep(Duration::from_millis(1100));
+    // First-seen times have millisecond resolution and the restart polls later than any poll
+    // of the first run: times a lost state gave afresh would differ.
+    let latest = before.values().copied().fold(f64::MIN, f64::max);
+    assert!(now_s() > latest, "the first run's first-seen times ({latest}) lie in the past");
     let mut again = fx.start();
     again.wait_ready();
     assert_eq!(first_seen(&again), before);

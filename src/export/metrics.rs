@@ -1,6 +1,6 @@
 //! The Prometheus metrics of design.md §3: the daemon's own instrumentation in one owned
-//! registry (registered once, updated as things happen; the AWS call counters through a custom
-//! `Collector`), and the drift series, rendered collector-style from the current state at every
+//! registry (registered once, updated as things happen; the AWS call counters are
+//! [`AwsCallMetrics`], handed to the source), and the drift series, rendered collector-style from the current state at every
 //! scrape so that a vanished cluster or group disappears. No sample carries a timestamp; no
 //! label carries free text.
 //!
@@ -8,83 +8,21 @@
 //! `Collector`: for a 1,000-cluster fleet (~19,000 series) building the crate's protos and
 //! encoding them took 27 ms per scrape in release, against a 10 ms target (benches/fleet.rs).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::flows::FlowStatus;
-use crate::source::CallCounts;
+use crate::source::AwsCallMetrics;
 use crate::state::{ClusterState, StateStore};
 
 /// Buckets of a whole target poll (ecosystem.md §1.5, with two more below 0.5 s for the files
 /// source and small accounts).
 pub const POLL_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
-/// Buckets of one AWS API call.
-pub const AWS_CALL_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-/// Per-call statistics of the AWS source, by service and operation, as counters since start.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AwsCallView {
-    pub requests: BTreeMap<(String, String), u64>,
-    /// (service, operation, error kind) → n; the kind is bounded (`SourceError::kind`).
-    pub errors: BTreeMap<(String, String, String), u64>,
-    pub latency: BTreeMap<(String, String), LatencyView>,
-}
-
-/// A cumulative histogram: `cumulative[i]` observations were ≤ `bounds[i]`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LatencyView {
-    pub bounds: Vec<f64>,
-    pub cumulative: Vec<u64>,
-    pub count: u64,
-    pub sum: f64,
-}
-
-impl AwsCallView {
-    /// From the `"service:operation" → n` counters every source offers.
-    pub fn from_call_counts(counts: &CallCounts) -> Self {
-        let requests = counts
-            .iter()
-            .map(|(key, n)| {
-                let (service, operation) = key.split_once(':').unwrap_or(("unknown", key.as_str()));
-                ((service.to_string(), operation.to_string()), *n)
-            })
-            .collect();
-        AwsCallView { requests, ..Default::default() }
-    }
-
-    /// Adds `other` in, so that counters survive a source replaced by a config reload.
-    pub fn merge(&mut self, other: &AwsCallView) {
-        for (k, n) in &other.requests {
-            *self.requests.entry(k.clone()).or_default() += n;
-        }
-        for (k, n) in &other.errors {
-            *self.errors.entry(k.clone()).or_default() += n;
-        }
-        for (k, l) in &other.latency {
-            let mine = self.latency.entry(k.clone()).or_default();
-            if mine.bounds.is_empty() {
-                *mine = l.clone();
-            } else if mine.bounds == l.bounds {
-                for (a, b) in mine.cumulative.iter_mut().zip(&l.cumulative) {
-                    *a += b;
-                }
-                mine.count += l.count;
-                mine.sum += l.sum;
-            }
-        }
-    }
-}
-
-/// Where the AWS call statistics come from at scrape time.
-pub type AwsStatsFn = Arc<dyn Fn() -> AwsCallView + Send + Sync>;
-
 /// A rendered scrape: the body and the Content-Type the encoder says it is.
 pub struct Rendered {
     pub content_type: String,
@@ -97,6 +35,8 @@ pub struct Metrics {
     store: Arc<StateStore>,
     scratch: std::sync::Mutex<Vec<String>>,
     last_size: AtomicUsize,
+    /// AWS requests, errors and latency, recorded by the source it is handed to.
+    pub aws_calls: AwsCallMetrics,
     /// One poll of one (target, region), from the permit to the end of evaluation.
     pub poll_duration: Histogram,
     /// Cluster polls, by account and region.
@@ -113,9 +53,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers everything; `store` is read at every scrape for the drift series, `aws` for the
-    /// AWS call counters.
-    pub fn new(store: Arc<StateStore>, aws: AwsStatsFn) -> Result<Self, prometheus::Error> {
+    /// Registers everything; `store` is read at every scrape for the drift series.
+    pub fn new(store: Arc<StateStore>) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let build = IntGaugeVec::new(
             Opts::new("sgdrift_build_info", "Always 1; the version of sgdrift that is running."),
@@ -170,7 +109,7 @@ impl Metrics {
             "1 if the last write of the state file succeeded (or none was due yet), 0 if it failed; /readyz is 503 meanwhile.",
         )?;
         registry.register(Box::new(state_write_ok.clone()))?;
-        registry.register(Box::new(AwsCollector::new(aws)?))?;
+        let aws_calls = AwsCallMetrics::register(&registry)?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -179,6 +118,7 @@ impl Metrics {
             store,
             scratch: std::sync::Mutex::new(Vec::new()),
             last_size: AtomicUsize::new(0),
+            aws_calls,
             poll_duration,
             polls,
             poll_failures,
@@ -236,57 +176,87 @@ fn unix_seconds(t: DateTime<Utc>) -> f64 {
 
 const IDS: [&str; 3] = ["account_id", "region", "eks_cluster"];
 
-/// The name, help and extra labels (after the cluster identity) of each drift family.
-const DRIFT_FAMILIES: &[(&str, &str, &[&str])] = &[
-    (
-        "sgdrift_cluster_info",
-        "Always 1 per known cluster; its endpoint mode and management style (cached from the last successful poll).",
-        &["endpoint_mode", "style"],
-    ),
-    (
-        "sgdrift_security_group_info",
-        "Always 1 per security group of a cluster, with its role (cached from the last successful poll).",
-        &["security_group_id", "role"],
-    ),
-    (
-        "sgdrift_findings",
-        "Unsuppressed drift findings by group role, kind and severity (cached from the last successful poll; only non-zero counts are exposed).",
-        &["role", "kind", "severity"],
-    ),
-    (
-        "sgdrift_findings_suppressed",
-        "Findings suppressed by a configured exception, by group role, kind and severity (cached; only non-zero counts are exposed).",
-        &["role", "kind", "severity"],
-    ),
-    (
-        "sgdrift_security_group_drifted",
-        "1 if the security group has unsuppressed drift findings, else 0 (cached from the last successful poll).",
-        &["security_group_id", "role"],
-    ),
-    (
-        "sgdrift_security_group_drift_first_seen_timestamp_seconds",
-        "Unix time the oldest current drift finding of the security group was first seen; absent when it has none (cached).",
-        &["security_group_id", "role"],
-    ),
-    (
-        "sgdrift_required_flow_open",
-        "1 if the required flow is open for every node group of the cluster, else 0 (cached from the last successful poll).",
-        &["flow"],
-    ),
-    (
-        "sgdrift_cluster_poll_success",
-        "1 if the last poll of the cluster succeeded, 0 if it failed (the findings are then those of the last success).",
-        &[],
-    ),
-    (
-        "sgdrift_cluster_last_successful_poll_timestamp_seconds",
-        "Unix time of the last successful poll of the cluster.",
-        &[],
-    ),
-];
+/// The drift families, in the order they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    ClusterInfo,
+    SecurityGroupInfo,
+    Findings,
+    FindingsSuppressed,
+    SecurityGroupDrifted,
+    DriftFirstSeen,
+    RequiredFlowOpen,
+    PollSuccess,
+    LastSuccessfulPoll,
+}
+
+impl Family {
+    const ALL: [Family; 9] = [
+        Family::ClusterInfo,
+        Family::SecurityGroupInfo,
+        Family::Findings,
+        Family::FindingsSuppressed,
+        Family::SecurityGroupDrifted,
+        Family::DriftFirstSeen,
+        Family::RequiredFlowOpen,
+        Family::PollSuccess,
+        Family::LastSuccessfulPoll,
+    ];
+
+    /// The name, help and labels (after the cluster identity) of the family.
+    fn describe(self) -> (&'static str, &'static str, &'static [&'static str]) {
+        match self {
+            Family::ClusterInfo => (
+                "sgdrift_cluster_info",
+                "Always 1 per known cluster; its endpoint mode and management style (cached from the last successful poll).",
+                &["endpoint_mode", "style"],
+            ),
+            Family::SecurityGroupInfo => (
+                "sgdrift_security_group_info",
+                "Always 1 per security group of a cluster, with its role (cached from the last successful poll).",
+                &["security_group_id", "role"],
+            ),
+            Family::Findings => (
+                "sgdrift_findings",
+                "Unsuppressed drift findings by group role, kind and severity (cached from the last successful poll; only non-zero counts are exposed).",
+                &["role", "kind", "severity"],
+            ),
+            Family::FindingsSuppressed => (
+                "sgdrift_findings_suppressed",
+                "Findings suppressed by a configured exception, by group role, kind and severity (cached; only non-zero counts are exposed).",
+                &["role", "kind", "severity"],
+            ),
+            Family::SecurityGroupDrifted => (
+                "sgdrift_security_group_drifted",
+                "1 if the security group has unsuppressed drift findings, else 0 (cached from the last successful poll).",
+                &["security_group_id", "role"],
+            ),
+            Family::DriftFirstSeen => (
+                "sgdrift_security_group_drift_first_seen_timestamp_seconds",
+                "Unix time the oldest current drift finding of the security group was first seen; absent when it has none (cached).",
+                &["security_group_id", "role"],
+            ),
+            Family::RequiredFlowOpen => (
+                "sgdrift_required_flow_open",
+                "1 if the required flow is open for every node group of the cluster, else 0 (cached from the last successful poll).",
+                &["flow"],
+            ),
+            Family::PollSuccess => (
+                "sgdrift_cluster_poll_success",
+                "1 if the last poll of the cluster succeeded, 0 if it failed (the findings are then those of the last success).",
+                &[],
+            ),
+            Family::LastSuccessfulPoll => (
+                "sgdrift_cluster_last_successful_poll_timestamp_seconds",
+                "Unix time of the last successful poll of the cluster.",
+                &[],
+            ),
+        }
+    }
+}
 
 /// Writes every drift family for `clusters` in the Prometheus text format (0.0.4), families in
-/// the order of [`DRIFT_FAMILIES`], clusters in the order given; empty families are left out,
+/// the order of [`Family::ALL`], clusters in the order given; empty families are left out,
 /// as the registry does.
 pub fn render_drift<'a>(clusters: impl Iterator<Item = &'a ClusterState>, out: &mut String) {
     render_drift_with(clusters, &mut Vec::new(), out);
@@ -295,7 +265,7 @@ pub fn render_drift<'a>(clusters: impl Iterator<Item = &'a ClusterState>, out: &
 /// As [`render_drift`], with `scratch` for the per-family bodies: kept between scrapes, its
 /// buffers are not grown (and faulted in) again every time.
 fn render_drift_with<'a>(clusters: impl Iterator<Item = &'a ClusterState>, scratch: &mut Vec<String>, out: &mut String) {
-    scratch.resize_with(DRIFT_FAMILIES.len(), String::new);
+    scratch.resize_with(Family::ALL.len(), String::new);
     let bodies = scratch;
     for body in bodies.iter_mut() {
         body.clear();
@@ -303,17 +273,18 @@ fn render_drift_with<'a>(clusters: impl Iterator<Item = &'a ClusterState>, scrat
     for cluster in clusters {
         render_cluster(cluster, bodies);
     }
-    for ((name, help, _), body) in DRIFT_FAMILIES.iter().zip(bodies.iter()) {
+    for (family, body) in Family::ALL.iter().zip(bodies.iter()) {
         if body.is_empty() {
             continue;
         }
+        let (name, help, _) = family.describe();
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
         out.push_str(body);
     }
 }
 
-/// Appends one cluster's samples to the bodies of the [`DRIFT_FAMILIES`].
+/// Appends one cluster's samples to the bodies of the families, indexed as [`Family::ALL`].
 fn render_cluster(cluster: &ClusterState, bodies: &mut [String]) {
     let report = &cluster.report;
     let mut ids = String::with_capacity(96);
@@ -323,21 +294,23 @@ fn render_cluster(cluster: &ClusterState, bodies: &mut [String]) {
         }
         label_into(&mut ids, name, value);
     }
-    let mut sample = |family: usize, extra: &[(&str, &str)], value: f64| {
-        let out = &mut bodies[family];
-        out.push_str(DRIFT_FAMILIES[family].0);
+    // `values` are those of the family's labels, in their order.
+    let mut sample = |family: Family, values: &[&str], value: f64| {
+        let (name, _, labels) = family.describe();
+        let out = &mut bodies[family as usize];
+        out.push_str(name);
         out.push('{');
         out.push_str(&ids);
-        for (name, value) in extra {
+        for (label, v) in labels.iter().zip(values) {
             out.push(',');
-            label_into(out, name, value);
+            label_into(out, label, v);
         }
         let _ = writeln!(out, "}} {value}");
     };
 
     let mode = report.endpoint_mode.map_or("", |m| m.as_str());
     let style = report.style.map_or("", |s| s.as_str());
-    sample(0, &[("endpoint_mode", mode), ("style", style)], 1.0);
+    sample(Family::ClusterInfo, &[mode, style], 1.0);
 
     let mut counts: BTreeMap<(bool, &str, &str, &str), u64> = BTreeMap::new();
     let mut drifted: BTreeMap<&str, Option<DateTime<Utc>>> = BTreeMap::new();
@@ -353,17 +326,17 @@ fn render_cluster(cluster: &ClusterState, bodies: &mut [String]) {
         }
     }
     for ((drift, role, kind, severity), n) in counts {
-        let family = if drift { 2 } else { 3 };
-        sample(family, &[("role", role), ("kind", kind), ("severity", severity)], n as f64);
+        let family = if drift { Family::Findings } else { Family::FindingsSuppressed };
+        sample(family, &[role, kind, severity], n as f64);
     }
 
     for g in &report.groups {
-        let labels = [("security_group_id", g.id.as_str()), ("role", g.role.as_str())];
-        sample(1, &labels, 1.0);
+        let labels = [g.id.as_str(), g.role.as_str()];
+        sample(Family::SecurityGroupInfo, &labels, 1.0);
         let state = drifted.get(g.id.as_str());
-        sample(4, &labels, if state.is_some() { 1.0 } else { 0.0 });
+        sample(Family::SecurityGroupDrifted, &labels, if state.is_some() { 1.0 } else { 0.0 });
         if let Some(Some(first)) = state {
-            sample(5, &labels, unix_seconds(*first));
+            sample(Family::DriftFirstSeen, &labels, unix_seconds(*first));
         }
     }
 
@@ -373,12 +346,12 @@ fn render_cluster(cluster: &ClusterState, bodies: &mut [String]) {
         *open &= flow.status == FlowStatus::Open;
     }
     for (name, open) in flows {
-        sample(6, &[("flow", name)], if open { 1.0 } else { 0.0 });
+        sample(Family::RequiredFlowOpen, &[name], if open { 1.0 } else { 0.0 });
     }
 
-    sample(7, &[], if cluster.poll_ok() { 1.0 } else { 0.0 });
+    sample(Family::PollSuccess, &[], if cluster.poll_ok() { 1.0 } else { 0.0 });
     if let Some(t) = report.last_success {
-        sample(8, &[], unix_seconds(t));
+        sample(Family::LastSuccessfulPoll, &[], unix_seconds(t));
     }
 }
 
@@ -395,95 +368,6 @@ fn label_into(out: &mut String, name: &str, value: &str) {
         }
     }
     out.push('"');
-}
-
-/// The AWS call counters and latencies, from the source's own statistics at scrape time.
-struct AwsCollector {
-    stats: AwsStatsFn,
-    descs: Vec<Desc>,
-}
-
-const AWS_REQUESTS: (&str, &str) =
-    ("sgdrift_aws_api_requests_total", "AWS API requests made, by service and operation (retries included).");
-const AWS_ERRORS: (&str, &str) =
-    ("sgdrift_aws_api_request_errors_total", "AWS API requests that failed, by service, operation and error class.");
-const AWS_LATENCY: (&str, &str) =
-    ("sgdrift_aws_api_request_duration_seconds", "Duration of AWS API requests, by service and operation.");
-
-impl AwsCollector {
-    fn new(stats: AwsStatsFn) -> Result<Self, prometheus::Error> {
-        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let descs = vec![
-            Desc::new(AWS_REQUESTS.0.into(), AWS_REQUESTS.1.into(), labels(&["service", "operation"]), HashMap::new())?,
-            Desc::new(AWS_ERRORS.0.into(), AWS_ERRORS.1.into(), labels(&["service", "operation", "error"]), HashMap::new())?,
-            Desc::new(AWS_LATENCY.0.into(), AWS_LATENCY.1.into(), labels(&["service", "operation"]), HashMap::new())?,
-        ];
-        Ok(AwsCollector { stats, descs })
-    }
-}
-
-impl Collector for AwsCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let view = (self.stats)();
-        let mut requests = family(AWS_REQUESTS.0, AWS_REQUESTS.1, MetricType::COUNTER);
-        for ((service, operation), n) in &view.requests {
-            push_counter(&mut requests, vec![label("service", service), label("operation", operation)], *n as f64);
-        }
-        let mut errors = family(AWS_ERRORS.0, AWS_ERRORS.1, MetricType::COUNTER);
-        for ((service, operation, error), n) in &view.errors {
-            let labels = vec![label("service", service), label("operation", operation), label("error", error)];
-            push_counter(&mut errors, labels, *n as f64);
-        }
-        let mut latency = family(AWS_LATENCY.0, AWS_LATENCY.1, MetricType::HISTOGRAM);
-        for (key, l) in &view.latency {
-            let mut h = proto::Histogram::default();
-            h.set_sample_count(l.count);
-            h.set_sample_sum(l.sum);
-            h.set_bucket(
-                l.bounds
-                    .iter()
-                    .zip(&l.cumulative)
-                    .map(|(b, c)| {
-                        let mut bucket = proto::Bucket::default();
-                        bucket.set_upper_bound(*b);
-                        bucket.set_cumulative_count(*c);
-                        bucket
-                    })
-                    .collect(),
-            );
-            let mut m = proto::Metric::from_label(vec![label("service", &key.0), label("operation", &key.1)]);
-            m.set_histogram(h);
-            latency.mut_metric().push(m);
-        }
-        vec![requests, errors, latency]
-    }
-}
-
-fn family(name: &str, help: &str, kind: MetricType) -> MetricFamily {
-    let mut f = MetricFamily::default();
-    f.set_name(name.to_string());
-    f.set_help(help.to_string());
-    f.set_field_type(kind);
-    f
-}
-
-fn label(name: &str, value: &str) -> LabelPair {
-    let mut l = LabelPair::default();
-    l.set_name(name.to_string());
-    l.set_value(value.to_string());
-    l
-}
-
-fn push_counter(f: &mut MetricFamily, labels: Vec<LabelPair>, value: f64) {
-    let mut c = proto::Counter::default();
-    c.set_value(value);
-    let mut m = proto::Metric::from_label(labels);
-    m.set_counter(c);
-    f.mut_metric().push(m);
 }
 
 #[cfg(test)]
@@ -564,10 +448,10 @@ mod tests {
         }
     }
 
-    fn metrics_with(state: PersistedState, aws: AwsCallView) -> (Arc<StateStore>, Metrics, tempfile::TempDir) {
+    fn metrics_with(state: PersistedState) -> (Arc<StateStore>, Metrics, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(StateStore::with_state(dir.path().join("state.json"), state));
-        let metrics = Metrics::new(Arc::clone(&store), Arc::new(move || aws.clone())).unwrap();
+        let metrics = Metrics::new(Arc::clone(&store)).unwrap();
         (store, metrics, dir)
     }
 
@@ -583,7 +467,7 @@ mod tests {
 
     #[test]
     fn a_cluster_renders_every_drift_series_with_its_labels_and_values() {
-        let (_, m, _dir) = metrics_with(one_cluster(true), AwsCallView::default());
+        let (_, m, _dir) = metrics_with(one_cluster(true));
         let body = text(&m);
         let node = r#"security_group_id="sg-0bbbbbbbbbbbbbbbb",role="node""#;
         let cluster = r#"security_group_id="sg-0aaaaaaaaaaaaaaaa",role="cluster""#;
@@ -608,7 +492,7 @@ mod tests {
 
     #[test]
     fn no_series_carries_a_label_named_cluster_or_a_timestamp() {
-        let (_, m, _dir) = metrics_with(one_cluster(true), AwsCallView::default());
+        let (_, m, _dir) = metrics_with(one_cluster(true));
         for line in text(&m).lines().filter(|l| !l.starts_with('#')) {
             assert!(!line.contains("{cluster=") && !line.contains(",cluster="), "{line}");
             let after_name = match line.rsplit_once('}') {
@@ -621,7 +505,7 @@ mod tests {
 
     #[test]
     fn a_failed_poll_shows_as_poll_success_zero_with_the_findings_kept() {
-        let (_, m, _dir) = metrics_with(one_cluster(false), AwsCallView::default());
+        let (_, m, _dir) = metrics_with(one_cluster(false));
         let body = text(&m);
         assert!(body.lines().any(|l| l == format!(r#"sgdrift_cluster_poll_success{{{IDS}}} 0"#)));
         assert!(body.contains(r#"severity="critical"} 2"#));
@@ -629,7 +513,7 @@ mod tests {
 
     #[test]
     fn a_removed_cluster_disappears_from_the_next_scrape() {
-        let (store, m, _dir) = metrics_with(one_cluster(true), AwsCallView::default());
+        let (store, m, _dir) = metrics_with(one_cluster(true));
         assert!(text(&m).contains(r#"eks_cluster="prod""#));
         on_a_runtime(store.update(|s| s.clusters.clear())).unwrap();
         assert!(!text(&m).contains(r#"eks_cluster="prod""#));
@@ -645,7 +529,7 @@ mod tests {
         odd.report.cluster = "a\"b\\c\nd".into();
         let mut state = PersistedState::default();
         state.clusters.insert("k".into(), odd);
-        let (_, m, _dir) = metrics_with(state, AwsCallView::default());
+        let (_, m, _dir) = metrics_with(state);
         let body = text(&m);
         assert!(body.contains(r#"eks_cluster="a\"b\\c\nd""#), "{body}");
         let expected_lines = body.lines().filter(|l| l.starts_with("sgdrift_cluster_poll_success")).count();
@@ -654,36 +538,42 @@ mod tests {
 
     #[test]
     fn the_content_type_is_the_text_encoders() {
-        let (_, m, _dir) = metrics_with(PersistedState::default(), AwsCallView::default());
+        let (_, m, _dir) = metrics_with(PersistedState::default());
         assert_eq!(m.render().unwrap().content_type, "text/plain; version=0.0.4");
     }
 
     #[test]
-    fn aws_calls_render_as_counters_by_service_operation_and_error() {
-        let mut aws = AwsCallView::from_call_counts(&CallCounts::from([("ec2:DescribeSecurityGroups".to_string(), 7)]));
-        aws.errors.insert(("ec2".into(), "DescribeSecurityGroups".into(), "throttled".into()), 2);
-        aws.latency.insert(
-            ("ec2".into(), "DescribeSecurityGroups".into()),
-            LatencyView { bounds: vec![0.1, 1.0], cumulative: vec![5, 7], count: 7, sum: 1.5 },
-        );
-        let (_, m, _dir) = metrics_with(PersistedState::default(), aws);
-        let body = text(&m);
-        for line in [
-            "# TYPE sgdrift_aws_api_requests_total counter",
-            r#"sgdrift_aws_api_requests_total{service="ec2",operation="DescribeSecurityGroups"} 7"#,
-            r#"sgdrift_aws_api_request_errors_total{service="ec2",operation="DescribeSecurityGroups",error="throttled"} 2"#,
-            r#"sgdrift_aws_api_request_duration_seconds_bucket{service="ec2",operation="DescribeSecurityGroups",le="0.1"} 5"#,
-            r#"sgdrift_aws_api_request_duration_seconds_bucket{service="ec2",operation="DescribeSecurityGroups",le="+Inf"} 7"#,
-            r#"sgdrift_aws_api_request_duration_seconds_count{service="ec2",operation="DescribeSecurityGroups"} 7"#,
-        ] {
-            assert!(body.lines().any(|l| l == line), "missing `{line}` in\n{body}");
+    fn every_drift_family_sits_at_its_own_index_with_a_distinct_name() {
+        for (i, family) in Family::ALL.iter().enumerate() {
+            assert_eq!(*family as usize, i, "{family:?}");
         }
+        let names: std::collections::BTreeSet<&str> = Family::ALL.iter().map(|f| f.describe().0).collect();
+        assert_eq!(names.len(), Family::ALL.len());
     }
 
     #[test]
-    fn counters_of_a_replaced_source_are_added_not_lost() {
-        let mut total = AwsCallView::from_call_counts(&CallCounts::from([("eks:ListClusters".to_string(), 3)]));
-        total.merge(&AwsCallView::from_call_counts(&CallCounts::from([("eks:ListClusters".to_string(), 2)])));
-        assert_eq!(total.requests[&("eks".to_string(), "ListClusters".to_string())], 5);
+    fn aws_calls_recorded_through_the_handed_out_metrics_render_by_service_operation_and_error() {
+        let (_, m, _dir) = metrics_with(PersistedState::default());
+        let op = crate::source::convert::Operation::new("ec2", "DescribeSecurityGroups");
+        let throttled = crate::source::SourceError::Throttled { operation: "x".into(), message: "slow down".into() };
+        let calls = m.aws_calls.clone();
+        for _ in 0..5 {
+            calls.record(op, std::time::Duration::from_millis(50), None);
+        }
+        calls.record(op, std::time::Duration::from_millis(700), Some(&throttled));
+        calls.record(op, std::time::Duration::from_secs(40), Some(&throttled));
+        let body = text(&m);
+        for line in [
+            "# TYPE sgdrift_aws_api_requests_total counter",
+            r#"sgdrift_aws_api_requests_total{operation="DescribeSecurityGroups",service="ec2"} 7"#,
+            r#"sgdrift_aws_api_request_errors_total{error="throttled",operation="DescribeSecurityGroups",service="ec2"} 2"#,
+            "# TYPE sgdrift_aws_api_request_duration_seconds histogram",
+            r#"sgdrift_aws_api_request_duration_seconds_bucket{operation="DescribeSecurityGroups",service="ec2",le="0.05"} 5"#,
+            r#"sgdrift_aws_api_request_duration_seconds_bucket{operation="DescribeSecurityGroups",service="ec2",le="1"} 6"#,
+            r#"sgdrift_aws_api_request_duration_seconds_bucket{operation="DescribeSecurityGroups",service="ec2",le="+Inf"} 7"#,
+            r#"sgdrift_aws_api_request_duration_seconds_count{operation="DescribeSecurityGroups",service="ec2"} 7"#,
+        ] {
+            assert!(body.lines().any(|l| l == line), "missing `{line}` in\n{body}");
+        }
     }
 }

@@ -25,7 +25,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 use super::convert::{self, CallFailure, ClusterInfo, GroupRecord, InstanceInfo, LaunchTemplateRef, NodegroupInfo};
-use super::{style, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
+use super::{style, AwsCallMetrics, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
 use crate::config::PollConfig;
 use crate::model::{
     ClusterId, ClusterSnapshot, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, Role, RouteOut, VpcEndpoint,
@@ -90,82 +90,6 @@ impl AwsOptions {
     }
 }
 
-/// Upper bounds (seconds) of the call-duration histogram.
-pub const DURATION_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
-/// What happened to one operation so far: calls, failures by kind, and how long calls took.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OperationStats {
-    /// Calls made (each page of a paginated walk is one call; SDK retries are not counted apart).
-    pub requests: u64,
-    /// Failed calls by `SourceError::kind()`.
-    pub errors: BTreeMap<&'static str, u64>,
-    /// Calls per bucket of `DURATION_BUCKETS`, not cumulative; the last entry counts the calls
-    /// slower than the last bound.
-    pub duration_counts: [u64; DURATION_BUCKETS.len() + 1],
-    pub duration_sum_seconds: f64,
-}
-
-impl OperationStats {
-    pub fn errors_total(&self) -> u64 {
-        self.errors.values().sum()
-    }
-
-    /// Cumulative counts per upper bound, as a Prometheus histogram wants them (`+Inf` = requests).
-    pub fn cumulative_buckets(&self) -> Vec<(f64, u64)> {
-        let mut total = 0;
-        DURATION_BUCKETS
-            .iter()
-            .zip(self.duration_counts.iter())
-            .map(|(bound, n)| {
-                total += n;
-                (*bound, total)
-            })
-            .collect()
-    }
-}
-
-/// Counters of every AWS call the source made, shared with whoever exports them (the daemon's
-/// metrics read `snapshot()` at scrape time).
-#[derive(Debug, Default)]
-pub struct AwsCallStats {
-    by_operation: Mutex<BTreeMap<Operation, OperationStats>>,
-}
-
-impl AwsCallStats {
-    pub fn record(&self, op: Operation, elapsed: Duration, error: Option<&SourceError>) {
-        let mut map = lock(&self.by_operation);
-        let s = map.entry(op).or_default();
-        s.requests += 1;
-        if let Some(e) = error {
-            *s.errors.entry(e.kind()).or_default() += 1;
-        }
-        let secs = elapsed.as_secs_f64();
-        let bucket = DURATION_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(DURATION_BUCKETS.len());
-        s.duration_counts[bucket] += 1;
-        s.duration_sum_seconds += secs;
-    }
-
-    /// Every operation called so far, keyed by service and operation.
-    pub fn snapshot(&self) -> BTreeMap<Operation, OperationStats> {
-        lock(&self.by_operation).clone()
-    }
-
-    /// `"<service>:<operation>"` → calls, e.g. `"ec2:DescribeSecurityGroups"`.
-    pub fn call_counts(&self) -> CallCounts {
-        lock(&self.by_operation).iter().map(|(op, s)| (op.action(), s.requests)).collect()
-    }
-
-    /// `"<service>:<operation>"` → failed calls by error kind.
-    pub fn error_counts(&self) -> BTreeMap<String, BTreeMap<&'static str, u64>> {
-        lock(&self.by_operation)
-            .iter()
-            .filter(|(_, s)| !s.errors.is_empty())
-            .map(|(op, s)| (op.action(), s.errors.clone()))
-            .collect()
-    }
-}
-
 /// A poisoned lock only means another poll panicked mid-update of a cache or a counter; the
 /// data is still usable, and the poll loop must not panic in turn.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,13 +104,19 @@ pub struct AwsSource {
 impl AwsSource {
     /// Credentials, region and endpoint from the standard chain (`AWS_*` variables, profiles,
     /// web identity, IMDS); timeouts and the metadata interval from `[poll]`.
-    pub async fn new(poll: &PollConfig) -> AwsSource {
+    /// Calls are counted into `calls`.
+    pub async fn new(poll: &PollConfig, calls: AwsCallMetrics) -> AwsSource {
         let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        AwsSource::from_sdk_config(base, AwsOptions::from_poll(poll))
+        AwsSource::with_calls(base, AwsOptions::from_poll(poll), calls)
     }
 
-    /// From an SDK config built elsewhere (tests point it at a local emulator).
+    /// From an SDK config built elsewhere (tests point it at a local emulator); calls are
+    /// counted apart, in [`AwsSource::stats`].
     pub fn from_sdk_config(base: SdkConfig, options: AwsOptions) -> AwsSource {
+        AwsSource::with_calls(base, options, AwsCallMetrics::unregistered())
+    }
+
+    fn with_calls(base: SdkConfig, options: AwsOptions, calls: AwsCallMetrics) -> AwsSource {
         let mut b = base.to_builder();
         let timeouts = base.timeout_config().cloned().unwrap_or_else(TimeoutConfig::disabled);
         b.set_timeout_config(Some(timeouts.to_builder().operation_timeout(options.timeout).build()));
@@ -206,7 +136,7 @@ impl AwsSource {
             inner: Arc::new(Inner {
                 base: b.build(),
                 options,
-                stats: Arc::new(AwsCallStats::default()),
+                stats: calls,
                 scopes: tokio::sync::Mutex::new(HashMap::new()),
                 metadata: Mutex::new(HashMap::new()),
                 prefix_lists: Mutex::new(HashMap::new()),
@@ -226,9 +156,9 @@ impl AwsSource {
         self.inner.stats.call_counts()
     }
 
-    /// The shared counters (requests, errors by kind, durations) for the daemon's metrics.
-    pub fn stats(&self) -> Arc<AwsCallStats> {
-        Arc::clone(&self.inner.stats)
+    /// The counters it records into (requests, errors by kind, durations).
+    pub fn stats(&self) -> AwsCallMetrics {
+        self.inner.stats.clone()
     }
 }
 
@@ -270,7 +200,7 @@ struct PrefixLists {
 struct Inner {
     base: SdkConfig,
     options: AwsOptions,
-    stats: Arc<AwsCallStats>,
+    stats: AwsCallMetrics,
     scopes: tokio::sync::Mutex<HashMap<ScopeKey, Arc<Scope>>>,
     metadata: Mutex<HashMap<(ScopeKey, String), Arc<ClusterMetadata>>>,
     prefix_lists: Mutex<HashMap<ScopeKey, Arc<PrefixLists>>>,
@@ -1162,27 +1092,5 @@ mod tests {
         assert_eq!(roles.get("sg-self"), Some(&Role::Node));
         assert_eq!(roles.get("sg-extra"), Some(&Role::Node), "attached to a managed node, though no template lists it");
         assert_eq!(roles.get("sg-cluster"), Some(&Role::Cluster));
-    }
-
-    #[test]
-    fn call_stats_count_requests_errors_and_durations_per_operation() {
-        let stats = AwsCallStats::default();
-        stats.record(DESCRIBE_SECURITY_GROUPS, Duration::from_millis(3), None);
-        stats.record(DESCRIBE_SECURITY_GROUPS, Duration::from_secs(40), None);
-        let denied = SourceError::AccessDenied {
-            operation: "x".into(),
-            action: "ec2:DescribeSecurityGroups".into(),
-            message: String::new(),
-        };
-        stats.record(DESCRIBE_SECURITY_GROUPS, Duration::from_millis(30), Some(&denied));
-        assert_eq!(stats.call_counts().get("ec2:DescribeSecurityGroups"), Some(&3));
-        let snap = stats.snapshot();
-        let s = &snap[&DESCRIBE_SECURITY_GROUPS];
-        assert_eq!(s.errors.get("access_denied"), Some(&1));
-        assert_eq!(s.errors_total(), 1);
-        let cumulative = s.cumulative_buckets();
-        assert_eq!(cumulative.first(), Some(&(0.005, 1)));
-        assert_eq!(cumulative.last(), Some(&(30.0, 2)), "the 40 s call is above every bound");
-        assert!((s.duration_sum_seconds - 40.033).abs() < 1e-9);
     }
 }

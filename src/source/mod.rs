@@ -1,14 +1,21 @@
-//! Where snapshots come from: live AWS (`aws`) or AWS-CLI JSON on disk (`files`). SDK types
-//! appear only in `convert`; style detection is shared by both.
+//! Where snapshots come from: live AWS (`aws`) or AWS-CLI JSON on disk (`files`), behind one
+//! [`Source`] that the rest of the program builds from the config and polls without knowing
+//! which it is. SDK types appear only in `convert`; style detection is shared by both; `calls`
+//! counts the AWS calls.
 
 pub mod aws;
+pub mod calls;
 pub mod convert;
 pub mod files;
 pub mod style;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::config::{Config, SourceKind};
 use crate::model::{ClusterId, ClusterSnapshot};
+
+pub use calls::AwsCallMetrics;
 
 /// A failure to read one cluster or one target, with a bounded `kind()` for metric labels.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -78,27 +85,60 @@ impl TargetSpec {
     }
 }
 
-/// The two sources behind one interface. An enum rather than a trait object: async methods
-/// stay plain `async fn`, and there are exactly two.
-pub enum Source {
+/// The configured source. Nothing outside `source/` knows which one it is: it is built from the
+/// config and polled, and it counts its AWS calls into the metrics it was handed.
+pub struct Source {
+    kind: Kind,
+    calls: AwsCallMetrics,
+}
+
+/// An enum rather than a trait object: async methods stay plain `async fn`, and there are two.
+enum Kind {
     Aws(aws::AwsSource),
-    Files(files::FilesSource),
+    /// Shared with the blocking thread that reads it.
+    Files(Arc<files::FilesSource>),
 }
 
 impl Source {
+    /// The source `[source]` names; AWS credentials come from the standard chain. `calls` is
+    /// where the AWS calls are counted: the daemon's registered metrics, or
+    /// [`AwsCallMetrics::unregistered`] for a one-shot command.
+    pub async fn from_config(config: &Config, calls: AwsCallMetrics) -> Result<Source, SourceError> {
+        let kind = match config.source.kind {
+            SourceKind::Files => {
+                // `config::load` refuses a files source without `dir`; this is for hand-built configs.
+                let dir = config.source.dir.clone().ok_or_else(|| {
+                    SourceError::Input("source.kind = \"files\" needs `dir`, the directory of AWS-CLI JSON".into())
+                })?;
+                Kind::Files(Arc::new(files::FilesSource::new(dir)))
+            }
+            SourceKind::Aws => Kind::Aws(aws::AwsSource::new(&config.poll, calls.clone()).await),
+        };
+        Ok(Source { kind, calls })
+    }
+
     /// Reads every cluster `target` names. SG look-ups are batched across the target's clusters.
+    /// The files source reads with blocking I/O, on a blocking thread: callers just await.
     pub async fn poll(&self, target: &TargetSpec) -> TargetPoll {
-        match self {
-            Source::Aws(s) => s.poll(target).await,
-            Source::Files(s) => s.poll(target),
+        match &self.kind {
+            Kind::Aws(s) => s.poll(target).await,
+            Kind::Files(s) => {
+                let (files, spec) = (Arc::clone(s), target.clone());
+                match tokio::task::spawn_blocking(move || files.poll(&spec)).await {
+                    Ok(poll) => poll,
+                    // A panic in the reader is the caller's to contain, as it would be inline.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => TargetPoll {
+                        clusters: Vec::new(),
+                        error: Some((target.region.clone(), SourceError::Input(format!("reading the files stopped: {e}")))),
+                    },
+                }
+            }
         }
     }
 
-    /// AWS calls made so far (all zero for `files`).
+    /// AWS calls made so far through this source's metrics (none for `files`).
     pub fn call_counts(&self) -> CallCounts {
-        match self {
-            Source::Aws(s) => s.call_counts(),
-            Source::Files(_) => CallCounts::new(),
-        }
+        self.calls.call_counts()
     }
 }

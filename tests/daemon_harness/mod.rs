@@ -195,6 +195,18 @@ impl Daemon {
         }
     }
 
+    /// Waits until `more` cluster polls beyond those counted now are recorded in
+    /// `sgdrift_polls_total`: a few poll cycles, counted rather than slept.
+    pub fn wait_for_more_polls(&mut self, more: f64) {
+        let now = self.total("sgdrift_polls_total");
+        self.wait_for(&format!("{more} more polls"), |d| (d.total("sgdrift_polls_total") >= now + more).then_some(()));
+    }
+
+    /// The sum of every series named `name` (0 when there is none).
+    pub fn total(&self, name: &str) -> f64 {
+        self.metrics().iter().filter(|s| s.name == name).map(|s| s.value).sum()
+    }
+
     pub fn wait_ready(&mut self) {
         self.wait_for("/readyz to say ready", |d| d.try_get("/readyz").filter(|r| r.status == 200).map(|_| ()));
     }
