@@ -22,8 +22,8 @@ const EXIT_ERROR: u8 = 2;
 pub fn main(cli: Cli) -> ExitCode {
     crate::telemetry::init(cli.log_format);
     let result = match cli.command {
-        Command::Run { config } => runtime().and_then(|rt| {
-            let done = rt.block_on(run(&config));
+        Command::Run { config, reset_state } => runtime().and_then(|rt| {
+            let done = rt.block_on(run(&config, reset_state));
             // A files read stuck on a hung mount must not hold the exit past the shutdown bound.
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             done
@@ -58,8 +58,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-async fn run(config: &std::path::Path) -> anyhow::Result<()> {
-    crate::daemon::run(config).await
+async fn run(config: &std::path::Path, reset_state: bool) -> anyhow::Result<()> {
+    crate::daemon::run(config, reset_state).await
 }
 
 fn load(config: &std::path::Path) -> anyhow::Result<Settings> {
@@ -226,6 +226,10 @@ fn config_check(config: &std::path::Path) -> anyhow::Result<()> {
     for w in &settings.warnings {
         eprintln!("warning: {w}");
     }
+    // Exactly what `run` does with each sink's secret: an unset variable, a missing file or an
+    // invalid URL fails here, naming the sink.
+    let sinks = crate::alert::build_sinks(&settings, &crate::alert::DeliveryOptions::default())
+        .with_context(|| format!("{}: alert sinks", config.display()))?;
     let baselines: Vec<String> = settings
         .targets
         .iter()
@@ -235,10 +239,11 @@ fn config_check(config: &std::path::Path) -> anyhow::Result<()> {
         })
         .collect();
     println!(
-        "{}: OK — {} target(s), {} exception(s), baselines: {}",
+        "{}: OK — {} target(s), {} exception(s), {} alert sink(s), baselines: {}",
         config.display(),
         settings.targets.len(),
         settings.exceptions.len(),
+        sinks.len(),
         baselines.join(", ")
     );
     Ok(())

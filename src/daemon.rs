@@ -28,7 +28,7 @@ pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 const TASKS_BOUND: Duration = Duration::from_secs(3);
 
 /// Runs the daemon until SIGTERM or SIGINT; `Ok` after a clean shutdown.
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
     // Before anything else: a SIGHUP or SIGTERM that arrives during start-up must not kill the
     // process with the default action.
     let mut signals = Signals::install().context("cannot install the signal handlers")?;
@@ -38,7 +38,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let state_path = settings.config.alerts.state_file.clone();
-    let store = Arc::new(StateStore::load(state_path.clone())?);
+    let (store, moved) = StateStore::load_or_reset(state_path.clone(), reset_state)?;
+    if let Some(aside) = moved {
+        tracing::warn!(state = %state_path.display(), moved_to = %aside.display(), "--reset-state: the refused state file was moved aside; starting empty");
+    }
+    let store = Arc::new(store);
     let engine = Arc::new(Engine::new(Arc::clone(&settings), crate::app::build_source(&settings).await?));
     let sources = Arc::new(Sources { current: RwLock::new(Arc::clone(&engine)), retired: Mutex::new(AwsCallView::default()) });
     let aws_stats: AwsStatsFn = {
