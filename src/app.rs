@@ -211,6 +211,10 @@ fn config_check(config: &std::path::Path) -> anyhow::Result<()> {
     for w in &settings.warnings {
         eprintln!("warning: {w}");
     }
+    // Exactly what `run` does with each sink's secret: an unset variable, a missing file or an
+    // invalid URL fails here, naming the sink.
+    let sinks = crate::alert::build_sinks(&settings, &crate::alert::DeliveryOptions::default())
+        .with_context(|| format!("{}: alert sinks", config.display()))?;
     let baselines: Vec<String> = settings
         .targets
         .iter()
@@ -220,10 +224,11 @@ fn config_check(config: &std::path::Path) -> anyhow::Result<()> {
         })
         .collect();
     println!(
-        "{}: OK — {} target(s), {} exception(s), baselines: {}",
+        "{}: OK — {} target(s), {} exception(s), {} alert sink(s), baselines: {}",
         config.display(),
         settings.targets.len(),
         settings.exceptions.len(),
+        sinks.len(),
         baselines.join(", ")
     );
     Ok(())

@@ -37,7 +37,8 @@ pub enum Command {
     Run {
         #[arg(long, short, default_value = DEFAULT_CONFIG, env = "SGDRIFT_CONFIG")]
         config: PathBuf,
-        /// Move a state file that cannot be read aside (to STATE.unreadable-TIME) and start empty.
+        /// Move a state file sgdrift refuses (corrupt, foreign, newer) aside and start empty,
+        /// instead of refusing to start; its queued alerts are lost and open drift alerts again.
         #[arg(long)]
         reset_state: bool,
     },

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::model::Severity;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -163,20 +165,65 @@ fn d_baseline() -> String {
     "eks-minimal".into()
 }
 
+/// `[alerts]`: the state file, the repeat interval and the sinks, typed once here. Every sink
+/// has a stable name (explicit, or its kind and URL source); two sinks with one name are refused.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawAlerts")]
 pub struct AlertsConfig {
-    #[serde(default = "d_state_file")]
     pub state_file: PathBuf,
-    #[serde(with = "humantime_serde", default = "d_repeat")]
     pub repeat_interval: Duration,
-    #[serde(default)]
     pub slack: Vec<SlackConfig>,
-    #[serde(default)]
     pub webhook: Vec<WebhookConfig>,
-    /// Write alert events as structured log lines too.
-    #[serde(default)]
+    /// Write alert events as structured log lines too (the sink named `log`).
     pub log: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    #[serde(default = "d_state_file")]
+    state_file: PathBuf,
+    #[serde(with = "humantime_serde", default = "d_repeat")]
+    repeat_interval: Duration,
+    #[serde(default)]
+    slack: Vec<SlackConfig>,
+    #[serde(default)]
+    webhook: Vec<WebhookConfig>,
+    #[serde(default)]
+    log: bool,
+}
+
+impl TryFrom<RawAlerts> for AlertsConfig {
+    type Error = String;
+
+    fn try_from(raw: RawAlerts) -> Result<Self, String> {
+        let alerts = AlertsConfig {
+            state_file: raw.state_file,
+            repeat_interval: raw.repeat_interval,
+            slack: raw.slack,
+            webhook: raw.webhook,
+            log: raw.log,
+        };
+        let mut seen = std::collections::BTreeMap::new();
+        for (what, name) in alerts.sink_names() {
+            if let Some(first) = seen.insert(name.clone(), what.clone()) {
+                return Err(format!(
+                    "{first} and {what} are both named `{name}`: give each sink its own `name` (queued alerts are kept by it)"
+                ));
+            }
+        }
+        Ok(alerts)
+    }
+}
+
+impl AlertsConfig {
+    /// Every configured sink as (`[[alerts.kind]] #n`, name), in config order.
+    pub fn sink_names(&self) -> Vec<(String, crate::alert::SinkName)> {
+        let slack = self.slack.iter().enumerate().map(|(i, s)| (format!("[[alerts.slack]] #{}", i + 1), s.name.clone()));
+        let hook = self.webhook.iter().enumerate().map(|(i, w)| (format!("[[alerts.webhook]] #{}", i + 1), w.name.clone()));
+        let log = self.log.then(|| ("[alerts] log".to_string(), crate::alert::log::name()));
+        slack.chain(hook).chain(log).collect()
+    }
 }
 
 fn d_state_file() -> PathBuf {
@@ -198,31 +245,129 @@ impl Default for AlertsConfig {
     }
 }
 
+/// `[[alerts.slack]]`. A Slack URL is a secret: from a file or the environment, never inline.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawSlack")]
 pub struct SlackConfig {
-    pub webhook_url_file: Option<PathBuf>,
-    pub webhook_url_env: Option<String>,
-    #[serde(default = "d_slack_sev")]
-    pub min_severity: String,
+    pub name: crate::alert::SinkName,
+    pub webhook_url: crate::alert::SecretSource,
+    pub min_severity: Severity,
+    pub matcher: crate::alert::Match,
 }
 
-fn d_slack_sev() -> String {
-    "medium".into()
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    pub url: Option<String>,
-    pub url_env: Option<String>,
-    pub url_file: Option<PathBuf>,
-    #[serde(default = "d_hook_sev")]
-    pub min_severity: String,
+struct RawSlack {
+    name: Option<String>,
+    webhook_url_file: Option<PathBuf>,
+    webhook_url_env: Option<String>,
+    #[serde(default = "d_slack_sev")]
+    min_severity: Severity,
+    #[serde(rename = "match", default)]
+    matcher: crate::alert::Match,
 }
 
-fn d_hook_sev() -> String {
-    "low".into()
+fn d_slack_sev() -> Severity {
+    Severity::Medium
+}
+
+impl TryFrom<RawSlack> for SlackConfig {
+    type Error = String;
+
+    fn try_from(raw: RawSlack) -> Result<Self, String> {
+        use crate::alert::{SecretSource, SinkKind};
+        let source = SecretSource::one_of(
+            ["", "webhook_url_env", "webhook_url_file"],
+            None,
+            raw.webhook_url_env,
+            raw.webhook_url_file,
+        )
+        .map_err(|e| format!("[[alerts.slack]]: {e} (a Slack URL is a secret, never inline)"))?;
+        raw.matcher.check().map_err(|e| format!("[[alerts.slack]]: {e}"))?;
+        Ok(SlackConfig {
+            name: sink_name(raw.name.as_deref(), SinkKind::Slack, &source)?,
+            webhook_url: source,
+            min_severity: raw.min_severity,
+            matcher: raw.matcher,
+        })
+    }
+}
+
+/// `[[alerts.webhook]]`: any HTTP endpoint that takes JSON, optionally with headers and an
+/// HMAC signature.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawWebhook")]
+pub struct WebhookConfig {
+    pub name: crate::alert::SinkName,
+    pub url: crate::alert::SecretSource,
+    pub min_severity: Severity,
+    pub matcher: crate::alert::Match,
+    /// Header name → the environment variable that holds its value.
+    pub headers_env: std::collections::BTreeMap<String, String>,
+    /// A file of `Name: value` lines.
+    pub headers_file: Option<PathBuf>,
+    /// The environment variable holding the HMAC-SHA256 key of `X-Sgdrift-Signature-256`.
+    pub signing_secret_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: Option<String>,
+    url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
+    #[serde(default = "d_hook_sev")]
+    min_severity: Severity,
+    #[serde(rename = "match", default)]
+    matcher: crate::alert::Match,
+    #[serde(default)]
+    headers_env: std::collections::BTreeMap<String, String>,
+    headers_file: Option<PathBuf>,
+    signing_secret_env: Option<String>,
+}
+
+fn d_hook_sev() -> Severity {
+    Severity::Low
+}
+
+impl TryFrom<RawWebhook> for WebhookConfig {
+    type Error = String;
+
+    fn try_from(raw: RawWebhook) -> Result<Self, String> {
+        use crate::alert::{SecretSource, SinkKind};
+        let source = SecretSource::one_of(["url", "url_env", "url_file"], raw.url, raw.url_env, raw.url_file)
+            .map_err(|e| format!("[[alerts.webhook]]: {e}"))?;
+        let name = sink_name(raw.name.as_deref(), SinkKind::Webhook, &source)?;
+        let what = format!("[[alerts.webhook]] `{name}`");
+        raw.matcher.check().map_err(|e| format!("{what}: {e}"))?;
+        for header in raw.headers_env.keys() {
+            crate::alert::webhook::check_header_name(header).map_err(|e| format!("{what}: headers_env: {e}"))?;
+        }
+        if raw.signing_secret_env.as_deref() == Some("") {
+            return Err(format!("{what}: signing_secret_env is empty: name the environment variable that holds the key"));
+        }
+        Ok(WebhookConfig {
+            name,
+            url: source,
+            min_severity: raw.min_severity,
+            matcher: raw.matcher,
+            headers_env: raw.headers_env,
+            headers_file: raw.headers_file,
+            signing_secret_env: raw.signing_secret_env,
+        })
+    }
+}
+
+fn sink_name(
+    explicit: Option<&str>,
+    kind: crate::alert::SinkKind,
+    source: &crate::alert::SecretSource,
+) -> Result<crate::alert::SinkName, String> {
+    match explicit {
+        Some(name) => crate::alert::SinkName::explicit(name).map_err(|e| format!("[[alerts.{}]]: {e}", kind.as_str())),
+        None => Ok(crate::alert::SinkName::derived(kind, &source.describe())),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -554,31 +699,6 @@ fn targets(raw: &[TargetConfig], base_dir: &Path, at: &Origins<'_>) -> Result<Ve
 fn same_polls(a: &TargetConfig, b: &TargetConfig) -> bool {
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
     a.role_arn == b.role_arn && !set(&a.regions).is_disjoint(&set(&b.regions)) && set(&a.clusters) == set(&b.clusters)
-}
-
-fn validate_alerts(alerts: &AlertsConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
-    for (i, s) in alerts.slack.iter().enumerate() {
-        let key = |k: &'static str| [Key::Name("alerts"), Key::Name("slack"), Key::Index(i), Key::Name(k)];
-        crate::model::Severity::parse(&s.min_severity).map_err(|e| at.error(&key("min_severity"), e.0))?;
-        if s.webhook_url_file.is_some() == s.webhook_url_env.is_some() {
-            return Err(at.error(
-                &[Key::Name("alerts"), Key::Name("slack"), Key::Index(i)],
-                "an [[alerts.slack]] entry needs exactly one of webhook_url_file or webhook_url_env (a Slack URL is a secret, never inline)",
-            ));
-        }
-    }
-    for (i, w) in alerts.webhook.iter().enumerate() {
-        let key = |k: &'static str| [Key::Name("alerts"), Key::Name("webhook"), Key::Index(i), Key::Name(k)];
-        crate::model::Severity::parse(&w.min_severity).map_err(|e| at.error(&key("min_severity"), e.0))?;
-        let given = [w.url.is_some(), w.url_env.is_some(), w.url_file.is_some()].iter().filter(|b| **b).count();
-        if given != 1 {
-            return Err(at.error(
-                &[Key::Name("alerts"), Key::Name("webhook"), Key::Index(i)],
-                "an [[alerts.webhook]] entry needs exactly one of url, url_env or url_file",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The `[[exceptions]]`, and a warning for each that has expired.

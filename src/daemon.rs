@@ -87,7 +87,13 @@ async fn start(config_path: &Path, reset_state: bool) -> anyhow::Result<Started>
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
-    let store = Arc::new(load_state(settings.config.alerts.state_file.clone(), reset_state)?);
+    let state_path = settings.config.alerts.state_file.clone();
+    let (store, moved) = StateStore::load_or_reset(state_path.clone(), reset_state)
+        .map_err(|e| anyhow::anyhow!("{e}{}", if reset_state { "" } else { " (`sgdrift run --reset-state` moves it aside and starts empty)" }))?;
+    if let Some(aside) = moved {
+        tracing::warn!(state = %state_path.display(), moved_to = %aside.display(), "--reset-state: the refused state file was moved aside; starting empty (drift still present is alerted again)");
+    }
+    let store = Arc::new(store);
     let metrics = Arc::new(Metrics::new(Arc::clone(&store)).context("cannot register the metrics")?);
     let alert_metrics = Arc::new(AlertMetrics::register(metrics.registry()).context("cannot register the alert metrics")?);
     let source = Source::from_config(&settings.config, metrics.aws_calls.clone()).await?;
@@ -138,26 +144,6 @@ fn serve_http(
         }
     });
     server
-}
-
-/// Loads the state; with `reset`, an unreadable file (corrupt, or from a newer sgdrift) is
-/// renamed to `<file>.unreadable-<time>` and the daemon starts with an empty state.
-fn load_state(path: PathBuf, reset: bool) -> anyhow::Result<StateStore> {
-    match StateStore::load(path.clone()) {
-        Err(e) if reset && matches!(e.kind(), "corrupt" | "version") => {
-            let mut aside = path.clone().into_os_string();
-            aside.push(format!(".unreadable-{}", Utc::now().format("%Y%m%dT%H%M%SZ")));
-            let aside = PathBuf::from(aside);
-            std::fs::rename(&path, &aside)
-                .with_context(|| format!("--reset-state: cannot move {} aside to {}", path.display(), aside.display()))?;
-            tracing::warn!(state = %path.display(), moved_to = %aside.display(), error = %e, "--reset-state: moved the unreadable state file aside; starting with an empty state (drift still present is alerted again)");
-            Ok(StateStore::load(path)?)
-        }
-        Err(e) if matches!(e.kind(), "corrupt" | "version") => {
-            Err(anyhow::anyhow!("{e} (`sgdrift run --reset-state` does that for you)"))
-        }
-        loaded => Ok(loaded?),
-    }
 }
 
 /// After the cancellation: waits for the tasks within [`TASKS_BOUND`], then writes the state

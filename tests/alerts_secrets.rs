@@ -86,7 +86,9 @@ async fn a_webhook_url_never_appears_in_logs_errors_or_debug_output() {
     receiver.wait_for(&hook_path, 4).await;
     // Slack keeps failing to connect: wait for a few attempts, then stop.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while run.metric("sgdrift_notifications_failed_total", &[("integration", "slack"), ("reason", "connect")]) < 2.0 {
+    while run.metric("sgdrift_notifications_failed_total", &[("integration", "slack"), ("reason", "connection_refused")])
+        < 2.0
+    {
         assert!(std::time::Instant::now() < deadline, "no failed Slack attempt");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -118,7 +120,7 @@ async fn a_webhook_url_never_appears_in_logs_errors_or_debug_output() {
         let err = Dispatcher::new(&bad, Arc::new(AlertMetrics::register(&prometheus::Registry::new()).unwrap()))
             .expect_err("a broken URL is refused");
         assert!(!err.to_string().contains(TOKEN), "{err}");
-        assert!(err.to_string().starts_with("[[alerts.webhook]] #1: "), "{err}");
+        assert!(err.to_string().starts_with("[[alerts.webhook]] #1 `webhook:url:"), "{err}");
     }
 }
 
@@ -175,4 +177,55 @@ async fn the_log_sink_writes_each_event_as_a_structured_line() {
     assert_eq!(resolved["resolved_at"], "2026-11-28T10:30:00+00:00");
     assert_eq!(events[0]["fields"]["notification_id"], events[1]["fields"]["notification_id"]);
     assert_eq!(run.metric("sgdrift_notifications_total", &[("integration", "log")]), 2.0);
+}
+
+/// `sgdrift config check` on a config with `sinks` appended; (exit code, stderr).
+fn config_check(sinks: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sgdrift.toml");
+    std::fs::write(&path, format!("[[targets]]\nregions = [\"eu-west-1\"]\n\n{sinks}")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .env_remove("SGDRIFT_TEST_UNSET_URL")
+        .env("SGDRIFT_TEST_SET_URL", "https://hooks.example.com/XoXb-s3cr3t-t0ken")
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn config_check_resolves_every_sink_secret_as_run_would_and_names_the_sink() {
+    let cases = [
+        (
+            "[[alerts.slack]]\nname = \"oncall\"\nwebhook_url_env = \"SGDRIFT_TEST_UNSET_URL\"\n",
+            "[[alerts.slack]] #1 `oncall`: the environment variable SGDRIFT_TEST_UNSET_URL is not set",
+        ),
+        (
+            "[[alerts.webhook]]\nurl_file = \"absent-url\"\n",
+            "[[alerts.webhook]] #1 `webhook:file:absent-url`: cannot read",
+        ),
+        (
+            &format!("[[alerts.webhook]]\nname = \"siem\"\nurl = \"ftp://example.com/{TOKEN}\"\n"),
+            "[[alerts.webhook]] #1 `siem`: the webhook URL must be an http:// or https:// URL",
+        ),
+        (
+            "[[alerts.webhook]]\nname = \"siem\"\nurl_env = \"SGDRIFT_TEST_SET_URL\"\nsigning_secret_env = \"SGDRIFT_TEST_UNSET_URL\"\n",
+            "[[alerts.webhook]] #1 `siem`: signing_secret_env: the environment variable SGDRIFT_TEST_UNSET_URL is not set",
+        ),
+        (
+            "[[alerts.webhook]]\nname = \"x\"\nurl_env = \"A\"\n\n[[alerts.webhook]]\nname = \"x\"\nurl_env = \"B\"\n",
+            "[[alerts.webhook]] #1 and [[alerts.webhook]] #2 are both named `x`",
+        ),
+        ("[[alerts.webhook]]\nurl_env = \"A\"\nurl_file = \"f\"\n", "give exactly one of url, url_env or url_file"),
+        ("[[alerts.slack]]\nwebhook_url_env = \"A\"\nmatch = { clusters = [] }\n", "match.clusters is empty"),
+    ];
+    for (sinks, want) in cases {
+        let (code, stderr) = config_check(sinks);
+        assert_eq!(code, 2, "{sinks}: {stderr}");
+        assert!(stderr.contains(want), "{sinks}\nwanted: {want}\ngot: {stderr}");
+        assert!(!stderr.contains(TOKEN), "{stderr}");
+    }
+    let (code, stderr) = config_check("[[alerts.webhook]]\nname = \"siem\"\nurl_env = \"SGDRIFT_TEST_SET_URL\"\n");
+    assert_eq!(code, 0, "{stderr}");
 }

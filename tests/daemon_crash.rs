@@ -58,13 +58,17 @@ fn deliveries(bodies: &[serde_json::Value]) -> BTreeMap<(String, String), usize>
     count
 }
 
-/// The webhook events waiting in the state file's outbox.
+/// The webhook events waiting in the state file's outbox, less the deliveries its journal
+/// (`<state file>.delivered`, one quoted entry id per line) records.
 fn pending(state_file: &std::path::Path) -> BTreeMap<(String, String), usize> {
     let Ok(text) = std::fs::read_to_string(state_file) else { return BTreeMap::new() };
     let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) else { return BTreeMap::new() };
+    let journal = std::fs::read_to_string(format!("{}.delivered", state_file.display())).unwrap_or_default();
+    let delivered: Vec<String> = journal.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let mut count = BTreeMap::new();
     for entry in state["alerts"]["outbox"].as_array().cloned().unwrap_or_default() {
-        if !entry.to_string().contains("webhook") {
+        let id = entry["id"].as_str().unwrap_or_default().to_string();
+        if !entry.to_string().contains("webhook") || delivered.contains(&id) {
             continue;
         }
         let text = entry.to_string();

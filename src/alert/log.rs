@@ -2,6 +2,43 @@
 //! tracing line each, for log pipelines that alert on their own.
 
 use super::policy::Notification;
+use super::sink::{Delivery, Pacing, Sink, SinkKind, SinkName};
+
+/// The log sink's name in the outbox.
+pub fn name() -> SinkName {
+    SinkName::explicit("log").unwrap_or_else(|_| unreachable!("`log` is a valid name"))
+}
+
+/// `[alerts] log = true`.
+#[derive(Debug)]
+pub struct LogSink {
+    name: SinkName,
+}
+
+impl Default for LogSink {
+    fn default() -> Self {
+        LogSink { name: name() }
+    }
+}
+
+impl Sink for LogSink {
+    fn name(&self) -> &SinkName {
+        &self.name
+    }
+
+    fn kind(&self) -> SinkKind {
+        SinkKind::Log
+    }
+
+    fn pacing(&self) -> Pacing {
+        Pacing::Unpaced
+    }
+
+    fn deliver<'a>(&'a self, n: &'a Notification) -> Delivery<'a> {
+        emit(n);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
 
 /// The tracing target of alert events, so a filter can route them (`sgdrift::alert::event=info`).
 pub const TARGET: &str = "sgdrift::alert::event";

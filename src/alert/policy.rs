@@ -1,17 +1,25 @@
 //! The pure alert policy: findings open and close episodes; per poll, one notification per
 //! cluster that changed; reminders after `alerts.repeat_interval`; the outbox each sink reads.
-//! Time is an argument, never read here.
+//! Time is an argument, never read here. The outbox's bookkeeping is here too: which sink an
+//! entry is for (by name, never by position), its bound, and entries no configured sink takes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::routing::Route;
+use super::sink::{Granularity, SinkKind, SinkName};
 use crate::model::{ClusterId, Finding, Severity};
+
+/// Entries one sink may have queued; past it the oldest is dropped and counted, so a receiver
+/// that is down for weeks cannot grow the state without bound.
+pub const MAX_QUEUED_PER_SINK: usize = 1000;
 
 /// Episodes and the outbox of undelivered notifications; persisted inside the state file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlertState {
     /// Clusters with at least one open episode, by cluster key (`account/region/name`).
     #[serde(default)]
@@ -24,6 +32,7 @@ pub struct AlertState {
 
 /// The open episodes of one cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterEpisodes {
     pub cluster: ClusterId,
     /// By episode id.
@@ -32,6 +41,7 @@ pub struct ClusterEpisodes {
 
 /// One finding from the poll that first reported it to the poll that no longer does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Episode {
     /// The finding id: a hash of account, region, cluster, group, kind and rule, so the same
     /// drift keeps the same id across polls and restarts. `opened_at` tells episodes of a
@@ -62,6 +72,7 @@ impl EventStatus {
 
 /// One episode's change, as a notification carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Event {
     pub episode_id: String,
     pub status: EventStatus,
@@ -84,6 +95,7 @@ impl Event {
 
 /// What one poll of one cluster changed: the unit a sink delivers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Notification {
     /// Stable across retries and restarts, unique per cluster and poll.
     pub id: String,
@@ -106,13 +118,14 @@ impl Notification {
         self.events.iter().filter(|e| e.status == status && e.reminder == reminder).count()
     }
 
-    /// The part a sink with `min_severity` is told about; `None` when nothing is left.
-    pub fn at_least(&self, min_severity: Severity) -> Option<Notification> {
-        let events: Vec<Event> = self.events.iter().filter(|e| e.finding.severity >= min_severity).cloned().collect();
+    /// The part `route` is told about; `None` when nothing is left.
+    pub fn for_route(&self, route: &Route) -> Option<Notification> {
+        let wants = |s: Severity| route.wants(&self.cluster, s);
+        let events: Vec<Event> = self.events.iter().filter(|e| wants(e.finding.severity)).cloned().collect();
         if events.is_empty() {
             return None;
         }
-        let open = self.open.iter().filter(|(s, _)| **s >= min_severity).map(|(s, n)| (*s, *n)).collect();
+        let open = self.open.iter().filter(|(s, _)| wants(**s)).map(|(s, n)| (*s, *n)).collect();
         Some(Notification {
             id: self.id.clone(),
             created_at: self.created_at,
@@ -121,24 +134,35 @@ impl Notification {
             open,
         })
     }
+
+    /// One notification per event, for sinks that deliver per episode.
+    fn per_episode(self) -> impl Iterator<Item = (String, Notification)> {
+        let Notification { id, created_at, cluster, events, open } = self;
+        events.into_iter().map(move |e| {
+            let part = Notification {
+                id: id.clone(),
+                created_at,
+                cluster: cluster.clone(),
+                events: vec![],
+                open: open.clone(),
+            };
+            (format!("{id}.{}", e.episode_id), Notification { events: vec![e], ..part })
+        })
+    }
 }
 
 /// A notification waiting for one sink.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutboxEntry {
-    /// `<notification id>@<sink>`: unique in the outbox.
+    /// `<notification id>@<sink name>` (`<notification id>.<episode id>@<sink name>` for a sink
+    /// that takes one episode at a time): unique in the outbox.
     pub id: String,
-    /// The sink's key (`slack:0`, `webhook:1`, `log`).
-    pub sink: String,
+    /// The sink's name; `legacy:<kind>:<position>` for an entry of a version-1 state file that
+    /// could not be mapped to a sink yet.
+    pub sink: SinkName,
     pub enqueued_at: DateTime<Utc>,
     pub notification: Notification,
-}
-
-/// One sink as the policy sees it: a key and a severity floor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub sink: String,
-    pub min_severity: Severity,
 }
 
 /// What the poll of one cluster found.
@@ -280,20 +304,101 @@ fn order(e: &Event) -> (EventStatus, bool, std::cmp::Reverse<Severity>, &str, &s
     )
 }
 
-/// Writes `notification` into the outbox once per route that wants at least one of its
-/// events; returns how many entries were added.
-pub fn enqueue(state: &mut AlertState, notification: &Notification, routes: &[Route], now: DateTime<Utc>) -> usize {
-    let mut added = 0;
+/// What [`enqueue`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    pub added: usize,
+    /// Oldest entries dropped because their sink had [`MAX_QUEUED_PER_SINK`] queued.
+    pub overflowed: usize,
+}
+
+/// Writes `notification` into the outbox once per route that wants at least one of its events
+/// (once per event for a route that takes episodes one at a time).
+pub fn enqueue(state: &mut AlertState, notification: &Notification, routes: &[Route], now: DateTime<Utc>) -> Enqueued {
+    let mut done = Enqueued::default();
     for route in routes {
-        let Some(part) = notification.at_least(route.min_severity) else { continue };
-        let id = format!("{}@{}", notification.id, route.sink);
-        if state.outbox.iter().any(|e| e.id == id) {
+        let Some(part) = notification.for_route(route) else { continue };
+        let parts: Vec<(String, Notification)> = match route.granularity {
+            Granularity::Notification => vec![(part.id.clone(), part)],
+            Granularity::Episode => part.per_episode().collect(),
+        };
+        for (key, part) in parts {
+            let id = format!("{key}@{}", route.sink);
+            if state.outbox.iter().any(|e| e.id == id) {
+                continue;
+            }
+            state.outbox.push(OutboxEntry { id, sink: route.sink.clone(), enqueued_at: now, notification: part });
+            done.added += 1;
+        }
+        done.overflowed += bound(state, &route.sink);
+    }
+    done
+}
+
+/// Drops the oldest entries of `sink` beyond [`MAX_QUEUED_PER_SINK`]; returns how many.
+fn bound(state: &mut AlertState, sink: &SinkName) -> usize {
+    let queued = state.outbox.iter().filter(|e| &e.sink == sink).count();
+    let mut excess = queued.saturating_sub(MAX_QUEUED_PER_SINK);
+    let dropped = excess;
+    state.outbox.retain(|e| {
+        if excess > 0 && &e.sink == sink {
+            excess -= 1;
+            return false;
+        }
+        true
+    });
+    dropped
+}
+
+/// Maps entries of a version-1 state (`legacy:<kind>:<position>`) to a configured sink where
+/// that is unambiguous: the config has exactly one sink of that kind and the entry was for the
+/// first one. Anything else stays in quarantine: a position says nothing about which receiver
+/// it meant once sinks were added, removed or reordered. Returns (legacy key, new name) per
+/// entry moved.
+pub fn adopt_legacy(state: &mut AlertState, configured: &[(SinkName, SinkKind)]) -> Vec<(SinkName, SinkName)> {
+    let only = |kind: SinkKind| {
+        let mut of_kind = configured.iter().filter(|(_, k)| *k == kind);
+        match (of_kind.next(), of_kind.next()) {
+            (Some((name, _)), None) => Some(name.clone()),
+            _ => None,
+        }
+    };
+    let existing: HashSet<String> = state.outbox.iter().map(|e| e.id.clone()).collect();
+    let mut moved = Vec::new();
+    for entry in &mut state.outbox {
+        let Some((kind, 0)) = entry.sink.legacy_position() else { continue };
+        let Some(name) = only(kind) else { continue };
+        let key = entry.id.rsplit_once('@').map_or(entry.id.as_str(), |(k, _)| k);
+        let id = format!("{key}@{name}");
+        if existing.contains(&id) {
             continue;
         }
-        state.outbox.push(OutboxEntry { id, sink: route.sink.clone(), enqueued_at: now, notification: part });
-        added += 1;
+        moved.push((std::mem::replace(&mut entry.sink, name), entry.sink.clone()));
+        entry.id = id;
     }
-    added
+    moved
+}
+
+/// Entries no configured sink will deliver: their sink is gone, or they are legacy entries in
+/// quarantine. They are never sent elsewhere.
+pub fn orphans<'a>(state: &'a AlertState, configured: &'a HashSet<SinkName>) -> impl Iterator<Item = &'a OutboxEntry> {
+    state.outbox.iter().filter(move |e| !configured.contains(&e.sink))
+}
+
+/// Drops orphans queued longer than `keep_for` ago (a sink removed by mistake and put back
+/// within it gets them after all); returns the entries dropped.
+pub fn expire_orphans(
+    state: &mut AlertState,
+    configured: &HashSet<SinkName>,
+    keep_for: Duration,
+    now: DateTime<Utc>,
+) -> Vec<OutboxEntry> {
+    let keep_for = chrono::Duration::from_std(keep_for).unwrap_or(chrono::Duration::MAX);
+    let (expired, kept) = std::mem::take(&mut state.outbox)
+        .into_iter()
+        .partition(|e| !configured.contains(&e.sink) && now - e.enqueued_at > keep_for);
+    state.outbox = kept;
+    expired
 }
 
 /// Drops the episodes of every cluster `keep` rejects (no longer configured, or gone from
@@ -330,6 +435,16 @@ fn notification_id(key: &str, now: DateTime<Utc>, events: &[Event]) -> String {
 mod tests {
     use super::*;
     use crate::model::{finding_id, Direction, FindingKind, Role};
+
+    /// A route by a name as the config would give it (`slack:0` style names stand for any).
+    fn route(name: &str, min_severity: Severity) -> Route {
+        Route {
+            sink: SinkName::derived(SinkKind::Webhook, name),
+            min_severity,
+            matcher: Default::default(),
+            granularity: Granularity::Notification,
+        }
+    }
 
     fn cluster(name: &str) -> ClusterId {
         ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: name.into() }
@@ -591,8 +706,8 @@ mod tests {
     fn each_route_gets_only_the_events_at_or_above_its_minimum_severity() {
         let policy = Policy { repeat_interval: HOUR };
         let routes = [
-            Route { sink: "slack:0".into(), min_severity: Severity::High },
-            Route { sink: "webhook:0".into(), min_severity: Severity::Low },
+            route("slack:0", Severity::High),
+            route("webhook:0", Severity::Low),
         ];
         // (case, findings, entries per sink with their event counts)
         type Case = (&'static str, Vec<Finding>, Vec<(&'static str, usize)>);
@@ -600,10 +715,10 @@ mod tests {
             (
                 "critical and low",
                 vec![finding("prod", "ssh", Severity::Critical), finding("prod", "egress", Severity::Low)],
-                vec![("slack:0", 1), ("webhook:0", 2)],
+                vec![("webhook:slack:0", 1), ("webhook:webhook:0", 2)],
             ),
-            ("low only", vec![finding("prod", "egress", Severity::Low)], vec![("webhook:0", 1)]),
-            ("high only", vec![finding("prod", "api", Severity::High)], vec![("slack:0", 1), ("webhook:0", 1)]),
+            ("low only", vec![finding("prod", "egress", Severity::Low)], vec![("webhook:webhook:0", 1)]),
+            ("high only", vec![finding("prod", "api", Severity::High)], vec![("webhook:slack:0", 1), ("webhook:webhook:0", 1)]),
         ];
         for (name, findings, want) in cases {
             let mut state = AlertState::default();
@@ -612,7 +727,7 @@ mod tests {
             let got: Vec<(&str, usize)> =
                 state.outbox.iter().map(|e| (e.sink.as_str(), e.notification.events.len())).collect();
             assert_eq!(got, want, "{name}");
-            assert_eq!(added, want.len(), "{name}");
+            assert_eq!(added.added, want.len(), "{name}");
             for e in &state.outbox {
                 let floor = routes.iter().find(|r| r.sink == e.sink).unwrap().min_severity;
                 assert!(e.notification.open.keys().all(|s| *s >= floor), "{name}: open counts filtered too");
@@ -627,9 +742,9 @@ mod tests {
         let n = policy
             .observe(&mut state, &cluster("prod"), PollOutcome::Ok(&[finding("prod", "ssh", Severity::High)]), at(0))
             .unwrap();
-        let routes = [Route { sink: "log".into(), min_severity: Severity::Low }];
-        assert_eq!(enqueue(&mut state, &n, &routes, at(0)), 1);
-        assert_eq!(enqueue(&mut state, &n, &routes, at(0)), 0);
+        let routes = [route("log", Severity::Low)];
+        assert_eq!(enqueue(&mut state, &n, &routes, at(0)).added, 1);
+        assert_eq!(enqueue(&mut state, &n, &routes, at(0)).added, 0);
         assert_eq!(state.outbox.len(), 1);
     }
 
@@ -640,7 +755,7 @@ mod tests {
         for name in ["kept", "gone"] {
             let f = finding(name, "ssh", Severity::High);
             let n = policy.observe(&mut state, &cluster(name), PollOutcome::Ok(&[f]), at(0)).unwrap();
-            enqueue(&mut state, &n, &[Route { sink: "log".into(), min_severity: Severity::Low }], at(0));
+            enqueue(&mut state, &n, &[route("log", Severity::Low)], at(0));
         }
         let forgotten = forget_clusters(&mut state, |c| c.name == "kept");
         assert_eq!(forgotten, vec![cluster("gone")]);
@@ -663,9 +778,91 @@ mod tests {
         let n = policy
             .observe(&mut state, &cluster("prod"), PollOutcome::Ok(&[finding("prod", "ssh", Severity::High)]), at(0))
             .unwrap();
-        enqueue(&mut state, &n, &[Route { sink: "slack:0".into(), min_severity: Severity::Low }], at(0));
+        enqueue(&mut state, &n, &[route("slack:0", Severity::Low)], at(0));
         let text = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<AlertState>(&text).unwrap(), state);
         assert_eq!(serde_json::from_str::<AlertState>("{}").unwrap(), AlertState::default());
+    }
+
+    fn drift(state: &mut AlertState, name: &str, minute: i64) -> Notification {
+        let findings = [finding(name, "ssh", Severity::High), finding(name, "http", Severity::Medium)];
+        Policy { repeat_interval: HOUR }.observe(state, &cluster(name), PollOutcome::Ok(&findings), at(minute)).unwrap()
+    }
+
+    #[test]
+    fn a_sink_that_takes_episodes_gets_one_entry_per_event() {
+        let mut state = AlertState::default();
+        let n = drift(&mut state, "prod", 0);
+        let mut per_episode = route("pagerduty", Severity::Low);
+        per_episode.granularity = Granularity::Episode;
+        assert_eq!(enqueue(&mut state, &n, &[per_episode], at(0)).added, 2);
+        for e in &state.outbox {
+            assert_eq!(e.notification.events.len(), 1);
+            let episode = &e.notification.events[0].episode_id;
+            assert_eq!(e.id, format!("{}.{episode}@webhook:pagerduty", n.id));
+        }
+    }
+
+    #[test]
+    fn a_sink_keeps_at_most_its_bound_dropping_the_oldest() {
+        let mut state = AlertState::default();
+        let r = route("hook", Severity::Low);
+        let mut overflowed = 0;
+        for i in 0..MAX_QUEUED_PER_SINK + 3 {
+            let n = drift(&mut AlertState::default(), &format!("c{i}"), 0);
+            overflowed += enqueue(&mut state, &n, std::slice::from_ref(&r), at(0)).overflowed;
+        }
+        assert_eq!((state.outbox.len(), overflowed), (MAX_QUEUED_PER_SINK, 3));
+        assert_eq!(state.outbox[0].notification.cluster.name, "c3", "the oldest went first");
+    }
+
+    fn entry(sink: SinkName, minute: i64) -> OutboxEntry {
+        let n = drift(&mut AlertState::default(), "prod", minute);
+        OutboxEntry { id: format!("{}@{sink}", n.id), sink, enqueued_at: at(minute), notification: n }
+    }
+
+    #[test]
+    fn legacy_entries_go_to_a_sink_only_where_their_position_names_one_beyond_doubt() {
+        let slack = (SinkName::explicit("oncall").unwrap(), SinkKind::Slack);
+        let hook_a = (SinkName::explicit("siem").unwrap(), SinkKind::Webhook);
+        let hook_b = (SinkName::explicit("audit").unwrap(), SinkKind::Webhook);
+        let log = (SinkName::explicit("log").unwrap(), SinkKind::Log);
+        let cases: Vec<(&str, Vec<(SinkName, SinkKind)>, Option<&str>)> = vec![
+            ("slack:0", vec![slack.clone(), hook_a.clone()], Some("oncall")),
+            ("webhook:0", vec![slack.clone(), hook_a.clone()], Some("siem")),
+            ("webhook:0", vec![hook_b.clone(), hook_a.clone()], None),
+            ("webhook:1", vec![hook_a.clone()], None),
+            ("slack:0", vec![hook_a.clone()], None),
+            ("log", vec![log.clone(), slack.clone()], Some("log")),
+        ];
+        for (legacy, configured, want) in cases {
+            let mut state = AlertState { outbox: vec![entry(SinkName::legacy(legacy), 0)], ..Default::default() };
+            let moved = adopt_legacy(&mut state, &configured);
+            let now = state.outbox[0].sink.to_string();
+            match want {
+                Some(name) => {
+                    assert_eq!(now, name, "{legacy}");
+                    assert!(state.outbox[0].id.ends_with(&format!("@{name}")));
+                    assert_eq!(moved.len(), 1);
+                }
+                None => assert_eq!((now.as_str(), moved.len()), (format!("legacy:{legacy}").as_str(), 0), "{legacy}"),
+            }
+        }
+    }
+
+    #[test]
+    fn orphans_are_kept_until_they_are_older_than_the_keep_time_and_never_rekeyed() {
+        let kept = SinkName::explicit("siem").unwrap();
+        let gone = SinkName::explicit("old").unwrap();
+        let mut state = AlertState {
+            outbox: vec![entry(gone.clone(), 0), entry(SinkName::legacy("webhook:1"), 10), entry(kept.clone(), 0), entry(gone.clone(), 50)],
+            ..Default::default()
+        };
+        let configured = HashSet::from([kept.clone()]);
+        assert_eq!(orphans(&state, &configured).count(), 3);
+        let expired = expire_orphans(&mut state, &configured, HOUR, at(75));
+        assert_eq!(expired.iter().map(|e| e.sink.to_string()).collect::<Vec<_>>(), vec!["old", "legacy:webhook:1"]);
+        let left: Vec<String> = state.outbox.iter().map(|e| e.sink.to_string()).collect();
+        assert_eq!(left, vec!["siem", "old"], "the configured sink's entry and the young orphan stay");
     }
 }

@@ -1,9 +1,17 @@
 //! The Slack message of a notification: Block Kit with a `text` fallback, kept inside Slack's
-//! documented limits (ecosystem.md §4.2), dynamic text escaped for mrkdwn.
+//! documented limits (ecosystem.md §4.2), dynamic text escaped for mrkdwn; and the Slack sink
+//! that posts it, paced to Slack's 1 message/s per webhook.
 
+use reqwest::header::HeaderMap;
+use reqwest::Url;
 use serde_json::{json, Value};
 
+use super::http::Poster;
 use super::policy::{Event, EventStatus, Notification};
+use super::secret::{parse_url, Secret};
+use super::sink::{Delivery, Pacing, Sink, SinkKind, SinkName};
+use super::BuildContext;
+use crate::config::SlackConfig;
 use crate::model::{Direction, Finding, FindingKind};
 
 /// Blocks per message.
@@ -22,6 +30,51 @@ pub const LIST_BUDGET: usize = 8000;
 const MAX_LINE: usize = 400;
 /// Security groups named in the fields before "… and N more".
 const MAX_GROUPS: usize = 10;
+
+/// An `[[alerts.slack]]` incoming webhook.
+#[derive(Debug)]
+pub struct SlackSink {
+    name: SinkName,
+    url: Secret<Url>,
+    poster: Poster,
+    external_url: Option<String>,
+    pacing: Pacing,
+}
+
+impl SlackSink {
+    /// Reads the URL from its source; the message names the source, never the URL.
+    pub fn build(config: &SlackConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
+        let url = config.webhook_url.read(ctx.base).and_then(|raw| parse_url(&raw))?;
+        Ok(SlackSink {
+            name: config.name.clone(),
+            url,
+            poster: ctx.poster.clone(),
+            external_url: ctx.external_url.map(str::to_string),
+            pacing: Pacing::Every(ctx.min_interval),
+        })
+    }
+}
+
+impl Sink for SlackSink {
+    fn name(&self) -> &SinkName {
+        &self.name
+    }
+
+    fn kind(&self) -> SinkKind {
+        SinkKind::Slack
+    }
+
+    fn pacing(&self) -> Pacing {
+        self.pacing
+    }
+
+    fn deliver<'a>(&'a self, n: &'a Notification) -> Delivery<'a> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(&payload(n, self.external_url.as_deref())).unwrap_or_default();
+            self.poster.post(&self.url, body, HeaderMap::new()).await
+        })
+    }
+}
 
 /// The JSON body to POST to a Slack incoming webhook.
 pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {

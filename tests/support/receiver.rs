@@ -21,6 +21,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
+    /// The body as it arrived, byte for byte (what a signature covers).
+    pub raw: Vec<u8>,
     /// The status the receiver answered with.
     pub answered: u16,
 }
@@ -125,9 +127,16 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
     let reply = {
         let mut inner = inner.lock().unwrap();
         let reply = inner.scripts.get_mut(uri.path()).and_then(VecDeque::pop_front).unwrap_or_else(Reply::ok);
-        let body = serde_json::from_slice(&body)
+        let parsed = serde_json::from_slice(&body)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
-        inner.requests.push(Recorded { at, path: uri.path().to_string(), headers, body, answered: reply.status });
+        inner.requests.push(Recorded {
+            at,
+            path: uri.path().to_string(),
+            headers,
+            body: parsed,
+            raw: body.to_vec(),
+            answered: reply.status,
+        });
         reply
     };
     if !reply.delay.is_zero() {
