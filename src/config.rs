@@ -567,7 +567,6 @@ fn validate(mut config: Config, at: &Origins<'_>) -> Result<Settings, ConfigErro
     }
     validate_source(&config.source, at)?;
     let targets = targets(&config.targets, &base_dir, at)?;
-    validate_alerts(&config.alerts, at)?;
     let (exceptions, warnings) = exceptions(&config.exceptions, at)?;
     if config.alerts.state_file.is_relative() {
         config.alerts.state_file = base_dir.join(&config.alerts.state_file);
