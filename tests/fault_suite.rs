@@ -2,8 +2,8 @@
 //! attacker or a bad day can do to it: half-open and slow HTTP clients at a low descriptor
 //! limit, a state directory that cannot be written, corrupt state files, SIGHUP with bad and
 //! good configs, a cluster name that tries to forge a log line, an AWS endpoint that refuses or
-//! hangs. Each case prints one `fault <case>:`
-//! line with its figure; `scripts/fault-suite` runs them all and closes with `N passed, N failed`.
+//! hangs. Each case prints one `fault <case>:` line with its figure; `scripts/fault-suite` runs
+//! them all and closes with `N passed, N failed`.
 
 mod daemon_harness;
 
