@@ -25,8 +25,10 @@ const HELD: usize = 2000;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 const HALF_OPEN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Scheduling slack granted on top of a configured timeout on a loaded test machine.
-const SLACK: Duration = Duration::from_millis(1500);
+/// Scheduling slack granted on top of a configured timeout: CI machines run many test binaries
+/// at once (a whole suite run took 500 s here). Without the timeouts those connections would
+/// stay open for good, so any bound proves them.
+const SLACK: Duration = Duration::from_secs(5);
 
 fn figure(case: &str, text: impl std::fmt::Display) {
     println!("fault {case}: {text}");
