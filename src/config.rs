@@ -547,14 +547,14 @@ impl<'a> Origins<'a> {
         found
     }
 
-    /// A value from the environment that does not deserialize: name the variables.
+    /// A value that does not deserialize once the environment is applied (the file alone did):
+    /// name the variables.
     fn env_error(&self, cause: &str) -> ConfigError {
+        if self.env.is_empty() {
+            return ConfigError::Invalid { path: self.shown(), message: cause.to_string() };
+        }
         let vars: Vec<&str> = self.env.values().map(String::as_str).collect();
-        let var = match vars.as_slice() {
-            [one] => (*one).to_string(),
-            more => more.join(", "),
-        };
-        ConfigError::Env { var, path: self.shown(), message: cause.to_string() }
+        ConfigError::Env { var: vars.join(", "), path: self.shown(), message: cause.to_string() }
     }
 }
 
