@@ -360,7 +360,7 @@ fn a_corrupt_state_file_refuses_the_start_and_reset_state_moves_it_aside() {
         let aside: Vec<_> = fs::read_dir(fx.state_file.parent().unwrap())
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".unreadable-"))
+            .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".refused-"))
             .collect();
         assert_eq!(aside.len(), 1, "{what}: {aside:?}");
         assert_eq!(fs::read_to_string(&aside[0]).unwrap(), *text, "{what}: the unreadable file is kept as it was");
