@@ -268,21 +268,15 @@ fn synthetic_evaluation(c: &ClusterSnapshot) -> Evaluation {
     let node = c.groups.values().find(|g| g.role == Role::Node).unwrap();
     let findings = node.rules[5..]
         .iter()
-        .map(|r| Finding {
-            id: finding_id(&c.id, &node.id, FindingKind::Unexpected, &format!("{:?}", r.traffic)),
-            kind: FindingKind::Unexpected,
-            severity: if r.direction == Direction::Egress { Severity::Low } else { Severity::Medium },
-            group_id: node.id.clone(),
-            role: Role::Node,
-            direction: r.direction,
-            protocol: r.traffic.protocol_name(),
-            from_port: r.traffic.from_port(),
-            to_port: r.traffic.to_port(),
-            peer: r.peer.to_string(),
-            reason: "not in the baseline".into(),
-            flow: None,
-            description: r.description.clone(),
-            suppressed_by: None,
+        .map(|r| {
+            let f = Finding::test().in_cluster(&c.id).on(&node.id).rule(&r.to_string());
+            let f = if r.direction == Direction::Egress { f.low() } else { f.medium() };
+            let f = f.id(&finding_id(&c.id, &node.id, FindingKind::Unexpected, &format!("{:?}", r.traffic)));
+            match &r.description {
+                Some(d) => f.description(d),
+                None => f,
+            }
+            .build()
         })
         .collect();
     let closed = c.id.name.ends_with('0');

@@ -10,6 +10,7 @@
 //! - [`source`]: snapshots from live AWS or from AWS-CLI JSON files.
 //! - [`config`], [`cli`], [`app`], [`telemetry`]: the program around the core.
 //! - [`export`]: the report (JSON, text, HTML) and the Prometheus metrics.
+//! - [`testing`]: fixture builders shared by unit tests, integration tests and benches.
 //!
 //! The pure core (`model`, `baseline`, `diff`, `flows`, `alert::policy`) does no I/O.
 
@@ -29,3 +30,4 @@ pub mod scheduler;
 pub mod source;
 pub mod state;
 pub mod telemetry;
+pub mod testing;
