@@ -19,7 +19,7 @@ use sgdrift::export::metrics::{render_drift, AwsCallView, Metrics};
 use sgdrift::flows::{FlowName, FlowResult, FlowStatus};
 use sgdrift::model::{
     finding_id, ClusterId, ClusterSnapshot, Direction, EndpointMode, Finding, FindingKind, NodeGroup, NodeGroupKind,
-    Peer, PortRange, Role, Rule, SecurityGroup, Severity, Style, Traffic,
+    Peer, PortRange, Role, Rule, SecurityGroup, Style, Traffic,
 };
 use sgdrift::scheduler::apply_poll;
 use sgdrift::source::TargetSpec;

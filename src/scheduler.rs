@@ -438,7 +438,7 @@ mod tests {
     use super::*;
     use crate::diff::Evaluation;
     use crate::model::{
-        ClusterSnapshot, Direction, EndpointMode, Finding, FindingKind, Role, SecurityGroup, Severity, Style,
+        ClusterSnapshot, EndpointMode, Finding, FindingKind, Role, SecurityGroup, Style,
     };
 
     fn id(name: &str) -> ClusterId {

@@ -148,7 +148,7 @@ impl Exception {
 mod tests {
     use super::*;
     use crate::config::ExceptionConfig;
-    use crate::model::{FindingKind, FlowName};
+    use crate::model::{FindingKind, FlowName, IcmpMatch, Peer, PortRange};
 
     #[test]
     fn the_rule_grammar_reads_every_documented_form() {

@@ -241,7 +241,7 @@ pub fn esc(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::export::report::GroupRef;
-    use crate::model::{FindingKind, Role};
+    use crate::model::Role;
 
     fn finding(reason: &str, suppressed: Option<&str>) -> Finding {
         let f = Finding::test().critical().id("f1").reason(reason).description("<b>ssh</b>");

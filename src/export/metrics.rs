@@ -473,7 +473,7 @@ mod tests {
 
     use super::*;
     use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef};
-    use crate::model::{EndpointMode, Finding, Role, Severity, Style};
+    use crate::model::{EndpointMode, Finding, Role, Style};
     use crate::state::{ClusterState, Origin, PersistedState};
 
     const IDS: &str = r#"account_id="111122223333",region="eu-west-1",eks_cluster="prod""#;
