@@ -19,8 +19,7 @@ use sgdrift::export::metrics::{render_drift, Metrics};
 use sgdrift::flows::{FlowName, FlowResult, FlowStatus};
 use sgdrift::model::{
     finding_id, ClusterId, ClusterSnapshot, Direction, EndpointMode, Finding, FindingKind, IpFamily, NodeGroup,
-    NodeGroupKind,
-    Peer, PortRange, Role, RouteOut, Rule, SecurityGroup, Severity, Style, Traffic,
+    NodeGroupKind, Peer, PortRange, Role, RouteOut, Rule, SecurityGroup, Style, Traffic,
 };
 use sgdrift::scheduler::apply_poll;
 use sgdrift::source::TargetSpec;
@@ -280,21 +279,15 @@ fn synthetic_evaluation(c: &ClusterSnapshot) -> Evaluation {
     let node = c.groups.values().find(|g| g.has_role(Role::Node)).unwrap();
     let findings = node.rules[5..]
         .iter()
-        .map(|r| Finding {
-            id: finding_id(&c.id, &node.id, FindingKind::Unexpected, &format!("{:?}", r.traffic)),
-            kind: FindingKind::Unexpected,
-            severity: if r.direction == Direction::Egress { Severity::Low } else { Severity::Medium },
-            group_id: node.id.clone(),
-            role: Role::Node,
-            direction: r.direction,
-            protocol: r.traffic.protocol_name(),
-            from_port: r.traffic.from_port(),
-            to_port: r.traffic.to_port(),
-            peer: r.peer.to_string(),
-            reason: "not in the baseline".into(),
-            flow: None,
-            description: r.description.clone(),
-            suppressed_by: None,
+        .map(|r| {
+            let f = Finding::test().in_cluster(&c.id).on(&node.id).rule(&r.to_string());
+            let f = if r.direction == Direction::Egress { f.low() } else { f.medium() };
+            let f = f.id(&finding_id(&c.id, &node.id, FindingKind::Unexpected, &format!("{:?}", r.traffic)));
+            match &r.description {
+                Some(d) => f.description(d),
+                None => f,
+            }
+            .build()
         })
         .collect();
     let closed = c.id.name.ends_with('0');

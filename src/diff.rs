@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use crate::baseline::{Exception, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, Peer, PortRange, Role, Rule, Severity,
-    Traffic,
+    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer, PortRange,
+    Role, Rule, Severity, Traffic,
 };
 
 /// Everything one cluster's evaluation produced.
@@ -197,7 +197,10 @@ pub fn flow_findings(snapshot: &ClusterSnapshot, flows: &[FlowResult]) -> Vec<Fi
     for flow in flows.iter().filter(|f| f.status == FlowStatus::Closed) {
         let name = flow.name.as_str();
         for side in &flow.missing {
-            let peer = side.peer_label.clone().unwrap_or_else(|| side.rule.peer.to_string());
+            let peer = match &side.absent_endpoint {
+                Some(service) => FindingPeer::AbsentEndpoint(service.clone()),
+                None => FindingPeer::Peer(side.rule.peer.clone()),
+            };
             // The rule keeps two sides of one flow (and two node groups' flows) apart.
             let subject = format!(
                 "{name} {} {} {} {peer}",
@@ -212,12 +215,10 @@ pub fn flow_findings(snapshot: &ClusterSnapshot, flows: &[FlowResult]) -> Vec<Fi
                 group_id: side.group_id.clone(),
                 role: side.role,
                 direction: side.rule.direction,
-                protocol: side.rule.traffic.protocol_name(),
-                from_port: side.rule.traffic.from_port(),
-                to_port: side.rule.traffic.to_port(),
+                traffic: side.rule.traffic,
                 peer,
                 reason: side.reason.clone(),
-                flow: Some(name.to_string()),
+                flow: Some(flow.name),
                 description: None,
                 suppressed_by: None,
             });
@@ -243,10 +244,8 @@ fn rule_finding(
         group_id: group_id.to_string(),
         role,
         direction: rule.direction,
-        protocol: rule.traffic.protocol_name(),
-        from_port: rule.traffic.from_port(),
-        to_port: rule.traffic.to_port(),
-        peer: rule.peer.to_string(),
+        traffic: rule.traffic,
+        peer: FindingPeer::Peer(rule.peer.clone()),
         reason,
         flow: None,
         description: rule.description.clone(),
@@ -287,23 +286,16 @@ fn internet_ingress_reason(traffic: &Traffic) -> String {
 
 /// (group, kind, direction, protocol, ports, peer), then flow and reason so that two flow
 /// findings on one rule keep a fixed order.
-fn sort_findings(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        (&a.group_id, a.kind, a.direction, &a.protocol, a.from_port, a.to_port, &a.peer, &a.flow, &a.reason, &a.id).cmp(
-            &(
-                &b.group_id,
-                b.kind,
-                b.direction,
-                &b.protocol,
-                b.from_port,
-                b.to_port,
-                &b.peer,
-                &b.flow,
-                &b.reason,
-                &b.id,
-            ),
-        )
+fn sort_findings(findings: &mut Vec<Finding>) {
+    // The order is the report's, by protocol and peer as written: rendered once per finding.
+    let mut keyed: Vec<((String, String), Finding)> =
+        findings.drain(..).map(|f| ((f.traffic.protocol_name(), f.peer.to_string()), f)).collect();
+    keyed.sort_by(|(ka, a), (kb, b)| {
+        (&a.group_id, a.kind, a.direction, &ka.0, a.traffic.from_port(), a.traffic.to_port(), &ka.1)
+            .cmp(&(&b.group_id, b.kind, b.direction, &kb.0, b.traffic.from_port(), b.traffic.to_port(), &kb.1))
+            .then_with(|| (a.flow.map(FlowName::as_str), &a.reason, &a.id).cmp(&(b.flow.map(FlowName::as_str), &b.reason, &b.id)))
     });
+    findings.extend(keyed.into_iter().map(|(_, f)| f));
 }
 
 #[cfg(test)]
@@ -313,7 +305,7 @@ mod tests {
     use crate::flows::fixtures::{
         default_cluster_sg, group, private_restricted, rule, snapshot, terraform_v19, with, without,
     };
-    use crate::model::{EndpointMode, Peer};
+    use crate::model::{EndpointMode, EndpointService, Peer};
 
     const REQUIRED: RuleStatus = RuleStatus::Required;
     const ALLOWED: RuleStatus = RuleStatus::Allowed;
@@ -345,8 +337,9 @@ mod tests {
         findings
             .iter()
             .map(|f| {
+                let t = &f.traffic;
                 let rule =
-                    format!("{} {} {} {}-{} {}", f.group_id, f.direction, f.protocol, f.from_port, f.to_port, f.peer);
+                    format!("{} {} {} {}-{} {}", f.group_id, f.direction, t.protocol_name(), t.from_port(), t.to_port(), f.peer);
                 (f.kind, f.severity, rule, f.reason.clone())
             })
             .collect()
@@ -397,13 +390,8 @@ mod tests {
             let f = &findings[0];
             assert_eq!((f.kind, f.severity, f.reason.as_str()), (FindingKind::Unexpected, severity, reason), "{text}");
             let r = rule(text);
-            assert_eq!(f.direction, r.direction);
-            assert_eq!(
-                (f.protocol.clone(), f.from_port, f.to_port),
-                (r.traffic.protocol_name(), r.traffic.from_port(), r.traffic.to_port())
-            );
-            assert_eq!(f.peer, r.peer.to_string());
-            assert_eq!((f.group_id.as_str(), f.role, f.flow.clone()), ("sg-node", Role::Node, None));
+            assert_eq!(f.rule(), Some(r), "{text}");
+            assert_eq!((f.group_id.as_str(), f.role, f.flow), ("sg-node", Role::Node, None));
         }
     }
 
@@ -541,17 +529,14 @@ mod tests {
         let snap = without(terraform_v19(EndpointMode::Private), "sg-cluster", "egress all to 0.0.0.0/0");
         let flows = crate::flows::check(&snap, &FlowContext::default());
         let findings = flow_findings(&snap, &flows);
-        let kubelet: Vec<&Finding> = findings.iter().filter(|f| f.flow.as_deref() == Some("kubelet")).collect();
+        let kubelet: Vec<&Finding> = findings.iter().filter(|f| f.flow == Some(FlowName::Kubelet)).collect();
         assert_eq!(kubelet.len(), 1);
         let f = kubelet[0];
         assert_eq!(
             (f.kind, f.severity, f.group_id.as_str(), f.role),
             (FindingKind::Flow, Severity::Critical, "sg-cp", Role::ControlPlane)
         );
-        assert_eq!(
-            (f.direction, f.protocol.as_str(), f.from_port, f.to_port, f.peer.as_str()),
-            (Direction::Egress, "tcp", 10250, 10250, "sg-node")
-        );
+        assert_eq!(f.rule(), Some(rule("egress tcp 10250 to sg-node")));
         assert_eq!(
             f.reason,
             "no SG of the control plane (sg-cluster, sg-cp) allows egress tcp 10250 to node group ng-1"
@@ -568,8 +553,9 @@ mod tests {
         snap.vpc_endpoints.retain(|e| e.service() != "ecr.dkr");
         let findings = flow_findings(&snap, &crate::flows::check(&snap, &FlowContext::default()));
         assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].peer, "com.amazonaws.eu-west-1.ecr.dkr");
-        assert_eq!(findings[0].flow.as_deref(), Some("aws-apis"));
+        assert_eq!(findings[0].peer, FindingPeer::AbsentEndpoint(EndpointService::new("eu-west-1", "ecr.dkr")));
+        assert_eq!(findings[0].flow, Some(FlowName::AwsApis));
+        assert_eq!(findings[0].rule(), None);
         assert!(
             findings[0].reason.starts_with("no VPC endpoint for com.amazonaws.eu-west-1.ecr.dkr"),
             "{}",
@@ -588,7 +574,7 @@ mod tests {
             &[("ng-a", &["sg-node"]), ("ng-b", &["sg-node"])],
         );
         let findings = flow_findings(&snap, &crate::flows::check(&snap, &FlowContext::default()));
-        let kubelet: Vec<&Finding> = findings.iter().filter(|f| f.flow.as_deref() == Some("kubelet")).collect();
+        let kubelet: Vec<&Finding> = findings.iter().filter(|f| f.flow == Some(FlowName::Kubelet)).collect();
         assert_eq!(kubelet.len(), 2);
         assert_ne!(kubelet[0].id, kubelet[1].id);
     }
@@ -669,7 +655,8 @@ mod tests {
         assert_eq!(one, two);
 
         let key = |f: &Finding| {
-            (f.group_id.clone(), f.kind, f.direction, f.protocol.clone(), f.from_port, f.to_port, f.peer.clone())
+            let t = &f.traffic;
+            (f.group_id.clone(), f.kind, f.direction, t.protocol_name(), t.from_port(), t.to_port(), f.peer.to_string())
         };
         let keys: Vec<_> = one.findings.iter().map(key).collect();
         let mut sorted = keys.clone();

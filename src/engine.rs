@@ -118,7 +118,7 @@ pub fn cluster_report(outcome: &ClusterOutcome) -> ClusterReport {
                 .flows
                 .iter()
                 .map(|f| FlowReport {
-                    name: f.name.as_str().to_string(),
+                    name: f.name,
                     status: f.status,
                     detail: f.detail.clone(),
                     node_group: f.node_group.clone(),

@@ -6,35 +6,12 @@ use serde::{Deserialize, Serialize};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::model::{
-    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointMode, Peer, PortRange, Role, Rule, Traffic,
+    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointMode, EndpointService, Peer, PortRange, Role, Rule, Traffic,
     VpcEndpoint, VpcEndpointKind,
 };
 
-/// The required flows of design.md §2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FlowName {
-    Kubelet,
-    Api,
-    Dns,
-    Webhooks,
-    AwsApis,
-}
-
-impl FlowName {
-    pub const ALL: [FlowName; 5] =
-        [FlowName::Kubelet, FlowName::Api, FlowName::Dns, FlowName::Webhooks, FlowName::AwsApis];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlowName::Kubelet => "kubelet",
-            FlowName::Api => "api",
-            FlowName::Dns => "dns",
-            FlowName::Webhooks => "webhooks",
-            FlowName::AwsApis => "aws-apis",
-        }
-    }
-}
+/// Kept here too: the flow names belong to the model (findings carry them) since they moved.
+pub use crate::model::FlowName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,8 +30,8 @@ pub struct MissingSide {
     /// the control plane"), for the finding's reason.
     pub reason: String,
     /// Set when the far end is not something a rule can name yet (a VPC endpoint that does not
-    /// exist): findings show it as the peer instead of `rule.peer`.
-    pub peer_label: Option<String>,
+    /// exist): findings name it as their peer instead of `rule.peer`.
+    pub absent_endpoint: Option<EndpointService>,
 }
 
 /// The verdict on one flow for one node group (or for the cluster when the flow has no node side).
@@ -376,7 +353,7 @@ impl<'a> Flow<'a> {
                 role: self.role_of(holder, group_id),
                 rule: Rule::new(direction, traffic, peer),
                 reason: reason.clone(),
-                peer_label: None,
+                absent_endpoint: None,
             }),
             _ => None,
         };
@@ -386,14 +363,14 @@ impl<'a> Flow<'a> {
     /// A private cluster without an interface endpoint every node needs: no SG rule can fix
     /// that, so the finding names the service where a rule would name its peer.
     fn missing_endpoint(&mut self, node: &Side, service: &str) {
-        let service_name = format!("com.amazonaws.{}.{service}", self.snapshot.id.region);
+        let service_name = EndpointService::new(&self.snapshot.id.region, service);
         let reason = format!("no VPC endpoint for {service_name}");
         let side = node.fix.as_ref().map(|group_id| MissingSide {
             group_id: group_id.clone(),
             role: self.role_of(node, group_id),
             rule: Rule::new(Direction::Egress, tcp(HTTPS_PORT), self.vpc_peer_for_fix()),
             reason: format!("{reason}: {} cannot reach {service} privately", node.label),
-            peer_label: Some(service_name),
+            absent_endpoint: Some(service_name),
         });
         self.gaps.push((reason, side));
     }
@@ -876,7 +853,7 @@ mod tests {
         let results = check(&snap, &FlowContext::default());
         let r = flow(&results, FlowName::AwsApis, "ng-1");
         assert_eq!(r.missing.len(), 1);
-        assert_eq!(r.missing[0].peer_label.as_deref(), Some("com.amazonaws.eu-west-1.sts"));
+        assert_eq!(r.missing[0].absent_endpoint, Some(EndpointService::new("eu-west-1", "sts")));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`, `/api/v1/report` and the status page.
 //! - [`daemon`]: `sgdrift run`: wiring, signals, reloads.
 //! - [`config`], [`cli`], [`app`], [`telemetry`]: the program around the core.
+//! - [`testing`]: fixture builders shared by unit tests, integration tests and benches.
 //!
 //! The pure core (`model`, `baseline`, `diff`, `flows`, `alert::policy`) does no I/O.
 
@@ -39,3 +40,4 @@ pub mod scheduler;
 pub mod source;
 pub mod state;
 pub mod telemetry;
+pub mod testing;

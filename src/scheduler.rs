@@ -601,7 +601,7 @@ mod tests {
     use super::*;
     use crate::diff::Evaluation;
     use crate::model::{
-        ClusterSnapshot, Direction, EndpointMode, Finding, FindingKind, Role, SecurityGroup, Severity, Style,
+        ClusterSnapshot, EndpointMode, Finding, FindingKind, Role, SecurityGroup, Style,
     };
 
     fn id(name: &str) -> ClusterId {
@@ -613,22 +613,9 @@ mod tests {
     }
 
     fn finding(cluster: &str, port: i32) -> Finding {
-        Finding {
-            id: crate::model::finding_id(&id(cluster), "sg-0123456789abcdef0", FindingKind::Unexpected, &port.to_string()),
-            kind: FindingKind::Unexpected,
-            severity: Severity::Critical,
-            group_id: "sg-0123456789abcdef0".into(),
-            role: Role::Node,
-            direction: Direction::Ingress,
-            protocol: "tcp".into(),
-            from_port: port,
-            to_port: port,
-            peer: "0.0.0.0/0".into(),
-            reason: "open to the internet".into(),
-            flow: None,
-            description: None,
-            suppressed_by: None,
-        }
+        let id = crate::model::finding_id(&id(cluster), "sg-0123456789abcdef0", FindingKind::Unexpected, &port.to_string());
+        let rule = format!("ingress tcp {port} from 0.0.0.0/0");
+        Finding::test().critical().rule(&rule).reason("open to the internet").id(&id).build()
     }
 
     fn snapshot(name: &str) -> ClusterSnapshot {

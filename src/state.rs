@@ -482,6 +482,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::export::report::ClusterStatus;
+    use crate::model::{Finding, FlowName};
 
     fn cluster(name: &str) -> ClusterState {
         ClusterState {
@@ -548,6 +549,25 @@ mod tests {
         assert!(message.contains(&path.display().to_string()), "{message}");
         assert!(message.contains("line 2, column 15"), "{message}");
         assert_eq!(fs::read_to_string(&path).unwrap(), text);
+    }
+
+    /// Written by the sgdrift of 2026-11-28, before findings held typed rules: `run` on the demo.
+    const V1_DEMO_STATE: &str = include_str!("../tests/fixtures/state/v1-demo.json");
+
+    #[test]
+    fn a_state_file_written_before_findings_were_typed_loads_and_is_written_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, V1_DEMO_STATE).unwrap();
+        let store = StateStore::load(path).expect("the old state loads");
+        let state = store.read_now(|s| s.clone());
+        let findings: Vec<&Finding> = state.clusters.values().flat_map(|c| &c.report.findings).collect();
+        assert!(findings.iter().any(|f| f.flow == Some(FlowName::Kubelet)), "{findings:?}");
+        let episodes: usize = state.alerts.clusters.values().map(|c| c.open.len()).sum();
+        assert_eq!((findings.len(), episodes), (4, 4));
+        let old: serde_json::Value = serde_json::from_str(V1_DEMO_STATE).unwrap();
+        let new: serde_json::Value = serde_json::from_slice(&serialize(&state)).unwrap();
+        assert_eq!(new, old);
     }
 
     #[test]

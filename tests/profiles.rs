@@ -10,7 +10,7 @@ use sgdrift::diff::Evaluation;
 use sgdrift::engine::evaluate_snapshot;
 use sgdrift::flows::FlowStatus;
 use sgdrift::model::{
-    ClusterSnapshot, Direction, EndpointMode, FindingKind, Peer, Role, Rule, Severity, Style, Traffic,
+    ClusterSnapshot, Direction, EndpointMode, FindingKind, FlowName, Peer, Role, Rule, Severity, Style, Traffic,
 };
 use support::layouts::{self, add_rule, remove_rules, rule};
 
@@ -39,8 +39,8 @@ fn describe(e: &Evaluation) -> String {
         .iter()
         .map(|f| {
             format!(
-                "  {} {} {} {} {} {}-{} {} ({})",
-                f.severity, f.kind.as_str(), f.group_id, f.direction, f.protocol, f.from_port, f.to_port, f.peer, f.reason
+                "  {} {} {} {} ({})",
+                f.severity, f.kind.as_str(), f.group_id, f.rule_text(), f.reason
             )
         })
         .collect::<Vec<_>>()
@@ -168,10 +168,7 @@ fn exactly_one(snap: &ClusterSnapshot, e: &Evaluation, kind: FindingKind, severi
     assert_eq!(e.findings.len(), 1, "{}: one finding expected:\n{}", snap.id.name, describe(e));
     let f = &e.findings[0];
     assert_eq!((f.kind, f.severity, f.group_id.as_str()), (kind, severity, group), "{}:\n{}", snap.id.name, describe(e));
-    assert_eq!(f.direction, r.direction);
-    assert_eq!(f.protocol, r.traffic.protocol_name());
-    assert_eq!((f.from_port, f.to_port), (r.traffic.from_port(), r.traffic.to_port()));
-    assert_eq!(f.peer, r.peer.to_string());
+    assert_eq!((f.direction, f.traffic, f.peer.as_peer()), (r.direction, r.traffic, Some(&r.peer)));
     assert!(f.is_drift());
 }
 
@@ -287,7 +284,7 @@ fn removing_every_rule_that_lets_the_control_plane_reach_the_kubelets_closes_the
             let closed: Vec<_> = e
                 .flows
                 .iter()
-                .filter(|f| f.name.as_str() == "kubelet" && f.node_group.as_deref() == Some(ng.as_str()))
+                .filter(|f| f.name == FlowName::Kubelet && f.node_group.as_deref() == Some(ng.as_str()))
                 .collect();
             assert!(
                 closed.iter().any(|f| f.status == FlowStatus::Closed),
@@ -296,7 +293,7 @@ fn removing_every_rule_that_lets_the_control_plane_reach_the_kubelets_closes_the
             );
             assert!(
                 e.findings.iter().any(|f| f.kind == FindingKind::Flow
-                    && f.flow.as_deref() == Some("kubelet")
+                    && f.flow == Some(FlowName::Kubelet)
                     && f.severity == Severity::Critical),
                 "{} ({profile}):\n{}",
                 snap.id.name,

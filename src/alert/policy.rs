@@ -289,17 +289,17 @@ impl Policy {
 /// New before reminders before resolved; then by severity, highest first; then group and
 /// rule, so a long list reads in a stable, grouped order.
 #[allow(clippy::type_complexity)]
-fn order(e: &Event) -> (EventStatus, bool, std::cmp::Reverse<Severity>, &str, &str, i32, i32, &str, &str) {
+fn order(e: &Event) -> (EventStatus, bool, std::cmp::Reverse<Severity>, &str, String, i32, i32, String, &str) {
     let f = &e.finding;
     (
         e.status,
         e.reminder,
         std::cmp::Reverse(f.severity),
         &f.group_id,
-        &f.protocol,
-        f.from_port,
-        f.to_port,
-        &f.peer,
+        f.traffic.protocol_name(),
+        f.traffic.from_port(),
+        f.traffic.to_port(),
+        f.peer.to_string(),
         &e.episode_id,
     )
 }
@@ -434,7 +434,7 @@ fn notification_id(key: &str, now: DateTime<Utc>, events: &[Event]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{finding_id, Direction, FindingKind, Role};
+    use crate::model::{finding_id, FindingKind};
 
     /// A route by a name as the config would give it (`slack:0` style names stand for any).
     fn route(name: &str, min_severity: Severity) -> Route {
@@ -452,23 +452,8 @@ mod tests {
 
     /// A finding named by a short label; its id is the real finding id of that label.
     fn finding(cluster_name: &str, label: &str, severity: Severity) -> Finding {
-        let c = cluster(cluster_name);
-        Finding {
-            id: finding_id(&c, "sg-0abc", FindingKind::Unexpected, label),
-            kind: FindingKind::Unexpected,
-            severity,
-            group_id: "sg-0abc".into(),
-            role: Role::Node,
-            direction: Direction::Ingress,
-            protocol: "tcp".into(),
-            from_port: 22,
-            to_port: 22,
-            peer: "0.0.0.0/0".into(),
-            reason: format!("{label} is open"),
-            flow: None,
-            description: None,
-            suppressed_by: None,
-        }
+        let id = finding_id(&cluster(cluster_name), "sg-0abc", FindingKind::Unexpected, label);
+        Finding::test().severity(severity).on("sg-0abc").reason(&format!("{label} is open")).id(&id).build()
     }
 
     fn suppressed(mut f: Finding) -> Finding {

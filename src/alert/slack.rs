@@ -12,7 +12,7 @@ use super::secret::{parse_url, Secret};
 use super::sink::{Delivery, Pacing, Sink, SinkKind, SinkName};
 use super::BuildContext;
 use crate::config::SlackConfig;
-use crate::model::{Direction, Finding, FindingKind};
+use crate::model::{Direction, Finding, FindingKind, FlowName};
 
 /// Blocks per message.
 pub const MAX_BLOCKS: usize = 50;
@@ -244,12 +244,12 @@ fn line(e: &Event, n: &Notification) -> String {
     let f = &e.finding;
     let mut s = format!("• *{}* ", f.severity);
     if f.kind == FindingKind::Flow {
-        let name = f.flow.as_deref().unwrap_or("flow");
-        s.push_str(&format!("flow `{}` closed: {}", esc(name), esc(&f.reason)));
-        s.push_str(&format!(" (needs {} on `{}`)", esc(&rule(f)), esc(&f.group_id)));
+        let name = f.flow.map_or("flow", FlowName::as_str);
+        s.push_str(&format!("flow `{name}` closed: {}", esc(&f.reason)));
+        s.push_str(&format!(" (needs `{}` on `{}`)", esc(&f.rule_text().to_string()), esc(&f.group_id)));
     } else {
         let kind = if f.kind == FindingKind::Missing { "missing " } else { "" };
-        s.push_str(&format!("{kind}{} on `{}` ({})", esc(&rule(f)), esc(&f.group_id), f.role));
+        s.push_str(&format!("{kind}`{}` on `{}` ({})", esc(&f.rule_text().to_string()), esc(&f.group_id), f.role));
         if !f.reason.is_empty() {
             s.push_str(&format!(": {}", esc(&f.reason)));
         }
@@ -269,25 +269,6 @@ fn line(e: &Event, n: &Notification) -> String {
         }
     }
     s
-}
-
-/// `ingress tcp 22 from `0.0.0.0/0``, `egress all traffic to `sg-0abc``.
-fn rule(f: &Finding) -> String {
-    let proto = f.protocol.as_str();
-    let traffic = if proto == "all" || proto == "-1" {
-        "all traffic".to_string()
-    } else if f.from_port < 0 || (f.from_port == 0 && f.to_port == 65535) {
-        format!("{proto} all ports")
-    } else if f.from_port == f.to_port {
-        format!("{proto} {}", f.from_port)
-    } else {
-        format!("{proto} {}-{}", f.from_port, f.to_port)
-    };
-    let (dir, prep) = match f.direction {
-        Direction::Ingress => ("ingress", "from"),
-        Direction::Egress => ("egress", "to"),
-    };
-    format!("{dir} {traffic} {prep} `{}`", f.peer)
 }
 
 fn context(n: &Notification, status_url: Option<&str>) -> Vec<Value> {
@@ -358,7 +339,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::model::{ClusterId, Role, Severity};
+    use crate::model::{ClusterId, Finding, Severity};
 
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().with_timezone(&Utc)
@@ -372,21 +353,13 @@ mod tests {
             reminder,
             opened_at: at(opened),
             resolved_at: (status == EventStatus::Resolved).then(|| at(now)),
-            finding: Finding {
-                id: format!("id-{label}"),
-                kind,
-                severity: Severity::High,
-                group_id: "sg-0abc".into(),
-                role: Role::Node,
-                direction: Direction::Ingress,
-                protocol: "tcp".into(),
-                from_port: 10250,
-                to_port: 10250,
-                peer: "sg-0cp".into(),
-                reason: format!("{label} reason"),
-                flow: (kind == FindingKind::Flow).then(|| label.to_string()),
-                description: None,
-                suppressed_by: None,
+            finding: {
+                let f = Finding::test().on("sg-0abc").rule("ingress tcp 10250 from sg-0cp").reason(&format!("{label} reason"));
+                let f = match kind {
+                    FindingKind::Flow => f.flow(FlowName::parse(label).unwrap_or(FlowName::Kubelet)),
+                    other => f.kind(other),
+                };
+                f.high().id(&format!("id-{label}")).build()
             },
         }
     }
@@ -482,7 +455,7 @@ mod tests {
             p["blocks"].as_array().unwrap().iter().filter_map(|b| b["text"]["text"].as_str()).collect();
         let list = sections.iter().find(|t| t.starts_with("*New drift")).unwrap();
         assert!(
-            list.contains("*New drift (1)*\n• *high* ingress tcp 10250 from `sg-0cp` on `sg-0abc` (node): ssh reason"),
+            list.contains("*New drift (1)*\n• *high* `ingress tcp 10250 from sg-0cp` on `sg-0abc` (node): ssh reason"),
             "{list}"
         );
         assert!(list.contains("*Closed flows (1)*\n• *high* flow `kubelet` closed: kubelet reason"), "{list}");

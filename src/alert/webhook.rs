@@ -8,6 +8,7 @@
 //!   "events": [ { "episode_id": "5d1e…", "status": "firing", "reminder": false,
 //!                 "opened_at": "…", "resolved_at": null,
 //!                 "account_id": "…", "region": "…", "cluster": "…",
+//!                 "rule": "ingress tcp 22 from 0.0.0.0/0",
 //!                 "finding": { "id": "5d1e…", "kind": "unexpected", "severity": "critical", … } } ] }
 //! ```
 //! `status` at the top is `firing` when any event fires, else `resolved`. An episode is one
@@ -180,6 +181,7 @@ pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
                 "account_id": c.account_id,
                 "region": c.region,
                 "cluster": c.name,
+                "rule": e.finding.rule_text().to_string(),
                 "finding": e.finding,
             })
         })

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 
 use crate::model::{
-    peer_covers, traffic_union_covers, ClusterId, Direction, Finding, IcmpMatch, ParseError, Peer, PortRange, Role,
+    peer_covers, traffic_union_covers, ClusterId, Direction, Finding, ParseError, Role,
     Traffic,
 };
 
@@ -77,14 +77,16 @@ impl Exception {
     /// - a concrete peer (CIDR, `pl-…`, `sg-…`) covers by containment, as in the differ;
     /// - `self` covers a finding whose peer is the finding's own group;
     /// - `role:…`, `vpc-cidr` and prefix-list names cannot be resolved without the snapshot,
-    ///   so they match only a finding whose peer is written exactly so (flow findings may be).
-    ///   Use concrete peers (or narrow with `group_id`) to except a rule on a group.
+    ///   and a finding's peer is always concrete, so they match nothing. Use concrete peers
+    ///   (or narrow with `group_id`) to except a rule on a group.
+    /// A finding towards a VPC endpoint that does not exist has no peer a rule can name: only
+    /// the filters and traffic could match it, so no exception covers it.
     pub fn matches(&self, cluster: &ClusterId, finding: &Finding, today: NaiveDate) -> ExceptionMatch {
         let filters = self.cluster.as_ref().is_none_or(|c| *c == cluster.name)
             && self.role.is_none_or(|r| r == finding.role)
             && self.group_id.as_ref().is_none_or(|g| *g == finding.group_id);
         let rule = finding.direction == self.direction
-            && finding_traffic(finding).is_some_and(|t| traffic_union_covers([&self.traffic], &t))
+            && traffic_union_covers([&self.traffic], &finding.traffic)
             && self.peer_covers(finding);
         match (filters && rule, self.is_expired(today)) {
             (false, _) => ExceptionMatch::NoMatch,
@@ -95,33 +97,10 @@ impl Exception {
 
     fn peer_covers(&self, finding: &Finding) -> bool {
         match &self.peer {
-            PeerSpec::Concrete(outer) => Peer::parse(&finding.peer).is_ok_and(|inner| peer_covers(outer, &inner)),
-            PeerSpec::SelfRef => Peer::parse(&finding.peer).is_ok_and(|p| p.group_id() == Some(finding.group_id.as_str())),
-            spec => finding.peer == spec.to_string(),
+            PeerSpec::Concrete(outer) => finding.peer.as_peer().is_some_and(|inner| peer_covers(outer, inner)),
+            PeerSpec::SelfRef => finding.peer.as_peer().is_some_and(|p| p.group_id() == Some(finding.group_id.as_str())),
+            _ => false,
         }
-    }
-}
-
-/// The traffic of a finding's rule fields, read back the way EC2 reports them.
-fn finding_traffic(f: &Finding) -> Option<Traffic> {
-    let range = || -> Option<PortRange> {
-        if f.from_port < 0 || f.to_port < 0 {
-            return Some(PortRange::ALL);
-        }
-        PortRange::new(u16::try_from(f.from_port).ok()?, u16::try_from(f.to_port).ok()?).ok()
-    };
-    let icmp = || {
-        let icmp_type = u8::try_from(f.from_port).ok();
-        let code = icmp_type.and_then(|_| u8::try_from(f.to_port).ok());
-        IcmpMatch { icmp_type, code }
-    };
-    match f.protocol.as_str() {
-        "all" | "-1" => Some(Traffic::All),
-        "tcp" | "6" => range().map(Traffic::Tcp),
-        "udp" | "17" => range().map(Traffic::Udp),
-        "icmp" | "1" => Some(Traffic::Icmp(icmp())),
-        "icmpv6" | "58" => Some(Traffic::Icmpv6(icmp())),
-        other => other.parse::<u8>().ok().map(Traffic::Other),
     }
 }
 
@@ -169,7 +148,7 @@ impl Exception {
 mod tests {
     use super::*;
     use crate::config::ExceptionConfig;
-    use crate::model::{FindingKind, Severity};
+    use crate::model::{FindingKind, FlowName, IcmpMatch, Peer, PortRange};
 
     #[test]
     fn the_rule_grammar_reads_every_documented_form() {
@@ -254,26 +233,12 @@ mod tests {
     }
 
     fn finding(kind: FindingKind, role: Role, group: &str, rule: &str) -> Finding {
-        let (direction, traffic, peer) = Exception::parse_rule(rule).unwrap();
-        Finding {
-            id: "f".into(),
-            kind,
-            severity: Severity::Medium,
-            group_id: group.into(),
-            role,
-            direction,
-            protocol: traffic.protocol_name(),
-            from_port: traffic.from_port(),
-            to_port: traffic.to_port(),
-            peer: match peer {
-                PeerSpec::Concrete(p) => p.to_string(),
-                other => other.to_string(),
-            },
-            reason: "test".into(),
-            flow: (kind == FindingKind::Flow).then(|| "webhooks".into()),
-            description: None,
-            suppressed_by: None,
+        let f = Finding::test().kind(kind).role(role).on(group).rule(rule);
+        match kind {
+            FindingKind::Flow => f.flow(FlowName::Webhooks),
+            _ => f,
         }
+        .build()
     }
 
     fn exception(rule: &str, cluster: Option<&str>, role: Option<Role>, group: Option<&str>) -> Exception {
@@ -330,10 +295,11 @@ mod tests {
             ("ingress tcp 443 from sg:sg-9", None, None, None, Unexpected, Role::Node, "sg-1", "ingress tcp 443 from 444455556666/sg-9", Suppresses),
             ("egress tcp 443 to pl-1", None, None, None, Unexpected, Role::Node, "sg-1", "egress tcp 443 to pl-1", Suppresses),
             ("egress tcp 443 to pl-1", None, None, None, Unexpected, Role::Node, "sg-1", "egress tcp 443 to pl-2", NoMatch),
-            // `self` is the finding's own group; role peers only by their written form.
+            // `self` is the finding's own group; role peers cannot be resolved here.
             ("ingress all from self", None, None, None, Unexpected, Role::Node, "sg-1", "ingress tcp 22 from sg-1", Suppresses),
             ("ingress all from self", None, None, None, Unexpected, Role::Node, "sg-1", "ingress tcp 22 from sg-2", NoMatch),
-            ("ingress tcp 9443 from role:control-plane", None, None, None, Flow, Role::Node, "sg-1", "ingress tcp 9443 from role:control-plane", Suppresses),
+            ("ingress tcp 9443 from role:control-plane", None, None, None, Flow, Role::Node, "sg-1", "ingress tcp 9443 from sg-1", NoMatch),
+            ("egress tcp 443 to 10.0.0.0/8", None, None, None, Flow, Role::Node, "sg-1", "egress tcp 443 to com.amazonaws.eu-west-1.sts", NoMatch),
             ("ingress tcp 9443 from role:control-plane", None, None, None, Unexpected, Role::Node, "sg-1", "ingress tcp 9443 from sg-cp", NoMatch),
             // Flow findings match like the others when the rule fits.
             ("egress tcp 443 to 0.0.0.0/0", None, None, None, Flow, Role::Node, "sg-1", "egress tcp 443 to 0.0.0.0/0", Suppresses),

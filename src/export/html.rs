@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::export::report::{ClusterReport, ClusterStatus, Report};
 use crate::flows::FlowStatus;
-use crate::model::{Direction, Finding, Severity};
+use crate::model::{Finding, Severity};
 
 const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1200px;padding:1rem 1.5rem;color:#1d2330;background:#fbfbfc}
@@ -134,8 +134,8 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
                 Some(name) if !name.is_empty() => format!("<code>{}</code><br>{} ({})", esc(&f.group_id), esc(name), f.role),
                 _ => format!("<code>{}</code> ({})", esc(&f.group_id), f.role),
             };
-            let kind = match &f.flow {
-                Some(flow) => format!("{} {}", f.kind.as_str(), esc(flow)),
+            let kind = match f.flow {
+                Some(flow) => format!("{} {flow}", f.kind.as_str()),
                 None => f.kind.as_str().to_string(),
             };
             let description = match &f.description {
@@ -151,7 +151,7 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
                 f.severity,
                 kind,
                 group,
-                esc(&rule_text(f)),
+                esc(&f.rule_text().to_string()),
                 description,
                 esc(&f.reason),
                 first_seen.get(&f.id).map_or_else(String::new, |t| time(*t)),
@@ -174,7 +174,7 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td><span class=\"b {status}\">{status}</span></td><td>{}</td></tr>",
-                esc(&flow.name),
+                flow.name,
                 flow.node_group.as_deref().map_or_else(String::new, esc),
                 esc(&flow.detail),
             );
@@ -212,24 +212,6 @@ fn status_badges(c: &ClusterReport) -> String {
     s
 }
 
-/// `ingress tcp 22 from 0.0.0.0/0`, as a person reads a rule.
-pub fn rule_text(f: &Finding) -> String {
-    let peer_word = match f.direction {
-        Direction::Ingress => "from",
-        Direction::Egress => "to",
-    };
-    let traffic = match (f.protocol.as_str(), f.from_port, f.to_port) {
-        ("all" | "-1", _, _) => "all traffic".to_string(),
-        (p @ ("icmp" | "icmpv6"), -1, _) => format!("{p} all"),
-        (p @ ("icmp" | "icmpv6"), t, -1) => format!("{p} type {t}"),
-        (p @ ("icmp" | "icmpv6"), t, c) => format!("{p} type {t} code {c}"),
-        (p, -1, _) | (p, _, -1) => p.to_string(),
-        (p, a, b) if a == b => format!("{p} {a}"),
-        (p, a, b) => format!("{p} {a}-{b}"),
-    };
-    format!("{} {traffic} {peer_word} {}", f.direction, f.peer)
-}
-
 fn anchor(c: &ClusterReport) -> String {
     let raw = format!("{}-{}-{}", c.account_id, c.region, c.cluster);
     raw.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' { ch } else { '_' }).collect()
@@ -259,25 +241,15 @@ pub fn esc(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::export::report::GroupRef;
-    use crate::model::{FindingKind, Role};
+    use crate::model::Role;
 
     fn finding(reason: &str, suppressed: Option<&str>) -> Finding {
-        Finding {
-            id: "f1".into(),
-            kind: FindingKind::Unexpected,
-            severity: Severity::Critical,
-            group_id: "sg-0123456789abcdef0".into(),
-            role: Role::Node,
-            direction: Direction::Ingress,
-            protocol: "tcp".into(),
-            from_port: 22,
-            to_port: 22,
-            peer: "0.0.0.0/0".into(),
-            reason: reason.into(),
-            flow: None,
-            description: Some("<b>ssh</b>".into()),
-            suppressed_by: suppressed.map(str::to_string),
+        let f = Finding::test().critical().id("f1").reason(reason).description("<b>ssh</b>");
+        match suppressed {
+            Some(by) => f.suppressed_by(by),
+            None => f,
         }
+        .build()
     }
 
     fn report(findings: Vec<Finding>) -> Report {
@@ -328,21 +300,6 @@ mod tests {
         let page = render(&report(vec![finding("x", None)]), &BTreeMap::new());
         for external in ["<script", "<link", "http://", "https://", "src="] {
             assert!(!page.contains(external), "`{external}` in the page");
-        }
-    }
-
-    #[test]
-    fn rules_read_the_way_people_write_them() {
-        let cases = [
-            ("tcp", 22, 22, Direction::Ingress, "ingress tcp 22 from 0.0.0.0/0"),
-            ("tcp", 30000, 32767, Direction::Ingress, "ingress tcp 30000-32767 from 0.0.0.0/0"),
-            ("all", -1, -1, Direction::Egress, "egress all traffic to 0.0.0.0/0"),
-            ("icmp", 8, -1, Direction::Ingress, "ingress icmp type 8 from 0.0.0.0/0"),
-            ("icmp", -1, -1, Direction::Ingress, "ingress icmp all from 0.0.0.0/0"),
-        ];
-        for (protocol, from, to, direction, want) in cases {
-            let f = Finding { protocol: protocol.into(), from_port: from, to_port: to, direction, ..finding("r", None) };
-            assert_eq!(rule_text(&f), want);
         }
     }
 }

@@ -376,32 +376,23 @@ mod tests {
 
     use super::*;
     use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef};
-    use crate::model::{Direction, EndpointMode, Finding, FindingKind, Role, Severity, Style};
+    use crate::model::{EndpointMode, Finding, Role, Style};
     use crate::state::{ClusterState, Origin, PersistedState};
 
     const IDS: &str = r#"account_id="111122223333",region="eu-west-1",eks_cluster="prod""#;
 
     fn finding(id: &str, group: &str, role: Role, suppressed: Option<&str>) -> Finding {
-        Finding {
-            id: id.into(),
-            kind: FindingKind::Unexpected,
-            severity: Severity::Critical,
-            group_id: group.into(),
-            role,
-            direction: Direction::Ingress,
-            protocol: "tcp".into(),
-            from_port: 22,
-            to_port: 22,
-            peer: "0.0.0.0/0".into(),
-            reason: "SSH open to the internet".into(),
-            flow: None,
-            description: None,
-            suppressed_by: suppressed.map(str::to_string),
+        let f = Finding::test().critical().id(id).on(group).role(role).reason("SSH open to the internet");
+        match suppressed {
+            Some(by) => f.suppressed_by(by),
+            None => f,
         }
+        .build()
     }
 
     fn flow(name: &str, node_group: &str, status: FlowStatus) -> FlowReport {
-        FlowReport { name: name.into(), status, detail: String::new(), node_group: Some(node_group.into()) }
+        let name = crate::model::FlowName::parse(name).expect("flow name");
+        FlowReport { name, status, detail: String::new(), node_group: Some(node_group.into()) }
     }
 
     fn cluster(poll_ok: bool) -> ClusterState {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EndpointMode, Finding, Role, Style};
+use crate::model::{EndpointMode, Finding, FlowName, Role, Style};
 use crate::source::CallCounts;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +58,7 @@ pub struct GroupRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowReport {
-    pub name: String,
+    pub name: FlowName,
     pub status: crate::flows::FlowStatus,
     pub detail: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,25 +106,6 @@ fn severity_counts<'a>(findings: impl Iterator<Item = &'a Finding>) -> String {
         .join(", ")
 }
 
-/// The rule of a finding the way people read it: `ingress tcp 22 from 0.0.0.0/0`.
-pub fn rule_text(f: &Finding) -> String {
-    let ports = match f.protocol.as_str() {
-        "all" => String::new(),
-        "tcp" | "udp" if f.from_port == 0 && f.to_port == 65535 => " all".into(),
-        "tcp" | "udp" if f.from_port == f.to_port => format!(" {}", f.from_port),
-        "tcp" | "udp" => format!(" {}-{}", f.from_port, f.to_port),
-        "icmp" | "icmpv6" if f.from_port < 0 => " all".into(),
-        "icmp" | "icmpv6" if f.to_port < 0 => format!(" {}", f.from_port),
-        "icmp" | "icmpv6" => format!(" {}/{}", f.from_port, f.to_port),
-        _ => String::new(),
-    };
-    let word = match f.direction {
-        crate::model::Direction::Ingress => "from",
-        crate::model::Direction::Egress => "to",
-    };
-    format!("{} {}{} {} {}", f.direction, f.protocol, ports, word, f.peer)
-}
-
 /// The human report of `sgdrift check`: per cluster, per group, findings with severity and
 /// reason; closed flows; a one-line verdict.
 pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
@@ -156,7 +137,7 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
             let _ = writeln!(out, "  {}  {}  ({})", g.id, g.name, g.role);
             for f in findings {
                 let sev = f.severity.as_str().to_ascii_uppercase();
-                let _ = write!(out, "    {sev:<8}  {:<10}  {:<44}  {}", f.kind.as_str(), rule_text(f), f.reason);
+                let _ = write!(out, "    {sev:<8}  {:<10}  {:<44}  {}", f.kind.as_str(), f.rule_text().to_string(), f.reason);
                 if let Some(d) = &f.description {
                     let _ = write!(out, "  [\"{d}\"]");
                 }
@@ -190,4 +171,105 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
     }
     let _ = writeln!(out, "; {at_or_above} at or above {fail_on}.");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::alert::policy::{Event, EventStatus, Notification};
+    use crate::model::{FlowName, Severity};
+    use crate::testing::test_cluster;
+
+    /// Every form a rule can take, as every output must write it.
+    const FORMS: [&str; 12] = [
+        "ingress tcp 22 from 0.0.0.0/0",
+        "ingress tcp all from 10.0.0.0/16",
+        "ingress tcp 30000-32767 from 10.0.0.0/8",
+        "egress udp 53 to sg-0dns",
+        "egress all to 0.0.0.0/0",
+        "ingress icmp 8/0 from 0.0.0.0/0",
+        "ingress icmp 3 from 10.0.0.0/8",
+        "ingress icmpv6 all from ::/0",
+        "ingress 47 from 10.0.0.0/8",
+        "egress tcp 443 to pl-6ea54007",
+        "ingress tcp 10250 from 444455556666/sg-0cp",
+        "egress tcp 443 to com.amazonaws.eu-west-1.sts",
+    ];
+
+    fn finding(text: &str) -> Finding {
+        let f = Finding::test().high().on("sg-0abc").rule(text);
+        if text.contains("com.amazonaws") { f.flow(FlowName::AwsApis) } else { f }.build()
+    }
+
+    fn report(f: &Finding) -> Report {
+        let mut c = ClusterReport::failed("111122223333", "eu-west-1", "prod-eu1", None);
+        c.status = ClusterStatus::Drift;
+        c.groups = vec![GroupRef { id: f.group_id.clone(), name: "nodes".into(), role: f.role }];
+        c.findings = vec![f.clone()];
+        Report { generated_at: "2026-11-28T10:00:00Z".parse().expect("time"), clusters: vec![c], stats: None }
+    }
+
+    fn notification(f: &Finding) -> Notification {
+        let at = "2026-11-28T10:00:00Z".parse().expect("time");
+        let event = Event {
+            episode_id: f.id.clone(),
+            status: EventStatus::Firing,
+            reminder: false,
+            opened_at: at,
+            resolved_at: None,
+            finding: f.clone(),
+        };
+        Notification {
+            id: "n1".into(),
+            created_at: at,
+            cluster: test_cluster("prod-eu1"),
+            events: vec![event],
+            open: BTreeMap::from([(f.severity, 1)]),
+        }
+    }
+
+    /// What the log sink writes for `n`, captured from a subscriber of this thread only.
+    fn logged(n: &Notification) -> String {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        tracing::subscriber::with_default(subscriber, || crate::alert::log::emit(n));
+        let bytes = out.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn every_output_writes_every_rule_form_the_same_way() {
+        for text in FORMS {
+            let f = finding(text);
+            assert_eq!(f.rule_text().to_string(), text, "the finding's own rendering");
+            let report = report(&f);
+            let plain = render_text(&report, Severity::Low);
+            assert!(plain.contains(text), "text report lacks `{text}`:\n{plain}");
+            let page = crate::export::html::render(&report, &BTreeMap::new());
+            assert!(page.contains(&format!("<code>{text}</code>")), "page lacks `{text}`");
+            let n = notification(&f);
+            let slack = serde_json::to_string(&crate::alert::slack::payload(&n, None)).expect("json");
+            assert!(slack.contains(&format!("`{text}`")), "Slack lacks `{text}`: {slack}");
+            let webhook = crate::alert::webhook::payload(&n, None);
+            assert_eq!(webhook["events"][0]["rule"], text, "webhook");
+            let log = logged(&n);
+            assert!(log.contains(&format!("rule={text} ")), "log lacks `{text}`: {log}");
+        }
+    }
 }

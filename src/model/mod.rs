@@ -3,16 +3,18 @@
 
 mod coverage;
 mod finding;
+mod flow;
 mod normalize;
 mod peer;
 mod rule;
 mod snapshot;
 
 pub use coverage::{peer_covers, traffic_union_covers, union_covers};
-pub use finding::{finding_id, Finding, FindingKind, Severity};
-pub use normalize::{canonicalize, normalize, RawPeer, RawPermission};
+pub use finding::{finding_id, EndpointService, Finding, FindingKind, FindingPeer, Severity};
+pub use flow::FlowName;
+pub use normalize::{canonicalize, normalize, traffic_from_ec2, RawPeer, RawPermission};
 pub use peer::Peer;
-pub use rule::{Direction, IcmpMatch, ParseError, PortRange, Rule, Traffic};
+pub use rule::{Direction, IcmpMatch, ParseError, PortRange, Rule, RuleText, Traffic};
 pub use snapshot::{
     ClusterId, ClusterSnapshot, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, PeerGroup, RemoteNetwork, Role,
     RouteOut, SecurityGroup, Style, VpcEndpoint, VpcEndpointKind,

@@ -58,9 +58,15 @@ pub fn canonicalize(mut rules: Vec<Rule>) -> Vec<Rule> {
 }
 
 fn traffic_of(perm: &RawPermission) -> Result<Traffic, ParseError> {
-    let proto = perm.ip_protocol.trim().to_ascii_lowercase();
+    traffic_from_ec2(&perm.ip_protocol, perm.from_port, perm.to_port)
+}
+
+/// The traffic of EC2's `IpProtocol`/`FromPort`/`ToPort` triple (also the rule fields of a
+/// finding in the report, which are written that way).
+pub fn traffic_from_ec2(ip_protocol: &str, from_port: Option<i32>, to_port: Option<i32>) -> Result<Traffic, ParseError> {
+    let proto = ip_protocol.trim().to_ascii_lowercase();
     let ports = || -> Result<PortRange, ParseError> {
-        match (perm.from_port, perm.to_port) {
+        match (from_port, to_port) {
             (None, _) | (_, None) | (Some(-1), _) | (_, Some(-1)) => Ok(PortRange::ALL),
             (Some(f), Some(t)) => {
                 let conv = |p: i32| {
@@ -77,9 +83,9 @@ fn traffic_of(perm: &RawPermission) -> Result<Traffic, ParseError> {
                 .map(Some)
                 .map_err(|_| ParseError(format!("ICMP type/code {v} is outside 0-255"))),
         };
-        let icmp_type = conv(perm.from_port)?;
+        let icmp_type = conv(from_port)?;
         // A code without a type cannot be expressed; EC2 treats it as every type.
-        let code = if icmp_type.is_some() { conv(perm.to_port)? } else { None };
+        let code = if icmp_type.is_some() { conv(to_port)? } else { None };
         Ok(IcmpMatch { icmp_type, code })
     };
     Ok(match proto.as_str() {

@@ -275,6 +275,23 @@ impl Rule {
 impl fmt::Display for Rule {
     /// The rule grammar of exceptions: `ingress tcp 22 from 0.0.0.0/0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        RuleText { direction: self.direction, traffic: &self.traffic, peer: &self.peer }.fmt(f)
+    }
+}
+
+/// The one text form of a rule, for every output (text report, page, Slack, webhook, logs,
+/// exceptions): `ingress tcp 22 from 0.0.0.0/0`, `egress all to sg-0abc`, `ingress icmp 8/0
+/// from ::/0`, `ingress tcp all from pl-1`. Generic over the peer so that a finding whose far
+/// end no rule can name yet (a missing VPC endpoint) reads the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleText<'a, P> {
+    pub direction: Direction,
+    pub traffic: &'a Traffic,
+    pub peer: &'a P,
+}
+
+impl<P: fmt::Display> fmt::Display for RuleText<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let word = match self.direction {
             Direction::Ingress => "from",
             Direction::Egress => "to",

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sgdrift::alert::{AlertMetrics, DeliveryOptions, Dispatcher};
 use sgdrift::config::Settings;
 use sgdrift::export::report::{ClusterReport, ClusterStatus};
-use sgdrift::model::{finding_id, ClusterId, Direction, Finding, FindingKind, Role, Severity};
+use sgdrift::model::{ClusterId, Finding, Severity};
 use sgdrift::state::StateStore;
 use tokio_util::sync::CancellationToken;
 
@@ -20,23 +20,8 @@ pub fn cluster(name: &str) -> ClusterId {
 
 /// An unexpected ingress rule on `group`, opening tcp `port` to `peer`.
 pub fn finding(c: &ClusterId, group: &str, port: i32, peer: &str, severity: Severity) -> Finding {
-    let subject = format!("ingress tcp {port} {peer}");
-    Finding {
-        id: finding_id(c, group, FindingKind::Unexpected, &subject),
-        kind: FindingKind::Unexpected,
-        severity,
-        group_id: group.into(),
-        role: Role::Node,
-        direction: Direction::Ingress,
-        protocol: "tcp".into(),
-        from_port: port,
-        to_port: port,
-        peer: peer.into(),
-        reason: format!("tcp {port} open to {peer}"),
-        flow: None,
-        description: None,
-        suppressed_by: None,
-    }
+    let rule = format!("ingress tcp {port} from {peer}");
+    Finding::test().in_cluster(c).on(group).rule(&rule).severity(severity).reason(&format!("tcp {port} open to {peer}")).build()
 }
 
 pub fn report(c: &ClusterId, findings: Vec<Finding>) -> ClusterReport {
