@@ -1,6 +1,8 @@
-//! Where snapshots come from: live AWS (`aws`) or AWS-CLI JSON on disk (`files`). SDK types
-//! appear only in `convert`; style detection is shared by both.
+//! Where snapshots come from: live AWS (`aws`) or AWS-CLI JSON on disk (`files`). Both turn
+//! what they read into the raw shapes of `assemble`, whose one pure step makes the snapshot;
+//! SDK types appear only in `convert`.
 
+pub mod assemble;
 pub mod aws;
 pub mod convert;
 pub mod files;
