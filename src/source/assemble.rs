@@ -168,6 +168,7 @@ pub struct RouteInfo {
 pub struct NetworkInterfaceInfo {
     pub id: String,
     pub interface_type: Option<String>,
+    pub description: Option<String>,
     pub vpc_id: Option<String>,
     pub security_group_ids: Vec<String>,
 }
@@ -650,12 +651,19 @@ fn vpc_endpoints(vpc_id: Option<&str>, endpoints: Option<&[VpcEndpointInfo]>) ->
     out
 }
 
-/// The distinct SG sets of the VPC's branch ENIs (security groups for pods), each sorted.
+/// The description the VPC resource controller gives the branch ENIs it makes for pods (EKS
+/// user guide, "Security groups for Pods").
+pub const BRANCH_ENI_DESCRIPTION: &str = "aws-k8s-branch-eni";
+
+/// The distinct SG sets of the VPC's branch ENIs (security groups for pods), each sorted. A
+/// branch ENI says so in its type, and the controller's ones in their description too.
 fn pod_sets(vpc_id: Option<&str>, interfaces: Option<&[NetworkInterfaceInfo]>) -> Vec<Vec<String>> {
     let sets: BTreeSet<Vec<String>> = interfaces
         .unwrap_or_default()
         .iter()
-        .filter(|n| n.interface_type.as_deref() == Some("branch"))
+        .filter(|n| {
+            n.interface_type.as_deref() == Some("branch") || n.description.as_deref() == Some(BRANCH_ENI_DESCRIPTION)
+        })
         .filter(|n| n.vpc_id.is_none() || n.vpc_id.as_deref() == vpc_id)
         .map(|n| sorted(n.security_group_ids.clone()))
         .filter(|s| !s.is_empty())
@@ -937,6 +945,7 @@ mod tests {
         let eni = |id: &str, kind: &str, vpc: &str, groups: &[&str]| NetworkInterfaceInfo {
             id: id.into(),
             interface_type: Some(kind.into()),
+            description: (id == "eni-6").then(|| BRANCH_ENI_DESCRIPTION.to_string()),
             vpc_id: Some(vpc.into()),
             security_group_ids: s(groups),
         };
@@ -947,6 +956,8 @@ mod tests {
                 eni("eni-3", "branch", "vpc-1", &["sg-pod-b"]),
                 eni("eni-4", "interface", "vpc-1", &["sg-trunk"]),
                 eni("eni-5", "branch", "vpc-2", &["sg-elsewhere"]),
+                // Typed `interface` by an answer that knows no other type, named by the controller.
+                eni("eni-6", "interface", "vpc-1", &["sg-pod-b"]),
             ]),
             ..ClusterMetadata::default()
         };

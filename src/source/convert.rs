@@ -197,6 +197,7 @@ impl From<&ec2::NetworkInterface> for NetworkInterfaceInfo {
         NetworkInterfaceInfo {
             id: n.network_interface_id().unwrap_or_default().to_string(),
             interface_type: n.interface_type().map(|t| t.as_str().to_string()),
+            description: n.description().map(str::to_string),
             vpc_id: n.vpc_id().map(str::to_string),
             security_group_ids: sorted_unique(n.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect()),
         }

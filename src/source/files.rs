@@ -957,6 +957,7 @@ struct DescribeNetworkInterfaces {
 struct NetworkInterfaceJson {
     network_interface_id: String,
     interface_type: Option<String>,
+    description: Option<String>,
     vpc_id: Option<String>,
     #[serde(default)]
     groups: Vec<GroupIdentifier>,
@@ -967,7 +968,13 @@ impl From<NetworkInterfaceJson> for NetworkInterfaceInfo {
         let mut ids = group_ids(n.groups);
         ids.sort();
         ids.dedup();
-        NetworkInterfaceInfo { id: n.network_interface_id, interface_type: n.interface_type, vpc_id: n.vpc_id, security_group_ids: ids }
+        NetworkInterfaceInfo {
+            id: n.network_interface_id,
+            interface_type: n.interface_type,
+            description: n.description,
+            vpc_id: n.vpc_id,
+            security_group_ids: ids,
+        }
     }
 }
 
