@@ -228,7 +228,8 @@ async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_
     assert_eq!(pods.pod_security_group_sets, vec![set]);
     assert_eq!(pods.groups[&pod].roles.iter().copied().collect::<Vec<_>>(), [Role::Pod]);
     let remote = pods.remote_network.as_ref().expect("remoteNetworkConfig is read");
-    assert_eq!((remote.node_cidrs[0].to_string(), remote.pod_cidrs[0].to_string()), ("10.80.0.0/16".into(), "10.85.0.0/16".into()));
+    let remote = (remote.node_cidrs[0].to_string(), remote.pod_cidrs[0].to_string());
+    assert_eq!(remote, (String::from("10.80.0.0/16"), String::from("10.85.0.0/16")));
 
     // Karpenter's nodes are their NodePool; the cluster is IPv6.
     let karpenter = &snaps["karpenter"];
