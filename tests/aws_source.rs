@@ -423,8 +423,11 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
         ("eks:ListClusters", 1),
         ("eks:DescribeCluster", clusters),
         ("eks:ListNodegroups", clusters),
-        ("ec2:DescribeInstances", 3 * clusters),
+        ("ec2:DescribeInstances", 4 * clusters),
         ("ec2:DescribeVpcs", clusters),
+        ("ec2:DescribeVpcEndpoints", clusters),
+        ("ec2:DescribeRouteTables", clusters),
+        ("ec2:DescribeNetworkInterfaces", clusters),
         ("ec2:DescribeManagedPrefixLists", 1),
         ("ec2:DescribeSecurityGroups", batches),
     ]
@@ -731,6 +734,10 @@ fn world(req: &Req) -> Resp {
              </cidrBlockAssociationSet></item></vpcSet>"
                 .into(),
         ),
+        // No endpoints, route tables or branch ENIs in the canned VPC.
+        ("POST", "/", "DescribeVpcEndpoints") => ec2("DescribeVpcEndpoints", "<vpcEndpointSet/>".into()),
+        ("POST", "/", "DescribeRouteTables") => ec2("DescribeRouteTables", "<routeTableSet/>".into()),
+        ("POST", "/", "DescribeNetworkInterfaces") => ec2("DescribeNetworkInterfaces", "<networkInterfaceSet/>".into()),
         ("POST", "/", "DescribeManagedPrefixLists") => {
             let (id, name) = if second_page { ("pl-ddb", "com.amazonaws.eu-west-1.dynamodb") } else { ("pl-s3", "com.amazonaws.eu-west-1.s3") };
             ec2(
@@ -839,7 +846,7 @@ async fn next_token_pages_are_followed_for_every_list() {
     assert_eq!(counts["eks:ListClusters"], 2);
     assert_eq!(counts["ec2:DescribeSecurityGroups"], 2, "one batch of 15 groups, two pages");
     assert_eq!(counts["eks:ListNodegroups"], 6);
-    assert_eq!(counts["ec2:DescribeInstances"], 18, "three tag filters × two pages × three clusters");
+    assert_eq!(counts["ec2:DescribeInstances"], 24, "four tag filters × two pages × three clusters");
     assert_eq!(counts["ec2:DescribeManagedPrefixLists"], 2);
 }
 
