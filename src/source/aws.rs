@@ -771,6 +771,7 @@ impl Inner {
     fn forget_other_clusters(&self, scope: &ScopeKey, names: &BTreeSet<String>, saw_all: bool) {
         if saw_all {
             lock(&self.metadata).retain(|(s, name), _| s != scope || names.contains(name));
+            lock(&self.peers).retain(|(s, name), _| s != scope || names.contains(name));
         }
     }
 }
