@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sgdrift::model::{
-    ClusterSnapshot, Direction, EndpointMode, NodeGroupKind, Peer, PortRange, Role, Rule, Traffic, VpcEndpointKind,
+    ClusterSnapshot, Direction, EndpointMode, IpFamily, NodeGroupKind, Peer, PortRange, Role, RouteOut, Rule, Traffic,
+    VpcEndpointKind,
 };
 use sgdrift::source::aws::{AwsOptions, AwsSource};
 use sgdrift::source::files::FilesSource;
@@ -53,23 +54,6 @@ fn ids_in_warnings(warnings: &[String]) -> BTreeSet<String> {
         .filter(|t| t.starts_with("sg-"))
         .map(str::to_string)
         .collect()
-}
-
-/// Order and wording do not matter between sources; the content does.
-fn comparable(s: &ClusterSnapshot) -> ClusterSnapshot {
-    let mut s = s.clone();
-    for ng in &mut s.node_groups {
-        ng.security_group_ids.sort();
-    }
-    s.node_groups.sort_by(|a, b| a.name.cmp(&b.name));
-    for e in &mut s.vpc_endpoints {
-        e.security_group_ids.sort();
-    }
-    s.vpc_endpoints.sort_by(|a, b| a.id.cmp(&b.id));
-    s.control_plane_security_group_ids.sort();
-    s.vpc_cidrs.sort();
-    s.warnings = ids_in_warnings(&s.warnings).into_iter().collect();
-    s
 }
 
 // --- the styles fixture: one cluster per style × endpoint mode, exported as AWS CLI JSON -------
@@ -177,18 +161,96 @@ async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_en
     assert_eq!(self_managed[0].security_group_ids, ids("console-public", "node"));
 }
 
+// --- the layouts fixture: issue 9's clusters, each rebuilt from its tool's code or docs ---------
+
+const LAYOUTS_REGION: &str = "eu-west-3";
+
+/// eksctl managed-only, terraform-aws-eks behind a NAT without endpoints, Karpenter on IPv6, pods
+/// with their own security groups and hybrid nodes: see `LAYOUTS` in build.py for the sources.
+fn layouts() -> &'static Styles {
+    static LAYOUTS: OnceLock<Styles> = OnceLock::new();
+    LAYOUTS.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-layouts");
+        let _ = std::fs::remove_dir_all(&dir);
+        let manifest = moto::server().build_fixture(&[
+            "--region",
+            LAYOUTS_REGION,
+            "--scenario",
+            "layouts",
+            "--out",
+            &moto::path_of(&dir),
+        ]);
+        Styles { manifest, dir }
+    })
+}
+
 #[tokio::test]
-async fn the_aws_and_files_sources_give_the_same_snapshots_for_the_same_clusters() {
-    let fx = styles();
-    let spec = target(STYLES_REGION, None);
-    let aws = AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR));
-    let from_aws = snapshots(aws.poll(&spec).await);
-    let from_files = snapshots(FilesSource::new(fx.dir.clone()).poll(&spec));
-    assert_eq!(from_aws.keys().collect::<Vec<_>>(), from_files.keys().collect::<Vec<_>>());
-    for (name, a) in &from_aws {
-        let f = &from_files[name];
-        assert_eq!(comparable(a), comparable(f), "{name}: the AWS snapshot (left) differs from the files one (right)");
+async fn the_aws_and_files_sources_give_identical_snapshots_for_every_fixture() {
+    for (fx, region) in [(styles(), STYLES_REGION), (layouts(), LAYOUTS_REGION)] {
+        let spec = target(region, None);
+        let aws = AwsSource::from_sdk_config(moto::server().sdk_config(region), options(HOUR));
+        let from_aws = snapshots(aws.poll(&spec).await);
+        let from_files = snapshots(FilesSource::new(fx.dir.clone()).poll(&spec));
+        assert_eq!(from_aws.keys().collect::<Vec<_>>(), moto::manifest_clusters(&fx.manifest).iter().collect::<Vec<_>>());
+        assert_eq!(from_aws.keys().collect::<Vec<_>>(), from_files.keys().collect::<Vec<_>>());
+        for (name, a) in &from_aws {
+            assert_eq!(a, &from_files[name], "{name}: the AWS snapshot (left) differs from the files one (right)");
+        }
     }
+}
+
+#[tokio::test]
+async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_aws_source() {
+    let fx = layouts();
+    let aws = AwsSource::from_sdk_config(moto::server().sdk_config(LAYOUTS_REGION), options(HOUR));
+    let snaps = snapshots(aws.poll(&target(LAYOUTS_REGION, None)).await);
+    let ids = |name: &str, role: &str| moto::manifest_groups(&fx.manifest, name, role);
+
+    // eksctl's default: managed node groups only; the shared node SG is on no node, named by the
+    // cluster SG's rules, and a node SG all the same. Its nodes leave through a NAT gateway.
+    let eksctl = &snaps["eksctl-managed"];
+    let shared = &ids("eksctl-managed", "node")[0];
+    assert_eq!(eksctl.groups[shared].roles.iter().copied().collect::<Vec<_>>(), [Role::Node]);
+    assert!(eksctl.peer_groups.is_empty(), "{:?}", eksctl.peer_groups);
+    assert_eq!(eksctl.node_groups[0].route_out_v4, RouteOut::Internet);
+
+    // terraform-aws-eks's default: private endpoint, no interface endpoint, a NAT route.
+    let tf = &snaps["terraform-nat"];
+    assert_eq!(tf.endpoint_mode, EndpointMode::Private);
+    assert!(tf.vpc_endpoints.is_empty());
+    assert_eq!((tf.node_groups[0].route_out_v4, tf.node_groups[0].route_out_v6), (RouteOut::Internet, RouteOut::None));
+
+    // Security groups for pods: the branch ENI's set, the pod role; hybrid nodes' networks.
+    let pods = &snaps["pods"];
+    let pod = ids("pods", "pod")[0].clone();
+    let mut set = vec![pod.clone(), ids("pods", "cluster")[0].clone()];
+    set.sort();
+    assert_eq!(pods.pod_security_group_sets, vec![set]);
+    assert_eq!(pods.groups[&pod].roles.iter().copied().collect::<Vec<_>>(), [Role::Pod]);
+    let remote = pods.remote_network.as_ref().expect("remoteNetworkConfig is read");
+    let remote = (remote.node_cidrs[0].to_string(), remote.pod_cidrs[0].to_string());
+    assert_eq!(remote, (String::from("10.80.0.0/16"), String::from("10.85.0.0/16")));
+
+    // Karpenter's nodes are their NodePool; the cluster is IPv6.
+    let karpenter = &snaps["karpenter"];
+    assert_eq!(karpenter.ip_family, IpFamily::Ipv6);
+    let pool = karpenter.node_groups.iter().find(|g| g.kind == NodeGroupKind::Karpenter).expect("a NodePool");
+    assert_eq!((pool.name.as_str(), pool.security_group_ids.clone()), ("default", ids("karpenter", "node")));
+    assert_eq!(pool.route_out_v4, RouteOut::Internet);
+
+    // A fully private eksctl cluster puts the shared node SG on its endpoints: node and endpoint.
+    let private = snapshots(
+        AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR))
+            .poll(&target(STYLES_REGION, None))
+            .await,
+    );
+    let shared = moto::manifest_groups(&styles().manifest, "eksctl-private", "node")
+        .into_iter()
+        .find(|id| private["eksctl-private"].vpc_endpoints.iter().any(|e| e.security_group_ids.contains(id)))
+        .expect("the shared node SG is on the endpoints");
+    let roles: Vec<Role> = private["eksctl-private"].groups[&shared].roles.iter().copied().collect();
+    assert_eq!(roles, [Role::Node, Role::Endpoint]);
+    assert!(private["eksctl-private"].vpc_endpoints.iter().all(|e| e.kind == VpcEndpointKind::Gateway || e.private_dns_enabled));
 }
 
 #[tokio::test]
@@ -215,6 +277,8 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
         "ec2:DescribeVpcs",
         "ec2:DescribeVpcEndpoints",
         "ec2:DescribeManagedPrefixLists",
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeNetworkInterfaces",
         "sts:GetCallerIdentity",
     ] {
         assert!(after_one.get(metadata).copied().unwrap_or(0) > 0, "{metadata} was called in the first poll");
@@ -359,8 +423,11 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
         ("eks:ListClusters", 1),
         ("eks:DescribeCluster", clusters),
         ("eks:ListNodegroups", clusters),
-        ("ec2:DescribeInstances", 3 * clusters),
+        ("ec2:DescribeInstances", 4 * clusters),
         ("ec2:DescribeVpcs", clusters),
+        ("ec2:DescribeVpcEndpoints", clusters),
+        ("ec2:DescribeRouteTables", clusters),
+        ("ec2:DescribeNetworkInterfaces", clusters),
         ("ec2:DescribeManagedPrefixLists", 1),
         ("ec2:DescribeSecurityGroups", batches),
     ]
@@ -667,6 +734,10 @@ fn world(req: &Req) -> Resp {
              </cidrBlockAssociationSet></item></vpcSet>"
                 .into(),
         ),
+        // No endpoints, route tables or branch ENIs in the canned VPC.
+        ("POST", "/", "DescribeVpcEndpoints") => ec2("DescribeVpcEndpoints", "<vpcEndpointSet/>".into()),
+        ("POST", "/", "DescribeRouteTables") => ec2("DescribeRouteTables", "<routeTableSet/>".into()),
+        ("POST", "/", "DescribeNetworkInterfaces") => ec2("DescribeNetworkInterfaces", "<networkInterfaceSet/>".into()),
         ("POST", "/", "DescribeManagedPrefixLists") => {
             let (id, name) = if second_page { ("pl-ddb", "com.amazonaws.eu-west-1.dynamodb") } else { ("pl-s3", "com.amazonaws.eu-west-1.s3") };
             ec2(
@@ -775,7 +846,7 @@ async fn next_token_pages_are_followed_for_every_list() {
     assert_eq!(counts["eks:ListClusters"], 2);
     assert_eq!(counts["ec2:DescribeSecurityGroups"], 2, "one batch of 15 groups, two pages");
     assert_eq!(counts["eks:ListNodegroups"], 6);
-    assert_eq!(counts["ec2:DescribeInstances"], 18, "three tag filters × two pages × three clusters");
+    assert_eq!(counts["ec2:DescribeInstances"], 24, "four tag filters × two pages × three clusters");
     assert_eq!(counts["ec2:DescribeManagedPrefixLists"], 2);
 }
 

@@ -272,6 +272,8 @@ pub struct PeerGroup {
 pub enum NodeGroupKind {
     Managed,
     SelfManaged,
+    /// The nodes of one Karpenter NodePool (`karpenter.sh/nodepool`), Auto Mode's included.
+    Karpenter,
 }
 
 /// A set of nodes that share one set of security groups.

@@ -3,9 +3,11 @@
 //!
 //! One poll of a target makes, per account and region: one `ListClusters` walk (only for
 //! `clusters = ["*"]`), one `DescribeCluster` per cluster, and `⌈SGs/200⌉`
-//! `DescribeSecurityGroups` for the groups of every cluster together. Node groups, launch
-//! templates, instances, the VPC, its endpoints and the region's prefix lists change rarely, so
-//! they are read again only once `poll.metadata_interval` has passed.
+//! `DescribeSecurityGroups` for the groups of every cluster together (their peers included; a
+//! peer first seen in this poll costs one more batch). Node groups, launch templates, instances,
+//! the VPC, its endpoints, route tables and branch ENIs, and the region's prefix lists change
+//! rarely, so they are read again only once `poll.metadata_interval` has passed. What the reads
+//! mean is decided by `assemble`, shared with the files source.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -20,16 +22,18 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use ipnet::IpNet;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-use super::convert::{self, CallFailure, ClusterInfo, GroupRecord, InstanceInfo, LaunchTemplateRef, NodegroupInfo};
-use super::{style, AwsCallMetrics, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
-use crate::config::PollConfig;
-use crate::model::{
-    ClusterId, ClusterSnapshot, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, Role, RouteOut, VpcEndpoint,
+use super::assemble::{
+    self, ClusterInfo, ClusterMetadata, GroupBatch, GroupRecord, InstanceInfo, LaunchTemplateRef,
+    LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo, RawCluster, RouteTableInfo, VpcEndpointInfo,
+    VpcInfo,
 };
+use super::convert::{self, CallFailure};
+use super::{AwsCallMetrics, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
+use crate::config::PollConfig;
+use crate::model::ClusterId;
 
 pub use super::convert::Operation;
 
@@ -49,28 +53,17 @@ const DESCRIBE_INSTANCES: Operation = Operation::new("ec2", "DescribeInstances")
 const DESCRIBE_VPCS: Operation = Operation::new("ec2", "DescribeVpcs");
 const DESCRIBE_VPC_ENDPOINTS: Operation = Operation::new("ec2", "DescribeVpcEndpoints");
 const DESCRIBE_MANAGED_PREFIX_LISTS: Operation = Operation::new("ec2", "DescribeManagedPrefixLists");
+const DESCRIBE_ROUTE_TABLES: Operation = Operation::new("ec2", "DescribeRouteTables");
+const DESCRIBE_NETWORK_INTERFACES: Operation = Operation::new("ec2", "DescribeNetworkInterfaces");
 const GET_CALLER_IDENTITY: Operation = Operation::new("sts", "GetCallerIdentity");
-
-/// Tags that mark an instance as a node of cluster `<name>` (self-managed nodes carry at least
-/// one of them): key, and the value required (`None`: any value).
-fn node_instance_filters(cluster: &str) -> [(String, Option<String>); 3] {
-    [
-        (format!("kubernetes.io/cluster/{cluster}"), None),
-        ("eks:cluster-name".to_string(), Some(cluster.to_string())),
-        ("alpha.eksctl.io/cluster-name".to_string(), Some(cluster.to_string())),
-    ]
-}
-
-/// Tags that name the node group of an instance, most specific first.
-const NODEGROUP_TAGS: [&str; 3] = ["eks:nodegroup-name", "alpha.eksctl.io/nodegroup-name", "aws:autoscaling:groupName"];
 
 /// How the source talks to AWS; `from_poll` takes it from `[poll]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsOptions {
     /// Per call, retries included (`poll.timeout`).
     pub timeout: Duration,
-    /// How long node-group, launch-template, instance, VPC, endpoint and prefix-list metadata
-    /// is reused (`poll.metadata_interval`).
+    /// How long node-group, launch-template, instance, VPC, endpoint, route-table, branch-ENI
+    /// and prefix-list metadata is reused (`poll.metadata_interval`).
     pub metadata_interval: Duration,
     /// Clusters of one target read at the same time.
     pub concurrency: usize,
@@ -139,6 +132,7 @@ impl AwsSource {
                 stats: calls,
                 scopes: tokio::sync::Mutex::new(HashMap::new()),
                 metadata: Mutex::new(HashMap::new()),
+                peers: Mutex::new(HashMap::new()),
                 prefix_lists: Mutex::new(HashMap::new()),
             }),
         }
@@ -177,18 +171,14 @@ struct Scope {
     account: OnceCell<String>,
 }
 
-/// Node-group, launch-template, instance, VPC and endpoint facts of one cluster, read together.
+/// The metadata of one cluster (`assemble::ClusterMetadata`), read together and kept for
+/// `metadata_interval`.
 #[derive(Debug)]
-struct ClusterMetadata {
+struct CachedMetadata {
     fetched_at: Instant,
-    /// The cluster facts it was read for: a change means it is out of date whatever its age.
+    /// The VPC it was read for: a change means it is out of date whatever its age.
     vpc_id: Option<String>,
-    with_endpoints: bool,
-    nodegroups: Vec<NodegroupInfo>,
-    launch_templates: BTreeMap<LaunchTemplateRef, Vec<String>>,
-    instances: Vec<InstanceInfo>,
-    vpc_cidrs: Vec<IpNet>,
-    vpc_endpoints: Vec<VpcEndpoint>,
+    raw: ClusterMetadata,
     warnings: Vec<String>,
 }
 
@@ -202,24 +192,18 @@ struct Inner {
     options: AwsOptions,
     stats: AwsCallMetrics,
     scopes: tokio::sync::Mutex<HashMap<ScopeKey, Arc<Scope>>>,
-    metadata: Mutex<HashMap<(ScopeKey, String), Arc<ClusterMetadata>>>,
+    metadata: Mutex<HashMap<(ScopeKey, String), Arc<CachedMetadata>>>,
+    /// The peers each cluster's groups named at the last poll: read in the first batch, so a
+    /// steady poll needs no second one.
+    peers: Mutex<HashMap<(ScopeKey, String), BTreeSet<String>>>,
     prefix_lists: Mutex<HashMap<ScopeKey, Arc<PrefixLists>>>,
 }
 
 /// A cluster after `DescribeCluster` and its metadata, waiting for its groups.
 struct Prepared {
     info: ClusterInfo,
-    metadata: Arc<ClusterMetadata>,
+    metadata: Arc<CachedMetadata>,
     warnings: Vec<String>,
-}
-
-/// The outcome of the batched `DescribeSecurityGroups` calls of one poll.
-#[derive(Default)]
-struct GroupBatch {
-    found: HashMap<String, GroupRecord>,
-    /// Ids whose batch failed, or whose group could not be read, with why. An id in neither
-    /// map no longer exists.
-    failed: HashMap<String, SourceError>,
 }
 
 /// One group of a `DescribeSecurityGroups` answer, or why it cannot be used (with its id when
@@ -274,12 +258,7 @@ impl Inner {
             }
         }
 
-        let ids: BTreeSet<String> = prepared
-            .values()
-            .filter_map(|p| p.as_ref().ok())
-            .flat_map(|p| referenced_groups(&p.info, &p.metadata))
-            .collect();
-        let batch = self.fetch_groups(&scope, ids.into_iter().collect()).await;
+        let batch = self.fetch_cluster_groups(&scope, &prepared).await;
         let (prefix_lists, prefix_warning) = self.prefix_lists(&scope).await;
 
         let clusters = prepared
@@ -287,13 +266,52 @@ impl Inner {
             .map(|(name, result)| {
                 let id = ClusterId { account_id: account.clone(), region: target.region.clone(), name };
                 let result = result.and_then(|mut p| {
+                    p.warnings.extend(p.metadata.warnings.iter().cloned());
                     p.warnings.extend(prefix_warning.iter().cloned());
-                    assemble(id.clone(), &p, &batch, &prefix_lists)
+                    assemble::assemble(RawCluster {
+                        id: id.clone(),
+                        info: &p.info,
+                        metadata: &p.metadata.raw,
+                        groups: &batch,
+                        prefix_lists: &prefix_lists,
+                        warnings: p.warnings,
+                    })
                 });
                 ClusterPoll { id, result }
             })
             .collect();
         TargetPoll { clusters, error: None }
+    }
+
+    /// The groups of every prepared cluster in batches, with the peers their rules name: those
+    /// seen at the last poll in the first batch, new ones in one more.
+    async fn fetch_cluster_groups(
+        &self,
+        scope: &Scope,
+        prepared: &BTreeMap<String, Result<Prepared, SourceError>>,
+    ) -> GroupBatch {
+        let ready: Vec<(&String, &Prepared)> = prepared.iter().filter_map(|(n, p)| Some((n, p.as_ref().ok()?))).collect();
+        let known_peers = lock(&self.peers).clone();
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        for (name, p) in &ready {
+            ids.extend(assemble::referenced_groups(&p.info, &p.metadata.raw));
+            ids.extend(known_peers.get(&(scope.key.clone(), (*name).clone())).into_iter().flatten().cloned());
+        }
+        let mut batch = self.fetch_groups(scope, ids.into_iter().collect()).await;
+        let mut new_peers: BTreeSet<String> = BTreeSet::new();
+        for (name, p) in &ready {
+            let peers = assemble::peer_ids(&p.info, &p.metadata.raw, &batch.found);
+            new_peers.extend(
+                peers.iter().filter(|id| !batch.found.contains_key(*id) && !batch.failed.contains_key(*id)).cloned(),
+            );
+            lock(&self.peers).insert((scope.key.clone(), (*name).clone()), peers);
+        }
+        if !new_peers.is_empty() {
+            let more = self.fetch_groups(scope, new_peers.into_iter().collect()).await;
+            batch.found.extend(more.found);
+            batch.failed.extend(more.failed);
+        }
+        batch
     }
 
     async fn scope(&self, target: &TargetSpec) -> Arc<Scope> {
@@ -389,11 +407,9 @@ impl Inner {
         let mut warnings = Vec::new();
         let key = (scope.key.clone(), name.to_string());
         let cached = lock(&self.metadata).get(&key).cloned();
-        let fresh = cached.as_ref().filter(|m| {
-            m.fetched_at.elapsed() < self.options.metadata_interval
-                && m.vpc_id == info.vpc_id
-                && m.with_endpoints == info.endpoint_private_access
-        });
+        let fresh = cached
+            .as_ref()
+            .filter(|m| m.fetched_at.elapsed() < self.options.metadata_interval && m.vpc_id == info.vpc_id);
         let metadata = match fresh {
             Some(m) => Arc::clone(m),
             None => match self.fetch_metadata(scope, &info).await {
@@ -420,10 +436,29 @@ impl Inner {
         Ok(Prepared { info, metadata, warnings })
     }
 
-    async fn fetch_metadata(&self, scope: &Scope, info: &ClusterInfo) -> Result<ClusterMetadata, CallFailure> {
-        let cluster = info.name.as_str();
+    async fn fetch_metadata(&self, scope: &Scope, info: &ClusterInfo) -> Result<CachedMetadata, CallFailure> {
+        let nodegroups = self.nodegroups(scope, &info.name).await?;
+        let mut launch_templates = Vec::new();
+        let mut asked: BTreeSet<&LaunchTemplateRef> = BTreeSet::new();
+        for lt in nodegroups.iter().filter_map(|ng| ng.launch_template.as_ref()) {
+            // A template that is gone reads as no version: `assemble` falls back and says so.
+            if asked.insert(lt) {
+                launch_templates.extend(self.launch_template_versions(scope, lt).await?);
+            }
+        }
+        let instances = self.instances(scope, &info.name).await?;
+        let mut raw = ClusterMetadata { nodegroups, launch_templates, instances, ..ClusterMetadata::default() };
         let mut warnings = Vec::new();
+        match info.vpc_id.as_deref() {
+            Some(vpc) => self.vpc_metadata(scope, vpc, &mut raw).await?,
+            None => warnings.push(
+                "DescribeCluster names no VPC: `vpc-cidr` peers, VPC endpoints and routes cannot be resolved".into(),
+            ),
+        }
+        Ok(CachedMetadata { fetched_at: Instant::now(), vpc_id: info.vpc_id.clone(), raw, warnings })
+    }
 
+    async fn nodegroups(&self, scope: &Scope, cluster: &str) -> Result<Vec<NodegroupInfo>, CallFailure> {
         let names = paginate(LIST_NODEGROUPS, |token| async move {
             let out = self
                 .call(LIST_NODEGROUPS, scope.eks.list_nodegroups().cluster_name(cluster).set_next_token(token).send())
@@ -446,20 +481,13 @@ impl Inner {
                 Err(f) => return Err(f),
             }
         }
+        Ok(nodegroups)
+    }
 
-        let mut launch_templates = BTreeMap::new();
-        for lt in nodegroups.iter().filter_map(|ng| ng.launch_template.clone()) {
-            if launch_templates.contains_key(&lt) {
-                continue;
-            }
-            // A template that is gone is left out: `node_groups` falls back and says so.
-            if let Some(ids) = self.launch_template_groups(scope, &lt).await? {
-                launch_templates.insert(lt, ids);
-            }
-        }
-
+    /// The live instances tagged as nodes of `cluster`, one walk per tag that marks them.
+    async fn instances(&self, scope: &Scope, cluster: &str) -> Result<Vec<InstanceInfo>, CallFailure> {
         let mut instances: BTreeMap<String, InstanceInfo> = BTreeMap::new();
-        for (key, value) in node_instance_filters(cluster) {
+        for (key, value) in assemble::node_instance_tags(cluster) {
             let filter = match &value {
                 Some(v) => Filter::builder().name(format!("tag:{key}")).values(v.clone()).build(),
                 None => Filter::builder().name("tag-key").values(key.clone()).build(),
@@ -474,19 +502,10 @@ impl Inner {
             let found = paginate(DESCRIBE_INSTANCES, |token| {
                 let (filter, live) = (filter.clone(), live.clone());
                 async move {
-                    let out = self
-                        .call(
-                            DESCRIBE_INSTANCES,
-                            scope.ec2.describe_instances().filters(filter).filters(live).set_next_token(token).send(),
-                        )
-                        .await?;
-                    let found: Vec<InstanceInfo> = out
-                        .reservations()
-                        .iter()
-                        .flat_map(|r| r.instances())
-                        .filter(|i| convert::instance_is_live(i))
-                        .map(InstanceInfo::from)
-                        .collect();
+                    let req = scope.ec2.describe_instances().filters(filter).filters(live).set_next_token(token);
+                    let out = self.call(DESCRIBE_INSTANCES, req.send()).await?;
+                    let found: Vec<InstanceInfo> =
+                        out.reservations().iter().flat_map(|r| r.instances()).map(InstanceInfo::from).collect();
                     Ok((found, out.next_token().map(str::to_string)))
                 }
             })
@@ -495,71 +514,63 @@ impl Inner {
                 instances.insert(i.id.clone(), i);
             }
         }
-
-        let mut vpc_cidrs = Vec::new();
-        let mut vpc_endpoints = Vec::new();
-        if let Some(vpc) = info.vpc_id.as_deref() {
-            let vpcs = paginate(DESCRIBE_VPCS, |token| async move {
-                let out =
-                    self.call(DESCRIBE_VPCS, scope.ec2.describe_vpcs().vpc_ids(vpc).set_next_token(token).send()).await;
-                match out {
-                    Ok(out) => Ok((
-                        out.vpcs().iter().map(convert::vpc_cidrs).collect::<Vec<_>>(),
-                        out.next_token().map(str::to_string),
-                    )),
-                    Err(f) if f.error.kind() == "not_found" => Ok((Vec::new(), None)),
-                    Err(f) => Err(f),
-                }
-            })
-            .await?;
-            if vpcs.is_empty() {
-                warnings.push(format!("VPC {vpc} of the cluster does not exist: `vpc-cidr` peers cannot be resolved"));
-            }
-            vpc_cidrs = vpcs.into_iter().flatten().collect();
-
-            // Nodes of a cluster with private API access reach AWS services through the VPC's
-            // endpoints; the endpoints' groups then matter.
-            if info.endpoint_private_access {
-                vpc_endpoints = paginate(DESCRIBE_VPC_ENDPOINTS, |token| async move {
-                    let by_vpc = Filter::builder().name("vpc-id").values(vpc).build();
-                    let out = self
-                        .call(
-                            DESCRIBE_VPC_ENDPOINTS,
-                            scope.ec2.describe_vpc_endpoints().filters(by_vpc).set_next_token(token).send(),
-                        )
-                        .await?;
-                    let found: Vec<VpcEndpoint> =
-                        out.vpc_endpoints().iter().filter_map(convert::vpc_endpoint).collect();
-                    Ok((found, out.next_token().map(str::to_string)))
-                })
-                .await?;
-                vpc_endpoints.sort_by(|a, b| a.service_name.cmp(&b.service_name).then_with(|| a.id.cmp(&b.id)));
-            }
-        } else {
-            warnings.push("DescribeCluster names no VPC: `vpc-cidr` peers and VPC endpoints cannot be resolved".into());
-        }
-
-        Ok(ClusterMetadata {
-            fetched_at: Instant::now(),
-            vpc_id: info.vpc_id.clone(),
-            with_endpoints: info.endpoint_private_access,
-            nodegroups,
-            launch_templates,
-            instances: instances.into_values().collect(),
-            vpc_cidrs,
-            vpc_endpoints,
-            warnings,
-        })
+        Ok(instances.into_values().collect())
     }
 
-    /// The groups of one launch-template version; `None` if the template or version is gone.
-    async fn launch_template_groups(
+    /// The VPC's CIDRs, and its endpoints, route tables and branch ENIs, each filtered by VPC.
+    async fn vpc_metadata(&self, scope: &Scope, vpc: &str, raw: &mut ClusterMetadata) -> Result<(), CallFailure> {
+        let vpcs = paginate(DESCRIBE_VPCS, |token| async move {
+            let out = self.call(DESCRIBE_VPCS, scope.ec2.describe_vpcs().vpc_ids(vpc).set_next_token(token).send()).await;
+            match out {
+                Ok(out) => Ok((out.vpcs().iter().map(VpcInfo::from).collect::<Vec<_>>(), out.next_token().map(str::to_string))),
+                Err(f) if f.error.kind() == "not_found" => Ok((Vec::new(), None)),
+                Err(f) => Err(f),
+            }
+        })
+        .await?;
+        raw.vpcs = Some(vpcs);
+        let by_vpc = || Filter::builder().name("vpc-id").values(vpc).build();
+        raw.vpc_endpoints = Some(
+            paginate(DESCRIBE_VPC_ENDPOINTS, |token| async move {
+                let req = scope.ec2.describe_vpc_endpoints().filters(by_vpc()).set_next_token(token);
+                let out = self.call(DESCRIBE_VPC_ENDPOINTS, req.send()).await?;
+                let found = out.vpc_endpoints().iter().map(VpcEndpointInfo::from).collect::<Vec<_>>();
+                Ok((found, out.next_token().map(str::to_string)))
+            })
+            .await?,
+        );
+        raw.route_tables = Some(
+            paginate(DESCRIBE_ROUTE_TABLES, |token| async move {
+                let req = scope.ec2.describe_route_tables().filters(by_vpc()).set_next_token(token);
+                let out = self.call(DESCRIBE_ROUTE_TABLES, req.send()).await?;
+                let found = out.route_tables().iter().map(RouteTableInfo::from).collect::<Vec<_>>();
+                Ok((found, out.next_token().map(str::to_string)))
+            })
+            .await?,
+        );
+        raw.network_interfaces = Some(
+            paginate(DESCRIBE_NETWORK_INTERFACES, |token| async move {
+                // The controller's description picks its branch ENIs as surely as
+                // `interface-type=branch`, and the AWS emulator of the tests knows only it.
+                let branch = Filter::builder().name("description").values(assemble::BRANCH_ENI_DESCRIPTION).build();
+                let req = scope.ec2.describe_network_interfaces().filters(by_vpc()).filters(branch).set_next_token(token);
+                let out = self.call(DESCRIBE_NETWORK_INTERFACES, req.send()).await?;
+                let found = out.network_interfaces().iter().map(NetworkInterfaceInfo::from).collect::<Vec<_>>();
+                Ok((found, out.next_token().map(str::to_string)))
+            })
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// The asked version of one launch template; none if the template or version is gone.
+    async fn launch_template_versions(
         &self,
         scope: &Scope,
         lt: &LaunchTemplateRef,
-    ) -> Result<Option<Vec<String>>, CallFailure> {
+    ) -> Result<Vec<LaunchTemplateVersionInfo>, CallFailure> {
         let version = lt.version.clone().unwrap_or_else(|| "$Default".to_string());
-        let versions = paginate(DESCRIBE_LAUNCH_TEMPLATE_VERSIONS, |token| {
+        paginate(DESCRIBE_LAUNCH_TEMPLATE_VERSIONS, |token| {
             let version = version.clone();
             async move {
                 let req = scope.ec2.describe_launch_template_versions().versions(version).set_next_token(token);
@@ -570,7 +581,7 @@ impl Inner {
                 };
                 match self.call(DESCRIBE_LAUNCH_TEMPLATE_VERSIONS, req.send()).await {
                     Ok(out) => Ok((
-                        out.launch_template_versions().iter().map(convert::launch_template_security_groups).collect(),
+                        out.launch_template_versions().iter().map(LaunchTemplateVersionInfo::from).collect(),
                         out.next_token().map(str::to_string),
                     )),
                     Err(f) if f.error.kind() == "not_found" => Ok((Vec::new(), None)),
@@ -578,8 +589,7 @@ impl Inner {
                 }
             }
         })
-        .await?;
-        Ok(versions.into_iter().next())
+        .await
     }
 
     /// Every managed prefix list of the region (AWS-managed ones included), id → name, for
@@ -691,6 +701,7 @@ impl Inner {
     fn forget_other_clusters(&self, scope: &ScopeKey, names: &BTreeSet<String>, saw_all: bool) {
         if saw_all {
             lock(&self.metadata).retain(|(s, name), _| s != scope || names.contains(name));
+            lock(&self.peers).retain(|(s, name), _| s != scope || names.contains(name));
         }
     }
 }
@@ -762,207 +773,6 @@ where
     })
 }
 
-/// Which role wins when one group plays several: design.md §1's order.
-fn precedence(role: Role) -> u8 {
-    match role {
-        Role::Cluster => 0,
-        Role::ControlPlane => 1,
-        Role::RemoteAccess => 2,
-        Role::Node => 3,
-        Role::Pod => 4,
-        Role::Endpoint => 5,
-    }
-}
-
-/// The node group an instance belongs to, and whether the tag says EKS manages it
-/// (`eks:nodegroup-name` is set by EKS on managed nodes only).
-fn instance_node_group(i: &InstanceInfo) -> (String, bool) {
-    if let Some(ng) = i.tags.get("eks:nodegroup-name") {
-        return (ng.clone(), true);
-    }
-    let name = NODEGROUP_TAGS[1..].iter().find_map(|k| i.tags.get(*k)).map_or("self-managed", String::as_str);
-    (name.to_string(), false)
-}
-
-/// The SG sets of the cluster's nodes, managed node groups first (by name), then the groups of
-/// instances no managed node group accounts for. A managed group without a launch template gets
-/// the cluster SG plus its remote-access SG; with one, the template's groups (the cluster SG only
-/// if the template lists none — reference §1.6).
-fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<String>) -> Vec<NodeGroup> {
-    let cluster_sg: Vec<String> = info.cluster_security_group_id.iter().cloned().collect();
-    let mut managed: Vec<&NodegroupInfo> = meta.nodegroups.iter().collect();
-    managed.sort_by(|a, b| a.name.cmp(&b.name));
-    let managed_names: BTreeSet<&str> = managed.iter().map(|ng| ng.name.as_str()).collect();
-    let managed_asgs: BTreeSet<&str> =
-        managed.iter().flat_map(|ng| ng.auto_scaling_groups.iter().map(String::as_str)).collect();
-    let instance_groups = |of: &dyn Fn(&InstanceInfo) -> bool| -> Vec<String> {
-        sorted(meta.instances.iter().filter(|i| of(i)).flat_map(|i| i.security_group_ids.iter().cloned()).collect())
-    };
-
-    let mut groups = Vec::new();
-    for ng in managed {
-        let ids: Vec<String> = match &ng.launch_template {
-            None => cluster_sg.iter().chain(ng.remote_access_security_group.iter()).cloned().collect(),
-            Some(lt) => match meta.launch_templates.get(lt) {
-                Some(ids) if !ids.is_empty() => ids.clone(),
-                Some(_) => cluster_sg.clone(),
-                None => {
-                    let from_instances = instance_groups(&|i| instance_node_group(i).0 == ng.name);
-                    let template = format!(
-                        "launch template {} version {} of node group {} does not exist",
-                        lt.id.as_deref().or(lt.name.as_deref()).unwrap_or("(unnamed)"),
-                        lt.version.as_deref().unwrap_or("$Default"),
-                        ng.name
-                    );
-                    if from_instances.is_empty() {
-                        warnings.push(format!("{template} and none of its instances is running: assuming EKS's default, the cluster security group"));
-                        cluster_sg.clone()
-                    } else {
-                        warnings.push(format!("{template}: its security groups are read from its instances"));
-                        from_instances
-                    }
-                }
-            },
-        };
-        groups.push(NodeGroup {
-            name: ng.name.clone(),
-            kind: NodeGroupKind::Managed,
-            security_group_ids: sorted(ids),
-            route_out_v4: RouteOut::NoData,
-            route_out_v6: RouteOut::NoData,
-        });
-    }
-
-    let mut others: BTreeMap<(String, NodeGroupKind), Vec<String>> = BTreeMap::new();
-    for i in &meta.instances {
-        let (name, managed_tag) = instance_node_group(i);
-        if managed_names.contains(name.as_str())
-            || i.tags.get("aws:autoscaling:groupName").is_some_and(|a| managed_asgs.contains(a.as_str()))
-        {
-            continue;
-        }
-        let kind = if managed_tag { NodeGroupKind::Managed } else { NodeGroupKind::SelfManaged };
-        others.entry((name, kind)).or_default().extend(i.security_group_ids.iter().cloned());
-    }
-    for ((name, kind), ids) in others {
-        if kind == NodeGroupKind::Managed {
-            warnings.push(format!(
-                "instances name managed node group {name}, which ListNodegroups does not list: its security groups are read from its instances"
-            ));
-        }
-        groups.push(NodeGroup {
-            name,
-            kind,
-            security_group_ids: sorted(ids),
-            route_out_v4: RouteOut::NoData,
-            route_out_v6: RouteOut::NoData,
-        });
-    }
-    groups
-}
-
-/// Every group id the cluster names, before anything is known about the groups themselves.
-fn referenced_groups(info: &ClusterInfo, meta: &ClusterMetadata) -> Vec<String> {
-    let mut ids: Vec<String> = info.cluster_security_group_id.iter().cloned().collect();
-    ids.extend(info.security_group_ids.iter().cloned());
-    ids.extend(meta.nodegroups.iter().filter_map(|ng| ng.remote_access_security_group.clone()));
-    ids.extend(meta.launch_templates.values().flatten().cloned());
-    ids.extend(meta.instances.iter().flat_map(|i| i.security_group_ids.iter().cloned()));
-    ids.extend(meta.vpc_endpoints.iter().flat_map(|e| e.security_group_ids.iter().cloned()));
-    sorted(ids)
-}
-
-/// Every group id the cluster uses, with its role (design.md §1; the first role in the order
-/// cluster, control-plane, remote-access, node, endpoint wins). eksctl puts its SSH group
-/// (`<stack>-remoteAccess`) in the launch template: it is remote access all the same.
-fn roles_of(
-    info: &ClusterInfo,
-    meta: &ClusterMetadata,
-    node_groups: &[NodeGroup],
-    found: &HashMap<String, GroupRecord>,
-) -> BTreeMap<String, Role> {
-    let mut roles: BTreeMap<String, Role> = BTreeMap::new();
-    let mut assign = |id: &str, role: Role| {
-        let keep = roles.get(id).is_some_and(|r| precedence(*r) <= precedence(role));
-        if !keep {
-            roles.insert(id.to_string(), role);
-        }
-    };
-    if let Some(id) = &info.cluster_security_group_id {
-        assign(id, Role::Cluster);
-    }
-    for id in &info.security_group_ids {
-        assign(id, Role::ControlPlane);
-    }
-    for id in meta.nodegroups.iter().filter_map(|ng| ng.remote_access_security_group.as_ref()) {
-        assign(id, Role::RemoteAccess);
-    }
-    for id in node_groups.iter().flat_map(|ng| ng.security_group_ids.iter()) {
-        let ssh = found.get(id).is_some_and(|g| g.name.ends_with("-remoteAccess"));
-        assign(id, if ssh { Role::RemoteAccess } else { Role::Node });
-    }
-    // What is really attached counts too, even where a launch template says otherwise.
-    for id in meta.instances.iter().flat_map(|i| i.security_group_ids.iter()) {
-        assign(id, Role::Node);
-    }
-    for id in meta.vpc_endpoints.iter().flat_map(|e| e.security_group_ids.iter()) {
-        assign(id, Role::Endpoint);
-    }
-    roles
-}
-
-fn sorted(mut ids: Vec<String>) -> Vec<String> {
-    ids.sort();
-    ids.dedup();
-    ids
-}
-
-fn assemble(
-    id: ClusterId,
-    prepared: &Prepared,
-    batch: &GroupBatch,
-    prefix_lists: &BTreeMap<String, String>,
-) -> Result<ClusterSnapshot, SourceError> {
-    let (info, meta) = (&prepared.info, &*prepared.metadata);
-    if let Some(e) = referenced_groups(info, meta).iter().find_map(|id| batch.failed.get(id)) {
-        return Err(e.clone());
-    }
-    let mut warnings = meta.warnings.clone();
-    warnings.extend(prepared.warnings.iter().cloned());
-    let node_groups = node_groups(info, meta, &mut warnings);
-    let mut groups = BTreeMap::new();
-    for (gid, role) in roles_of(info, meta, &node_groups, &batch.found) {
-        match batch.found.get(&gid) {
-            Some(g) => {
-                groups.insert(gid, g.with_role(role));
-            }
-            None => warnings.push(format!(
-                "security group {gid} ({role}) does not exist: it was named by the cluster but AWS no longer has it"
-            )),
-        }
-    }
-    let style = style::detect(&info.name, &info.tags, groups.values());
-    Ok(ClusterSnapshot {
-        id,
-        endpoint_mode: EndpointMode::from_access(info.endpoint_public_access, info.endpoint_private_access),
-        public_access_cidrs: info.public_access_cidrs.clone(),
-        style,
-        ip_family: IpFamily::Ipv4,
-        remote_network: None,
-        vpc_id: info.vpc_id.clone().unwrap_or_default(),
-        vpc_cidrs: meta.vpc_cidrs.clone(),
-        cluster_security_group_id: info.cluster_security_group_id.clone(),
-        control_plane_security_group_ids: info.security_group_ids.clone(),
-        groups,
-        node_groups,
-        vpc_endpoints: meta.vpc_endpoints.clone(),
-        pod_security_group_sets: Vec::new(),
-        peer_groups: BTreeMap::new(),
-        prefix_lists: prefix_lists.clone(),
-        warnings,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -980,117 +790,5 @@ mod tests {
         }
     }
 
-    fn metadata(
-        nodegroups: Vec<NodegroupInfo>,
-        lts: &[(LaunchTemplateRef, &[&str])],
-        instances: Vec<InstanceInfo>,
-    ) -> ClusterMetadata {
-        ClusterMetadata {
-            fetched_at: Instant::now(),
-            vpc_id: Some("vpc-1".into()),
-            with_endpoints: false,
-            nodegroups,
-            launch_templates: lts.iter().map(|(k, v)| (k.clone(), v.iter().map(|s| s.to_string()).collect())).collect(),
-            instances,
-            vpc_cidrs: Vec::new(),
-            vpc_endpoints: Vec::new(),
-            warnings: Vec::new(),
-        }
-    }
-
-    fn info() -> ClusterInfo {
-        ClusterInfo {
-            name: "prod".into(),
-            arn: None,
-            endpoint_public_access: true,
-            endpoint_private_access: false,
-            public_access_cidrs: Vec::new(),
-            vpc_id: Some("vpc-1".into()),
-            cluster_security_group_id: Some("sg-cluster".into()),
-            security_group_ids: vec!["sg-cp".into()],
-            tags: BTreeMap::new(),
-        }
-    }
-
-    fn lt(id: &str) -> LaunchTemplateRef {
-        LaunchTemplateRef { id: Some(id.into()), name: None, version: Some("1".into()) }
-    }
-
-    fn ng(name: &str, lt_id: Option<&str>, ra: Option<&str>) -> NodegroupInfo {
-        NodegroupInfo {
-            name: name.into(),
-            launch_template: lt_id.map(lt),
-            remote_access_security_group: ra.map(str::to_string),
-            auto_scaling_groups: vec![format!("eks-{name}")],
-        }
-    }
-
-    fn instance(id: &str, groups: &[&str], tags: &[(&str, &str)]) -> InstanceInfo {
-        InstanceInfo {
-            id: id.into(),
-            security_group_ids: groups.iter().map(|s| s.to_string()).collect(),
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        }
-    }
-
-    fn record(id: &str, name: &str) -> (String, GroupRecord) {
-        let g = GroupRecord {
-            id: id.into(),
-            name: name.into(),
-            description: String::new(),
-            owner_id: None,
-            vpc_id: None,
-            tags: BTreeMap::new(),
-            rules: Vec::new(),
-        };
-        (id.to_string(), g)
-    }
-
-    #[test]
-    fn node_group_sets_and_roles_follow_the_launch_template_rules() {
-        let ngs = vec![
-            ng("plain", None, Some("sg-ra")),
-            ng("lt", Some("lt-1"), None),
-            ng("lt-empty", Some("lt-2"), None),
-            ng("lt-gone", Some("lt-3"), None),
-            ng("lt-gone-no-nodes", Some("lt-4"), None),
-        ];
-        let instances = vec![
-            instance("i-1", &["sg-self"], &[("alpha.eksctl.io/nodegroup-name", "ng-self")]),
-            instance("i-2", &["sg-node", "sg-extra"], &[("eks:nodegroup-name", "lt")]),
-            instance("i-3", &["sg-old"], &[("eks:nodegroup-name", "lt-gone")]),
-            instance("i-4", &["sg-asg"], &[("aws:autoscaling:groupName", "eks-plain")]),
-            instance("i-5", &["sg-bare"], &[]),
-        ];
-        let meta = metadata(ngs, &[(lt("lt-1"), &["sg-node", "sg-cp", "sg-ssh"]), (lt("lt-2"), &[])], instances);
-        let mut warnings = Vec::new();
-        let sets = node_groups(&info(), &meta, &mut warnings);
-        let got: Vec<(&str, NodeGroupKind, Vec<String>)> =
-            sets.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            got,
-            vec![
-                ("lt", NodeGroupKind::Managed, s(&["sg-cp", "sg-node", "sg-ssh"])),
-                ("lt-empty", NodeGroupKind::Managed, s(&["sg-cluster"])),
-                ("lt-gone", NodeGroupKind::Managed, s(&["sg-old"])),
-                ("lt-gone-no-nodes", NodeGroupKind::Managed, s(&["sg-cluster"])),
-                ("plain", NodeGroupKind::Managed, s(&["sg-cluster", "sg-ra"])),
-                ("ng-self", NodeGroupKind::SelfManaged, s(&["sg-self"])),
-                ("self-managed", NodeGroupKind::SelfManaged, s(&["sg-bare"])),
-            ]
-        );
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
-        let found: HashMap<String, GroupRecord> =
-            [record("sg-ssh", "eksctl-c-nodegroup-ng-remoteAccess")].into_iter().collect();
-        let roles = roles_of(&info(), &meta, &sets, &found);
-        // A control-plane group that a launch template also lists keeps the stronger role.
-        assert_eq!(roles.get("sg-cp"), Some(&Role::ControlPlane));
-        assert_eq!(roles.get("sg-node"), Some(&Role::Node));
-        assert_eq!(roles.get("sg-ra"), Some(&Role::RemoteAccess));
-        assert_eq!(roles.get("sg-ssh"), Some(&Role::RemoteAccess), "eksctl's SSH group in a launch template");
-        assert_eq!(roles.get("sg-self"), Some(&Role::Node));
-        assert_eq!(roles.get("sg-extra"), Some(&Role::Node), "attached to a managed node, though no template lists it");
-        assert_eq!(roles.get("sg-cluster"), Some(&Role::Cluster));
     }
 }

@@ -1,5 +1,6 @@
-//! The one place SDK types meet `model`: `TryFrom` conversions at the edge, and the
-//! classification of SDK errors into `SourceError`. Everything `aws.rs` keeps is plain data.
+//! The one place SDK types meet sgdrift: conversions at the edge into the plain shapes of
+//! `assemble`, and the classification of SDK errors into `SourceError`. Everything `aws.rs`
+//! keeps is plain data.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,24 +13,12 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ipnet::IpNet;
 
-use super::SourceError;
-use crate::model::{
-    normalize, Direction, ParseError, RawPeer, RawPermission, Role, SecurityGroup, VpcEndpoint, VpcEndpointKind,
+use super::assemble::{
+    CidrBlock, ClusterInfo, GroupRecord, InstanceInfo, LaunchTemplateRef, LaunchTemplateVersionInfo,
+    NetworkInterfaceInfo, NodegroupInfo, RouteInfo, RouteTableInfo, VpcEndpointInfo, VpcInfo,
 };
-
-/// What `DescribeCluster` says about one cluster, as far as security groups go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterInfo {
-    pub name: String,
-    pub arn: Option<String>,
-    pub endpoint_public_access: bool,
-    pub endpoint_private_access: bool,
-    pub public_access_cidrs: Vec<String>,
-    pub vpc_id: Option<String>,
-    pub cluster_security_group_id: Option<String>,
-    pub security_group_ids: Vec<String>,
-    pub tags: BTreeMap<String, String>,
-}
+use super::SourceError;
+use crate::model::{IpFamily, ParseError, RawPeer, RawPermission, RemoteNetwork};
 
 impl From<&eks::Cluster> for ClusterInfo {
     fn from(c: &eks::Cluster) -> Self {
@@ -47,26 +36,22 @@ impl From<&eks::Cluster> for ClusterInfo {
                 .map(str::to_string),
             security_group_ids: vpc.map(|v| v.security_group_ids().to_vec()).unwrap_or_default(),
             tags: c.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+            ip_family: match c.kubernetes_network_config().and_then(|k| k.ip_family()) {
+                Some(eks::IpFamily::Ipv6) => IpFamily::Ipv6,
+                _ => IpFamily::Ipv4,
+            },
+            auto_mode: c.compute_config().and_then(|cc| cc.enabled()).unwrap_or(false),
+            remote_network: c.remote_network_config().map(|r| RemoteNetwork {
+                node_cidrs: cidrs(r.remote_node_networks().iter().flat_map(|n| n.cidrs())),
+                pod_cidrs: cidrs(r.remote_pod_networks().iter().flat_map(|n| n.cidrs())),
+            }),
         }
     }
 }
 
-/// The launch template a managed node group names (`launchTemplate.{id,name,version}`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LaunchTemplateRef {
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub version: Option<String>,
-}
-
-/// What `DescribeNodegroup` says about one managed node group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodegroupInfo {
-    pub name: String,
-    pub launch_template: Option<LaunchTemplateRef>,
-    pub remote_access_security_group: Option<String>,
-    /// The Auto Scaling groups EKS made for it: their instances are this group's nodes.
-    pub auto_scaling_groups: Vec<String>,
+/// The CIDRs that parse; EKS validated them when the cluster was made.
+pub(crate) fn cidrs<'a>(texts: impl Iterator<Item = &'a String>) -> Vec<IpNet> {
+    texts.filter_map(|t| t.parse().ok()).collect()
 }
 
 impl From<&eks::Nodegroup> for NodegroupInfo {
@@ -87,29 +72,28 @@ impl From<&eks::Nodegroup> for NodegroupInfo {
                 .resources()
                 .map(|r| r.auto_scaling_groups().iter().filter_map(|a| a.name()).map(str::to_string).collect())
                 .unwrap_or_default(),
+            subnets: ng.subnets().to_vec(),
         }
     }
 }
 
-/// The SG ids a launch-template version puts on its instances: `SecurityGroupIds`, or the
-/// groups of its network interfaces (a template has one or the other, never both).
-pub fn launch_template_security_groups(version: &ec2::LaunchTemplateVersion) -> Vec<String> {
-    let Some(data) = version.launch_template_data() else {
-        return Vec::new();
-    };
-    let mut ids: Vec<String> = data.security_group_ids().to_vec();
-    for nic in data.network_interfaces() {
-        ids.extend(nic.groups().iter().cloned());
+impl From<&ec2::LaunchTemplateVersion> for LaunchTemplateVersionInfo {
+    /// The groups a version puts on its instances: `SecurityGroupIds`, or the groups of its
+    /// network interfaces (a template has one or the other, never both).
+    fn from(v: &ec2::LaunchTemplateVersion) -> Self {
+        let mut ids: Vec<String> = Vec::new();
+        if let Some(data) = v.launch_template_data() {
+            ids.extend(data.security_group_ids().iter().cloned());
+            ids.extend(data.network_interfaces().iter().flat_map(|nic| nic.groups().iter().cloned()));
+        }
+        LaunchTemplateVersionInfo {
+            template_id: v.launch_template_id().map(str::to_string),
+            template_name: v.launch_template_name().map(str::to_string),
+            version_number: v.version_number().unwrap_or_default(),
+            default_version: v.default_version().unwrap_or(false),
+            security_group_ids: sorted_unique(ids),
+        }
     }
-    sorted_unique(ids)
-}
-
-/// One EC2 instance that may be a self-managed node: its tags and every SG on its ENIs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceInfo {
-    pub id: String,
-    pub security_group_ids: Vec<String>,
-    pub tags: BTreeMap<String, String>,
 }
 
 impl From<&ec2::Instance> for InstanceInfo {
@@ -121,87 +105,103 @@ impl From<&ec2::Instance> for InstanceInfo {
         }
         InstanceInfo {
             id: i.instance_id().unwrap_or_default().to_string(),
+            live: !matches!(
+                i.state().and_then(|s| s.name()),
+                Some(ec2::InstanceStateName::Terminated | ec2::InstanceStateName::ShuttingDown)
+            ),
+            subnet_id: i.subnet_id().map(str::to_string),
             security_group_ids: sorted_unique(ids),
             tags: tags(i.tags()),
         }
     }
 }
 
-/// Is the instance one that still carries traffic (not terminated or shutting down)?
-pub fn instance_is_live(i: &ec2::Instance) -> bool {
-    !matches!(
-        i.state().and_then(|s| s.name()),
-        Some(ec2::InstanceStateName::Terminated | ec2::InstanceStateName::ShuttingDown)
-    )
-}
-
-/// An interface or gateway endpoint that exists; other kinds (load balancer, resource) and
-/// endpoints on their way out are of no use to nodes.
-pub fn vpc_endpoint(e: &ec2::VpcEndpoint) -> Option<VpcEndpoint> {
-    let kind = match e.vpc_endpoint_type()? {
-        ec2::VpcEndpointType::Interface => VpcEndpointKind::Interface,
-        ec2::VpcEndpointType::Gateway => VpcEndpointKind::Gateway,
-        _ => return None,
-    };
-    if matches!(
-        e.state(),
-        Some(
-            ec2::State::Deleted
-                | ec2::State::Deleting
-                | ec2::State::Failed
-                | ec2::State::Rejected
-                | ec2::State::Expired
-        )
-    ) {
-        return None;
-    }
-    Some(VpcEndpoint {
-        id: e.vpc_endpoint_id()?.to_string(),
-        service_name: e.service_name().unwrap_or_default().to_string(),
-        kind,
-        security_group_ids: sorted_unique(e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect()),
-        private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
-    })
-}
-
-/// The IPv4 and IPv6 CIDRs associated with a VPC (`vpc-cidr` in baselines), in API order.
-pub fn vpc_cidrs(v: &ec2::Vpc) -> Vec<IpNet> {
-    let mut cidrs: Vec<IpNet> = Vec::new();
-    let mut push = |s: Option<&str>| {
-        if let Some(net) = s.and_then(|s| s.parse::<IpNet>().ok()) {
-            if !cidrs.contains(&net) {
-                cidrs.push(net);
-            }
-        }
-    };
-    let v4 = v.cidr_block_association_set();
-    if v4.is_empty() {
-        push(v.cidr_block());
-    }
-    for a in v4 {
-        if !cidr_gone(a.cidr_block_state().and_then(|s| s.state())) {
-            push(a.cidr_block());
+impl From<&ec2::VpcEndpoint> for VpcEndpointInfo {
+    fn from(e: &ec2::VpcEndpoint) -> Self {
+        VpcEndpointInfo {
+            id: e.vpc_endpoint_id().unwrap_or_default().to_string(),
+            vpc_id: e.vpc_id().map(str::to_string),
+            service_name: e.service_name().unwrap_or_default().to_string(),
+            endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+            state: e.state().map(|s| s.as_str().to_string()),
+            security_group_ids: sorted_unique(e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect()),
+            private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
         }
     }
-    for a in v.ipv6_cidr_block_association_set() {
-        if !cidr_gone(a.ipv6_cidr_block_state().and_then(|s| s.state())) {
-            push(a.ipv6_cidr_block());
-        }
-    }
-    cidrs
 }
 
-/// A CIDR that is leaving or never joined the VPC admits no traffic: leave it out.
-fn cidr_gone(state: Option<&ec2::VpcCidrBlockStateCode>) -> bool {
-    matches!(
-        state,
-        Some(
-            ec2::VpcCidrBlockStateCode::Disassociated
-                | ec2::VpcCidrBlockStateCode::Disassociating
-                | ec2::VpcCidrBlockStateCode::Failed
-                | ec2::VpcCidrBlockStateCode::Failing
-        )
-    )
+impl From<&ec2::Vpc> for VpcInfo {
+    fn from(v: &ec2::Vpc) -> Self {
+        let block = |cidr: Option<&str>, state: Option<&str>| {
+            Some(CidrBlock { cidr: cidr?.parse().ok()?, state: state.map(str::to_string) })
+        };
+        VpcInfo {
+            id: v.vpc_id().unwrap_or_default().to_string(),
+            primary: v.cidr_block().and_then(|c| c.parse().ok()),
+            ipv4: v
+                .cidr_block_association_set()
+                .iter()
+                .filter_map(|a| block(a.cidr_block(), a.cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str())))
+                .collect(),
+            ipv6: v
+                .ipv6_cidr_block_association_set()
+                .iter()
+                .filter_map(|a| {
+                    block(a.ipv6_cidr_block(), a.ipv6_cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str()))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&ec2::RouteTable> for RouteTableInfo {
+    fn from(t: &ec2::RouteTable) -> Self {
+        RouteTableInfo {
+            id: t.route_table_id().unwrap_or_default().to_string(),
+            vpc_id: t.vpc_id().map(str::to_string),
+            main: t.associations().iter().any(|a| a.main().unwrap_or(false)),
+            subnet_ids: t.associations().iter().filter_map(|a| a.subnet_id()).map(str::to_string).collect(),
+            routes: t
+                .routes()
+                .iter()
+                .map(|r| RouteInfo {
+                    destination: r
+                        .destination_cidr_block()
+                        .or(r.destination_ipv6_cidr_block())
+                        .and_then(|d| d.parse().ok()),
+                    target: [
+                        r.gateway_id(),
+                        r.nat_gateway_id(),
+                        r.egress_only_internet_gateway_id(),
+                        r.transit_gateway_id(),
+                        r.vpc_peering_connection_id(),
+                        r.network_interface_id(),
+                        r.instance_id(),
+                        r.local_gateway_id(),
+                        r.carrier_gateway_id(),
+                        r.core_network_arn(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(str::to_string),
+                    state: r.state().map(|s| s.as_str().to_string()),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&ec2::NetworkInterface> for NetworkInterfaceInfo {
+    fn from(n: &ec2::NetworkInterface) -> Self {
+        NetworkInterfaceInfo {
+            id: n.network_interface_id().unwrap_or_default().to_string(),
+            interface_type: n.interface_type().map(|t| t.as_str().to_string()),
+            description: n.description().map(str::to_string),
+            vpc_id: n.vpc_id().map(str::to_string),
+            security_group_ids: sorted_unique(n.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect()),
+        }
+    }
 }
 
 /// `pl-…` → `com.amazonaws.<region>.s3` (or the customer's name).
@@ -209,54 +209,23 @@ pub fn prefix_list(p: &ec2::ManagedPrefixList) -> Option<(String, String)> {
     Some((p.prefix_list_id()?.to_string(), p.prefix_list_name().unwrap_or_default().to_string()))
 }
 
-/// A security group as EC2 describes it, with canonical rules but no role yet: the same group
-/// can play different roles in different clusters of one batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRecord {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub owner_id: Option<String>,
-    pub vpc_id: Option<String>,
-    pub tags: BTreeMap<String, String>,
-    pub rules: Vec<crate::model::Rule>,
-}
-
-impl GroupRecord {
-    pub fn with_role(&self, role: Role) -> SecurityGroup {
-        SecurityGroup {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            description: self.description.clone(),
-            owner_id: self.owner_id.clone(),
-            vpc_id: self.vpc_id.clone(),
-            tags: self.tags.clone(),
-            roles: [role].into(),
-            rules: self.rules.clone(),
-        }
-    }
-}
-
 impl TryFrom<&ec2::SecurityGroup> for GroupRecord {
     type Error = ParseError;
 
     fn try_from(sg: &ec2::SecurityGroup) -> Result<Self, ParseError> {
         let id = sg.group_id().ok_or_else(|| ParseError("a security group without GroupId".into()))?.to_string();
-        let owner = sg.owner_id();
-        let context = |e: ParseError| ParseError(format!("{id}: {}", e.0));
-        let mut rules = normalize(Direction::Ingress, &raw_permissions(sg.ip_permissions()), owner).map_err(context)?;
-        rules.extend(
-            normalize(Direction::Egress, &raw_permissions(sg.ip_permissions_egress()), owner).map_err(context)?,
-        );
-        Ok(GroupRecord {
+        let record = GroupRecord {
             name: sg.group_name().unwrap_or_default().to_string(),
             description: sg.description().unwrap_or_default().to_string(),
-            owner_id: owner.map(str::to_string),
+            owner_id: sg.owner_id().map(str::to_string),
             vpc_id: sg.vpc_id().map(str::to_string),
             tags: tags(sg.tags()),
-            rules: crate::model::canonicalize(rules),
-            id,
-        })
+            rules: Vec::new(),
+            id: id.clone(),
+        };
+        record
+            .with_permissions(&raw_permissions(sg.ip_permissions()), &raw_permissions(sg.ip_permissions_egress()))
+            .map_err(|e| ParseError(format!("{id}: {}", e.0)))
     }
 }
 
@@ -403,6 +372,7 @@ where
 mod tests {
     use super::*;
     use aws_sdk_ec2::types::{IpPermission, IpRange, Tag, UserIdGroupPair};
+    use crate::model::Direction;
 
     #[test]
     fn a_group_converts_to_canonical_rules_in_both_directions() {
@@ -454,7 +424,7 @@ mod tests {
                     .build(),
             )
             .build();
-        assert_eq!(launch_template_security_groups(&direct), vec!["sg-1".to_string(), "sg-2".to_string()]);
+        assert_eq!(LaunchTemplateVersionInfo::from(&direct).security_group_ids, vec!["sg-1".to_string(), "sg-2".to_string()]);
         let nics = ec2::LaunchTemplateVersion::builder()
             .launch_template_data(
                 ec2::ResponseLaunchTemplateData::builder()
@@ -464,40 +434,61 @@ mod tests {
                     .build(),
             )
             .build();
-        assert_eq!(launch_template_security_groups(&nics), vec!["sg-3".to_string()]);
-        assert!(launch_template_security_groups(&ec2::LaunchTemplateVersion::builder().build()).is_empty());
+        assert_eq!(LaunchTemplateVersionInfo::from(&nics).security_group_ids, vec!["sg-3".to_string()]);
+        assert!(LaunchTemplateVersionInfo::from(&ec2::LaunchTemplateVersion::builder().build()).security_group_ids.is_empty());
     }
 
     #[test]
-    fn load_balancer_and_deleted_endpoints_are_not_endpoints_of_the_cluster() {
-        let endpoint = |t: ec2::VpcEndpointType, s: ec2::State| {
-            ec2::VpcEndpoint::builder()
-                .vpc_endpoint_id("vpce-1")
-                .service_name("com.amazonaws.eu-west-1.ec2")
-                .vpc_endpoint_type(t)
-                .state(s)
-                .groups(ec2::SecurityGroupIdentifier::builder().group_id("sg-9").build())
-                .build()
-        };
-        let live = vpc_endpoint(&endpoint(ec2::VpcEndpointType::Interface, ec2::State::Available)).expect("kept");
-        assert_eq!(live.kind, VpcEndpointKind::Interface);
-        assert_eq!(live.security_group_ids, vec!["sg-9".to_string()]);
-        assert!(vpc_endpoint(&endpoint(ec2::VpcEndpointType::GatewayLoadBalancer, ec2::State::Available)).is_none());
-        assert!(vpc_endpoint(&endpoint(ec2::VpcEndpointType::Interface, ec2::State::Deleted)).is_none());
-    }
-
-    #[test]
-    fn vpc_cidrs_skip_disassociated_blocks() {
-        let vpc = ec2::Vpc::builder()
-            .cidr_block("10.0.0.0/16")
-            .cidr_block_association_set(
-                ec2::VpcCidrBlockAssociation::builder()
-                    .cidr_block("10.0.0.0/16")
-                    .cidr_block_state(
-                        ec2::VpcCidrBlockState::builder().state(ec2::VpcCidrBlockStateCode::Associated).build(),
-                    )
+    fn route_tables_keep_their_main_flag_subnets_and_the_target_of_each_route() {
+        let table = ec2::RouteTable::builder()
+            .route_table_id("rtb-1")
+            .vpc_id("vpc-1")
+            .associations(ec2::RouteTableAssociation::builder().subnet_id("subnet-a").build())
+            .associations(ec2::RouteTableAssociation::builder().main(true).build())
+            .routes(ec2::Route::builder().destination_cidr_block("10.0.0.0/16").gateway_id("local").build())
+            .routes(
+                ec2::Route::builder()
+                    .destination_cidr_block("0.0.0.0/0")
+                    .nat_gateway_id("nat-1")
+                    .state(ec2::RouteState::Blackhole)
                     .build(),
             )
+            .routes(ec2::Route::builder().destination_ipv6_cidr_block("::/0").egress_only_internet_gateway_id("eigw-1").build())
+            .build();
+        let t = RouteTableInfo::from(&table);
+        assert!(t.main);
+        assert_eq!(t.subnet_ids, vec!["subnet-a".to_string()]);
+        let got: Vec<(String, Option<&str>, Option<&str>)> = t
+            .routes
+            .iter()
+            .map(|r| (r.destination.map(|d| d.to_string()).unwrap_or_default(), r.target.as_deref(), r.state.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("10.0.0.0/16".to_string(), Some("local"), None),
+                ("0.0.0.0/0".to_string(), Some("nat-1"), Some("blackhole")),
+                ("::/0".to_string(), Some("eigw-1"), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn endpoints_and_vpcs_keep_the_names_and_states_aws_gives_them() {
+        let e = ec2::VpcEndpoint::builder()
+            .vpc_endpoint_id("vpce-1")
+            .service_name("com.amazonaws.eu-west-1.ec2")
+            .vpc_endpoint_type(ec2::VpcEndpointType::GatewayLoadBalancer)
+            .state(ec2::State::Deleted)
+            .private_dns_enabled(true)
+            .groups(ec2::SecurityGroupIdentifier::builder().group_id("sg-9").build())
+            .build();
+        let e = VpcEndpointInfo::from(&e);
+        assert_eq!((e.endpoint_type.as_str(), e.state.as_deref()), ("GatewayLoadBalancer", Some("deleted")));
+        assert_eq!(e.security_group_ids, vec!["sg-9".to_string()]);
+        let vpc = ec2::Vpc::builder()
+            .vpc_id("vpc-1")
+            .cidr_block("10.0.0.0/16")
             .cidr_block_association_set(
                 ec2::VpcCidrBlockAssociation::builder()
                     .cidr_block("10.1.0.0/16")
@@ -510,7 +501,9 @@ mod tests {
                 ec2::VpcIpv6CidrBlockAssociation::builder().ipv6_cidr_block("2600:1f18::/56").build(),
             )
             .build();
-        let got: Vec<String> = vpc_cidrs(&vpc).iter().map(|n| n.to_string()).collect();
-        assert_eq!(got, vec!["10.0.0.0/16".to_string(), "2600:1f18::/56".to_string()]);
+        let v = VpcInfo::from(&vpc);
+        assert_eq!(v.primary, "10.0.0.0/16".parse().ok());
+        assert_eq!(v.ipv4, vec![CidrBlock { cidr: "10.1.0.0/16".parse().unwrap(), state: Some("disassociated".into()) }]);
+        assert_eq!(v.ipv6, vec![CidrBlock { cidr: "2600:1f18::/56".parse().unwrap(), state: None }]);
     }
 }

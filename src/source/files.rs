@@ -3,20 +3,24 @@
 //! Layout of `dir/<any name>/`: `describe-cluster.json` and `describe-security-groups.json`
 //! (required); `describe-nodegroup-<name>.json`, `describe-launch-template-versions.json`,
 //! `describe-vpc-endpoints.json`, `describe-instances.json`, `describe-vpcs.json`,
+//! `describe-route-tables.json`, `describe-network-interfaces.json`,
 //! `describe-prefix-lists.json`, `describe-managed-prefix-lists.json` (optional). Each file is
-//! the unedited `--output json` of the command named in [`KNOWN_FILES`].
+//! the unedited `--output json` of the command named in [`KNOWN_FILES`]; each shape converts
+//! into the raw shapes of `assemble`, which makes the snapshot as for the `aws` source.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
-use super::{style, ClusterPoll, SourceError, TargetPoll, TargetSpec};
-use crate::model::{
-    canonicalize, normalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, IpFamily, NodeGroup, NodeGroupKind,
-    RawPeer, RawPermission, Role, RouteOut, SecurityGroup, VpcEndpoint, VpcEndpointKind,
+use super::assemble::{
+    self, CidrBlock, ClusterInfo, ClusterMetadata, GroupBatch, GroupRecord, InstanceInfo, LaunchTemplateRef,
+    LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo, RawCluster, RouteInfo, RouteTableInfo,
+    VpcEndpointInfo, VpcInfo,
 };
+use super::{convert, ClusterPoll, SourceError, TargetPoll, TargetSpec};
+use crate::model::{ClusterId, ClusterSnapshot, IpFamily, RawPeer, RawPermission, RemoteNetwork};
 
 const CLUSTER_FILE: &str = "describe-cluster.json";
 const GROUPS_FILE: &str = "describe-security-groups.json";
@@ -27,9 +31,11 @@ const INSTANCES_FILE: &str = "describe-instances.json";
 const VPCS_FILE: &str = "describe-vpcs.json";
 const PREFIX_LISTS_FILE: &str = "describe-prefix-lists.json";
 const MANAGED_PREFIX_LISTS_FILE: &str = "describe-managed-prefix-lists.json";
+const ROUTE_TABLES_FILE: &str = "describe-route-tables.json";
+const INTERFACES_FILE: &str = "describe-network-interfaces.json";
 
 /// Each file and the command whose output it holds (`<c>`: cluster, `<vpc>`: its VPC).
-pub const KNOWN_FILES: [(&str, &str); 9] = [
+pub const KNOWN_FILES: [(&str, &str); 11] = [
     (CLUSTER_FILE, "aws eks describe-cluster --name <c> --output json"),
     (GROUPS_FILE, "aws ec2 describe-security-groups --filters Name=vpc-id,Values=<vpc> --output json"),
     (
@@ -45,6 +51,11 @@ pub const KNOWN_FILES: [(&str, &str); 9] = [
     (VPCS_FILE, "aws ec2 describe-vpcs --vpc-ids <vpc> --output json"),
     (PREFIX_LISTS_FILE, "aws ec2 describe-prefix-lists --output json"),
     (MANAGED_PREFIX_LISTS_FILE, "aws ec2 describe-managed-prefix-lists --output json"),
+    (ROUTE_TABLES_FILE, "aws ec2 describe-route-tables --filters Name=vpc-id,Values=<vpc> --output json"),
+    (
+        INTERFACES_FILE,
+        "aws ec2 describe-network-interfaces --filters Name=vpc-id,Values=<vpc> Name=interface-type,Values=branch --output json",
+    ),
 ];
 
 /// The command that writes `file`, with the cluster name and VPC filled in where known.
@@ -132,7 +143,7 @@ fn load_cluster(dir: &Path, target: &TargetSpec) -> Option<ClusterPoll> {
                 if id.region != target.region || !target.wants(&id.name) {
                     return None;
                 }
-                let result = build(dir, &id, &d.cluster);
+                let result = build(dir, &id, d.cluster);
                 (id, result)
             }
             Err(what) => {
@@ -270,19 +281,9 @@ fn pick(dir: &Path, canonical: &str, key: &str) -> PathBuf {
     by_content(dir, key).into_iter().next().unwrap_or(path)
 }
 
-/// Everything the optional files say, as plain data.
-#[derive(Default)]
-struct Extras {
-    nodegroups: Vec<Nodegroup>,
-    launch_templates: Vec<LaunchTemplateVersion>,
-    endpoints: Option<Vec<VpcEndpointJson>>,
-    instances: Vec<Instance>,
-    vpcs: Vec<Vpc>,
-    prefix_lists: BTreeMap<String, String>,
-}
-
-fn read_extras(dir: &Path, cluster: &str, vpc: &str) -> Result<Extras, SourceError> {
-    let mut extras = Extras::default();
+/// Everything the optional files say, as the raw shapes of `assemble`.
+fn read_metadata(dir: &Path, cluster: &str, vpc: &str) -> Result<(ClusterMetadata, BTreeMap<String, String>), SourceError> {
+    let mut meta = ClusterMetadata::default();
     let mut nodegroup_files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| SourceError::Input(format!("{}: cannot list the cluster directory: {e}", dir.display())))?
         .filter_map(Result::ok)
@@ -297,366 +298,103 @@ fn read_extras(dir: &Path, cluster: &str, vpc: &str) -> Result<Extras, SourceErr
     nodegroup_files.sort();
     for path in nodegroup_files {
         if let Some(d) = read_optional::<DescribeNodegroup>(&path, cluster, vpc)? {
-            extras.nodegroups.push(d.nodegroup);
+            meta.nodegroups.push(d.nodegroup.into());
         }
     }
-    extras.nodegroups.sort_by(|a, b| a.nodegroup_name.cmp(&b.nodegroup_name));
-    if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(&pick(dir, LAUNCH_TEMPLATES_FILE, "LaunchTemplateVersions"), cluster, vpc)? {
-        extras.launch_templates = d.launch_template_versions;
+    let read = |file: &str, key: &str| pick(dir, file, key);
+    if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(&read(LAUNCH_TEMPLATES_FILE, "LaunchTemplateVersions"), cluster, vpc)? {
+        meta.launch_templates = d.launch_template_versions.into_iter().map(Into::into).collect();
     }
-    extras.endpoints =
-        read_optional::<DescribeVpcEndpoints>(&pick(dir, ENDPOINTS_FILE, "VpcEndpoints"), cluster, vpc)?.map(|d| d.vpc_endpoints);
-    if let Some(d) = read_optional::<DescribeInstances>(&pick(dir, INSTANCES_FILE, "Reservations"), cluster, vpc)? {
-        extras.instances = d.reservations.into_iter().flat_map(|r| r.instances).collect();
+    if let Some(d) = read_optional::<DescribeInstances>(&read(INSTANCES_FILE, "Reservations"), cluster, vpc)? {
+        meta.instances = d.reservations.into_iter().flat_map(|r| r.instances).map(Into::into).collect();
     }
-    if let Some(d) = read_optional::<DescribeVpcs>(&pick(dir, VPCS_FILE, "Vpcs"), cluster, vpc)? {
-        extras.vpcs = d.vpcs;
+    let vpcs_path = read(VPCS_FILE, "Vpcs");
+    if let Some(d) = read_optional::<DescribeVpcs>(&vpcs_path, cluster, vpc)? {
+        let vpcs: Result<Vec<VpcInfo>, String> = d.vpcs.into_iter().map(TryInto::try_into).collect();
+        meta.vpcs = Some(vpcs.map_err(|what| SourceError::Input(format!("{}: {what}", vpcs_path.display())))?);
     }
+    meta.vpc_endpoints = read_optional::<DescribeVpcEndpoints>(&read(ENDPOINTS_FILE, "VpcEndpoints"), cluster, vpc)?
+        .map(|d| d.vpc_endpoints.into_iter().map(Into::into).collect());
+    meta.route_tables = read_optional::<DescribeRouteTables>(&read(ROUTE_TABLES_FILE, "RouteTables"), cluster, vpc)?
+        .map(|d| d.route_tables.into_iter().map(Into::into).collect());
+    meta.network_interfaces =
+        read_optional::<DescribeNetworkInterfaces>(&read(INTERFACES_FILE, "NetworkInterfaces"), cluster, vpc)?
+            .map(|d| d.network_interfaces.into_iter().map(Into::into).collect());
+    let mut prefix_lists = BTreeMap::new();
     let other_prefix_lists = by_content(dir, "PrefixLists");
     let prefix_list_files = [PREFIX_LISTS_FILE, MANAGED_PREFIX_LISTS_FILE].map(|f| dir.join(f));
     for path in prefix_list_files.iter().chain(other_prefix_lists.iter()) {
         if let Some(d) = read_optional::<DescribePrefixLists>(path, cluster, vpc)? {
             for pl in d.prefix_lists {
                 if let (Some(id), Some(name)) = (pl.prefix_list_id, pl.prefix_list_name) {
-                    extras.prefix_lists.insert(id, name);
+                    prefix_lists.insert(id, name);
                 }
             }
         }
     }
-    Ok(extras)
-}
-
-/// Collects group ids per role; the first role a group gets is the one it keeps, and the calls
-/// are made in the precedence order cluster, control-plane, remote-access, node, endpoint.
-#[derive(Default)]
-struct Roles {
-    role: BTreeMap<String, Role>,
-    /// Where each group was first referenced, for warnings.
-    origin: BTreeMap<String, String>,
-}
-
-impl Roles {
-    fn assign(&mut self, id: &str, role: Role, origin: impl FnOnce() -> String) {
-        if !self.role.contains_key(id) {
-            self.role.insert(id.to_string(), role);
-            self.origin.insert(id.to_string(), origin());
-        }
-    }
+    Ok((meta, prefix_lists))
 }
 
 /// One cluster's snapshot from its directory, `describe-cluster.json` already parsed.
-fn build(dir: &Path, id: &ClusterId, cluster: &Cluster) -> Result<ClusterSnapshot, SourceError> {
+fn build(dir: &Path, id: &ClusterId, cluster: Cluster) -> Result<ClusterSnapshot, SourceError> {
     let groups_path = pick(dir, GROUPS_FILE, "SecurityGroups");
-    let vpc = &cluster.resources_vpc_config;
+    let vpc = cluster.resources_vpc_config.vpc_id.clone();
+    let command = command_for(GROUPS_FILE, &id.name, Some(&vpc));
     let groups_text = match std::fs::read_to_string(&groups_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SourceError::Input(format!(
-                "{}: missing; this required file holds the output of `{}`",
+                "{}: missing; this required file holds the output of `{command}`",
                 groups_path.display(),
-                command_for(GROUPS_FILE, &id.name, Some(&vpc.vpc_id))
             )))
         }
         Err(e) => return Err(SourceError::Input(format!("{}: cannot read: {e}", groups_path.display()))),
     };
-    let described: DescribeSecurityGroups =
-        parse_json(&groups_path, &groups_text, &command_for(GROUPS_FILE, &id.name, Some(&vpc.vpc_id)))?;
-    let extras = read_extras(dir, &id.name, &vpc.vpc_id)?;
+    let described: DescribeSecurityGroups = parse_json(&groups_path, &groups_text, &command)?;
+    let mut batch = GroupBatch::default();
+    for g in described.security_groups {
+        let gid = g.group_id.clone();
+        match g.into_record() {
+            Ok(record) => {
+                batch.found.insert(gid, record);
+            }
+            Err(what) => {
+                let (line, column) = locate(&groups_text, &format!("\"{gid}\"")).unwrap_or((1, 1));
+                let message = format!("{}:{line}:{column}: security group {gid}: {what}", groups_path.display());
+                batch.failed.insert(gid, SourceError::Input(message));
+            }
+        }
+    }
+    let (metadata, prefix_lists) = read_metadata(dir, &id.name, &vpc)?;
     let mut warnings = Vec::new();
-    let name = &id.name;
-
-    let mut roles = Roles::default();
-    if let Some(sg) = &vpc.cluster_security_group_id {
-        roles.assign(sg, Role::Cluster, || "the cluster security group of describe-cluster".into());
-    }
-    for sg in &vpc.security_group_ids {
-        roles.assign(sg, Role::ControlPlane, || "resourcesVpcConfig.securityGroupIds of describe-cluster".into());
-    }
-    for ng in &extras.nodegroups {
-        if let Some(sg) = ng.resources.as_ref().and_then(|r| r.remote_access_security_group.as_deref()) {
-            roles.assign(sg, Role::RemoteAccess, || {
-                format!("the remote-access group of node group {}", ng.nodegroup_name)
-            });
-        }
-    }
-
-    let node_groups = node_groups(name, cluster, &extras, &mut warnings);
-    let by_id: BTreeMap<&str, &SecurityGroupJson> =
-        described.security_groups.iter().map(|g| (g.group_id.as_str(), g)).collect();
-    for ng in &node_groups {
-        for sg in &ng.security_group_ids {
-            // eksctl puts its SSH group (`<stack>-remoteAccess`) in the launch template.
-            let ssh = by_id.get(sg.as_str()).is_some_and(|g| g.group_name.ends_with("-remoteAccess"));
-            let role = if ssh { Role::RemoteAccess } else { Role::Node };
-            roles.assign(sg, role, || format!("a security group of node group {}", ng.name));
-        }
-    }
-    // What is really attached counts too, even where a launch template says otherwise.
-    for inst in extras.instances.iter().filter(|i| i.is_live() && i.belongs_to(name)) {
-        for sg in inst.group_ids() {
-            roles.assign(&sg, Role::Node, || format!("a security group of instance {}", inst.instance_id));
-        }
-    }
-
-    let vpc_endpoints = vpc_endpoints(&vpc.vpc_id, extras.endpoints.as_deref());
-    for ep in &vpc_endpoints {
-        for sg in &ep.security_group_ids {
-            roles.assign(sg, Role::Endpoint, || {
-                format!("the security group of VPC endpoint {} ({})", ep.id, ep.service_name)
-            });
-        }
-    }
-    let endpoint_mode = EndpointMode::from_access(vpc.endpoint_public_access, vpc.endpoint_private_access);
-    if endpoint_mode == EndpointMode::Private && extras.endpoints.is_none() {
+    let private = !cluster.resources_vpc_config.endpoint_public_access;
+    if private && metadata.vpc_endpoints.is_none() {
         warnings.push(format!(
             "{ENDPOINTS_FILE} is absent: the VPC endpoints of this private cluster (and their security groups) are unknown"
         ));
     }
-
-    let mut groups = BTreeMap::new();
-    for (sg, role) in &roles.role {
-        let Some(raw) = by_id.get(sg.as_str()) else {
-            warnings.push(format!(
-                "security group {sg} ({role}, {}) is not in {GROUPS_FILE}: it was deleted or the export missed it, so its rules are unknown",
-                roles.origin.get(sg).map_or("", String::as_str)
-            ));
-            continue;
-        };
-        let group = convert_group(raw, *role).map_err(|what| {
-            let (line, column) = locate(&groups_text, &format!("\"{sg}\"")).unwrap_or((1, 1));
-            SourceError::Input(format!("{}:{line}:{column}: security group {sg}: {what}", groups_path.display()))
-        })?;
-        groups.insert(sg.clone(), group);
-    }
-
-    let vpc_cidrs = vpc_cidrs(&vpc.vpc_id, &extras.vpcs)
-        .map_err(|what| SourceError::Input(format!("{}: {what}", dir.join(VPCS_FILE).display())))?;
-    let style = style::detect(name, &cluster.tags, groups.values());
-
-    Ok(ClusterSnapshot {
+    let info = ClusterInfo::from(cluster);
+    assemble::assemble(RawCluster {
         id: id.clone(),
-        endpoint_mode,
-        public_access_cidrs: vpc.public_access_cidrs.clone(),
-        style,
-        ip_family: IpFamily::Ipv4,
-        remote_network: None,
-        vpc_id: vpc.vpc_id.clone(),
-        vpc_cidrs,
-        cluster_security_group_id: vpc.cluster_security_group_id.clone(),
-        control_plane_security_group_ids: vpc.security_group_ids.clone(),
-        groups,
-        node_groups,
-        vpc_endpoints,
-        pod_security_group_sets: Vec::new(),
-        peer_groups: BTreeMap::new(),
-        prefix_lists: extras.prefix_lists,
+        info: &info,
+        metadata: &metadata,
+        groups: &batch,
+        prefix_lists: &prefix_lists,
         warnings,
     })
 }
 
-/// Managed node groups first (by name), then self-managed ones found through their instances.
-fn node_groups(cluster: &str, c: &Cluster, extras: &Extras, warnings: &mut Vec<String>) -> Vec<NodeGroup> {
-    let cluster_sg: Vec<String> = c.resources_vpc_config.cluster_security_group_id.iter().cloned().collect();
-    let live: Vec<&Instance> = extras.instances.iter().filter(|i| i.is_live() && i.belongs_to(cluster)).collect();
-    let mut out = Vec::new();
-    let mut managed_names = BTreeSet::new();
-    let mut managed_asgs = BTreeSet::new();
-
-    for ng in &extras.nodegroups {
-        managed_names.insert(ng.nodegroup_name.clone());
-        let resources = ng.resources.as_ref();
-        managed_asgs
-            .extend(resources.into_iter().flat_map(|r| r.auto_scaling_groups.iter().filter_map(|a| a.name.clone())));
-        let sgs = match &ng.launch_template {
-            None => {
-                let mut sgs = cluster_sg.clone();
-                sgs.extend(resources.and_then(|r| r.remote_access_security_group.clone()));
-                sgs
-            }
-            Some(lt) => match find_version(&extras.launch_templates, lt) {
-                Some(version) => {
-                    let listed = version.group_ids();
-                    // EKS adds the cluster SG only when the template lists none (reference §1.6).
-                    if listed.is_empty() {
-                        cluster_sg.clone()
-                    } else {
-                        listed
-                    }
-                }
-                None => {
-                    let from_instances =
-                        union_of(live.iter().copied().filter(|i| i.nodegroup_key().0 == ng.nodegroup_name));
-                    let template = format!(
-                        "launch template {} version {} of node group {} is not in {LAUNCH_TEMPLATES_FILE}",
-                        lt.id.as_deref().or(lt.name.as_deref()).unwrap_or("(unnamed)"),
-                        lt.version.as_deref().unwrap_or("$Default"),
-                        ng.nodegroup_name,
-                    );
-                    warnings.push(if from_instances.is_empty() {
-                        format!("{template} and no instance of the group is in {INSTANCES_FILE}: assuming EKS's default, the cluster security group")
-                    } else {
-                        format!("{template}: its security groups are read from its instances")
-                    });
-                    if from_instances.is_empty() {
-                        cluster_sg.clone()
-                    } else {
-                        from_instances
-                    }
-                }
-            },
-        };
-        out.push(NodeGroup {
-            name: ng.nodegroup_name.clone(),
-            kind: NodeGroupKind::Managed,
-            security_group_ids: dedup(sgs),
-            route_out_v4: RouteOut::NoData,
-            route_out_v6: RouteOut::NoData,
-        });
-    }
-
-    let mut others: BTreeMap<(String, NodeGroupKind), Vec<&Instance>> = BTreeMap::new();
-    for inst in &live {
-        let (key, managed_tag) = inst.nodegroup_key();
-        if managed_names.contains(&key)
-            || inst.tag("aws:autoscaling:groupName").is_some_and(|a| managed_asgs.contains(a))
-        {
-            continue;
-        }
-        let kind = if managed_tag { NodeGroupKind::Managed } else { NodeGroupKind::SelfManaged };
-        others.entry((key, kind)).or_default().push(inst);
-    }
-    for ((name, kind), instances) in others {
-        if kind == NodeGroupKind::Managed {
-            warnings.push(format!(
-                "{NODEGROUP_PREFIX}{name}.json is absent: the security groups of managed node group {name} are read from its instances"
-            ));
-        }
-        out.push(NodeGroup {
-            name,
-            kind,
-            security_group_ids: union_of(instances.into_iter()),
-            route_out_v4: RouteOut::NoData,
-            route_out_v6: RouteOut::NoData,
-        });
-    }
-    out
+fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
+    tags.into_iter().map(|t| (t.key, t.value)).collect()
 }
 
-fn find_version<'a>(
-    versions: &'a [LaunchTemplateVersion],
-    lt: &LaunchTemplateSpec,
-) -> Option<&'a LaunchTemplateVersion> {
-    let same_template = |v: &&LaunchTemplateVersion| match (&lt.id, &lt.name) {
-        (Some(id), _) => v.launch_template_id.as_deref() == Some(id.as_str()),
-        (None, Some(name)) => v.launch_template_name.as_deref() == Some(name.as_str()),
-        (None, None) => false,
-    };
-    let candidates = versions.iter().filter(same_template);
-    match lt.version.as_deref() {
-        Some("$Latest") => candidates.max_by_key(|v| v.version_number),
-        None | Some("$Default") => candidates.into_iter().find(|v| v.default_version),
-        Some(n) => {
-            let n: i64 = n.parse().ok()?;
-            candidates.into_iter().find(|v| v.version_number == n)
-        }
-    }
-}
-
-fn union_of<'a>(instances: impl Iterator<Item = &'a Instance>) -> Vec<String> {
-    dedup(instances.flat_map(|i| i.group_ids()).collect())
-}
-
-/// Removes repeats, keeping the first occurrence's position.
-fn dedup(ids: Vec<String>) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
-}
-
-fn vpc_endpoints(vpc_id: &str, endpoints: Option<&[VpcEndpointJson]>) -> Vec<VpcEndpoint> {
-    let mut out: Vec<VpcEndpoint> = endpoints
-        .unwrap_or_default()
-        .iter()
-        .filter(|e| e.vpc_id.as_deref() == Some(vpc_id))
-        .filter(|e| !matches!(e.state.as_deref(), Some("deleting" | "deleted" | "failed" | "rejected" | "expired")))
-        .filter_map(|e| {
-            let kind = match e.vpc_endpoint_type.as_deref() {
-                Some("Interface") => VpcEndpointKind::Interface,
-                Some("Gateway") => VpcEndpointKind::Gateway,
-                _ => return None,
-            };
-            Some(VpcEndpoint {
-                id: e.vpc_endpoint_id.clone(),
-                service_name: e.service_name.clone(),
-                kind,
-                security_group_ids: dedup(e.groups.iter().map(|g| g.group_id.clone()).collect()),
-                private_dns_enabled: e.private_dns_enabled.unwrap_or(false),
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.service_name.cmp(&b.service_name).then_with(|| a.id.cmp(&b.id)));
-    out
-}
-
-fn vpc_cidrs(vpc_id: &str, vpcs: &[Vpc]) -> Result<Vec<IpNet>, String> {
-    let Some(vpc) = vpcs.iter().find(|v| v.vpc_id == vpc_id) else {
-        return Ok(Vec::new());
-    };
-    let associated =
-        |state: &Option<CidrState>| state.as_ref().is_none_or(|s| s.state.as_deref() == Some("associated"));
-    let mut texts: Vec<&str> = vpc
-        .cidr_block_association_set
-        .iter()
-        .filter(|a| associated(&a.cidr_block_state))
-        .filter_map(|a| a.cidr_block.as_deref())
-        .collect();
-    if texts.is_empty() {
-        texts.extend(vpc.cidr_block.as_deref());
-    }
-    texts.extend(
-        vpc.ipv6_cidr_block_association_set
-            .iter()
-            .filter(|a| associated(&a.ipv6_cidr_block_state))
-            .filter_map(|a| a.ipv6_cidr_block.as_deref()),
-    );
-    let mut out = Vec::new();
-    for t in texts {
-        let net: IpNet = t.parse().map_err(|_| format!("VPC {vpc_id} has CIDR `{t}`, which is not a CIDR"))?;
-        if !out.contains(&net) {
-            out.push(net);
-        }
-    }
-    Ok(out)
-}
-
-fn convert_group(g: &SecurityGroupJson, role: Role) -> Result<SecurityGroup, String> {
-    let owner = g.owner_id.as_deref();
-    let raw = |perms: &[IpPermission]| perms.iter().map(IpPermission::to_raw).collect::<Vec<_>>();
-    let mut rules =
-        normalize(Direction::Ingress, &raw(&g.ip_permissions), owner).map_err(|e| format!("IpPermissions: {e}"))?;
-    rules.extend(
-        normalize(Direction::Egress, &raw(&g.ip_permissions_egress), owner)
-            .map_err(|e| format!("IpPermissionsEgress: {e}"))?,
-    );
-    let rules = canonicalize(rules);
-    Ok(SecurityGroup {
-        id: g.group_id.clone(),
-        name: g.group_name.clone(),
-        description: g.description.clone(),
-        owner_id: g.owner_id.clone(),
-        vpc_id: g.vpc_id.clone(),
-        tags: tag_map(&g.tags),
-        roles: [role].into(),
-        rules,
-    })
-}
-
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect()
+fn group_ids(groups: Vec<GroupIdentifier>) -> Vec<String> {
+    groups.into_iter().map(|g| g.group_id).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // The AWS CLI's JSON, field for field where sgdrift reads it; every other field is ignored.
-// EKS speaks camelCase, EC2 PascalCase.
+// EKS speaks camelCase, EC2 PascalCase. Each shape converts into its `assemble` counterpart.
 
 #[derive(serde::Deserialize)]
 struct DescribeCluster {
@@ -671,6 +409,62 @@ struct Cluster {
     resources_vpc_config: VpcConfig,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    kubernetes_network_config: Option<KubernetesNetworkConfig>,
+    compute_config: Option<ComputeConfig>,
+    remote_network_config: Option<RemoteNetworkConfig>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KubernetesNetworkConfig {
+    ip_family: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ComputeConfig {
+    enabled: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoteNetworkConfig {
+    #[serde(default)]
+    remote_node_networks: Vec<RemoteCidrs>,
+    #[serde(default)]
+    remote_pod_networks: Vec<RemoteCidrs>,
+}
+
+#[derive(serde::Deserialize)]
+struct RemoteCidrs {
+    #[serde(default)]
+    cidrs: Vec<String>,
+}
+
+impl From<Cluster> for ClusterInfo {
+    fn from(c: Cluster) -> Self {
+        let vpc = c.resources_vpc_config;
+        let remote = |n: &[RemoteCidrs]| convert::cidrs(n.iter().flat_map(|r| r.cidrs.iter()));
+        ClusterInfo {
+            name: c.name,
+            arn: Some(c.arn),
+            endpoint_public_access: vpc.endpoint_public_access,
+            endpoint_private_access: vpc.endpoint_private_access,
+            public_access_cidrs: vpc.public_access_cidrs,
+            vpc_id: Some(vpc.vpc_id).filter(|v| !v.is_empty()),
+            cluster_security_group_id: vpc.cluster_security_group_id.filter(|s| !s.is_empty()),
+            security_group_ids: vpc.security_group_ids,
+            tags: c.tags,
+            ip_family: match c.kubernetes_network_config.and_then(|k| k.ip_family).as_deref() {
+                Some("ipv6") => IpFamily::Ipv6,
+                _ => IpFamily::Ipv4,
+            },
+            auto_mode: c.compute_config.and_then(|cc| cc.enabled).unwrap_or(false),
+            remote_network: c.remote_network_config.map(|r| RemoteNetwork {
+                node_cidrs: remote(&r.remote_node_networks),
+                pod_cidrs: remote(&r.remote_pod_networks),
+            }),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -704,6 +498,21 @@ struct Nodegroup {
     nodegroup_name: String,
     launch_template: Option<LaunchTemplateSpec>,
     resources: Option<NodegroupResources>,
+    #[serde(default)]
+    subnets: Vec<String>,
+}
+
+impl From<Nodegroup> for NodegroupInfo {
+    fn from(ng: Nodegroup) -> Self {
+        let resources = ng.resources.unwrap_or_default();
+        NodegroupInfo {
+            name: ng.nodegroup_name,
+            launch_template: ng.launch_template.map(|lt| LaunchTemplateRef { id: lt.id, name: lt.name, version: lt.version }),
+            remote_access_security_group: resources.remote_access_security_group.filter(|s| !s.is_empty()),
+            auto_scaling_groups: resources.auto_scaling_groups.into_iter().filter_map(|a| a.name).collect(),
+            subnets: ng.subnets,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -713,7 +522,7 @@ struct LaunchTemplateSpec {
     id: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct NodegroupResources {
     #[serde(default)]
@@ -748,6 +557,24 @@ struct SecurityGroupJson {
     ip_permissions_egress: Vec<IpPermission>,
     #[serde(default)]
     tags: Vec<Tag>,
+}
+
+impl SecurityGroupJson {
+    fn into_record(self) -> Result<GroupRecord, String> {
+        let raw = |perms: &[IpPermission]| perms.iter().map(IpPermission::to_raw).collect::<Vec<_>>();
+        let (ingress, egress) = (raw(&self.ip_permissions), raw(&self.ip_permissions_egress));
+        GroupRecord {
+            id: self.group_id,
+            name: self.group_name,
+            description: self.description,
+            owner_id: self.owner_id,
+            vpc_id: self.vpc_id,
+            tags: tag_map(self.tags),
+            rules: Vec::new(),
+        }
+        .with_permissions(&ingress, &egress)
+        .map_err(|e| e.0)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -848,13 +675,21 @@ struct LaunchTemplateVersion {
     launch_template_data: LaunchTemplateData,
 }
 
-impl LaunchTemplateVersion {
+impl From<LaunchTemplateVersion> for LaunchTemplateVersionInfo {
     /// `SecurityGroupIds` or the groups of the network interfaces (a template has one or the other).
-    fn group_ids(&self) -> Vec<String> {
-        let data = &self.launch_template_data;
-        let mut ids = data.security_group_ids.clone();
-        ids.extend(data.network_interfaces.iter().flat_map(|n| n.groups.iter().cloned()));
-        dedup(ids)
+    fn from(v: LaunchTemplateVersion) -> Self {
+        let data = v.launch_template_data;
+        let mut ids = data.security_group_ids;
+        ids.extend(data.network_interfaces.into_iter().flat_map(|n| n.groups));
+        ids.sort();
+        ids.dedup();
+        LaunchTemplateVersionInfo {
+            template_id: v.launch_template_id,
+            template_name: v.launch_template_name,
+            version_number: v.version_number,
+            default_version: v.default_version,
+            security_group_ids: ids,
+        }
     }
 }
 
@@ -888,9 +723,23 @@ struct VpcEndpointJson {
     vpc_id: Option<String>,
     service_name: String,
     state: Option<String>,
-    private_dns_enabled: Option<bool>,
     #[serde(default)]
     groups: Vec<GroupIdentifier>,
+    private_dns_enabled: Option<bool>,
+}
+
+impl From<VpcEndpointJson> for VpcEndpointInfo {
+    fn from(e: VpcEndpointJson) -> Self {
+        VpcEndpointInfo {
+            id: e.vpc_endpoint_id,
+            vpc_id: e.vpc_id,
+            service_name: e.service_name,
+            endpoint_type: e.vpc_endpoint_type.unwrap_or_default(),
+            state: e.state,
+            security_group_ids: group_ids(e.groups),
+            private_dns_enabled: e.private_dns_enabled.unwrap_or(false),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -918,6 +767,7 @@ struct Reservation {
 struct Instance {
     instance_id: String,
     state: Option<InstanceState>,
+    subnet_id: Option<String>,
     #[serde(default)]
     security_groups: Vec<GroupIdentifier>,
     #[serde(default)]
@@ -939,41 +789,20 @@ struct InstanceInterface {
     groups: Vec<GroupIdentifier>,
 }
 
-impl Instance {
-    fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
-    }
-
-    fn is_live(&self) -> bool {
-        !matches!(self.state.as_ref().and_then(|s| s.name.as_deref()), Some("terminated" | "shutting-down"))
-    }
-
-    /// Tagged as a node of `cluster` by EKS, eksctl, the AWS node template or terraform-aws-eks.
-    fn belongs_to(&self, cluster: &str) -> bool {
-        let owner_key = format!("kubernetes.io/cluster/{cluster}");
-        self.tags.iter().any(|t| t.key == owner_key)
-            || self.tag("eks:cluster-name") == Some(cluster)
-            || self.tag("alpha.eksctl.io/cluster-name") == Some(cluster)
-    }
-
-    /// The node group the instance belongs to, and whether EKS manages it (`eks:nodegroup-name`
-    /// is set by EKS on managed nodes only).
-    fn nodegroup_key(&self) -> (String, bool) {
-        if let Some(ng) = self.tag("eks:nodegroup-name") {
-            return (ng.to_string(), true);
-        }
-        let name = self
-            .tag("alpha.eksctl.io/nodegroup-name")
-            .or_else(|| self.tag("aws:autoscaling:groupName"))
-            .unwrap_or("self-managed");
-        (name.to_string(), false)
-    }
-
+impl From<Instance> for InstanceInfo {
     /// The groups of the primary interface and of every other attached interface.
-    fn group_ids(&self) -> Vec<String> {
-        let primary = self.security_groups.iter().map(|g| g.group_id.clone());
-        let others = self.network_interfaces.iter().flat_map(|n| n.groups.iter().map(|g| g.group_id.clone()));
-        dedup(primary.chain(others).collect())
+    fn from(i: Instance) -> Self {
+        let mut ids = group_ids(i.security_groups);
+        ids.extend(i.network_interfaces.into_iter().flat_map(|n| group_ids(n.groups)));
+        ids.sort();
+        ids.dedup();
+        InstanceInfo {
+            id: i.instance_id,
+            live: !matches!(i.state.and_then(|s| s.name).as_deref(), Some("terminated" | "shutting-down")),
+            subnet_id: i.subnet_id,
+            security_group_ids: ids,
+            tags: tag_map(i.tags),
+        }
     }
 }
 
@@ -995,6 +824,28 @@ struct Vpc {
     ipv6_cidr_block_association_set: Vec<Ipv6CidrAssociation>,
 }
 
+impl TryFrom<Vpc> for VpcInfo {
+    type Error = String;
+
+    fn try_from(v: Vpc) -> Result<Self, String> {
+        let id = v.vpc_id;
+        let parse = |t: &str| t.parse::<IpNet>().map_err(|_| format!("VPC {id} has CIDR `{t}`, which is not a CIDR"));
+        let block = |cidr: Option<String>, state: Option<CidrState>| -> Result<Option<CidrBlock>, String> {
+            cidr.map(|c| Ok(CidrBlock { cidr: parse(&c)?, state: state.and_then(|s| s.state) })).transpose()
+        };
+        let mut ipv4 = Vec::new();
+        for a in v.cidr_block_association_set {
+            ipv4.extend(block(a.cidr_block, a.cidr_block_state)?);
+        }
+        let mut ipv6 = Vec::new();
+        for a in v.ipv6_cidr_block_association_set {
+            ipv6.extend(block(a.ipv6_cidr_block, a.ipv6_cidr_block_state)?);
+        }
+        let primary = v.cidr_block.as_deref().map(parse).transpose()?;
+        Ok(VpcInfo { id, primary, ipv4, ipv6 })
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CidrAssociation {
@@ -1013,6 +864,118 @@ struct Ipv6CidrAssociation {
 #[serde(rename_all = "PascalCase")]
 struct CidrState {
     state: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeRouteTables {
+    #[serde(default)]
+    route_tables: Vec<RouteTableJson>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RouteTableJson {
+    route_table_id: String,
+    vpc_id: Option<String>,
+    #[serde(default)]
+    associations: Vec<RouteTableAssociation>,
+    #[serde(default)]
+    routes: Vec<RouteJson>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RouteTableAssociation {
+    #[serde(default)]
+    main: bool,
+    subnet_id: Option<String>,
+}
+
+/// A route names its target in one of these fields.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RouteJson {
+    destination_cidr_block: Option<String>,
+    destination_ipv6_cidr_block: Option<String>,
+    state: Option<String>,
+    gateway_id: Option<String>,
+    nat_gateway_id: Option<String>,
+    egress_only_internet_gateway_id: Option<String>,
+    transit_gateway_id: Option<String>,
+    vpc_peering_connection_id: Option<String>,
+    network_interface_id: Option<String>,
+    instance_id: Option<String>,
+    local_gateway_id: Option<String>,
+    carrier_gateway_id: Option<String>,
+    core_network_arn: Option<String>,
+}
+
+impl From<RouteTableJson> for RouteTableInfo {
+    fn from(t: RouteTableJson) -> Self {
+        RouteTableInfo {
+            id: t.route_table_id,
+            vpc_id: t.vpc_id,
+            main: t.associations.iter().any(|a| a.main),
+            subnet_ids: t.associations.into_iter().filter_map(|a| a.subnet_id).collect(),
+            routes: t
+                .routes
+                .into_iter()
+                .map(|r| RouteInfo {
+                    destination: r.destination_cidr_block.or(r.destination_ipv6_cidr_block).and_then(|d| d.parse().ok()),
+                    target: [
+                        r.gateway_id,
+                        r.nat_gateway_id,
+                        r.egress_only_internet_gateway_id,
+                        r.transit_gateway_id,
+                        r.vpc_peering_connection_id,
+                        r.network_interface_id,
+                        r.instance_id,
+                        r.local_gateway_id,
+                        r.carrier_gateway_id,
+                        r.core_network_arn,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .next(),
+                    state: r.state,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeNetworkInterfaces {
+    #[serde(default)]
+    network_interfaces: Vec<NetworkInterfaceJson>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkInterfaceJson {
+    network_interface_id: String,
+    interface_type: Option<String>,
+    description: Option<String>,
+    vpc_id: Option<String>,
+    #[serde(default)]
+    groups: Vec<GroupIdentifier>,
+}
+
+impl From<NetworkInterfaceJson> for NetworkInterfaceInfo {
+    fn from(n: NetworkInterfaceJson) -> Self {
+        let mut ids = group_ids(n.groups);
+        ids.sort();
+        ids.dedup();
+        NetworkInterfaceInfo {
+            id: n.network_interface_id,
+            interface_type: n.interface_type,
+            description: n.description,
+            vpc_id: n.vpc_id,
+            security_group_ids: ids,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]

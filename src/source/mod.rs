@@ -1,8 +1,9 @@
 //! Where snapshots come from: live AWS (`aws`) or AWS-CLI JSON on disk (`files`), behind one
 //! [`Source`] that the rest of the program builds from the config and polls without knowing
-//! which it is. SDK types appear only in `convert`; style detection is shared by both; `calls`
-//! counts the AWS calls.
+//! which it is. Both turn what they read into the raw shapes of `assemble`, whose one pure step
+//! makes the snapshot; SDK types appear only in `convert`; `calls` counts the AWS calls.
 
+pub mod assemble;
 pub mod aws;
 pub mod calls;
 pub mod convert;

@@ -83,7 +83,9 @@ fn is_console(groups: &[&SecurityGroup]) -> bool {
     if aws_template {
         return true;
     }
-    let mut tool_groups = groups.iter().filter(|g| g.primary_role() != Role::Endpoint).peekable();
+    // Endpoint and pod groups are often someone else's, whoever made the cluster.
+    let someone_elses = |g: &SecurityGroup| g.roles.iter().all(|r| matches!(r, Role::Endpoint | Role::Pod));
+    let mut tool_groups = groups.iter().filter(|g| !someone_elses(g)).peekable();
     tool_groups.peek().is_some() && tool_groups.all(|g| is_eks_created(g))
 }
 

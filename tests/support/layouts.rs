@@ -23,7 +23,7 @@ pub const REGION: &str = "eu-west-1";
 pub const S3_PREFIX_LIST: &str = "pl-6da54004";
 
 /// Styles that have a layout of their own (every style, `Unknown` included).
-pub const STYLES: [Style; 4] = [Style::Console, Style::Eksctl, Style::Terraform, Style::Unknown];
+pub const STYLES: [Style; 5] = [Style::Console, Style::Eksctl, Style::Terraform, Style::AutoMode, Style::Unknown];
 
 /// The clean layout of `style` in `mode`. The cluster is named `<style>-<mode>`.
 pub fn cluster(style: Style, mode: EndpointMode) -> ClusterSnapshot {
@@ -32,7 +32,7 @@ pub fn cluster(style: Style, mode: EndpointMode) -> ClusterSnapshot {
         Style::Eksctl => eksctl(mode),
         Style::Terraform => terraform(mode),
         Style::Unknown => unknown(mode),
-        Style::AutoMode => panic!("no auto-mode layout yet"),
+        Style::AutoMode => auto_mode(mode),
     }
 }
 
@@ -245,6 +245,20 @@ impl Layout {
         id
     }
 
+    /// A hand-made endpoint SG admitting HTTPS from the VPC CIDR, with the default egress, on the
+    /// endpoints of ec2, ecr.api, ecr.dkr and sts (reference §5, §8.4).
+    fn hand_made_endpoints(&mut self, cluster: &str, tags: &[(&str, &str)]) {
+        let vpc = self.vpc_cidr();
+        let vpce = self.group(
+            Role::Endpoint,
+            &format!("{cluster}-vpc-endpoints"),
+            "HTTPS from the VPC to the interface endpoints",
+            tags,
+            |_| vec![ingress(tcp(443), vpc, "HTTPS from VPC"), egress(Traffic::All, internet(), "")],
+        );
+        self.endpoints(&["ec2", "ecr.api", "ecr.dkr", "sts"], &vpce);
+    }
+
     fn node_group(&mut self, name: &str, kind: NodeGroupKind, groups: &[&str]) {
         self.snap.node_groups.push(NodeGroup {
             name: name.to_string(),
@@ -256,8 +270,11 @@ impl Layout {
     }
 
     /// Private mode: interface endpoints for `services` behind `endpoint_sg`, plus the S3 gateway
-    /// (reference §5, §8.4).
+    /// (reference §5, §8.4). The group gains the endpoint role, whatever else it is.
     fn endpoints(&mut self, services: &[&str], endpoint_sg: &str) {
+        if let Some(g) = self.snap.groups.get_mut(endpoint_sg) {
+            g.roles.insert(Role::Endpoint);
+        }
         for service in services {
             self.snap.vpc_endpoints.push(VpcEndpoint {
                 id: ec2_id("vpce", &format!("{}/{service}", self.snap.id.name)),
@@ -502,17 +519,84 @@ fn unknown(mode: EndpointMode) -> ClusterSnapshot {
         });
     l.node_group("workers", NodeGroupKind::Managed, &[&cluster, &workers]);
     if mode == EndpointMode::Private {
-        let vpc = l.vpc_cidr();
-        let vpce = l.group(
-            Role::Endpoint,
-            &format!("{c}-vpc-endpoints"),
-            "HTTPS from the VPC to the interface endpoints",
-            &[],
-            |_| vec![ingress(tcp(443), vpc, "HTTPS from VPC"), egress(Traffic::All, internet(), "")],
-        );
-        l.endpoints(&["ec2", "ecr.api", "ecr.dkr", "sts"], &vpce);
+        l.hand_made_endpoints(&c, &[]);
     }
     l.snap
+}
+
+/// EKS Auto Mode (`computeConfig.enabled`; EKS user guide, "Automate cluster infrastructure with
+/// EKS Auto Mode"): the cluster SG only, on the control plane and, through the default NodeClass,
+/// on the nodes EKS launches for the `general-purpose` NodePool. No additional SG. Private mode
+/// as the console's.
+fn auto_mode(mode: EndpointMode) -> ClusterSnapshot {
+    let mut l = Layout::new(Style::AutoMode, mode, "10.20.0.0/16");
+    let c = l.name();
+    let cluster = l.cluster_sg(&[]);
+    l.node_group("general-purpose", NodeGroupKind::Karpenter, &[&cluster]);
+    if mode == EndpointMode::Private {
+        l.hand_made_endpoints(&c, &[]);
+    }
+    l.snap
+}
+
+/// eksctl's default (`eksctl create cluster`): managed node groups only. The cluster stack's
+/// `ClusterSharedNodeSecurityGroup` and its rules with the cluster SG exist all the same (eksctl
+/// pkg/cfn/builder/cluster.go), on no node; the managed nodes carry the cluster SG only.
+pub fn eksctl_managed_only(mode: EndpointMode) -> ClusterSnapshot {
+    let mut snap = eksctl(mode);
+    let unmanaged: Vec<String> = snap
+        .groups
+        .values()
+        .filter(|g| g.tag("alpha.eksctl.io/nodegroup-type") == Some("unmanaged"))
+        .map(|g| g.id.clone())
+        .collect();
+    snap.node_groups.retain(|ng| ng.kind == NodeGroupKind::Managed);
+    for id in &unmanaged {
+        snap.groups.remove(id);
+        // The control-plane rules eksctl adds per unmanaged node group go with it.
+        for g in snap.groups.values_mut() {
+            g.rules.retain(|r| r.peer != sg(id));
+        }
+    }
+    snap.id.name = format!("eksctl-managed-{}", mode.as_str());
+    snap
+}
+
+/// Security groups for pods (EKS user guide, "Security groups for Pods"): the console layout plus
+/// a pod SG on branch ENIs together with the cluster SG; the cluster SG admits DNS (tcp+udp 53)
+/// from the pod SG and the pod SG admits the nodes' kubelet probes.
+pub fn with_pod_security_group(mut snap: ClusterSnapshot, probe_port: u16) -> ClusterSnapshot {
+    let cluster = snap.cluster_security_group_id.clone().expect("a cluster SG");
+    let id = ec2_id("sg", &format!("{}/pods", snap.id.name));
+    let pod = SecurityGroup {
+        id: id.clone(),
+        name: format!("{}-pods", snap.id.name),
+        description: "Pods with their own security group".into(),
+        owner_id: Some(ACCOUNT.into()),
+        vpc_id: Some(snap.vpc_id.clone()),
+        tags: BTreeMap::new(),
+        roles: [Role::Pod].into(),
+        rules: canonicalize(vec![
+            ingress(tcp(probe_port), sg(&cluster), "kubelet probes"),
+            egress(Traffic::All, internet(), ""),
+        ]),
+    };
+    snap.groups.insert(id.clone(), pod);
+    add_rule(&mut snap, &cluster, ingress(tcp(53), sg(&id), "CoreDNS from pods"));
+    add_rule(&mut snap, &cluster, ingress(udp(53), sg(&id), "CoreDNS from pods"));
+    let mut set = vec![id, cluster];
+    set.sort();
+    snap.pod_security_group_sets = vec![set];
+    snap
+}
+
+/// Every node group of `snap` leaves through `v4` (and `v6`), as route tables would say.
+pub fn with_routes(mut snap: ClusterSnapshot, v4: RouteOut, v6: RouteOut) -> ClusterSnapshot {
+    for ng in &mut snap.node_groups {
+        ng.route_out_v4 = v4;
+        ng.route_out_v6 = v6;
+    }
+    snap
 }
 
 fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
