@@ -5,10 +5,10 @@ use chrono::NaiveDate;
 
 use std::collections::HashMap;
 
-use crate::baseline::{Exception, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
+use crate::baseline::{guardrails, Exception, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, Peer, PortRange, Role, Rule, Severity,
+    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, Peer, Role, Rule, Severity,
     Traffic,
 };
 
@@ -153,8 +153,13 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
         let expected = expected_of(&group.id);
         let expected_index = CoverIndex::new(expected.iter().map(ExpectedRule::rule));
         for rule in &group.rules {
-            if !expected_index.covers(rule) {
-                let (severity, reason) = unexpected_severity(rule);
+            // A guardrail fires whatever the baseline lists; only an exception quiets it.
+            let guardrail = guardrails::reason(rule);
+            if guardrail.is_some() || !expected_index.covers(rule) {
+                let (severity, reason) = match guardrail {
+                    Some(reason) => (Severity::Critical, reason),
+                    None => unexpected_severity(rule),
+                };
                 findings.push(rule_finding(
                     snapshot,
                     &group.id,
@@ -272,17 +277,8 @@ fn unexpected_severity(rule: &Rule) -> (Severity, String) {
 }
 
 fn internet_ingress_reason(traffic: &Traffic) -> String {
-    const SSH: u16 = 22;
-    const RDP: u16 = 3389;
-    match traffic {
-        Traffic::All => "all traffic open to the internet".to_string(),
-        Traffic::Tcp(r) if *r == PortRange::single(SSH) => "SSH open to the internet".to_string(),
-        Traffic::Tcp(r) if *r == PortRange::single(RDP) => "RDP open to the internet".to_string(),
-        Traffic::Tcp(r) if r.contains(PortRange::single(SSH)) => {
-            format!("ingress from the internet on {traffic}, SSH included")
-        }
-        _ => format!("ingress from the internet on {traffic}"),
-    }
+    // SSH, RDP, kubelet, etcd, NodePorts and all traffic are guardrails, reasoned there.
+    format!("ingress from the internet on {traffic}")
 }
 
 /// (group, kind, direction, protocol, ports, peer), then flow and reason so that two flow
@@ -355,16 +351,16 @@ mod tests {
     #[test]
     fn each_unexpected_rule_gets_the_severity_of_design_section_3() {
         let cases = [
-            ("ingress tcp 22 from 0.0.0.0/0", Severity::Critical, "SSH open to the internet"),
-            ("ingress tcp 22 from ::/0", Severity::Critical, "SSH open to the internet"),
-            ("ingress tcp 3389 from 0.0.0.0/0", Severity::Critical, "RDP open to the internet"),
+            ("ingress tcp 22 from 0.0.0.0/0", Severity::Critical, "guardrail: SSH open to the internet"),
+            ("ingress tcp 22 from ::/0", Severity::Critical, "guardrail: SSH open to the internet"),
+            ("ingress tcp 3389 from 0.0.0.0/0", Severity::Critical, "guardrail: RDP open to the internet"),
             ("ingress tcp 443 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on tcp 443"),
             (
                 "ingress tcp 0-1024 from 0.0.0.0/0",
                 Severity::Critical,
-                "ingress from the internet on tcp 0-1024, SSH included",
+                "guardrail: SSH open to the internet",
             ),
-            ("ingress all from ::/0", Severity::Critical, "all traffic open to the internet"),
+            ("ingress all from ::/0", Severity::Critical, "guardrail: all traffic open to the internet"),
             ("ingress icmp 8/0 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on icmp 8/0"),
             (
                 "ingress tcp 443 from 10.0.0.0/8",
@@ -405,6 +401,32 @@ mod tests {
             assert_eq!(f.peer, r.peer.to_string());
             assert_eq!((f.group_id.as_str(), f.role, f.flow.clone()), ("sg-node", Role::Node, None));
         }
+    }
+
+    #[test]
+    fn a_guardrail_rule_is_reported_even_when_the_baseline_lists_it_until_an_exception_covers_it() {
+        let text = "ingress tcp 22 from 0.0.0.0/0";
+        let snap = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &[text])], &[]);
+        for status in [REQUIRED, ALLOWED] {
+            let base = resolved(&[("sg-node", &[(text, status)])]);
+            assert_eq!(
+                summary(&diff_rules(&snap, &base)),
+                vec![(
+                    FindingKind::Unexpected,
+                    Severity::Critical,
+                    "sg-node ingress tcp 22-22 0.0.0.0/0".to_string(),
+                    "guardrail: SSH open to the internet".to_string()
+                )],
+                "{status:?}"
+            );
+            let eval = evaluate(&snap, &base, &FlowContext::default(), &[exception(text, None, "2027-03-31")], day("2027-01-01"));
+            let rules: Vec<&Finding> = eval.findings.iter().filter(|f| f.kind != FindingKind::Flow).collect();
+            assert_eq!(rules.len(), 1);
+            assert_eq!(rules[0].suppressed_by.as_deref(), Some("internal NLB NodePorts (until 2027-03-31)"));
+        }
+        // Covered rules that cross no guardrail stay quiet.
+        let quiet = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &["ingress tcp 443 from 0.0.0.0/0"])], &[]);
+        assert_eq!(diff_rules(&quiet, &resolved(&[("sg-node", &[("ingress tcp 443 from 0.0.0.0/0", ALLOWED)])])), Vec::new());
     }
 
     #[test]

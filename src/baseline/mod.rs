@@ -3,6 +3,7 @@
 
 mod exceptions;
 mod format;
+pub mod guardrails;
 mod profiles;
 mod record;
 mod resolve;
@@ -14,7 +15,7 @@ use crate::model::{Direction, EndpointMode, ParseError, Peer, Role, Style, Traff
 pub use exceptions::{Exception, ExceptionMatch};
 pub use format::{load_file, parse_str, to_toml, BaselineError};
 pub use profiles::{builtin, builtin_shared, PROFILES};
-pub use record::record;
+pub use record::{record, Recording};
 pub use resolve::{resolve, resolve_borrowed, webhook_rules, Expected, ResolveContext, ResolvedBaseline, ResolvedRule};
 
 /// A baseline rule's peer, named the way baselines name them.
