@@ -163,7 +163,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
                 findings.push(rule_finding(
                     snapshot,
                     &group.id,
-                    group.role,
+                    group.primary_role(),
                     FindingKind::Unexpected,
                     rule,
                     severity,
@@ -182,7 +182,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
                 findings.push(rule_finding(
                     snapshot,
                     &group.id,
-                    group.role,
+                    group.primary_role(),
                     FindingKind::Missing,
                     required.rule(),
                     Severity::High,

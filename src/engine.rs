@@ -111,7 +111,7 @@ pub fn cluster_report(outcome: &ClusterOutcome) -> ClusterReport {
             report.groups = snap
                 .groups
                 .values()
-                .map(|g| GroupRef { id: g.id.clone(), name: g.name.clone(), role: g.role })
+                .map(|g| GroupRef { id: g.id.clone(), name: g.name.clone(), role: g.primary_role() })
                 .collect();
             report.findings = eval.findings.clone();
             report.flows = eval

@@ -225,7 +225,7 @@ impl Side {
         let fix = snapshot
             .control_plane_security_group_ids
             .iter()
-            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.role == Role::ControlPlane))
+            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::ControlPlane)))
             .or(snapshot.cluster_security_group_id.as_ref())
             .or(ids.first())
             .cloned();
@@ -235,7 +235,7 @@ impl Side {
     fn node_group(snapshot: &ClusterSnapshot, name: String, ids: Vec<String>) -> Side {
         let fix = ids
             .iter()
-            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.role == Role::Node))
+            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node)))
             .or(ids.first())
             .cloned();
         Side { label: format!("node group {name}"), name, ids, fix, default_role: Role::Node }
@@ -404,7 +404,7 @@ impl<'a> Flow<'a> {
     }
 
     fn role_of(&self, side: &Side, group_id: &str) -> Role {
-        self.snapshot.groups.get(group_id).map_or(side.default_role, |g| g.role)
+        self.snapshot.groups.get(group_id).map_or(side.default_role, |g| g.primary_role())
     }
 
     fn finish(self) -> FlowResult {
@@ -463,7 +463,7 @@ pub(crate) mod fixtures {
             owner_id: Some("111122223333".to_string()),
             vpc_id: Some("vpc-1".to_string()),
             tags: BTreeMap::new(),
-            role,
+            roles: [role].into(),
             rules: canonicalize(rules.iter().map(|r| rule(r)).collect()),
         }
     }
@@ -484,12 +484,14 @@ pub(crate) mod fixtures {
             endpoint_mode: mode,
             public_access_cidrs: vec!["0.0.0.0/0".to_string()],
             style: Style::Unknown,
+            ip_family: crate::model::IpFamily::Ipv4,
+            remote_network: None,
             vpc_id: "vpc-1".to_string(),
             vpc_cidrs: vec!["10.0.0.0/16".parse().expect("cidr")],
-            cluster_security_group_id: groups.iter().find(|g| g.role == Role::Cluster).map(|g| g.id.clone()),
+            cluster_security_group_id: groups.iter().find(|g| g.has_role(Role::Cluster)).map(|g| g.id.clone()),
             control_plane_security_group_ids: groups
                 .iter()
-                .filter(|g| g.role == Role::ControlPlane)
+                .filter(|g| g.has_role(Role::ControlPlane))
                 .map(|g| g.id.clone())
                 .collect(),
             groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
@@ -499,9 +501,13 @@ pub(crate) mod fixtures {
                     name: name.to_string(),
                     kind: NodeGroupKind::Managed,
                     security_group_ids: ids.iter().map(|s| s.to_string()).collect(),
+                    route_out_v4: crate::model::RouteOut::NoData,
+                    route_out_v6: crate::model::RouteOut::NoData,
                 })
                 .collect(),
             vpc_endpoints: Vec::new(),
+            pod_security_group_sets: Vec::new(),
+            peer_groups: BTreeMap::new(),
             prefix_lists: BTreeMap::new(),
             warnings: Vec::new(),
         }
@@ -513,6 +519,7 @@ pub(crate) mod fixtures {
             service_name: format!("com.amazonaws.eu-west-1.{service}"),
             kind: VpcEndpointKind::Interface,
             security_group_ids: sgs.iter().map(|s| s.to_string()).collect(),
+            private_dns_enabled: true,
         }
     }
 
@@ -582,6 +589,7 @@ pub(crate) mod fixtures {
             service_name: "com.amazonaws.eu-west-1.s3".to_string(),
             kind: VpcEndpointKind::Gateway,
             security_group_ids: Vec::new(),
+            private_dns_enabled: false,
         });
         snap.prefix_lists.insert("pl-6ea54007".to_string(), "com.amazonaws.eu-west-1.s3".to_string());
         snap

@@ -476,7 +476,7 @@ mod tests {
             owner_id: None,
             vpc_id: None,
             tags: BTreeMap::new(),
-            role: Role::Node,
+            roles: [Role::Node].into(),
             rules: vec![],
         };
         ClusterSnapshot {
@@ -484,6 +484,8 @@ mod tests {
             endpoint_mode: EndpointMode::Public,
             public_access_cidrs: vec![],
             style: Style::Eksctl,
+            ip_family: crate::model::IpFamily::Ipv4,
+            remote_network: None,
             vpc_id: "vpc-0123456789abcdef0".into(),
             vpc_cidrs: vec![],
             cluster_security_group_id: None,
@@ -491,6 +493,8 @@ mod tests {
             groups: [(group.id.clone(), group)].into(),
             node_groups: vec![],
             vpc_endpoints: vec![],
+            pod_security_group_sets: vec![],
+            peer_groups: BTreeMap::new(),
             prefix_lists: BTreeMap::new(),
             warnings: vec![],
         }

@@ -120,7 +120,7 @@ async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_en
         for role in Role::ALL {
             for id in moto::manifest_groups(&fx.manifest, name, role.as_str()) {
                 let g = s.groups.get(&id).unwrap_or_else(|| panic!("{name}: {role} group {id} missing"));
-                assert_eq!(g.role, role, "{name}: role of {id} ({})", g.name);
+                assert_eq!(g.primary_role(), role, "{name}: role of {id} ({})", g.name);
                 assert!(!g.rules.is_empty() || role == Role::ControlPlane, "{name}: {id} has its rules");
             }
         }
@@ -752,7 +752,7 @@ async fn next_token_pages_are_followed_for_every_list() {
             ids,
             "{name}: groups from both DescribeSecurityGroups pages"
         );
-        let roles: Vec<Role> = ids.iter().map(|id| s.groups[id].role).collect();
+        let roles: Vec<Role> = ids.iter().map(|id| s.groups[id].primary_role()).collect();
         assert_eq!(roles, [Role::Cluster, Role::ControlPlane, Role::Node, Role::Node, Role::RemoteAccess]);
         let sets: Vec<(&str, NodeGroupKind, Vec<String>)> =
             s.node_groups.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();

@@ -49,7 +49,7 @@ fn error(polls: &[ClusterPoll], name: &str) -> String {
 
 fn roles_of(snap: &ClusterSnapshot, ids: &[String]) -> Vec<Role> {
     ids.iter()
-        .map(|id| snap.groups.get(id).unwrap_or_else(|| panic!("{id} is not a group of the snapshot")).role)
+        .map(|id| snap.groups.get(id).unwrap_or_else(|| panic!("{id} is not a group of the snapshot")).primary_role())
         .collect()
 }
 
@@ -120,7 +120,7 @@ fn the_demo_clusters_have_the_style_mode_and_roles_of_their_tools() {
         let got: Vec<usize> = roles.iter().map(|r| count(snap, *r)).collect();
         assert_eq!(got, counts, "{name}: groups per role {roles:?}");
         let cluster_sg = snap.cluster_security_group_id.as_deref().expect("cluster SG");
-        assert_eq!(snap.groups[cluster_sg].role, Role::Cluster, "{name}");
+        assert_eq!(snap.groups[cluster_sg].primary_role(), Role::Cluster, "{name}");
         assert!(!snap.groups.values().any(|g| g.name == "default"), "{name}: the VPC default group is no role's");
     }
 }

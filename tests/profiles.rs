@@ -57,7 +57,7 @@ fn layouts_all() -> Vec<ClusterSnapshot> {
 fn node_group_sg(snap: &ClusterSnapshot) -> String {
     let (_, set) = snap.node_sets().into_iter().next().expect("a node set");
     set.iter()
-        .find(|id| snap.groups.get(*id).is_some_and(|g| g.role == Role::Node))
+        .find(|id| snap.groups.get(*id).is_some_and(|g| g.has_role(Role::Node)))
         .or_else(|| set.first())
         .cloned()
         .expect("a node SG")
@@ -85,7 +85,7 @@ fn hardened(mut snap: ClusterSnapshot) -> ClusterSnapshot {
     // 1025-65535 range eksctl and the AWS node template give it: replaced below like allow-all.
     let wide = Traffic::Tcp(sgdrift::model::PortRange::new(1025, 65535).expect("ordered"));
     for id in &ids {
-        let range = if snap.groups[id].role == Role::ControlPlane {
+        let range = if snap.groups[id].has_role(Role::ControlPlane) {
             remove_rules(&mut snap, id, |r| r.direction == Direction::Egress && r.traffic == wide)
         } else {
             0
@@ -94,7 +94,7 @@ fn hardened(mut snap: ClusterSnapshot) -> ClusterSnapshot {
         if had == 0 {
             continue;
         }
-        let role = snap.groups[id].role;
+        let role = snap.groups[id].primary_role();
         let is_node = nodes.contains(id);
         let is_cp = cp.contains(id);
         if is_node || role == Role::Node || role == Role::RemoteAccess {

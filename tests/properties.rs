@@ -132,12 +132,12 @@ fn snapshot() -> impl Strategy<Value = ClusterSnapshot> {
                     owner_id: Some(OWNER.to_string()),
                     vpc_id: Some("vpc-0123".to_string()),
                     tags: BTreeMap::new(),
-                    role,
+                    roles: [role].into(),
                     rules,
                 })
                 .collect();
             let with_role = |role: Role| -> Vec<String> {
-                groups.iter().filter(|g| g.role == role).map(|g| g.id.clone()).collect()
+                groups.iter().filter(|g| g.has_role(role)).map(|g| g.id.clone()).collect()
             };
             let node_ids = with_role(Role::Node);
             ClusterSnapshot {
@@ -145,6 +145,8 @@ fn snapshot() -> impl Strategy<Value = ClusterSnapshot> {
                 endpoint_mode: mode,
                 public_access_cidrs: vec!["0.0.0.0/0".to_string()],
                 style: Style::Unknown,
+                ip_family: sgdrift::model::IpFamily::Ipv4,
+                remote_network: None,
                 vpc_id: "vpc-0123".to_string(),
                 vpc_cidrs: vec!["10.0.0.0/16".parse().expect("cidr")],
                 cluster_security_group_id: with_role(Role::Cluster).into_iter().next(),
@@ -152,10 +154,18 @@ fn snapshot() -> impl Strategy<Value = ClusterSnapshot> {
                 node_groups: if node_ids.is_empty() {
                     Vec::new()
                 } else {
-                    vec![NodeGroup { name: "ng-1".to_string(), kind: NodeGroupKind::Managed, security_group_ids: node_ids }]
+                    vec![NodeGroup {
+                        name: "ng-1".to_string(),
+                        kind: NodeGroupKind::Managed,
+                        security_group_ids: node_ids,
+                        route_out_v4: sgdrift::model::RouteOut::NoData,
+                        route_out_v6: sgdrift::model::RouteOut::NoData,
+                    }]
                 },
                 groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
                 vpc_endpoints: Vec::new(),
+                pod_security_group_sets: Vec::new(),
+                peer_groups: BTreeMap::new(),
                 prefix_lists: BTreeMap::from([("pl-6ea54007".to_string(), "com.amazonaws.eu-west-1.s3".to_string())]),
                 warnings: Vec::new(),
             }

@@ -203,7 +203,7 @@ pub(crate) mod fixtures {
             owner_id: Some("111122223333".into()),
             vpc_id: Some("vpc-1".into()),
             tags: BTreeMap::new(),
-            role,
+            roles: [role].into(),
             rules: canonicalize(rules),
         }
     }
@@ -262,16 +262,32 @@ pub(crate) mod fixtures {
             endpoint_mode: EndpointMode::Private,
             public_access_cidrs: vec![],
             style: Style::Terraform,
+            ip_family: crate::model::IpFamily::Ipv4,
+            remote_network: None,
             vpc_id: "vpc-1".into(),
             vpc_cidrs: vec!["10.0.0.0/16".parse().unwrap(), "100.64.0.0/16".parse().unwrap(), "2600:1f18:1:2300::/56".parse().unwrap()],
             cluster_security_group_id: Some("sg-cluster".into()),
             control_plane_security_group_ids: vec!["sg-cp".into()],
             groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
             node_groups: vec![
-                NodeGroup { name: "a".into(), kind: NodeGroupKind::Managed, security_group_ids: vec!["sg-node-a".into()] },
-                NodeGroup { name: "b".into(), kind: NodeGroupKind::SelfManaged, security_group_ids: vec!["sg-node-b".into()] },
+                NodeGroup {
+                    name: "a".into(),
+                    kind: NodeGroupKind::Managed,
+                    security_group_ids: vec!["sg-node-a".into()],
+                    route_out_v4: crate::model::RouteOut::NoData,
+                    route_out_v6: crate::model::RouteOut::NoData,
+                },
+                NodeGroup {
+                    name: "b".into(),
+                    kind: NodeGroupKind::SelfManaged,
+                    security_group_ids: vec!["sg-node-b".into()],
+                    route_out_v4: crate::model::RouteOut::NoData,
+                    route_out_v6: crate::model::RouteOut::NoData,
+                },
             ],
             vpc_endpoints: vec![],
+            pod_security_group_sets: vec![],
+            peer_groups: BTreeMap::new(),
             prefix_lists: [
                 ("pl-s3".to_string(), "com.amazonaws.eu-west-1.s3".to_string()),
                 ("pl-ddb".to_string(), "com.amazonaws.eu-west-1.dynamodb".to_string()),

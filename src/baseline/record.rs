@@ -28,13 +28,13 @@ pub struct Recording {
 pub fn record(snapshot: &ClusterSnapshot) -> Recording {
     let mut per_role: BTreeMap<Role, usize> = BTreeMap::new();
     for g in snapshot.groups.values() {
-        *per_role.entry(g.role).or_default() += 1;
+        *per_role.entry(g.primary_role()).or_default() += 1;
     }
     let single = |role: Role| per_role.get(&role) == Some(&1);
 
     let mut warnings = Vec::new();
     let mut groups: Vec<&SecurityGroup> = snapshot.groups.values().collect();
-    groups.sort_by(|a, b| (a.role, &a.id).cmp(&(b.role, &b.id)));
+    groups.sort_by(|a, b| (a.primary_role(), &a.id).cmp(&(b.primary_role(), &b.id)));
 
     let id = &snapshot.id;
     let mut out = format!(
@@ -56,7 +56,7 @@ pub fn record(snapshot: &ClusterSnapshot) -> Recording {
     );
 
     for g in groups {
-        out.push_str(&format!("\n# {} ({}), role {}\n", one_line(&g.name), one_line(&g.id), g.role));
+        out.push_str(&format!("\n# {} ({}), role {}\n", one_line(&g.name), one_line(&g.id), g.primary_role()));
         let mut rules: Vec<_> = g.rules.iter().collect();
         rules.sort_by(|a, b| a.key().cmp(&b.key()));
         if rules.is_empty() {
@@ -66,14 +66,14 @@ pub fn record(snapshot: &ClusterSnapshot) -> Recording {
             let peer = match &rule.peer {
                 Peer::Group { id, owner: None } if *id == g.id => PeerSpec::SelfRef,
                 Peer::Group { id, owner: None } => match snapshot.groups.get(id) {
-                    Some(other) if single(other.role) => PeerSpec::Role(other.role),
+                    Some(other) if single(other.primary_role()) => PeerSpec::Role(other.primary_role()),
                     _ => PeerSpec::Concrete(rule.peer.clone()),
                 },
                 other => PeerSpec::Concrete(other.clone()),
             };
             let recorded = BaselineRule {
-                role: g.role,
-                group: (!single(g.role)).then(|| g.id.clone()),
+                role: g.primary_role(),
+                group: (!single(g.primary_role())).then(|| g.id.clone()),
                 direction: rule.direction,
                 traffic: rule.traffic,
                 peer,

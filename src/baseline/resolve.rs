@@ -83,7 +83,7 @@ pub fn resolve_borrowed<'a, 's>(
         // keeps its explanation, as when rules were the outer loop.
         let mut rules: BTreeMap<(Direction, Traffic, Peer), &'a BaselineRule> = BTreeMap::new();
         for rule in sets.iter().flat_map(|s| s.iter()) {
-            if rule.role != holder.role || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
+            if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
                 continue;
             }
             for peer in resolve_peer(&rule.peer, holder, snapshot) {

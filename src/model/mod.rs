@@ -14,6 +14,6 @@ pub use normalize::{canonicalize, normalize, RawPeer, RawPermission};
 pub use peer::Peer;
 pub use rule::{Direction, IcmpMatch, ParseError, PortRange, Rule, Traffic};
 pub use snapshot::{
-    ClusterId, ClusterSnapshot, EndpointMode, NodeGroup, NodeGroupKind, Role, SecurityGroup, Style,
-    VpcEndpoint, VpcEndpointKind,
+    ClusterId, ClusterSnapshot, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, PeerGroup, RemoteNetwork, Role,
+    RouteOut, SecurityGroup, Style, VpcEndpoint, VpcEndpointKind,
 };

@@ -1,6 +1,6 @@
 //! What one poll sees of one cluster: identity, endpoint mode, style, and its groups by role.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use ipnet::IpNet;
@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ParseError, Rule};
 
-/// The role a security group plays in a cluster (design.md §1).
+/// The role a security group plays in a cluster (design.md §1). One group can hold several;
+/// the declaration order is the priority of `SecurityGroup::primary_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
@@ -16,11 +17,14 @@ pub enum Role {
     ControlPlane,
     Node,
     RemoteAccess,
+    /// Given to pods by *security groups for pods* (branch ENIs).
+    Pod,
     Endpoint,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Cluster, Role::ControlPlane, Role::Node, Role::RemoteAccess, Role::Endpoint];
+    pub const ALL: [Role; 6] =
+        [Role::Cluster, Role::ControlPlane, Role::Node, Role::RemoteAccess, Role::Pod, Role::Endpoint];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -28,6 +32,7 @@ impl Role {
             Role::ControlPlane => "control-plane",
             Role::Node => "node",
             Role::RemoteAccess => "remote-access",
+            Role::Pod => "pod",
             Role::Endpoint => "endpoint",
         }
     }
@@ -35,7 +40,7 @@ impl Role {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
             ParseError(format!(
-                "unknown role `{s}`: expected cluster, control-plane, node, remote-access or endpoint"
+                "unknown role `{s}`: expected cluster, control-plane, node, remote-access, pod or endpoint"
             ))
         })
     }
@@ -94,36 +99,114 @@ impl fmt::Display for EndpointMode {
     }
 }
 
-/// Which tool laid the groups out (reference §2–§4).
+/// Which tool laid the groups out (reference §2–§4), or EKS Auto Mode (`computeConfig.enabled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Style {
     Console,
     Eksctl,
     Terraform,
+    AutoMode,
     Unknown,
 }
 
 impl Style {
-    pub const ALL: [Style; 4] = [Style::Console, Style::Eksctl, Style::Terraform, Style::Unknown];
+    pub const ALL: [Style; 5] = [Style::Console, Style::Eksctl, Style::Terraform, Style::AutoMode, Style::Unknown];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Style::Console => "console",
             Style::Eksctl => "eksctl",
             Style::Terraform => "terraform",
+            Style::AutoMode => "auto-mode",
             Style::Unknown => "unknown",
         }
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         Style::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
-            ParseError(format!("unknown style `{s}`: expected console, eksctl, terraform or unknown"))
+            ParseError(format!("unknown style `{s}`: expected console, eksctl, terraform, auto-mode or unknown"))
         })
     }
 }
 
 impl fmt::Display for Style {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `kubernetesNetworkConfig.ipFamily`: the address family of pods and services.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    #[default]
+    Ipv4,
+    Ipv6,
+}
+
+impl IpFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
+        }
+    }
+}
+
+impl fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `remoteNetworkConfig` of a cluster with hybrid nodes: the on-premises networks of the nodes
+/// and of their pods, peers of the cluster SG.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteNetwork {
+    pub node_cidrs: Vec<IpNet>,
+    pub pod_cidrs: Vec<IpNet>,
+}
+
+/// Where a node group's default route leads, from the route tables of its subnets.
+///
+/// The variants after `NoData` are ordered from closed to open, so the worst subnet of a group is
+/// the minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteOut {
+    /// No route tables known: the SG check alone decides.
+    NoData,
+    /// No default route: nothing leaves the VPC (a closed path).
+    None,
+    /// A default route only via a transit gateway, peering or another target: it may or may
+    /// not reach the internet (flow status `unknown`).
+    Indirect,
+    /// A default route to a NAT gateway or internet gateway (egress-only IGW for `::/0`).
+    Internet,
+}
+
+impl RouteOut {
+    /// The outcome of a group spread over subnets: the worst subnet decides; subnets without
+    /// data do not hide what the others say.
+    pub fn worst(self, other: RouteOut) -> RouteOut {
+        match (self, other) {
+            (RouteOut::NoData, x) | (x, RouteOut::NoData) => x,
+            (a, b) => a.min(b),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteOut::NoData => "no-data",
+            RouteOut::None => "none",
+            RouteOut::Indirect => "indirect",
+            RouteOut::Internet => "internet",
+        }
+    }
+}
+
+impl fmt::Display for RouteOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -151,7 +234,8 @@ pub struct SecurityGroup {
     pub owner_id: Option<String>,
     pub vpc_id: Option<String>,
     pub tags: BTreeMap<String, String>,
-    pub role: Role,
+    /// Every role the group plays in the cluster; never empty.
+    pub roles: BTreeSet<Role>,
     /// Canonical atomic rules, both directions (see `model::normalize`).
     pub rules: Vec<Rule>,
 }
@@ -160,6 +244,27 @@ impl SecurityGroup {
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.get(key).map(String::as_str)
     }
+
+    /// The one role the JSON report and the metrics show: the first of cluster, control-plane,
+    /// node, remote-access, pod, endpoint that the group holds.
+    pub fn primary_role(&self) -> Role {
+        // `roles` is never empty where a source built the group; `Node` is the least
+        // surprising reading of a group someone built by hand without one.
+        self.roles.iter().next().copied().unwrap_or(Role::Node)
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A group the cluster's rules name as a peer that plays no role in the cluster: a load
+/// balancer's frontend or backend SG, a group of another VPC. Evidence for controller-owned rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerGroup {
+    pub id: String,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -177,6 +282,10 @@ pub struct NodeGroup {
     /// Every SG on the nodes' ENIs (for managed groups without a launch template: the cluster SG
     /// plus the remote-access SG).
     pub security_group_ids: Vec<String>,
+    /// Where IPv4 traffic to `0.0.0.0/0` goes from the group's subnets.
+    pub route_out_v4: RouteOut,
+    /// Where IPv6 traffic to `::/0` goes from the group's subnets.
+    pub route_out_v6: RouteOut,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -193,6 +302,8 @@ pub struct VpcEndpoint {
     pub service_name: String,
     pub kind: VpcEndpointKind,
     pub security_group_ids: Vec<String>,
+    /// Interface endpoints only: does the service's public name resolve to the endpoint?
+    pub private_dns_enabled: bool,
 }
 
 impl VpcEndpoint {
@@ -213,14 +324,22 @@ pub struct ClusterSnapshot {
     pub endpoint_mode: EndpointMode,
     pub public_access_cidrs: Vec<String>,
     pub style: Style,
+    pub ip_family: IpFamily,
+    /// Hybrid nodes' networks, when the cluster has `remoteNetworkConfig`.
+    pub remote_network: Option<RemoteNetwork>,
     pub vpc_id: String,
     pub vpc_cidrs: Vec<IpNet>,
     pub cluster_security_group_id: Option<String>,
     pub control_plane_security_group_ids: Vec<String>,
-    /// Every group of the cluster, by id, each with its one role.
+    /// Every group of the cluster, by id, each with its roles.
     pub groups: BTreeMap<String, SecurityGroup>,
     pub node_groups: Vec<NodeGroup>,
     pub vpc_endpoints: Vec<VpcEndpoint>,
+    /// The distinct SG sets (each sorted) of the branch ENIs in the cluster VPC: one per kind of
+    /// pod with its own security groups.
+    pub pod_security_group_sets: Vec<Vec<String>>,
+    /// Groups that the cluster's rules name as peers but that hold no role, by id.
+    pub peer_groups: BTreeMap<String, PeerGroup>,
     /// Managed prefix lists the source could name: id → name (`com.amazonaws.eu-west-1.s3`).
     pub prefix_lists: BTreeMap<String, String>,
     /// Things the source noticed but that did not stop the poll (a group that no longer exists).
@@ -229,7 +348,7 @@ pub struct ClusterSnapshot {
 
 impl ClusterSnapshot {
     pub fn groups_with_role(&self, role: Role) -> impl Iterator<Item = &SecurityGroup> {
-        self.groups.values().filter(move |g| g.role == role)
+        self.groups.values().filter(move |g| g.has_role(role))
     }
 
     /// The SGs on the control-plane ENIs: the cluster SG plus the additional ones.

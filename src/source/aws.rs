@@ -27,7 +27,9 @@ use tokio::task::JoinSet;
 use super::convert::{self, CallFailure, ClusterInfo, GroupRecord, InstanceInfo, LaunchTemplateRef, NodegroupInfo};
 use super::{style, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
 use crate::config::PollConfig;
-use crate::model::{ClusterId, ClusterSnapshot, EndpointMode, NodeGroup, NodeGroupKind, Role, VpcEndpoint};
+use crate::model::{
+    ClusterId, ClusterSnapshot, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, Role, RouteOut, VpcEndpoint,
+};
 
 pub use super::convert::Operation;
 
@@ -837,7 +839,8 @@ fn precedence(role: Role) -> u8 {
         Role::ControlPlane => 1,
         Role::RemoteAccess => 2,
         Role::Node => 3,
-        Role::Endpoint => 4,
+        Role::Pod => 4,
+        Role::Endpoint => 5,
     }
 }
 
@@ -891,7 +894,13 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
                 }
             },
         };
-        groups.push(NodeGroup { name: ng.name.clone(), kind: NodeGroupKind::Managed, security_group_ids: sorted(ids) });
+        groups.push(NodeGroup {
+            name: ng.name.clone(),
+            kind: NodeGroupKind::Managed,
+            security_group_ids: sorted(ids),
+            route_out_v4: RouteOut::NoData,
+            route_out_v6: RouteOut::NoData,
+        });
     }
 
     let mut others: BTreeMap<(String, NodeGroupKind), Vec<String>> = BTreeMap::new();
@@ -911,7 +920,13 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
                 "instances name managed node group {name}, which ListNodegroups does not list: its security groups are read from its instances"
             ));
         }
-        groups.push(NodeGroup { name, kind, security_group_ids: sorted(ids) });
+        groups.push(NodeGroup {
+            name,
+            kind,
+            security_group_ids: sorted(ids),
+            route_out_v4: RouteOut::NoData,
+            route_out_v6: RouteOut::NoData,
+        });
     }
     groups
 }
@@ -1002,6 +1017,8 @@ fn assemble(
         endpoint_mode: EndpointMode::from_access(info.endpoint_public_access, info.endpoint_private_access),
         public_access_cidrs: info.public_access_cidrs.clone(),
         style,
+        ip_family: IpFamily::Ipv4,
+        remote_network: None,
         vpc_id: info.vpc_id.clone().unwrap_or_default(),
         vpc_cidrs: meta.vpc_cidrs.clone(),
         cluster_security_group_id: info.cluster_security_group_id.clone(),
@@ -1009,6 +1026,8 @@ fn assemble(
         groups,
         node_groups,
         vpc_endpoints: meta.vpc_endpoints.clone(),
+        pod_security_group_sets: Vec::new(),
+        peer_groups: BTreeMap::new(),
         prefix_lists: prefix_lists.clone(),
         warnings,
     })

@@ -160,6 +160,7 @@ pub fn vpc_endpoint(e: &ec2::VpcEndpoint) -> Option<VpcEndpoint> {
         service_name: e.service_name().unwrap_or_default().to_string(),
         kind,
         security_group_ids: sorted_unique(e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect()),
+        private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
     })
 }
 
@@ -230,7 +231,7 @@ impl GroupRecord {
             owner_id: self.owner_id.clone(),
             vpc_id: self.vpc_id.clone(),
             tags: self.tags.clone(),
-            role,
+            roles: [role].into(),
             rules: self.rules.clone(),
         }
     }

@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::{style, ClusterPoll, SourceError, TargetPoll, TargetSpec};
 use crate::model::{
-    canonicalize, normalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, RawPeer,
-    RawPermission, Role, SecurityGroup, VpcEndpoint, VpcEndpointKind,
+    canonicalize, normalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, IpFamily, NodeGroup, NodeGroupKind,
+    RawPeer, RawPermission, Role, RouteOut, SecurityGroup, VpcEndpoint, VpcEndpointKind,
 };
 
 const CLUSTER_FILE: &str = "describe-cluster.json";
@@ -438,6 +438,8 @@ fn build(dir: &Path, id: &ClusterId, cluster: &Cluster) -> Result<ClusterSnapsho
         endpoint_mode,
         public_access_cidrs: vpc.public_access_cidrs.clone(),
         style,
+        ip_family: IpFamily::Ipv4,
+        remote_network: None,
         vpc_id: vpc.vpc_id.clone(),
         vpc_cidrs,
         cluster_security_group_id: vpc.cluster_security_group_id.clone(),
@@ -445,6 +447,8 @@ fn build(dir: &Path, id: &ClusterId, cluster: &Cluster) -> Result<ClusterSnapsho
         groups,
         node_groups,
         vpc_endpoints,
+        pod_security_group_sets: Vec::new(),
+        peer_groups: BTreeMap::new(),
         prefix_lists: extras.prefix_lists,
         warnings,
     })
@@ -505,6 +509,8 @@ fn node_groups(cluster: &str, c: &Cluster, extras: &Extras, warnings: &mut Vec<S
             name: ng.nodegroup_name.clone(),
             kind: NodeGroupKind::Managed,
             security_group_ids: dedup(sgs),
+            route_out_v4: RouteOut::NoData,
+            route_out_v6: RouteOut::NoData,
         });
     }
 
@@ -525,7 +531,13 @@ fn node_groups(cluster: &str, c: &Cluster, extras: &Extras, warnings: &mut Vec<S
                 "{NODEGROUP_PREFIX}{name}.json is absent: the security groups of managed node group {name} are read from its instances"
             ));
         }
-        out.push(NodeGroup { name, kind, security_group_ids: union_of(instances.into_iter()) });
+        out.push(NodeGroup {
+            name,
+            kind,
+            security_group_ids: union_of(instances.into_iter()),
+            route_out_v4: RouteOut::NoData,
+            route_out_v6: RouteOut::NoData,
+        });
     }
     out
 }
@@ -577,6 +589,7 @@ fn vpc_endpoints(vpc_id: &str, endpoints: Option<&[VpcEndpointJson]>) -> Vec<Vpc
                 service_name: e.service_name.clone(),
                 kind,
                 security_group_ids: dedup(e.groups.iter().map(|g| g.group_id.clone()).collect()),
+                private_dns_enabled: e.private_dns_enabled.unwrap_or(false),
             })
         })
         .collect();
@@ -632,7 +645,7 @@ fn convert_group(g: &SecurityGroupJson, role: Role) -> Result<SecurityGroup, Str
         owner_id: g.owner_id.clone(),
         vpc_id: g.vpc_id.clone(),
         tags: tag_map(&g.tags),
-        role,
+        roles: [role].into(),
         rules,
     })
 }
@@ -875,6 +888,7 @@ struct VpcEndpointJson {
     vpc_id: Option<String>,
     service_name: String,
     state: Option<String>,
+    private_dns_enabled: Option<bool>,
     #[serde(default)]
     groups: Vec<GroupIdentifier>,
 }

@@ -83,7 +83,7 @@ fn is_console(groups: &[&SecurityGroup]) -> bool {
     if aws_template {
         return true;
     }
-    let mut tool_groups = groups.iter().filter(|g| g.role != Role::Endpoint).peekable();
+    let mut tool_groups = groups.iter().filter(|g| g.primary_role() != Role::Endpoint).peekable();
     tool_groups.peek().is_some() && tool_groups.all(|g| is_eks_created(g))
 }
 
@@ -105,7 +105,7 @@ mod tests {
             owner_id: Some("111122223333".into()),
             vpc_id: Some("vpc-0f2a6c1e9b8d74a31".into()),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            role,
+            roles: [role].into(),
             rules: Vec::new(),
         }
     }

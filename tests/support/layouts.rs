@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use sgdrift::model::{
-    canonicalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, Peer, PortRange, Role,
-    Rule, SecurityGroup, Style, Traffic, VpcEndpoint, VpcEndpointKind,
+    canonicalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, Peer,
+    PortRange, Role, RouteOut, Rule, SecurityGroup, Style, Traffic, VpcEndpoint, VpcEndpointKind,
 };
 
 pub const ACCOUNT: &str = "111122223333";
@@ -32,6 +32,7 @@ pub fn cluster(style: Style, mode: EndpointMode) -> ClusterSnapshot {
         Style::Eksctl => eksctl(mode),
         Style::Terraform => terraform(mode),
         Style::Unknown => unknown(mode),
+        Style::AutoMode => panic!("no auto-mode layout yet"),
     }
 }
 
@@ -154,6 +155,8 @@ impl Layout {
             // EKS reports 0.0.0.0/0 even when the public endpoint is off.
             public_access_cidrs: vec!["0.0.0.0/0".into()],
             style,
+            ip_family: IpFamily::Ipv4,
+            remote_network: None,
             vpc_id: ec2_id("vpc", &name),
             vpc_cidrs: vec![vpc_cidr.parse().expect("valid CIDR")],
             cluster_security_group_id: None,
@@ -161,6 +164,8 @@ impl Layout {
             groups: BTreeMap::new(),
             node_groups: Vec::new(),
             vpc_endpoints: Vec::new(),
+            pod_security_group_sets: Vec::new(),
+            peer_groups: BTreeMap::new(),
             prefix_lists: [
                 (S3_PREFIX_LIST.to_string(), format!("com.amazonaws.{REGION}.s3")),
                 ("pl-6fa54006".to_string(), format!("com.amazonaws.{REGION}.dynamodb")),
@@ -200,7 +205,7 @@ impl Layout {
             owner_id: Some(ACCOUNT.into()),
             vpc_id: Some(self.snap.vpc_id.clone()),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            role,
+            roles: [role].into(),
             rules: canonicalize(rules(&id)),
         };
         self.snap.groups.insert(id.clone(), g);
@@ -245,6 +250,8 @@ impl Layout {
             name: name.to_string(),
             kind,
             security_group_ids: groups.iter().map(|g| g.to_string()).collect(),
+            route_out_v4: RouteOut::NoData,
+            route_out_v6: RouteOut::NoData,
         });
     }
 
@@ -257,6 +264,7 @@ impl Layout {
                 service_name: format!("com.amazonaws.{REGION}.{service}"),
                 kind: VpcEndpointKind::Interface,
                 security_group_ids: vec![endpoint_sg.to_string()],
+                private_dns_enabled: true,
             });
         }
         self.snap.vpc_endpoints.push(VpcEndpoint {
@@ -264,6 +272,7 @@ impl Layout {
             service_name: format!("com.amazonaws.{REGION}.s3"),
             kind: VpcEndpointKind::Gateway,
             security_group_ids: Vec::new(),
+            private_dns_enabled: false,
         });
     }
 }
