@@ -103,6 +103,7 @@ fn evaluate_fleet(fleet: &[ClusterSnapshot]) -> Option<Vec<Evaluation>> {
         clusters: vec!["*".into()],
         baseline: BaselineRef::Profile("eks-minimal".into()),
         webhook_ports: vec![9443],
+        trust_controllers: sgdrift::baseline::Controller::ALL.to_vec(),
     };
     let today = Utc::now().date_naive();
     let hook = std::panic::take_hook();
@@ -310,5 +311,5 @@ fn synthetic_evaluation(c: &ClusterSnapshot) -> Evaluation {
             })
         })
         .collect();
-    Evaluation { findings, flows }
+    Evaluation { findings, flows, owned: Vec::new() }
 }

@@ -23,6 +23,7 @@ fn target(profile: &str) -> Target {
         clusters: vec!["*".into()],
         baseline: BaselineRef::Profile(profile.into()),
         webhook_ports: WEBHOOKS.to_vec(),
+        trust_controllers: sgdrift::baseline::Controller::ALL.to_vec(),
     }
 }
 

@@ -292,7 +292,7 @@ proptest! {
         prop_assert_eq!(findings.len(), guardrail_rules(&snap), "{:?}", findings);
         prop_assert!(findings.iter().all(|f| f.kind == FindingKind::Unexpected && f.reason.starts_with("guardrail: ")));
         let today = "2026-11-28".parse().expect("date");
-        let eval = evaluate(&snap, &base, &FlowContext::default(), &[], today);
+        let eval = evaluate(&snap, &base, &FlowContext::default(), &[], &baseline::Controller::ALL, today);
         prop_assert!(eval.findings.iter().all(|f| f.kind == FindingKind::Flow || findings.contains(f)), "{:?}", eval.findings);
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::format::write_rule;
-use super::{guardrails, BaselineRule, PeerSpec, RuleStatus};
+use super::{guardrails, owners, BaselineRule, PeerSpec, RuleStatus};
 use crate::model::{ClusterSnapshot, Peer, Role, SecurityGroup};
 
 /// What `record` produced: the baseline text and the warnings to show the operator.
@@ -18,7 +18,8 @@ pub struct Recording {
 /// A TOML baseline of `snapshot` (stable order, each group's name in a comment). Checking the
 /// same snapshot against it gives no findings but the guardrails (design.md §2): a rule that
 /// crosses one is written commented out, with a warning in the file and in `warnings`, so
-/// recording never approves SSH from the internet.
+/// recording never approves SSH from the internet. A controller-owned rule is written
+/// commented out too: recorded as `required`, it would be `missing` once its object is gone.
 ///
 /// Peers: the holding group is `self`; another group of the cluster is `role:<r>` when it is
 /// the only group of its role (so the file survives that group being replaced), else `sg:<id>`.
@@ -82,26 +83,33 @@ pub fn record(snapshot: &ClusterSnapshot) -> Recording {
                 source: None,
             };
             out.push('\n');
-            match guardrails::reason(rule) {
-                None => write_rule(&mut out, &recorded),
-                Some(reason) => {
-                    let warning = format!("{} ({}): {rule} not recorded, {reason}", one_line(&g.name), one_line(&g.id));
-                    write_commented_out(&mut out, &recorded, &reason);
-                    warnings.push(warning);
-                }
+            if let Some(reason) = guardrails::reason(rule) {
+                let warning = format!("{} ({}): {rule} not recorded, {reason}", one_line(&g.name), one_line(&g.id));
+                let note = format!(
+                    "WARNING: {reason}. Not recorded: `check` reports this rule whatever a baseline says;\n\
+                     # if it must stay, approve it with an [[exceptions]] entry (reason and expiry) in the config"
+                );
+                write_commented_out(&mut out, &recorded, &note);
+                warnings.push(warning);
+            } else if let Some(controller) = owners::owner(snapshot, g, rule) {
+                // Recorded as required, it would turn `missing` when its Kubernetes object goes.
+                let note = format!(
+                    "owned by {controller}: it comes and goes with Kubernetes objects, so it is not\n\
+                     # recorded; `check` lists it under `owned` while the target trusts {controller}"
+                );
+                write_commented_out(&mut out, &recorded, &note);
+            } else {
+                write_rule(&mut out, &recorded);
             }
         }
     }
     Recording { text: out, warnings }
 }
 
-/// A guardrail rule, commented out under a warning: uncommenting it would still not quiet
-/// `check`, which is said where the operator will read it.
-fn write_commented_out(out: &mut String, rule: &BaselineRule, reason: &str) {
-    out.push_str(&format!(
-        "# WARNING: {reason}. Not recorded: `check` reports this rule whatever a baseline says;\n\
-         # if it must stay, approve it with an [[exceptions]] entry (reason and expiry) in the config.\n"
-    ));
+/// A rule that must not be approved by recording, commented out under `note` (a sentence,
+/// continued on `# ` lines).
+fn write_commented_out(out: &mut String, rule: &BaselineRule, note: &str) {
+    out.push_str(&format!("# {note}.\n"));
     let mut block = String::new();
     write_rule(&mut block, rule);
     for line in block.lines() {
@@ -133,9 +141,9 @@ mod tests {
         assert!(parsed.profile.is_none());
         let resolved = resolve(&parsed, s, &ResolveContext::default());
         for g in s.groups.values() {
-            // Guardrail rules are written commented out, so they resolve to nothing.
-            let want: Vec<_> =
-                g.rules.iter().filter(|r| guardrails::reason(r).is_none()).map(Rule::key).collect();
+            // Guardrail and controller-owned rules are written commented out: they resolve to nothing.
+            let recorded = |r: &&Rule| guardrails::reason(r).is_none() && owners::owner(s, g, r).is_none();
+            let want: Vec<_> = g.rules.iter().filter(recorded).map(Rule::key).collect();
             let got: Vec<_> = resolved.by_group.get(&g.id).map(|v| v.iter().map(|r| r.rule.key()).collect()).unwrap_or_default();
             assert_eq!(got, want, "group {}\n{text}", g.id);
             if let Some(v) = resolved.by_group.get(&g.id) {

@@ -8,7 +8,6 @@ use std::fmt::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::export::report::{ClusterReport, ClusterStatus, Report};
-use crate::flows::FlowStatus;
 use crate::model::{Direction, Finding, Severity};
 
 const STYLE: &str = "
@@ -167,10 +166,7 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
     } else {
         out.push_str("<table><thead><tr><th>Flow</th><th>Node group</th><th>Status</th><th>Detail</th></tr></thead><tbody>\n");
         for flow in &c.flows {
-            let status = match flow.status {
-                FlowStatus::Open => "open",
-                FlowStatus::Closed => "closed",
-            };
+            let status = flow.status.as_str();
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td><span class=\"b {status}\">{status}</span></td><td>{}</td></tr>",
@@ -294,6 +290,7 @@ mod tests {
                 groups: vec![GroupRef { id: "sg-0123456789abcdef0".into(), name: "nodes & co".into(), role: Role::Node }],
                 findings,
                 flows: vec![],
+                owned: Vec::new(),
                 warnings: vec!["<script>alert(1)</script>".into()],
                 stale: Some(true),
                 last_success: None,
