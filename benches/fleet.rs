@@ -102,6 +102,7 @@ fn evaluate_fleet(fleet: &[ClusterSnapshot]) -> Option<Vec<Evaluation>> {
         clusters: vec!["*".into()],
         baseline: BaselineRef::Profile(sgdrift::baseline::Profile::Minimal),
         webhook_ports: vec![9443],
+        trust_controllers: sgdrift::baseline::Controller::ALL.to_vec(),
     };
     let today = Utc::now().date_naive();
     let hook = std::panic::take_hook();
@@ -303,5 +304,5 @@ fn synthetic_evaluation(c: &ClusterSnapshot) -> Evaluation {
             })
         })
         .collect();
-    Evaluation { findings, flows }
+    Evaluation { findings, flows, owned: Vec::new() }
 }

@@ -184,7 +184,10 @@ async fn record(config: &std::path::Path, cluster: &str, out: Option<&std::path:
                 continue;
             }
             let snapshot = c.result.map_err(|e| anyhow!("cannot read cluster {cluster}: {e}"))?;
-            let text = crate::baseline::record(&snapshot);
+            let crate::baseline::Recording { text, warnings } = crate::baseline::record(&snapshot);
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             match out {
                 Some(path) => {
                     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;

@@ -156,6 +156,8 @@ pub struct TargetConfig {
     pub baseline: String,
     #[serde(default)]
     pub webhook_ports: Vec<u16>,
+    /// Controllers whose rules are owned, not drift; absent: every recognised controller.
+    pub trust_controllers: Option<Vec<String>>,
 }
 
 fn d_clusters() -> Vec<String> {
@@ -401,6 +403,8 @@ pub struct Target {
     pub clusters: Vec<String>,
     pub baseline: crate::baseline::BaselineRef,
     pub webhook_ports: Vec<u16>,
+    /// The controllers of `trust_controllers` (default: every recognised one).
+    pub trust_controllers: Vec<crate::baseline::Controller>,
 }
 
 /// A configuration that cannot be used; the message names the file and, where there is one,
@@ -683,12 +687,20 @@ fn targets(raw: &[TargetConfig], base_dir: &Path, at: &Origins<'_>) -> Result<Ve
                 ),
             ));
         }
+        let trust_controllers = match &t.trust_controllers {
+            None => crate::baseline::Controller::ALL.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|n| crate::baseline::Controller::parse(n).map_err(|e| at.error(&key("trust_controllers"), e.0)))
+                .collect::<Result<_, _>>()?,
+        };
         targets.push(Target {
             regions: t.regions.clone(),
             role_arn: t.role_arn.clone(),
             clusters: t.clusters.clone(),
             baseline,
             webhook_ports: t.webhook_ports.clone(),
+            trust_controllers,
         });
     }
     Ok(targets)

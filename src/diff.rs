@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 
 use std::collections::HashMap;
 
-use crate::baseline::{Exception, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
+use crate::baseline::{self, guardrails, Controller, Exception, OwnedRule, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
     finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer, PortRange,
@@ -17,6 +17,8 @@ use crate::model::{
 pub struct Evaluation {
     pub findings: Vec<Finding>,
     pub flows: Vec<FlowResult>,
+    /// Rules a trusted controller owns: no finding, listed in the report (by group, then rule).
+    pub owned: Vec<OwnedRule>,
 }
 
 impl Evaluation {
@@ -26,16 +28,19 @@ impl Evaluation {
     }
 }
 
-/// Compares `snapshot` with `baseline`, checks the flows, applies `exceptions` as of `today`.
-/// Findings come sorted (group, kind, rule), so reports and ids are stable.
+/// Compares `snapshot` with `baseline`, checks the flows, applies `exceptions` as of `today`;
+/// rules of the `trusted` controllers are owned, not drift. Findings come sorted (group, kind,
+/// rule), so reports and ids are stable.
 pub fn evaluate(
     snapshot: &ClusterSnapshot,
     baseline: &ResolvedBaseline,
     flows: &FlowContext,
     exceptions: &[Exception],
+    trusted: &[Controller],
     today: NaiveDate,
 ) -> Evaluation {
-    evaluate_with(snapshot, |id| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default(), flows, exceptions, today)
+    let expected = |id: &str| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default();
+    evaluate_with(snapshot, expected, flows, exceptions, trusted, today)
 }
 
 /// [`evaluate`] against the expected rules of each group as `expected` gives them (a
@@ -45,10 +50,11 @@ pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
     expected: impl Fn(&str) -> &'b [E],
     flows: &FlowContext,
     exceptions: &[Exception],
+    trusted: &[Controller],
     today: NaiveDate,
 ) -> Evaluation {
     let flow_results = flows::check(snapshot, flows);
-    let mut findings = diff_rules_with(snapshot, expected);
+    let (mut findings, owned) = diff_rules_with(snapshot, expected, trusted);
     findings.extend(flow_findings(snapshot, &flow_results));
     for finding in &mut findings {
         // The first exception that suppresses wins; an expired one never does, so the finding fires.
@@ -59,7 +65,7 @@ pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
         }
     }
     sort_findings(&mut findings);
-    Evaluation { findings, flows: flow_results }
+    Evaluation { findings, flows: flow_results, owned }
 }
 
 /// A group's expected rule as the differ reads it.
@@ -140,21 +146,36 @@ fn direction_slot(direction: Direction) -> usize {
 /// Only the rule findings (`unexpected`, `missing`), before exceptions and flows. A rule is
 /// unexpected when the union of its group's baseline rules (required or allowed) does not cover
 /// it; a required rule is missing when the union of the group's actual rules does not cover it.
+/// Every recognised controller is trusted (the config's default).
 pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Vec<Finding> {
-    diff_rules_with(snapshot, |id| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default())
+    let expected = |id: &str| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default();
+    diff_rules_with(snapshot, expected, &Controller::ALL).0
 }
 
 fn diff_rules_with<'b, E: ExpectedRule + 'b>(
     snapshot: &ClusterSnapshot,
     expected_of: impl Fn(&str) -> &'b [E],
-) -> Vec<Finding> {
+    trusted: &[Controller],
+) -> (Vec<Finding>, Vec<OwnedRule>) {
     let mut findings = Vec::new();
+    let mut owned = Vec::new();
     for group in snapshot.groups.values() {
         let expected = expected_of(&group.id);
         let expected_index = CoverIndex::new(expected.iter().map(ExpectedRule::rule));
         for rule in &group.rules {
-            if !expected_index.covers(rule) {
-                let (severity, reason) = unexpected_severity(rule);
+            // A guardrail fires whatever the baseline lists; only an exception quiets it.
+            let guardrail = guardrails::reason(rule);
+            if guardrail.is_none() {
+                if let Some(by) = baseline::owner(snapshot, group, rule).filter(|c| trusted.contains(c)) {
+                    owned.push(OwnedRule { group_id: group.id.clone(), rule: rule.clone(), owned_by: by });
+                    continue;
+                }
+            }
+            if guardrail.is_some() || !expected_index.covers(rule) {
+                let (severity, reason) = match guardrail {
+                    Some(reason) => (Severity::Critical, reason),
+                    None => unexpected_severity(rule),
+                };
                 findings.push(rule_finding(
                     snapshot,
                     &group.id,
@@ -187,7 +208,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
         }
     }
     sort_findings(&mut findings);
-    findings
+    (findings, owned)
 }
 
 /// `flow` findings for the closed flows: one per side that lacks a rule, carrying the rule
@@ -271,17 +292,8 @@ fn unexpected_severity(rule: &Rule) -> (Severity, String) {
 }
 
 fn internet_ingress_reason(traffic: &Traffic) -> String {
-    const SSH: u16 = 22;
-    const RDP: u16 = 3389;
-    match traffic {
-        Traffic::All => "all traffic open to the internet".to_string(),
-        Traffic::Tcp(r) if *r == PortRange::single(SSH) => "SSH open to the internet".to_string(),
-        Traffic::Tcp(r) if *r == PortRange::single(RDP) => "RDP open to the internet".to_string(),
-        Traffic::Tcp(r) if r.contains(PortRange::single(SSH)) => {
-            format!("ingress from the internet on {traffic}, SSH included")
-        }
-        _ => format!("ingress from the internet on {traffic}"),
-    }
+    // SSH, RDP, kubelet, etcd, NodePorts and all traffic are guardrails, reasoned there.
+    format!("ingress from the internet on {traffic}")
 }
 
 /// (group, kind, direction, protocol, ports, peer), then flow and reason so that two flow
@@ -348,16 +360,16 @@ mod tests {
     #[test]
     fn each_unexpected_rule_gets_the_severity_of_design_section_3() {
         let cases = [
-            ("ingress tcp 22 from 0.0.0.0/0", Severity::Critical, "SSH open to the internet"),
-            ("ingress tcp 22 from ::/0", Severity::Critical, "SSH open to the internet"),
-            ("ingress tcp 3389 from 0.0.0.0/0", Severity::Critical, "RDP open to the internet"),
+            ("ingress tcp 22 from 0.0.0.0/0", Severity::Critical, "guardrail: SSH open to the internet"),
+            ("ingress tcp 22 from ::/0", Severity::Critical, "guardrail: SSH open to the internet"),
+            ("ingress tcp 3389 from 0.0.0.0/0", Severity::Critical, "guardrail: RDP open to the internet"),
             ("ingress tcp 443 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on tcp 443"),
             (
                 "ingress tcp 0-1024 from 0.0.0.0/0",
                 Severity::Critical,
-                "ingress from the internet on tcp 0-1024, SSH included",
+                "guardrail: SSH open to the internet",
             ),
-            ("ingress all from ::/0", Severity::Critical, "all traffic open to the internet"),
+            ("ingress all from ::/0", Severity::Critical, "guardrail: all traffic open to the internet"),
             ("ingress icmp 8/0 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on icmp 8/0"),
             (
                 "ingress tcp 443 from 10.0.0.0/8",
@@ -393,6 +405,32 @@ mod tests {
             assert_eq!(f.rule(), Some(r), "{text}");
             assert_eq!((f.group_id.as_str(), f.role, f.flow), ("sg-node", Role::Node, None));
         }
+    }
+
+    #[test]
+    fn a_guardrail_rule_is_reported_even_when_the_baseline_lists_it_until_an_exception_covers_it() {
+        let text = "ingress tcp 22 from 0.0.0.0/0";
+        let snap = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &[text])], &[]);
+        for status in [REQUIRED, ALLOWED] {
+            let base = resolved(&[("sg-node", &[(text, status)])]);
+            assert_eq!(
+                summary(&diff_rules(&snap, &base)),
+                vec![(
+                    FindingKind::Unexpected,
+                    Severity::Critical,
+                    "sg-node ingress tcp 22-22 0.0.0.0/0".to_string(),
+                    "guardrail: SSH open to the internet".to_string()
+                )],
+                "{status:?}"
+            );
+            let eval = evaluate(&snap, &base, &FlowContext::default(), &[exception(text, None, "2027-03-31")], &Controller::ALL, day("2027-01-01"));
+            let rules: Vec<&Finding> = eval.findings.iter().filter(|f| f.kind != FindingKind::Flow).collect();
+            assert_eq!(rules.len(), 1);
+            assert_eq!(rules[0].suppressed_by.as_deref(), Some("internal NLB NodePorts (until 2027-03-31)"));
+        }
+        // Covered rules that cross no guardrail stay quiet.
+        let quiet = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &["ingress tcp 443 from 0.0.0.0/0"])], &[]);
+        assert_eq!(diff_rules(&quiet, &resolved(&[("sg-node", &[("ingress tcp 443 from 0.0.0.0/0", ALLOWED)])])), Vec::new());
     }
 
     #[test]
@@ -549,7 +587,7 @@ mod tests {
 
     #[test]
     fn a_missing_vpc_endpoint_finding_names_the_service_as_its_peer() {
-        let mut snap = private_restricted();
+        let mut snap = crate::flows::fixtures::no_route_out(private_restricted());
         snap.vpc_endpoints.retain(|e| e.service() != "ecr.dkr");
         let findings = flow_findings(&snap, &crate::flows::check(&snap, &FlowContext::default()));
         assert_eq!(findings.len(), 1);
@@ -620,7 +658,7 @@ mod tests {
             (vec![exception("ingress tcp 30000-30079 from 10.0.0.0/8", None, "2027-03-31")], "2027-01-01", None),
         ];
         for (exceptions, today, want) in cases {
-            let eval = evaluate(&snap, &base, &FlowContext::default(), &exceptions, day(today));
+            let eval = evaluate(&snap, &base, &FlowContext::default(), &exceptions, &Controller::ALL, day(today));
             assert!(eval.flows.iter().all(|f| f.status == FlowStatus::Open), "{:?}", eval.flows);
             assert_eq!(eval.findings.len(), 1, "{today}");
             let f = &eval.findings[0];
@@ -650,8 +688,8 @@ mod tests {
         let mut reversed = rules;
         reversed.reverse();
         let today = day("2026-11-28");
-        let one = evaluate(&build(&rules), &base, &FlowContext::default(), &[], today);
-        let two = evaluate(&build(&reversed), &base, &FlowContext::default(), &[], today);
+        let one = evaluate(&build(&rules), &base, &FlowContext::default(), &[], &Controller::ALL, today);
+        let two = evaluate(&build(&reversed), &base, &FlowContext::default(), &[], &Controller::ALL, today);
         assert_eq!(one, two);
 
         let key = |f: &Finding| {

@@ -8,7 +8,7 @@ use chrono::{NaiveDate, Utc};
 use crate::baseline;
 use crate::config::{Settings, Target};
 use crate::diff::{self, Evaluation};
-use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef};
+use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef, OwnedReport};
 use crate::flows::FlowContext;
 use crate::model::{ClusterId, ClusterSnapshot};
 use crate::source::{Source, SourceError, TargetSpec};
@@ -82,7 +82,8 @@ pub fn evaluate_snapshot(
     let webhooks = baseline::webhook_rules(&target.webhook_ports);
     let expected = baseline::resolve_borrowed(&[own, profile, &webhooks], snapshot);
     let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
-    diff::evaluate_with(snapshot, |id| expected.get(id).map(Vec::as_slice).unwrap_or_default(), &flows, exceptions, today)
+    let expected_of = |id: &str| expected.get(id).map(Vec::as_slice).unwrap_or_default();
+    diff::evaluate_with(snapshot, expected_of, &flows, exceptions, &target.trust_controllers, today)
 }
 
 /// Every (target index, region) pair of `targets`.
@@ -124,6 +125,7 @@ pub fn cluster_report(outcome: &ClusterOutcome) -> ClusterReport {
                     node_group: f.node_group.clone(),
                 })
                 .collect();
+            report.owned = eval.owned.iter().map(OwnedReport::from_owned).collect();
             report.warnings = snap.warnings.clone();
         }
     }
@@ -143,7 +145,7 @@ mod tests {
         let ctx = ResolveContext { webhook_ports: target.webhook_ports.clone() };
         let resolved = baseline::resolve(&base, snapshot, &ctx);
         let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
-        diff::evaluate(snapshot, &resolved, &flows, &[], today)
+        diff::evaluate(snapshot, &resolved, &flows, &[], &target.trust_controllers, today)
     }
 
     #[test]
@@ -170,6 +172,7 @@ mod tests {
                             clusters: vec!["*".into()],
                             baseline: baseline.clone(),
                             webhook_ports: webhook_ports.clone(),
+                            trust_controllers: baseline::Controller::ALL.to_vec(),
                         };
                         let mut s = snapshot();
                         s.endpoint_mode = mode;

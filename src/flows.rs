@@ -3,21 +3,38 @@
 
 use serde::{Deserialize, Serialize};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::model::{
-    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointMode, EndpointService, Peer, PortRange, Role, Rule, Traffic,
-    VpcEndpoint, VpcEndpointKind,
+    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointService, IpFamily, Peer, PortRange, Role,
+    RouteOut, Rule, Traffic, VpcEndpoint, VpcEndpointKind,
 };
 
 /// Kept here too: the flow names belong to the model (findings carry them) since they moved.
 pub use crate::model::FlowName;
+
+/// The flows checked once per node group; the pod flows are checked once per pod SG set.
+const PER_NODE_GROUP: [FlowName; 5] =
+    [FlowName::Kubelet, FlowName::Api, FlowName::Dns, FlowName::Webhooks, FlowName::AwsApis];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowStatus {
     Open,
     Closed,
+    /// sgdrift cannot see whether it works (a default route through a transit gateway, the VPC
+    /// CNI's pod-SG enforcing mode): never reported as closed, never counted as open.
+    Unknown,
+}
+
+impl FlowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowStatus::Open => "open",
+            FlowStatus::Closed => "closed",
+            FlowStatus::Unknown => "unknown",
+        }
+    }
 }
 
 /// The rule that would open a closed flow, on the group that lacks it.
@@ -34,7 +51,7 @@ pub struct MissingSide {
     pub absent_endpoint: Option<EndpointService>,
 }
 
-/// The verdict on one flow for one node group (or for the cluster when the flow has no node side).
+/// The verdict on one flow for one node group (or, for the pod flows, one pod SG set).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowResult {
     pub name: FlowName,
@@ -53,17 +70,19 @@ pub struct FlowContext {
 }
 
 /// Evaluates every required flow of `snapshot`: one result per flow per node group, in the
-/// order of [`FlowName::ALL`], node groups in the snapshot's order.
+/// order of [`FlowName::ALL`], node groups in the snapshot's order; then, where pods have SGs
+/// of their own, `pod-dns` and `pod-probes` once per pod SG set.
 pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
     let control_plane = Side::control_plane(snapshot);
     let nodes: Vec<Side> =
         snapshot.node_sets().into_iter().map(|(name, ids)| Side::node_group(snapshot, name, ids)).collect();
+    let pods: Vec<Side> = snapshot.pod_security_group_sets.iter().map(|ids| Side::pods(snapshot, ids)).collect();
     let mut webhook_ports = ctx.webhook_ports.clone();
     webhook_ports.sort_unstable();
     webhook_ports.dedup();
 
     let mut out = Vec::with_capacity(FlowName::ALL.len() * nodes.len());
-    for name in FlowName::ALL {
+    for name in PER_NODE_GROUP {
         for node in &nodes {
             let mut flow = Flow::new(snapshot, name, node);
             match name {
@@ -72,6 +91,17 @@ pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
                 FlowName::Dns => dns(&mut flow, node, &nodes),
                 FlowName::Webhooks => webhooks(&mut flow, &control_plane, node, &webhook_ports),
                 FlowName::AwsApis => aws_apis(&mut flow, node),
+                FlowName::PodDns | FlowName::PodProbes => {}
+            }
+            out.push(flow.finish());
+        }
+    }
+    for name in [FlowName::PodDns, FlowName::PodProbes] {
+        for pod in &pods {
+            let mut flow = Flow::new(snapshot, name, pod);
+            match name {
+                FlowName::PodDns => pod_dns(&mut flow, pod, &nodes),
+                _ => pod_probes(&mut flow, pod, &nodes),
             }
             out.push(flow.finish());
         }
@@ -82,9 +112,10 @@ pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
 const KUBELET_PORT: u16 = 10250;
 const HTTPS_PORT: u16 = 443;
 const DNS_PORT: u16 = 53;
-/// Interface endpoints a node cannot join or pull images without, in a private cluster
-/// (reference §5; S3 is a gateway endpoint, checked through its prefix list).
-const PRIVATE_INTERFACE_SERVICES: [&str; 4] = ["ec2", "ecr.api", "ecr.dkr", "sts"];
+/// The AWS APIs a node cannot join or pull images without (reference §5): each through its
+/// interface endpoint where the VPC has one with private DNS (S3 also through a gateway
+/// endpoint), else over the internet.
+const AWS_SERVICES: [&str; 5] = ["ec2", "ecr.api", "ecr.dkr", "sts", "s3"];
 
 fn tcp(port: u16) -> Traffic {
     Traffic::Tcp(PortRange::single(port))
@@ -138,50 +169,112 @@ fn webhooks(flow: &mut Flow, control_plane: &Side, node: &Side, ports: &[u16]) {
 }
 
 fn aws_apis(flow: &mut Flow, node: &Side) {
+    let mut paths: Vec<(String, Vec<&str>)> = Vec::new();
+    for service in AWS_SERVICES {
+        let path = match aws_service(flow, node, service) {
+            Some(path) => path,
+            None => continue,
+        };
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, services)) => services.push(service),
+            None => paths.push((path, vec![service])),
+        }
+    }
+    let parts: Vec<String> = paths.iter().map(|(path, services)| format!("{} {path}", services.join(", "))).collect();
+    flow.open_detail = format!("{} reaches AWS APIs on tcp {HTTPS_PORT}: {}", node.label, parts.join("; "));
+}
+
+/// Checks the path to one service; gives how it is reached when it is (for the detail), or
+/// records the gap or the unknown on `flow` and gives `None`.
+fn aws_service(flow: &mut Flow, node: &Side, service: &str) -> Option<String> {
     let snapshot = flow.snapshot;
-    if snapshot.endpoint_mode != EndpointMode::Private {
-        flow.egress(node, &Far::Internet, tcp(HTTPS_PORT));
-        flow.open_detail = format!("{} reaches AWS APIs over the internet on tcp {HTTPS_PORT}", node.label);
-        return;
+    let of_service = |kind| snapshot.vpc_endpoints.iter().filter(move |e| e.kind == kind && e.service() == service);
+    // Without private DNS the service's name still resolves to its public address.
+    let interface: Vec<&VpcEndpoint> = of_service(VpcEndpointKind::Interface).filter(|e| e.private_dns_enabled).collect();
+    if !interface.is_empty() {
+        let gaps = interface_endpoint_gaps(flow, node, service, &interface);
+        let open = gaps.is_empty();
+        flow.gaps.extend(gaps);
+        return open.then(|| "through their VPC endpoints".to_string());
     }
-    for service in PRIVATE_INTERFACE_SERVICES {
-        let endpoints: Vec<&VpcEndpoint> = snapshot
-            .vpc_endpoints
-            .iter()
-            .filter(|e| e.kind == VpcEndpointKind::Interface && e.service() == service)
-            .collect();
-        if endpoints.is_empty() {
-            flow.missing_endpoint(node, service);
-            continue;
-        }
-        // Any one working endpoint of the service is enough; report the first one's gaps.
-        let mut first_gaps = None;
-        for endpoint in &endpoints {
-            let side = Side::endpoint(endpoint, service);
-            let mut trial = Flow::new(snapshot, flow.name, node);
-            trial.both_ways(node, &side, tcp(HTTPS_PORT));
-            if trial.gaps.is_empty() {
-                first_gaps = None;
-                break;
-            }
-            first_gaps.get_or_insert(trial.gaps);
-        }
-        flow.gaps.extend(first_gaps.unwrap_or_default());
+    if of_service(VpcEndpointKind::Gateway).next().is_some() {
+        let before = flow.gaps.len();
+        flow.egress(node, &s3_far(snapshot), tcp(HTTPS_PORT));
+        return (flow.gaps.len() == before).then(|| "through the gateway endpoint".to_string());
     }
-    let s3 = Far::S3 {
-        prefix_lists: snapshot
-            .prefix_lists
-            .iter()
-            .filter(|(_, name)| name.ends_with(".s3"))
-            .map(|(id, _)| id.clone())
-            .collect(),
+    over_the_internet(flow, node, service)
+}
+
+/// The gaps of the first interface endpoint of `service`, or none when any one of them works.
+fn interface_endpoint_gaps(flow: &Flow, node: &Side, service: &str, endpoints: &[&VpcEndpoint]) -> Vec<Gap> {
+    let mut first_gaps = None;
+    for endpoint in endpoints {
+        let side = Side::endpoint(endpoint, service);
+        let mut trial = Flow::new(flow.snapshot, flow.name, node);
+        trial.both_ways(node, &side, tcp(HTTPS_PORT));
+        if trial.gaps.is_empty() {
+            return Vec::new();
+        }
+        first_gaps.get_or_insert(trial.gaps);
+    }
+    first_gaps.unwrap_or_default()
+}
+
+/// No endpoint: egress 443 to the internet in the node set's SGs *and* a route out. IPv6
+/// clusters may use either family; the first open path wins, else the IPv6 form is reported.
+fn over_the_internet(flow: &mut Flow, node: &Side, service: &str) -> Option<String> {
+    let families: &[IpFamily] = match flow.snapshot.ip_family {
+        IpFamily::Ipv4 => &[IpFamily::Ipv4],
+        IpFamily::Ipv6 => &[IpFamily::Ipv4, IpFamily::Ipv6],
     };
-    flow.egress(node, &s3, tcp(HTTPS_PORT));
-    flow.open_detail = format!(
-        "{} reaches the {} endpoints and S3 on tcp {HTTPS_PORT}",
-        node.label,
-        PRIVATE_INTERFACE_SERVICES.join(", ")
-    );
+    let mut failed = Vec::new();
+    for family in families {
+        let mut trial = Flow::new(flow.snapshot, flow.name, node);
+        let outcome = trial.internet_path(node, service, *family);
+        if trial.gaps.is_empty() && trial.unknowns.is_empty() {
+            return outcome;
+        }
+        failed.push(trial);
+    }
+    // A path that may work (unknown) beats a closed one; among closed ones, the last family.
+    let pick = failed.iter().position(|t| t.gaps.is_empty()).unwrap_or(failed.len().saturating_sub(1));
+    if pick < failed.len() {
+        let trial = failed.swap_remove(pick);
+        flow.gaps.extend(trial.gaps);
+        flow.unknowns.extend(trial.unknowns);
+    }
+    None
+}
+
+fn pod_dns(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
+    // CoreDNS may run on any node group; pods resolve through the SGs of their branch ENIs.
+    for dest in nodes {
+        for traffic in [tcp(DNS_PORT), udp(DNS_PORT)] {
+            flow.both_ways(pods, dest, traffic);
+        }
+    }
+    flow.open_detail = format!("{} reach CoreDNS on every node group on tcp and udp {DNS_PORT}", pods.label);
+}
+
+fn pod_probes(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
+    // Probe ports are the pods' own: any tcp the pod set admits from the node set will do,
+    // provided the node set may send it.
+    for node in nodes {
+        let admitted = flow.tcp_admitted(pods, node);
+        let mut trial = Flow::new(flow.snapshot, flow.name, pods);
+        match admitted {
+            Some(traffic) => trial.egress(node, &Far::Sgs(pods), traffic),
+            None => trial.check(pods, Direction::Ingress, &Far::Sgs(node), Traffic::All),
+        }
+        // POD_SECURITY_GROUP_ENFORCING_MODE=standard lets probes past the pod SG; strict (the
+        // default) does not. The snapshot does not say which, so a gap is an unknown.
+        for (reason, _) in trial.gaps {
+            flow.unknowns.push(format!(
+                "{reason}: kubelet probes fail under the VPC CNI's strict pod-SG enforcing mode (the default), not under standard"
+            ));
+        }
+    }
+    flow.open_detail = format!("every node group's kubelet reaches {} for probes", pods.label);
 }
 
 /// One end of a flow: a set of SGs, what messages call it, and the SG a fix belongs on.
@@ -194,6 +287,8 @@ struct Side {
     fix: Option<String>,
     /// The role a fix group is reported with when the snapshot does not know the group.
     default_role: Role,
+    /// Where the side's default routes lead (IPv4, IPv6); node groups only.
+    routes: (RouteOut, RouteOut),
 }
 
 impl Side {
@@ -206,7 +301,8 @@ impl Side {
             .or(snapshot.cluster_security_group_id.as_ref())
             .or(ids.first())
             .cloned();
-        Side { name: String::new(), label: "the control plane".to_string(), ids, fix, default_role: Role::Cluster }
+        let label = "the control plane".to_string();
+        Side { name: String::new(), label, ids, fix, default_role: Role::Cluster, routes: NO_ROUTE_DATA }
     }
 
     fn node_group(snapshot: &ClusterSnapshot, name: String, ids: Vec<String>) -> Side {
@@ -215,7 +311,27 @@ impl Side {
             .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node)))
             .or(ids.first())
             .cloned();
-        Side { label: format!("node group {name}"), name, ids, fix, default_role: Role::Node }
+        let routes = snapshot
+            .node_groups
+            .iter()
+            .find(|ng| ng.name == name)
+            .map_or(NO_ROUTE_DATA, |ng| (ng.route_out_v4, ng.route_out_v6));
+        Side { label: format!("node group {name}"), name, ids, fix, default_role: Role::Node, routes }
+    }
+
+    /// Pods whose branch ENIs carry `ids` (security groups for pods).
+    fn pods(snapshot: &ClusterSnapshot, ids: &[String]) -> Side {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        let fix = ids
+            .iter()
+            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Pod)))
+            .or(ids.first())
+            .cloned();
+        let name = format!("pods {}", ids.join("+"));
+        let label = format!("pods with SGs {}", ids.join(", "));
+        Side { name, label, ids, fix, default_role: Role::Pod, routes: NO_ROUTE_DATA }
     }
 
     fn endpoint(endpoint: &VpcEndpoint, service: &str) -> Side {
@@ -228,6 +344,7 @@ impl Side {
             fix: ids.first().cloned(),
             ids,
             default_role: Role::Endpoint,
+            routes: NO_ROUTE_DATA,
         }
     }
 
@@ -239,6 +356,20 @@ impl Side {
             Peer::Ipv4(_) | Peer::Ipv6(_) => snapshot.vpc_cidrs.iter().any(|v| peer_covers(peer, &vpc_peer(*v))),
             Peer::PrefixList(_) => false,
         }
+    }
+}
+
+const NO_ROUTE_DATA: (RouteOut, RouteOut) = (RouteOut::NoData, RouteOut::NoData);
+
+/// S3 through its gateway endpoint: the region's S3 prefix lists the snapshot knows.
+fn s3_far(snapshot: &ClusterSnapshot) -> Far<'static> {
+    Far::S3 {
+        prefix_lists: snapshot
+            .prefix_lists
+            .iter()
+            .filter(|(_, name)| name.ends_with(".s3"))
+            .map(|(id, _)| id.clone())
+            .collect(),
     }
 }
 
@@ -254,6 +385,8 @@ enum Far<'a> {
     Sgs(&'a Side),
     /// `0.0.0.0/0` or `::/0`.
     Internet,
+    /// The internet as one address family reaches it: `0.0.0.0/0`, or `::/0`.
+    InternetOf(IpFamily),
     /// The S3 gateway endpoint: its prefix lists, or `0.0.0.0/0`.
     S3 {
         prefix_lists: Vec<String>,
@@ -265,6 +398,8 @@ impl Far<'_> {
         match self {
             Far::Sgs(side) => side.label.clone(),
             Far::Internet => "the internet".to_string(),
+            Far::InternetOf(IpFamily::Ipv4) => "the internet (0.0.0.0/0)".to_string(),
+            Far::InternetOf(IpFamily::Ipv6) => "the internet (::/0)".to_string(),
             Far::S3 { prefix_lists } if prefix_lists.is_empty() => {
                 "S3 (no S3 prefix list known, so 0.0.0.0/0)".to_string()
             }
@@ -276,6 +411,8 @@ impl Far<'_> {
         match self {
             Far::Sgs(side) => side.is_named_by(snapshot, peer),
             Far::Internet => peer.is_internet(),
+            Far::InternetOf(IpFamily::Ipv4) => matches!(peer, Peer::Ipv4(n) if n.prefix_len() == 0),
+            Far::InternetOf(IpFamily::Ipv6) => matches!(peer, Peer::Ipv6(n) if n.prefix_len() == 0),
             Far::S3 { prefix_lists } => match peer {
                 Peer::PrefixList(id) => prefix_lists.contains(id),
                 Peer::Ipv4(n) => n.prefix_len() == 0,
@@ -288,7 +425,8 @@ impl Far<'_> {
     fn fix_peer(&self) -> Option<Peer> {
         match self {
             Far::Sgs(side) => side.fix.as_ref().map(Peer::group),
-            Far::Internet => Some(Peer::Ipv4(Ipv4Net::default())),
+            Far::Internet | Far::InternetOf(IpFamily::Ipv4) => Some(Peer::Ipv4(Ipv4Net::default())),
+            Far::InternetOf(IpFamily::Ipv6) => Some(Peer::Ipv6(Ipv6Net::default())),
             Far::S3 { prefix_lists } => {
                 Some(prefix_lists.first().map_or(Peer::Ipv4(Ipv4Net::default()), |id| Peer::PrefixList(id.clone())))
             }
@@ -303,12 +441,24 @@ struct Flow<'a> {
     node_group: String,
     open_detail: String,
     /// Each gap: the sentence saying which side lacks what, and the rule that would close it.
-    gaps: Vec<(String, Option<MissingSide>)>,
+    gaps: Vec<Gap>,
+    /// What sgdrift cannot see, each a sentence: with no gap, the flow is `unknown`.
+    unknowns: Vec<String>,
 }
+
+/// The sentence saying which side lacks what, and the rule that would close it.
+type Gap = (String, Option<MissingSide>);
 
 impl<'a> Flow<'a> {
     fn new(snapshot: &'a ClusterSnapshot, name: FlowName, node: &Side) -> Self {
-        Flow { snapshot, name, node_group: node.name.clone(), open_detail: String::new(), gaps: Vec::new() }
+        Flow {
+            snapshot,
+            name,
+            node_group: node.name.clone(),
+            open_detail: String::new(),
+            gaps: Vec::new(),
+            unknowns: Vec::new(),
+        }
     }
 
     /// `from` must allow the egress to `to`, and `to` the ingress from `from`.
@@ -360,19 +510,62 @@ impl<'a> Flow<'a> {
         self.gaps.push((reason, side));
     }
 
-    /// A private cluster without an interface endpoint every node needs: no SG rule can fix
-    /// that, so the finding names the service where a rule would name its peer.
-    fn missing_endpoint(&mut self, node: &Side, service: &str) {
+    /// `service` over the internet in `family`: the node set's egress 443, then its route out.
+    /// Gives how the service is reached when the path is open.
+    fn internet_path(&mut self, node: &Side, service: &str, family: IpFamily) -> Option<String> {
+        let (route, default) = match family {
+            IpFamily::Ipv4 => (node.routes.0, "0.0.0.0/0"),
+            IpFamily::Ipv6 => (node.routes.1, "::/0"),
+        };
         let service_name = EndpointService::new(&self.snapshot.id.region, service);
-        let reason = format!("no VPC endpoint for {service_name}");
+        match route {
+            // No way out of the VPC: only an endpoint would do, which no SG rule creates.
+            RouteOut::None => {
+                self.missing_endpoint(node, &service_name, &format!("no default route ({default}) out of the VPC"));
+                return None;
+            }
+            RouteOut::Indirect => self.unknowns.push(format!(
+                "no VPC endpoint for {service_name}, and the default route ({default}) of {} leads to a transit gateway or peering that sgdrift cannot follow",
+                node.label
+            )),
+            RouteOut::NoData | RouteOut::Internet => {}
+        }
+        let before = self.gaps.len();
+        self.egress(node, &Far::InternetOf(family), tcp(HTTPS_PORT));
+        for gap in &mut self.gaps[before..] {
+            gap.0 = format!("no VPC endpoint for {service_name}, and {}", gap.0);
+        }
+        let how = match route {
+            RouteOut::Internet => format!("over the internet ({default} routed to a NAT or internet gateway)"),
+            _ => format!("over the internet ({default}; no route data, so the SGs alone decide)"),
+        };
+        (self.gaps.len() == before && self.unknowns.is_empty()).then_some(how)
+    }
+
+    /// Nodes without an interface endpoint they need and without a way out of the VPC: no SG
+    /// rule can fix that, so the finding names the service where a rule would name its peer.
+    fn missing_endpoint(&mut self, node: &Side, service_name: &EndpointService, why: &str) {
+        let reason = format!("no VPC endpoint for {service_name} and {why} from {}", node.label);
         let side = node.fix.as_ref().map(|group_id| MissingSide {
             group_id: group_id.clone(),
             role: self.role_of(node, group_id),
             rule: Rule::new(Direction::Egress, tcp(HTTPS_PORT), self.vpc_peer_for_fix()),
-            reason: format!("{reason}: {} cannot reach {service} privately", node.label),
-            absent_endpoint: Some(service_name),
+            reason: reason.clone(),
+            absent_endpoint: Some(service_name.clone()),
         });
         self.gaps.push((reason, side));
+    }
+
+    /// The first tcp traffic (or all traffic) that `holder`'s SGs admit from `from`.
+    fn tcp_admitted(&self, holder: &Side, from: &Side) -> Option<Traffic> {
+        holder
+            .ids
+            .iter()
+            .filter_map(|id| self.snapshot.groups.get(id))
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.direction == Direction::Ingress && from.is_named_by(self.snapshot, &r.peer))
+            .map(|r| r.traffic)
+            .find(|t| matches!(t, Traffic::All | Traffic::Tcp(_)))
     }
 
     /// Where the nodes would send traffic for an endpoint that does not exist yet: the VPC.
@@ -387,13 +580,11 @@ impl<'a> Flow<'a> {
     fn finish(self) -> FlowResult {
         let node_group = Some(self.node_group);
         if self.gaps.is_empty() {
-            return FlowResult {
-                name: self.name,
-                node_group,
-                status: FlowStatus::Open,
-                detail: self.open_detail,
-                missing: Vec::new(),
+            let (status, detail) = match self.unknowns.is_empty() {
+                true => (FlowStatus::Open, self.open_detail),
+                false => (FlowStatus::Unknown, dedup_join(self.unknowns)),
             };
+            return FlowResult { name: self.name, node_group, status, detail, missing: Vec::new() };
         }
         let mut reasons: Vec<String> = Vec::new();
         let mut missing: Vec<MissingSide> = Vec::new();
@@ -402,7 +593,7 @@ impl<'a> Flow<'a> {
                 reasons.push(reason);
             }
             if let Some(side) = side {
-                if !missing.iter().any(|m| m.group_id == side.group_id && m.rule == side.rule) {
+                if !missing.iter().any(|m| (&m.group_id, &m.rule, &m.absent_endpoint) == (&side.group_id, &side.rule, &side.absent_endpoint)) {
                     missing.push(side);
                 }
             }
@@ -411,14 +602,25 @@ impl<'a> Flow<'a> {
     }
 }
 
+/// The sentences in their first-seen order, each once, joined with `; `.
+fn dedup_join(sentences: Vec<String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for s in sentences {
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join("; ")
+}
+
 /// Hand-built snapshots for the flow and diff tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
     use std::collections::BTreeMap;
 
     use crate::model::{
-        canonicalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, Peer, Role, Rule,
-        SecurityGroup, Style, Traffic, VpcEndpoint, VpcEndpointKind,
+        canonicalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, NodeGroup, NodeGroupKind, Peer, Role,
+        RouteOut, Rule, SecurityGroup, Style, Traffic, VpcEndpoint, VpcEndpointKind,
     };
 
     /// `ingress tcp 10250 from sg-cp`, `egress all to 0.0.0.0/0`, `ingress icmp 8/0 from 10.0.0.0/8`.
@@ -572,6 +774,20 @@ pub(crate) mod fixtures {
         snap
     }
 
+    /// Every node group's default routes lead nowhere (no NAT, no internet gateway).
+    pub fn no_route_out(mut snap: ClusterSnapshot) -> ClusterSnapshot {
+        routes(&mut snap, RouteOut::None, RouteOut::None);
+        snap
+    }
+
+    /// Sets every node group's IPv4 and IPv6 route out.
+    pub fn routes(snap: &mut ClusterSnapshot, v4: RouteOut, v6: RouteOut) {
+        for ng in &mut snap.node_groups {
+            ng.route_out_v4 = v4;
+            ng.route_out_v6 = v6;
+        }
+    }
+
     /// Removes the rule `text` from group `id`; panics when it was not there, so a test cannot
     /// pass by deleting nothing.
     pub fn without(mut snap: ClusterSnapshot, id: &str, text: &str) -> ClusterSnapshot {
@@ -595,6 +811,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+    use crate::model::EndpointMode;
 
     fn flow<'a>(results: &'a [FlowResult], name: FlowName, node_group: &str) -> &'a FlowResult {
         results
@@ -616,13 +833,10 @@ mod tests {
         for mode in EndpointMode::ALL {
             let snap = snapshot(mode, vec![default_cluster_sg()], &[("ng-1", &["sg-cluster"])]);
             let results = check(&snap, &FlowContext { webhook_ports: vec![9443] });
-            assert_eq!(results.len(), FlowName::ALL.len(), "{mode}");
+            // No pod SGs, so no pod flows; a private endpoint says nothing about the internet,
+            // so aws-apis is open over the cluster SG's default egress.
+            assert_eq!(results.len(), PER_NODE_GROUP.len(), "{mode}");
             for r in &results {
-                if mode == EndpointMode::Private && r.name == FlowName::AwsApis {
-                    // No VPC endpoints in this snapshot.
-                    assert_eq!(r.status, FlowStatus::Closed, "{mode}");
-                    continue;
-                }
                 assert_eq!(r.status, FlowStatus::Open, "{mode} {}: {}", r.name.as_str(), r.detail);
                 assert!(r.missing.is_empty());
             }
@@ -652,8 +866,8 @@ mod tests {
             &[("ng-a", &["sg-cluster"]), ("ng-b", &["sg-cluster"])],
         );
         let results = check(&snap, &FlowContext::default());
-        assert_eq!(results.len(), 2 * FlowName::ALL.len());
-        for name in FlowName::ALL {
+        assert_eq!(results.len(), 2 * PER_NODE_GROUP.len());
+        for name in PER_NODE_GROUP {
             for ng in ["ng-a", "ng-b"] {
                 assert_eq!(flow(&results, name, ng).status, FlowStatus::Open);
             }
@@ -838,17 +1052,20 @@ mod tests {
         let snap = without(snap, "sg-node", "egress tcp 443 to sg-endpoint");
         assert_eq!(gaps(snap).0, FlowStatus::Open);
 
-        let mut snap = private_restricted();
+        let mut snap = no_route_out(private_restricted());
         snap.vpc_endpoints.retain(|e| e.service() != "ecr.dkr");
         let (status, sides, detail) = gaps(snap);
         assert_eq!(status, FlowStatus::Closed);
-        assert_eq!(detail, "no VPC endpoint for com.amazonaws.eu-west-1.ecr.dkr");
+        assert_eq!(
+            detail,
+            "no VPC endpoint for com.amazonaws.eu-west-1.ecr.dkr and no default route (0.0.0.0/0) out of the VPC from node group ng-1"
+        );
         assert_eq!(sides, vec![("sg-node".to_string(), Role::Node, "egress tcp 443 to 10.0.0.0/16".to_string())]);
     }
 
     #[test]
     fn a_missing_endpoint_names_the_service_as_the_peer_of_its_fix() {
-        let mut snap = private_restricted();
+        let mut snap = no_route_out(private_restricted());
         snap.vpc_endpoints.retain(|e| e.service() != "sts");
         let results = check(&snap, &FlowContext::default());
         let r = flow(&results, FlowName::AwsApis, "ng-1");
@@ -866,15 +1083,16 @@ mod tests {
     }
 
     #[test]
-    fn public_modes_need_node_egress_443_to_the_internet_for_aws_apis() {
+    fn without_endpoints_nodes_need_egress_443_to_the_internet_for_aws_apis_in_every_mode() {
         let cases = [
             ("egress tcp 443 to 0.0.0.0/0", FlowStatus::Open),
-            ("egress tcp 443 to ::/0", FlowStatus::Open),
+            // An IPv4 cluster's nodes reach AWS APIs over IPv4.
+            ("egress tcp 443 to ::/0", FlowStatus::Closed),
             ("egress tcp 0-1024 to 0.0.0.0/0", FlowStatus::Open),
             ("egress tcp 443 to 10.0.0.0/8", FlowStatus::Closed),
             ("egress udp 443 to 0.0.0.0/0", FlowStatus::Closed),
         ];
-        for mode in [EndpointMode::Public, EndpointMode::PublicPrivate] {
+        for mode in EndpointMode::ALL {
             for (text, want) in cases {
                 let snap = without(terraform_v19(mode), "sg-node", "egress all to 0.0.0.0/0");
                 let snap = with(snap, "sg-node", text);
@@ -1001,5 +1219,168 @@ mod tests {
             r.detail,
             "no SG of node group ng-1 (sg-0cluster, sg-1ssh, sg-2node) allows ingress tcp 10250 from the control plane"
         );
+    }
+
+    /// terraform-aws-eks's default since v19 (reference §3.1): private endpoint, nodes with
+    /// `egress_all`, no interface endpoints; then the routes of the node subnets.
+    #[test]
+    fn aws_apis_without_endpoints_follow_the_route_out_of_the_node_subnets() {
+        let cases = [
+            (RouteOut::NoData, FlowStatus::Open, "over the internet (0.0.0.0/0; no route data, so the SGs alone decide)"),
+            (RouteOut::Internet, FlowStatus::Open, "over the internet (0.0.0.0/0 routed to a NAT or internet gateway)"),
+            (
+                RouteOut::Indirect,
+                FlowStatus::Unknown,
+                "no VPC endpoint for com.amazonaws.eu-west-1.ec2, and the default route (0.0.0.0/0) of node group ng-1 leads to a transit gateway or peering that sgdrift cannot follow",
+            ),
+            (
+                RouteOut::None,
+                FlowStatus::Closed,
+                "no VPC endpoint for com.amazonaws.eu-west-1.ec2 and no default route (0.0.0.0/0) out of the VPC from node group ng-1",
+            ),
+        ];
+        for (route, want, detail) in cases {
+            let mut snap = terraform_v19(EndpointMode::Private);
+            routes(&mut snap, route, RouteOut::None);
+            let results = check(&snap, &FlowContext::default());
+            let r = flow(&results, FlowName::AwsApis, "ng-1");
+            assert_eq!(r.status, want, "{route}: {}", r.detail);
+            assert!(r.detail.contains(detail), "{route}: {}", r.detail);
+            // The route out decides nothing else.
+            for other in results.iter().filter(|f| f.name != FlowName::AwsApis) {
+                assert_eq!(other.status, FlowStatus::Open, "{route}: {}", other.name.as_str());
+            }
+            if want == FlowStatus::Closed {
+                // Five services, each needing an endpoint: five fixes naming the service.
+                let peers: Vec<Option<&str>> = r.missing.iter().map(|m| m.absent_endpoint.as_ref().map(|e| e.as_str())).collect();
+                assert_eq!(peers.len(), 5, "{peers:?}");
+                assert!(peers.iter().all(|p| p.is_some_and(|p| p.starts_with("com.amazonaws.eu-west-1."))));
+            }
+        }
+    }
+
+    #[test]
+    fn a_route_out_needs_the_sg_egress_too_and_a_transit_gateway_never_hides_a_closed_sg() {
+        for route in [RouteOut::Internet, RouteOut::Indirect, RouteOut::NoData] {
+            let mut snap = without(terraform_v19(EndpointMode::Private), "sg-node", "egress all to 0.0.0.0/0");
+            routes(&mut snap, route, RouteOut::NoData);
+            let results = check(&snap, &FlowContext::default());
+            let r = flow(&results, FlowName::AwsApis, "ng-1");
+            assert_eq!(r.status, FlowStatus::Closed, "{route}");
+            assert_eq!(
+                r.missing.iter().map(missing).collect::<Vec<_>>(),
+                vec![("sg-node".to_string(), Role::Node, "egress tcp 443 to 0.0.0.0/0".to_string())]
+            );
+        }
+    }
+
+    #[test]
+    fn each_service_takes_its_own_path_and_endpoints_without_private_dns_do_not_count() {
+        // ecr.api and ecr.dkr through endpoints; the rest over the internet, whose route is gone.
+        let mut snap = terraform_v19(EndpointMode::Private);
+        snap.groups.insert("sg-endpoint".into(), group("sg-endpoint", Role::Endpoint, &["ingress tcp 443 from sg-node"]));
+        snap.vpc_endpoints = ["ecr.api", "ecr.dkr"].iter().map(|s| interface_endpoint(s, &["sg-endpoint"])).collect();
+        let mut sts = interface_endpoint("sts", &["sg-endpoint"]);
+        sts.private_dns_enabled = false;
+        snap.vpc_endpoints.push(sts);
+        routes(&mut snap, RouteOut::Internet, RouteOut::None);
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::AwsApis, "ng-1");
+        assert_eq!(r.status, FlowStatus::Open);
+        assert_eq!(
+            r.detail,
+            "node group ng-1 reaches AWS APIs on tcp 443: ec2, sts, s3 over the internet (0.0.0.0/0 routed to a NAT or internet gateway); ecr.api, ecr.dkr through their VPC endpoints"
+        );
+        let snap = no_route_out(snap);
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::AwsApis, "ng-1");
+        let peers: Vec<&str> = r.missing.iter().filter_map(|m| m.absent_endpoint.as_ref().map(|e| e.as_str())).collect();
+        assert_eq!(peers, ["com.amazonaws.eu-west-1.ec2", "com.amazonaws.eu-west-1.sts", "com.amazonaws.eu-west-1.s3"]);
+    }
+
+    #[test]
+    fn ipv6_clusters_reach_aws_apis_over_either_family() {
+        let base = || {
+            let snap = without(terraform_v19(EndpointMode::Private), "sg-node", "egress all to 0.0.0.0/0");
+            ClusterSnapshot { ip_family: IpFamily::Ipv6, ..snap }
+        };
+        // (node egress, IPv4 route, IPv6 route, status)
+        let cases = [
+            ("egress tcp 443 to ::/0", RouteOut::None, RouteOut::Internet, FlowStatus::Open),
+            ("egress tcp 443 to 0.0.0.0/0", RouteOut::Internet, RouteOut::None, FlowStatus::Open),
+            ("egress tcp 443 to ::/0", RouteOut::Internet, RouteOut::None, FlowStatus::Closed),
+            ("egress tcp 443 to ::/0", RouteOut::None, RouteOut::Indirect, FlowStatus::Unknown),
+            ("egress tcp 443 to ::/0", RouteOut::None, RouteOut::None, FlowStatus::Closed),
+        ];
+        for (egress, v4, v6, want) in cases {
+            let mut snap = with(base(), "sg-node", egress);
+            routes(&mut snap, v4, v6);
+            let results = check(&snap, &FlowContext::default());
+            let r = flow(&results, FlowName::AwsApis, "ng-1");
+            assert_eq!(r.status, want, "{egress} {v4}/{v6}: {}", r.detail);
+        }
+        // Neither family's egress: the fix offered is the IPv6 one.
+        let mut snap = base();
+        routes(&mut snap, RouteOut::Internet, RouteOut::Internet);
+        let results = check(&snap, &FlowContext::default());
+        let fixes: Vec<String> = flow(&results, FlowName::AwsApis, "ng-1").missing.iter().map(|m| m.rule.to_string()).collect();
+        assert_eq!(fixes, ["egress tcp 443 to ::/0"]);
+    }
+
+    /// Security groups for pods as the user guide sets them up: the cluster and node SGs admit
+    /// tcp+udp 53 from the pod SG, the pod SG admits the node SG.
+    fn with_pod_sgs(pod_rules: &[&str]) -> ClusterSnapshot {
+        let snap = terraform_v19(EndpointMode::Private);
+        let snap = with(with(snap, "sg-node", "ingress tcp 53 from sg-pod"), "sg-node", "ingress udp 53 from sg-pod");
+        let mut snap = snap;
+        snap.groups.insert("sg-pod".into(), group("sg-pod", Role::Pod, pod_rules));
+        snap.pod_security_group_sets = vec![vec!["sg-pod".into(), "sg-node".into()]];
+        snap
+    }
+
+    #[test]
+    fn pod_flows_appear_only_with_pod_sgs_and_name_their_endpoint() {
+        let plain = check(&terraform_v19(EndpointMode::Private), &FlowContext::default());
+        assert!(plain.iter().all(|f| f.name != FlowName::PodDns && f.name != FlowName::PodProbes));
+
+        let snap = with_pod_sgs(&["ingress all from sg-node", "egress all to 0.0.0.0/0"]);
+        let results = check(&snap, &FlowContext::default());
+        let dns = flow(&results, FlowName::PodDns, "pods sg-node+sg-pod");
+        assert_eq!(dns.status, FlowStatus::Open, "{}", dns.detail);
+        assert_eq!(dns.detail, "pods with SGs sg-node, sg-pod reach CoreDNS on every node group on tcp and udp 53");
+        let probes = flow(&results, FlowName::PodProbes, "pods sg-node+sg-pod");
+        assert_eq!(probes.status, FlowStatus::Open, "{}", probes.detail);
+        assert_eq!(probes.detail, "every node group's kubelet reaches pods with SGs sg-node, sg-pod for probes");
+    }
+
+    #[test]
+    fn pod_dns_closes_when_coredns_stops_admitting_the_pod_sg() {
+        let snap = with_pod_sgs(&["ingress tcp 8080 from sg-node", "egress all to 0.0.0.0/0"]);
+        // The pod set also carries the node SG here, which admits itself; a pod set without it:
+        let mut snap = without(snap, "sg-node", "ingress udp 53 from sg-pod");
+        snap.pod_security_group_sets = vec![vec!["sg-pod".into()]];
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::PodDns, "pods sg-pod");
+        assert_eq!(r.status, FlowStatus::Closed);
+        assert_eq!(
+            r.missing.iter().map(missing).collect::<Vec<_>>(),
+            vec![("sg-node".to_string(), Role::Node, "ingress udp 53 from sg-pod".to_string())]
+        );
+        // Probes: the pod SG admits tcp 8080 from the node SG, which may send anything.
+        assert_eq!(flow(&results, FlowName::PodProbes, "pods sg-pod").status, FlowStatus::Open);
+    }
+
+    #[test]
+    fn probes_blocked_by_the_pod_sg_are_unknown_because_the_enforcing_mode_decides() {
+        let mut snap = with_pod_sgs(&["egress all to 0.0.0.0/0"]);
+        snap.pod_security_group_sets = vec![vec!["sg-pod".into()]];
+        let results = check(&snap, &FlowContext::default());
+        let r = flow(&results, FlowName::PodProbes, "pods sg-pod");
+        assert_eq!(r.status, FlowStatus::Unknown);
+        assert_eq!(
+            r.detail,
+            "sg-pod (pod) of pods with SGs sg-pod has no ingress all from node group ng-1: kubelet probes fail under the VPC CNI's strict pod-SG enforcing mode (the default), not under standard"
+        );
+        assert!(r.missing.is_empty());
     }
 }

@@ -223,6 +223,7 @@ fn failed(
                 groups: Vec::new(),
                 findings: Vec::new(),
                 flows: Vec::new(),
+                owned: Vec::new(),
                 warnings: Vec::new(),
                 stale: Some(false),
                 last_success: None,
@@ -651,7 +652,7 @@ mod tests {
     }
 
     fn ok(name: &str, findings: Vec<Finding>) -> ClusterOutcome {
-        ClusterOutcome { id: id(name), target: 0, result: Ok((snapshot(name), Evaluation { findings, flows: vec![] })) }
+        ClusterOutcome { id: id(name), target: 0, result: Ok((snapshot(name), Evaluation { findings, flows: vec![], owned: vec![] })) }
     }
 
     fn err(name: &str) -> ClusterOutcome {

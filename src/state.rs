@@ -497,6 +497,7 @@ mod tests {
                 groups: vec![],
                 findings: vec![],
                 flows: vec![],
+                owned: Vec::new(),
                 warnings: vec![],
                 stale: Some(false),
                 last_success: Some("2026-01-02T03:04:05Z".parse().unwrap()),

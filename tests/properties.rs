@@ -9,11 +9,11 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use proptest::sample::select;
 
-use sgdrift::baseline::{self, ResolveContext, ResolvedBaseline, ResolvedRule, RuleStatus};
+use sgdrift::baseline::{self, guardrails, ResolveContext, ResolvedBaseline, ResolvedRule, RuleStatus};
 use sgdrift::diff::{diff_rules, evaluate};
 use sgdrift::flows::FlowContext;
 use sgdrift::model::{
-    canonicalize, normalize, union_covers, ClusterId, ClusterSnapshot, Direction, EndpointMode, FindingKind,
+    canonicalize, normalize, union_covers, ClusterId, ClusterSnapshot, Direction, EndpointMode, Finding, FindingKind,
     IcmpMatch, NodeGroup, NodeGroupKind, Peer, PortRange, RawPeer, RawPermission, Role, Rule, SecurityGroup, Style,
     Traffic,
 };
@@ -190,6 +190,17 @@ fn baseline_of(snapshot: &ClusterSnapshot) -> ResolvedBaseline {
     }
 }
 
+/// Findings of `after` that `before` does not have (by id): what a change introduced, with the
+/// guardrail findings the unchanged rules give either way left out.
+fn introduced(before: &[Finding], after: Vec<Finding>) -> Vec<Finding> {
+    after.into_iter().filter(|f| !before.iter().any(|b| b.id == f.id)).collect()
+}
+
+/// The rules of `snapshot` that cross a guardrail: each gives a finding whatever the baseline.
+fn guardrail_rules(snapshot: &ClusterSnapshot) -> usize {
+    snapshot.groups.values().flat_map(|g| &g.rules).filter(|r| guardrails::reason(r).is_some()).count()
+}
+
 /// A rule as EC2 would return it: one permission with one peer.
 fn to_raw(rule: &Rule) -> RawPermission {
     let ip_protocol = match rule.traffic {
@@ -275,12 +286,14 @@ proptest! {
     }
 
     #[test]
-    fn a_snapshot_checked_against_itself_has_no_findings(snap in snapshot()) {
+    fn a_snapshot_checked_against_itself_has_no_findings_but_its_guardrails(snap in snapshot()) {
         let base = baseline_of(&snap);
-        prop_assert_eq!(diff_rules(&snap, &base), Vec::new());
+        let findings = diff_rules(&snap, &base);
+        prop_assert_eq!(findings.len(), guardrail_rules(&snap), "{:?}", findings);
+        prop_assert!(findings.iter().all(|f| f.kind == FindingKind::Unexpected && f.reason.starts_with("guardrail: ")));
         let today = "2026-11-28".parse().expect("date");
-        let eval = evaluate(&snap, &base, &FlowContext::default(), &[], today);
-        prop_assert!(eval.findings.iter().all(|f| f.kind == FindingKind::Flow), "{:?}", eval.findings);
+        let eval = evaluate(&snap, &base, &FlowContext::default(), &[], &baseline::Controller::ALL, today);
+        prop_assert!(eval.findings.iter().all(|f| f.kind == FindingKind::Flow || findings.contains(f)), "{:?}", eval.findings);
     }
 
     #[test]
@@ -297,7 +310,7 @@ proptest! {
         group.rules.push(extra.clone());
         group.rules = canonicalize(std::mem::take(&mut group.rules));
 
-        let findings = diff_rules(&drifted, &base);
+        let findings = introduced(&diff_rules(&snap, &base), diff_rules(&drifted, &base));
         prop_assert_eq!(findings.len(), 1, "{:?}", findings);
         let f = &findings[0];
         prop_assert_eq!(f.kind, FindingKind::Unexpected);
@@ -318,7 +331,7 @@ proptest! {
         let rules = &mut drifted.groups.get_mut(&id).expect("picked group").rules;
         let gone = rules.remove(victim.index(rules.len()));
 
-        let findings = diff_rules(&drifted, &base);
+        let findings = introduced(&diff_rules(&snap, &base), diff_rules(&drifted, &base));
         prop_assert_eq!(findings.len(), 1, "{:?}", findings);
         let f = &findings[0];
         prop_assert_eq!(f.kind, FindingKind::Missing);
@@ -349,7 +362,8 @@ proptest! {
             rules.push(Rule { traffic, ..whole.clone() });
         }
         *rules = canonicalize(std::mem::take(rules));
-        prop_assert_eq!(diff_rules(&split, &base), Vec::new());
+        let drift: Vec<Finding> = diff_rules(&split, &base).into_iter().filter(|f| !f.reason.starts_with("guardrail: ")).collect();
+        prop_assert_eq!(drift, Vec::new());
     }
 }
 
@@ -358,12 +372,17 @@ proptest! {
     #![proptest_config(config(64))]
 
     #[test]
-    fn a_recorded_baseline_read_back_and_resolved_has_no_findings(snap in snapshot()) {
-        let text = baseline::record(&snap);
-        let parsed = baseline::parse_str(&text, "recorded.toml")
+    fn a_recorded_baseline_read_back_and_resolved_has_no_findings_but_its_guardrails(snap in snapshot()) {
+        let recording = baseline::record(&snap);
+        let text = &recording.text;
+        let parsed = baseline::parse_str(text, "recorded.toml")
             .map_err(|e| TestCaseError::fail(format!("record wrote a baseline parse_str refuses: {e}\n{text}")))?;
         let resolved = baseline::resolve(&parsed, &snap, &ResolveContext::default());
         let findings = diff_rules(&snap, &resolved);
-        prop_assert!(findings.is_empty(), "{:?}\n{}", findings, text);
+        // The guardrail rules were left out of the recording, each with a warning, and are the
+        // only findings.
+        prop_assert_eq!(recording.warnings.len(), guardrail_rules(&snap));
+        prop_assert_eq!(findings.len(), guardrail_rules(&snap), "{:?}\n{}", findings, text);
+        prop_assert!(findings.iter().all(|f| f.reason.starts_with("guardrail: ")), "{:?}\n{}", findings, text);
     }
 }

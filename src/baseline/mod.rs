@@ -3,6 +3,8 @@
 
 mod exceptions;
 mod format;
+pub mod guardrails;
+mod owners;
 mod profiles;
 mod record;
 mod resolve;
@@ -12,9 +14,10 @@ use std::fmt;
 use crate::model::{Direction, EndpointMode, ParseError, Peer, Role, Style, Traffic};
 
 pub use exceptions::{Exception, ExceptionMatch};
+pub use owners::{owner, Controller, OwnedRule};
 pub use format::{load_file, parse_str, to_toml, BaselineError};
 pub use profiles::{builtin, builtin_shared, Profile, UnknownProfile, PROFILES};
-pub use record::record;
+pub use record::{record, Recording};
 pub use resolve::{resolve, resolve_borrowed, webhook_rules, Expected, ResolveContext, ResolvedBaseline, ResolvedRule};
 
 /// A baseline rule's peer, named the way baselines name them.
@@ -31,10 +34,14 @@ pub enum PeerSpec {
     PrefixListName(String),
     /// The AWS-managed S3 prefix list of the cluster's region (gateway endpoint).
     S3PrefixList,
+    /// The remote node CIDRs of a cluster with hybrid nodes (`remoteNetworkConfig`).
+    RemoteNodeCidr,
+    /// The remote pod CIDRs of a cluster with hybrid nodes.
+    RemotePodCidr,
 }
 
 impl PeerSpec {
-    /// `role:<r>`, `self`, `vpc-cidr`, `cidr:<v4|v6>`, `prefix-list:<pl-id|name>`, `sg:<id>`,
+    /// `role:<r>`, `self`, `vpc-cidr`, `remote-node-cidr`, `remote-pod-cidr`, `cidr:<v4|v6>`, `prefix-list:<pl-id|name>`, `sg:<id>`,
     /// `sg:<account>/<id>`; a bare CIDR, `pl-…` or `sg-…` is accepted as well.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let s = s.trim();
@@ -46,6 +53,12 @@ impl PeerSpec {
         }
         if s == "prefix-list:s3" {
             return Ok(PeerSpec::S3PrefixList);
+        }
+        if s == "remote-node-cidr" {
+            return Ok(PeerSpec::RemoteNodeCidr);
+        }
+        if s == "remote-pod-cidr" {
+            return Ok(PeerSpec::RemotePodCidr);
         }
         if let Some(r) = s.strip_prefix("role:") {
             return Role::parse(r).map(PeerSpec::Role);
@@ -71,7 +84,7 @@ impl PeerSpec {
         }
         Peer::parse(s).map(PeerSpec::Concrete).map_err(|_| {
             ParseError(format!(
-                "bad peer `{s}`: expected role:<role>, self, vpc-cidr, cidr:<cidr>, prefix-list:<pl-id|name>, or sg:<id>"
+                "bad peer `{s}`: expected role:<role>, self, vpc-cidr, remote-node-cidr, remote-pod-cidr, cidr:<cidr>, prefix-list:<pl-id|name>, or sg:<id>"
             ))
         })
     }
@@ -88,6 +101,8 @@ impl fmt::Display for PeerSpec {
             PeerSpec::VpcCidr => f.write_str("vpc-cidr"),
             PeerSpec::PrefixListName(n) => write!(f, "prefix-list:{n}"),
             PeerSpec::S3PrefixList => f.write_str("prefix-list:s3"),
+            PeerSpec::RemoteNodeCidr => f.write_str("remote-node-cidr"),
+            PeerSpec::RemotePodCidr => f.write_str("remote-pod-cidr"),
         }
     }
 }

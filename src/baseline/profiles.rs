@@ -18,8 +18,14 @@
 //!   SG sits on the control-plane ENIs *and* on managed nodes, and no SG rule tells those apart,
 //!   so its node-to-node egress stays.
 //!
-//! Not covered, by choice: hybrid-node CIDRs (D-hyb) and Auto Mode load-balancer rules
-//! (D-auto) depend on the cluster's own networks; user-declared admin sources (bastion SGs,
+//! Source keys are reference §0's, plus `D-pods`: the user guide's security groups for pods
+//! (`mainline:latest/ug/networking/security-groups-pods-deployment.adoc`: the cluster/node SG
+//! admits tcp+udp 53 from the pod SG, the pod SG admits the node SG). Hybrid nodes' remote
+//! node and pod CIDRs (D-hyb) resolve from `remoteNetworkConfig`; the IPv6 forms come from
+//! `::/0` beside `0.0.0.0/0` and the VPC's IPv6 CIDRs in `vpc-cidr`.
+//!
+//! Not covered, by choice: Auto Mode load-balancer rules (D-auto) are controller-owned
+//! (`baseline::owners`), not profile rules; user-declared admin sources (bastion SGs,
 //! VPN CIDRs, SSH sources) are the operator's to add in a baseline file extending a profile.
 //! Webhook ports declared in the config are added at resolution (`ResolveContext`).
 
@@ -80,6 +86,7 @@ impl Profile {
         b.control_plane();
         b.node();
         b.remote_access();
+        b.pod();
         b.endpoint();
         Baseline { origin: format!("builtin:{self}/{mode}/{style}"), profile: None, rules: b.rules }
     }
@@ -163,6 +170,7 @@ const NODE: PeerSpec = PeerSpec::Role(Role::Node);
 const CLUSTER: PeerSpec = PeerSpec::Role(Role::Cluster);
 const CONTROL_PLANE: PeerSpec = PeerSpec::Role(Role::ControlPlane);
 const ENDPOINT: PeerSpec = PeerSpec::Role(Role::Endpoint);
+const POD: PeerSpec = PeerSpec::Role(Role::Pod);
 
 impl Builder {
     /// One `allowed` rule per peer (baseline rules are atomic, like normalized ones).
@@ -211,6 +219,18 @@ impl Builder {
                 "private endpoint clients inside the VPC (bastion, CI runners) reach the API on the control-plane ENIs; not in public mode, where no private endpoint exists",
                 "D-ep");
         }
+        self.allow(r, IN, &[tcp(53), udp(53)], &[POD],
+            "security groups for pods: pods with their own SGs query CoreDNS on nodes that carry the cluster SG (user guide security-groups-pods-deployment)",
+            "D-pods");
+        self.allow(r, IN, &[tcp(443)], &[PeerSpec::RemoteNodeCidr, PeerSpec::RemotePodCidr],
+            "hybrid nodes and their pods (remoteNetworkConfig) call the API server on the control-plane ENIs",
+            "D-hyb");
+        self.allow(r, OUT, &[tcp(10250)], &[PeerSpec::RemoteNodeCidr],
+            "control plane to the kubelets of hybrid nodes",
+            "D-hyb");
+        self.allow(r, OUT, &[ephemeral(), tcp(443)], &[PeerSpec::RemotePodCidr],
+            "control plane to webhooks running on hybrid nodes' pods",
+            "D-hyb");
         if p.tool(Style::Eksctl) {
             self.allow(r, IN, &[Traffic::All], &[NODE],
                 "eksctl IngressNodeToDefaultClusterSG: unmanaged nodes (shared node SG) to control plane and managed nodes, all ports; allowed from every node SG since the shared one is not told apart",
@@ -273,6 +293,9 @@ impl Builder {
         self.allow(r, IN, &[tcp(53), udp(53)], &[NODE, CLUSTER],
             "CoreDNS between node groups (tcp and udp 53); the cluster SG for managed nodes and Fargate that query or host it",
             "D-2021, TF");
+        self.allow(r, IN, &[tcp(53), udp(53)], &[POD],
+            "security groups for pods: pods with their own SGs query CoreDNS on the nodes (user guide security-groups-pods-deployment)",
+            "D-pods");
         self.allow(r, IN, &[ephemeral()], &[NODE],
             "node to node (pod-to-pod) on ephemeral ports, terraform-aws-eks's choice of the narrow form",
             "D-2018, TF");
@@ -373,6 +396,20 @@ impl Builder {
         self.node_egress(r);
     }
 
+    /// Security groups for pods (user guide `security-groups-pods-deployment`): the pod SG
+    /// admits the node SG (kubelet probes) and the cluster SG (managed nodes); its egress is
+    /// node egress, the pods' DNS and API traffic leaving through it.
+    fn pod(&mut self) {
+        let r = Role::Pod;
+        self.allow(r, IN, &[Traffic::All], &[NODE, CLUSTER],
+            "kubelet liveness and readiness probes from the nodes (strict enforcing mode filters them by the pod SG)",
+            "D-pods");
+        self.allow(r, IN, &[Traffic::All], &[SELF],
+            "pods of one pod SG talk to each other",
+            "D-pods");
+        self.node_egress(r);
+    }
+
     /// §8.4. Listed in every mode: the rules resolve to nothing where no endpoint SG exists.
     fn endpoint(&mut self) {
         let p = self.p;
@@ -399,7 +436,7 @@ mod tests {
     const KEYS: &[&str] = &[
         "D-2018", "D-2019", "D-2020", "D-2021", "D-2022a", "D-2022b", "D-2024", "D-live", "D-lt", "D-mng", "D-ep",
         "D-priv", "D-sa", "D-fg", "D-hyb", "D-auto", "API-vpc", "API-ng", "CFN-node", "CFN-vpc", "CFN-sg",
-        "CFN-tags", "TFP-sg", "VPC-sg", "VPC-ie", "EC2-pl", "TF", "EKSCTL", "OBS",
+        "CFN-tags", "TFP-sg", "VPC-sg", "VPC-ie", "EC2-pl", "TF", "EKSCTL", "OBS", "D-pods",
     ];
 
     fn all_variants() -> Vec<(&'static str, EndpointMode, Style, Baseline)> {
@@ -423,7 +460,7 @@ mod tests {
     #[test]
     fn every_profile_mode_and_style_builds_with_allowed_rules_that_say_why_and_where_from() {
         let variants = all_variants();
-        assert_eq!(variants.len(), 2 * 3 * 4);
+        assert_eq!(variants.len(), 2 * 3 * Style::ALL.len());
         for (name, mode, style, b) in variants {
             let at = format!("{name}/{mode}/{style}");
             assert!(b.origin.starts_with(&format!("builtin:{name}")), "{at}: {}", b.origin);
@@ -547,18 +584,18 @@ mod tests {
             (Role::Node, IN, tcp(9443), "role:control-plane", &[Terraform, Unknown]),
             (Role::Node, IN, tcp(10251), "role:control-plane", &[Terraform, Unknown]),
             // Shared by every style.
-            (Role::Node, IN, ephemeral(), "role:control-plane", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::Node, IN, Traffic::All, "self", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::Node, IN, udp(53), "role:node", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::Cluster, IN, Traffic::All, "self", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::Cluster, OUT, Traffic::All, "self", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::Cluster, OUT, Traffic::All, "::/0", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::ControlPlane, OUT, ephemeral(), "role:node", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::RemoteAccess, OUT, Traffic::All, "0.0.0.0/0", &[Console, Eksctl, Terraform, Unknown]),
+            (Role::Node, IN, ephemeral(), "role:control-plane", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::Node, IN, Traffic::All, "self", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::Node, IN, udp(53), "role:node", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::Cluster, IN, Traffic::All, "self", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::Cluster, OUT, Traffic::All, "self", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::Cluster, OUT, Traffic::All, "::/0", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::ControlPlane, OUT, ephemeral(), "role:node", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::RemoteAccess, OUT, Traffic::All, "0.0.0.0/0", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
             (Role::RemoteAccess, IN, tcp(22), "vpc-cidr", &[Eksctl, Unknown]),
-            (Role::Endpoint, IN, tcp(443), "role:node", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::Endpoint, IN, tcp(443), "vpc-cidr", &[Console, Eksctl, Terraform, Unknown]),
-            (Role::Endpoint, IN, Traffic::All, "self", &[Console, Eksctl, Terraform, Unknown]),
+            (Role::Endpoint, IN, tcp(443), "role:node", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::Endpoint, IN, tcp(443), "vpc-cidr", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
+            (Role::Endpoint, IN, Traffic::All, "self", &[Console, Eksctl, Terraform, AutoMode, Unknown]),
         ];
         for (role, dir, traffic, peer, styles) in cases {
             for style in Style::ALL {

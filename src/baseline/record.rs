@@ -4,24 +4,36 @@
 use std::collections::BTreeMap;
 
 use super::format::write_rule;
-use super::{BaselineRule, PeerSpec, RuleStatus};
+use super::{guardrails, owners, BaselineRule, PeerSpec, RuleStatus};
 use crate::model::{ClusterSnapshot, Peer, Role, SecurityGroup};
 
+/// What `record` produced: the baseline text and the warnings to show the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    pub text: String,
+    /// One sentence per rule that crosses a guardrail and was written commented out.
+    pub warnings: Vec<String>,
+}
+
 /// A TOML baseline of `snapshot` (stable order, each group's name in a comment). Checking the
-/// same snapshot against it gives no findings.
+/// same snapshot against it gives no findings but the guardrails (design.md §2): a rule that
+/// crosses one is written commented out, with a warning in the file and in `warnings`, so
+/// recording never approves SSH from the internet. A controller-owned rule is written
+/// commented out too: recorded as `required`, it would be `missing` once its object is gone.
 ///
 /// Peers: the holding group is `self`; another group of the cluster is `role:<r>` when it is
 /// the only group of its role (so the file survives that group being replaced), else `sg:<id>`.
 /// Where a role has several groups, each rule carries `group = "<id>"`, since the groups of one
 /// role need not have the same rules. The AWS description becomes `why`. No timestamp: the same
 /// cluster records to the same bytes, so recordings diff cleanly.
-pub fn record(snapshot: &ClusterSnapshot) -> String {
+pub fn record(snapshot: &ClusterSnapshot) -> Recording {
     let mut per_role: BTreeMap<Role, usize> = BTreeMap::new();
     for g in snapshot.groups.values() {
         *per_role.entry(g.primary_role()).or_default() += 1;
     }
     let single = |role: Role| per_role.get(&role) == Some(&1);
 
+    let mut warnings = Vec::new();
     let mut groups: Vec<&SecurityGroup> = snapshot.groups.values().collect();
     groups.sort_by(|a, b| (a.primary_role(), &a.id).cmp(&(b.primary_role(), &b.id)));
 
@@ -71,10 +83,40 @@ pub fn record(snapshot: &ClusterSnapshot) -> String {
                 source: None,
             };
             out.push('\n');
-            write_rule(&mut out, &recorded);
+            if let Some(reason) = guardrails::reason(rule) {
+                let warning = format!("{} ({}): {rule} not recorded, {reason}", one_line(&g.name), one_line(&g.id));
+                let note = format!(
+                    "WARNING: {reason}. Not recorded: `check` reports this rule whatever a baseline says;\n\
+                     # if it must stay, approve it with an [[exceptions]] entry (reason and expiry) in the config"
+                );
+                write_commented_out(&mut out, &recorded, &note);
+                warnings.push(warning);
+            } else if let Some(controller) = owners::owner(snapshot, g, rule) {
+                // Recorded as required, it would turn `missing` when its Kubernetes object goes.
+                let note = format!(
+                    "owned by {controller}: it comes and goes with Kubernetes objects, so it is not\n\
+                     # recorded; `check` lists it under `owned` while the target trusts {controller}"
+                );
+                write_commented_out(&mut out, &recorded, &note);
+            } else {
+                write_rule(&mut out, &recorded);
+            }
         }
     }
-    out
+    Recording { text: out, warnings }
+}
+
+/// A rule that must not be approved by recording, commented out under `note` (a sentence,
+/// continued on `# ` lines).
+fn write_commented_out(out: &mut String, rule: &BaselineRule, note: &str) {
+    out.push_str(&format!("# {note}.\n"));
+    let mut block = String::new();
+    write_rule(&mut block, rule);
+    for line in block.lines() {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
 }
 
 /// Names and ids go into `#` comments: a newline in one must not end the comment.
@@ -94,12 +136,14 @@ mod tests {
     /// Record, read back, resolve against the same snapshot: each group must expect exactly
     /// its own rules, all `required`.
     fn assert_round_trip(s: &ClusterSnapshot) {
-        let text = record(s);
+        let text = record(s).text;
         let parsed = parse_str(&text, "recorded.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(parsed.profile.is_none());
         let resolved = resolve(&parsed, s, &ResolveContext::default());
         for g in s.groups.values() {
-            let want: Vec<_> = g.rules.iter().map(Rule::key).collect();
+            // Guardrail and controller-owned rules are written commented out: they resolve to nothing.
+            let recorded = |r: &&Rule| guardrails::reason(r).is_none() && owners::owner(s, g, r).is_none();
+            let want: Vec<_> = g.rules.iter().filter(recorded).map(Rule::key).collect();
             let got: Vec<_> = resolved.by_group.get(&g.id).map(|v| v.iter().map(|r| r.rule.key()).collect()).unwrap_or_default();
             assert_eq!(got, want, "group {}\n{text}", g.id);
             if let Some(v) = resolved.by_group.get(&g.id) {
@@ -118,7 +162,7 @@ mod tests {
 
     #[test]
     fn peers_are_written_as_self_roles_or_ids_and_shared_roles_pin_their_group() {
-        let text = record(&snapshot());
+        let text = record(&snapshot()).text;
         let blocks: Vec<&str> = text.split("\n\n").filter(|b| b.contains("[[rule]]")).collect();
         let block = |needles: &[&str]| -> &str {
             blocks
@@ -151,6 +195,31 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_that_crosses_a_guardrail_is_written_commented_out_with_a_warning() {
+        let rec = record(&snapshot());
+        assert_eq!(
+            rec.warnings,
+            ["demo-node-b (sg-node-b): ingress tcp 22 from 0.0.0.0/0 not recorded, guardrail: SSH open to the internet"]
+        );
+        let at = rec.text.find("# WARNING: guardrail: SSH open to the internet.").unwrap_or_else(|| panic!("{}", rec.text));
+        let block: Vec<&str> = rec.text[at..].lines().skip(2).take(7).collect();
+        assert_eq!(
+            block,
+            [
+                "# [[rule]]",
+                "# role = \"node\"",
+                "# group = \"sg-node-b\"",
+                "# direction = \"ingress\"",
+                "# protocol = \"tcp\"",
+                "# ports = \"22\"",
+                "# peer = \"cidr:0.0.0.0/0\"",
+            ]
+        );
+        let parsed = parse_str(&rec.text, "recorded.toml").unwrap();
+        assert!(parsed.rules.iter().all(|r| !matches!(&r.peer, PeerSpec::Concrete(p) if p.is_internet() && r.direction == crate::model::Direction::Ingress)));
+    }
+
+    #[test]
     fn recording_is_deterministic_whatever_order_rules_arrive_in() {
         let s = snapshot();
         let mut shuffled = s.clone();
@@ -166,7 +235,7 @@ mod tests {
         let g = s.groups.get_mut("sg-cp").unwrap();
         g.name = "evil\nprofile = \"eks-minimal\"".into();
         g.rules[0].description = Some("Node groups to \"cluster\" API".into());
-        let text = record(&s);
+        let text = record(&s).text;
         let parsed = parse_str(&text, "r.toml").unwrap();
         assert!(parsed.profile.is_none(), "a group name escaped its comment:\n{text}");
         assert!(parsed.rules.iter().any(|r| r.why.as_deref() == Some("Node groups to \"cluster\" API")));
@@ -177,7 +246,7 @@ mod tests {
     fn a_group_without_rules_records_none_and_expects_none() {
         let mut s = snapshot();
         s.groups.insert("sg-ssh".into(), group("sg-ssh", "eks-remoteAccess-1", Role::RemoteAccess, vec![]));
-        let text = record(&s);
+        let text = record(&s).text;
         assert!(text.contains("# eks-remoteAccess-1 (sg-ssh), role remote-access\n# (no rules)\n"), "{text}");
         assert_round_trip(&s);
     }
@@ -192,7 +261,7 @@ mod tests {
         let ep = s.groups.get_mut("sg-ep").unwrap();
         ep.rules.push(rule("egress", "tcp", "443", "sg-node-a"));
         ep.rules = canonicalize(std::mem::take(&mut ep.rules));
-        let text = record(&s);
+        let text = record(&s).text;
         assert!(text.contains("peer = \"role:node\""), "{text}");
         assert!(!text.contains("group ="), "{text}");
         assert_round_trip(&s);

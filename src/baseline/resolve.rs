@@ -122,18 +122,23 @@ fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnaps
         PeerSpec::Concrete(p) => vec![p.clone()],
         PeerSpec::SelfRef => vec![Peer::group(&holder.id)],
         PeerSpec::Role(r) => snapshot.groups_with_role(*r).map(|g| Peer::group(&g.id)).collect(),
-        PeerSpec::VpcCidr => snapshot
-            .vpc_cidrs
-            .iter()
-            .map(|net| match net {
-                ipnet::IpNet::V4(n) => Peer::Ipv4(n.trunc()),
-                ipnet::IpNet::V6(n) => Peer::Ipv6(n.trunc()),
-            })
-            .collect(),
+        PeerSpec::VpcCidr => cidr_peers(&snapshot.vpc_cidrs),
+        // No hybrid nodes: the rule drops out.
+        PeerSpec::RemoteNodeCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs)),
+        PeerSpec::RemotePodCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
         PeerSpec::PrefixListName(name) => prefix_lists_named(snapshot, name),
         // Unknown in this region or not visible to the source: the rule drops out.
         PeerSpec::S3PrefixList => prefix_lists_named(snapshot, &format!("com.amazonaws.{}.s3", snapshot.id.region)),
     }
+}
+
+fn cidr_peers(nets: &[ipnet::IpNet]) -> Vec<Peer> {
+    nets.iter()
+        .map(|net| match net {
+            ipnet::IpNet::V4(n) => Peer::Ipv4(n.trunc()),
+            ipnet::IpNet::V6(n) => Peer::Ipv6(n.trunc()),
+        })
+        .collect()
 }
 
 fn prefix_lists_named(snapshot: &ClusterSnapshot, name: &str) -> Vec<Peer> {

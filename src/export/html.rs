@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::export::report::{ClusterReport, ClusterStatus, Report};
 use crate::flows::FlowStatus;
-use crate::model::{Finding, Severity};
+use crate::model::{Direction, Finding, Severity};
 
 const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1200px;padding:1rem 1.5rem;color:#1d2330;background:#fbfbfc}
@@ -167,10 +167,7 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
     } else {
         out.push_str("<table><thead><tr><th>Flow</th><th>Node group</th><th>Status</th><th>Detail</th></tr></thead><tbody>\n");
         for flow in &c.flows {
-            let status = match flow.status {
-                FlowStatus::Open => "open",
-                FlowStatus::Closed => "closed",
-            };
+            let status = flow.status.as_str();
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td><span class=\"b {status}\">{status}</span></td><td>{}</td></tr>",
@@ -266,6 +263,7 @@ mod tests {
                 groups: vec![GroupRef { id: "sg-0123456789abcdef0".into(), name: "nodes & co".into(), role: Role::Node }],
                 findings,
                 flows: vec![],
+                owned: Vec::new(),
                 warnings: vec!["<script>alert(1)</script>".into()],
                 stale: Some(true),
                 last_success: None,

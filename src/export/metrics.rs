@@ -420,6 +420,7 @@ mod tests {
                     flow("dns", "ng-b", FlowStatus::Closed),
                     flow("kubelet", "ng-a", FlowStatus::Open),
                 ],
+                owned: Vec::new(),
                 warnings: vec![],
                 stale: Some(!poll_ok),
                 last_success: Some(t("2026-11-28T10:00:00Z")),

@@ -40,6 +40,9 @@ pub struct ClusterReport {
     pub groups: Vec<GroupRef>,
     pub findings: Vec<Finding>,
     pub flows: Vec<FlowReport>,
+    /// Rules a trusted controller owns (design.md §1): not drift, listed for the auditor.
+    #[serde(default)]
+    pub owned: Vec<OwnedReport>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// The daemon only: the findings are from an earlier poll because the last one failed.
@@ -54,6 +57,21 @@ pub struct GroupRef {
     pub id: String,
     pub name: String,
     pub role: Role,
+}
+
+/// One controller-owned rule: `{ "group_id": "sg-…", "rule": "ingress tcp 8080 from sg-…",
+/// "owned_by": "aws-load-balancer-controller" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedReport {
+    pub group_id: String,
+    pub rule: String,
+    pub owned_by: String,
+}
+
+impl OwnedReport {
+    pub fn from_owned(o: &crate::baseline::OwnedRule) -> Self {
+        OwnedReport { group_id: o.group_id.clone(), rule: o.rule.to_string(), owned_by: o.owned_by.to_string() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +97,7 @@ impl ClusterReport {
             groups: Vec::new(),
             findings: Vec::new(),
             flows: Vec::new(),
+            owned: Vec::new(),
             warnings: Vec::new(),
             stale: None,
             last_success: None,
@@ -147,9 +166,13 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
                 out.push('\n');
             }
         }
-        for flow in c.flows.iter().filter(|f| f.status == crate::flows::FlowStatus::Closed) {
+        for o in &c.owned {
+            let _ = writeln!(out, "  owned by {}: {} on {}", o.owned_by, o.rule, o.group_id);
+        }
+        for flow in c.flows.iter().filter(|f| f.status != crate::flows::FlowStatus::Open) {
             let ng = flow.node_group.as_deref().map(|n| format!(" [{n}]")).unwrap_or_default();
-            let _ = writeln!(out, "  flow {} CLOSED{}: {}", flow.name, ng, flow.detail);
+            let status = flow.status.as_str().to_ascii_uppercase();
+            let _ = writeln!(out, "  flow {} {status}{}: {}", flow.name, ng, flow.detail);
         }
         out.push('\n');
     }

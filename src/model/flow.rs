@@ -13,11 +13,22 @@ pub enum FlowName {
     Dns,
     Webhooks,
     AwsApis,
+    /// Pods with their own SGs (branch ENIs) → CoreDNS on the nodes.
+    PodDns,
+    /// Kubelets on the nodes → pods with their own SGs (liveness and readiness probes).
+    PodProbes,
 }
 
 impl FlowName {
-    pub const ALL: [FlowName; 5] =
-        [FlowName::Kubelet, FlowName::Api, FlowName::Dns, FlowName::Webhooks, FlowName::AwsApis];
+    pub const ALL: [FlowName; 7] = [
+        FlowName::Kubelet,
+        FlowName::Api,
+        FlowName::Dns,
+        FlowName::Webhooks,
+        FlowName::AwsApis,
+        FlowName::PodDns,
+        FlowName::PodProbes,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -26,6 +37,8 @@ impl FlowName {
             FlowName::Dns => "dns",
             FlowName::Webhooks => "webhooks",
             FlowName::AwsApis => "aws-apis",
+            FlowName::PodDns => "pod-dns",
+            FlowName::PodProbes => "pod-probes",
         }
     }
 

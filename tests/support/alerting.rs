@@ -37,6 +37,7 @@ pub fn report(c: &ClusterId, findings: Vec<Finding>) -> ClusterReport {
         groups: Vec::new(),
         findings,
         flows: Vec::new(),
+        owned: Vec::new(),
         warnings: Vec::new(),
         stale: None,
         last_success: None,
