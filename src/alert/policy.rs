@@ -228,41 +228,7 @@ impl Policy {
             });
         }
         for (id, finding) in &drift {
-            match episodes.open.get_mut(*id) {
-                None => {
-                    episodes.open.insert(
-                        (*id).to_string(),
-                        Episode {
-                            episode_id: (*id).to_string(),
-                            opened_at: now,
-                            last_notified_at: now,
-                            finding: (*finding).clone(),
-                        },
-                    );
-                    events.push(Event {
-                        episode_id: (*id).to_string(),
-                        status: EventStatus::Firing,
-                        reminder: false,
-                        opened_at: now,
-                        resolved_at: None,
-                        finding: (*finding).clone(),
-                    });
-                }
-                Some(ep) => {
-                    ep.finding = (*finding).clone();
-                    if repeat.is_some_and(|r| now - ep.last_notified_at >= r) {
-                        ep.last_notified_at = now;
-                        events.push(Event {
-                            episode_id: ep.episode_id.clone(),
-                            status: EventStatus::Firing,
-                            reminder: true,
-                            opened_at: ep.opened_at,
-                            resolved_at: None,
-                            finding: ep.finding.clone(),
-                        });
-                    }
-                }
-            }
+            events.extend(open_or_remind(&mut episodes, id, finding, repeat, now));
         }
 
         let mut open = BTreeMap::new();
@@ -284,6 +250,42 @@ impl Policy {
             open,
         })
     }
+}
+
+/// A drift finding of this poll: opens its episode if it is new (a firing event), or updates
+/// it and returns a reminder if `repeat` passed since it was last notified.
+fn open_or_remind(
+    episodes: &mut ClusterEpisodes,
+    id: &str,
+    finding: &Finding,
+    repeat: Option<chrono::Duration>,
+    now: DateTime<Utc>,
+) -> Option<Event> {
+    let Some(ep) = episodes.open.get_mut(id) else {
+        let episode = Episode { episode_id: id.to_string(), opened_at: now, last_notified_at: now, finding: finding.clone() };
+        episodes.open.insert(id.to_string(), episode);
+        return Some(Event {
+            episode_id: id.to_string(),
+            status: EventStatus::Firing,
+            reminder: false,
+            opened_at: now,
+            resolved_at: None,
+            finding: finding.clone(),
+        });
+    };
+    ep.finding = finding.clone();
+    if !repeat.is_some_and(|r| now - ep.last_notified_at >= r) {
+        return None;
+    }
+    ep.last_notified_at = now;
+    Some(Event {
+        episode_id: ep.episode_id.clone(),
+        status: EventStatus::Firing,
+        reminder: true,
+        opened_at: ep.opened_at,
+        resolved_at: None,
+        finding: ep.finding.clone(),
+    })
 }
 
 /// New before reminders before resolved; then by severity, highest first; then group and
