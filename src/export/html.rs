@@ -24,9 +24,9 @@ h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;margin:0 0 .3rem;overflow
 header p,.meta{color:#5b6372;margin:.2rem 0}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%;margin:.3rem 0 .6rem;background:#fff}
-th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e6eb;vertical-align:top;overflow-wrap:anywhere}
-th{font-weight:600;color:#5b6372;font-size:.85rem;background:#f3f4f7}
-code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;overflow-wrap:anywhere}
+th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e6eb;vertical-align:top;overflow-wrap:break-word}
+th{font-weight:600;color:#5b6372;font-size:.85rem;background:#f3f4f7;white-space:nowrap}
+code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace}
 section{border:1px solid #e3e6eb;border-radius:6px;padding:.8rem 1rem;margin:1rem 0;background:#fff}
 summary{cursor:pointer;font-weight:600;margin:1rem 0 .3rem}
 form{display:flex;flex-wrap:wrap;gap:.4rem .8rem;align-items:end;margin:.6rem 0}
