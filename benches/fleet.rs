@@ -30,6 +30,9 @@ const RULES_PER_GROUP: usize = 40;
 const REGIONS: [&str; 4] = ["eu-west-1", "us-east-1", "eu-central-1", "ap-southeast-2"];
 
 fn main() {
+    if cfg!(debug_assertions) {
+        println!("fleet benchmark, debug build (cargo test): a smoke run, its timings are not measurements; scripts/bench-fleet measures");
+    }
     let fleet: Vec<ClusterSnapshot> = (0..CLUSTERS).map(snapshot).collect();
     let rules: usize = fleet.iter().map(|c| c.groups.values().map(|g| g.rules.len()).sum::<usize>()).sum();
     println!("fleet: {CLUSTERS} clusters, {} groups, {rules} rules", fleet.iter().map(|c| c.groups.len()).sum::<usize>());
@@ -72,10 +75,11 @@ fn main() {
     println!("/metrics: {series} series, {:.1} KiB", rendered.body.len() as f64 / 1024.0);
     let render = time(30, || metrics.render().map(|r| r.body.len()).unwrap_or(0));
     println!(
-        "/metrics render: median {} · min {} · max {} per scrape (30 scrapes; target < 10 ms)",
+        "/metrics render: median {} · min {} · max {} per scrape (30 scrapes; {})",
         ms(render.median),
         ms(render.min),
-        ms(render.max)
+        ms(render.max),
+        target("< 10 ms")
     );
     let drift = time(30, || {
         let mut out = String::with_capacity(rendered.body.len());
@@ -91,7 +95,17 @@ fn main() {
         ms(drift.median),
         ms(registry.median)
     );
-    println!("resident memory (VmRSS): {} (target < 64 MiB); peak (VmHWM): {}", status("VmRSS"), status("VmHWM"));
+    println!("resident memory (VmRSS): {} ({}); peak (VmHWM): {}", status("VmRSS"), target("< 64 MiB"), status("VmHWM"));
+}
+
+/// The target a timing is read against; a debug build (`cargo test` runs every bench) is
+/// unoptimised, so its numbers say nothing about the target and must not read as a failure.
+fn target(goal: &str) -> String {
+    if cfg!(debug_assertions) {
+        "debug build, not a measurement".to_string()
+    } else {
+        format!("target {goal}")
+    }
 }
 
 /// Times the evaluation of the whole fleet on this one thread; `None` while the core is todo.
@@ -116,11 +130,12 @@ fn evaluate_fleet(fleet: &[ClusterSnapshot]) -> Option<Vec<Evaluation>> {
         out.len()
     });
     println!(
-        "evaluation of {} clusters (resolve + diff + flows, one core): median {} · min {} · max {} (5 runs; target < 100 ms)",
+        "evaluation of {} clusters (resolve + diff + flows, one core): median {} · min {} · max {} (5 runs; {})",
         fleet.len(),
         ms(timing.median),
         ms(timing.min),
-        ms(timing.max)
+        ms(timing.max),
+        target("< 100 ms")
     );
     Some(out)
 }

@@ -39,6 +39,16 @@ pub fn main(cli: Cli) -> ExitCode {
             baseline_show(profile, mode, style).map(|()| 0)
         }
         Command::Config { command: ConfigCommand::Check { config } } => config_check(&config).map(|()| 0),
+        Command::Completions { shell } => {
+            crate::cli::write_completions(shell, &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { dir: None } => crate::cli::write_man_page(&mut std::io::stdout())
+            .context("cannot write the man page to stdout")
+            .map(|()| 0),
+        Command::Man { dir: Some(dir) } => crate::cli::write_man_pages(&dir)
+            .with_context(|| format!("cannot write man pages into {}", dir.display()))
+            .map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -411,8 +411,9 @@ pub struct Target {
 /// the line and column, or the environment variable the bad value came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    /// Said in one sentence: the I/O error is in the message, not chained again as a source.
+    #[error("{}", io_message(.path, .cause))]
+    Io { path: String, cause: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     At { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
@@ -436,10 +437,21 @@ impl ConfigError {
 /// The environment prefix of overrides: `SGDRIFT__POLL__TIMEOUT` sets `poll.timeout`.
 const ENV_PREFIX: &str = "SGDRIFT__";
 
+fn io_message(path: &str, cause: &std::io::Error) -> String {
+    if cause.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "config file {path} does not exist: name yours with --config FILE or SGDRIFT_CONFIG \
+             (config/sgdrift.toml in the repository is an annotated example)"
+        )
+    } else {
+        format!("cannot read config file {path}: {cause}")
+    }
+}
+
 /// Reads, overrides from the environment, and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io { path: shown.clone(), cause })?;
     load_str(&text, path)
 }
 

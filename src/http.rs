@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -267,10 +267,11 @@ async fn report(State(state): State<AppState>) -> Json<crate::export::report::Re
     Json(current_report(&state))
 }
 
-async fn index(State(state): State<AppState>) -> Html<String> {
+/// The status page; its query string filters it (`?status=drift&account=…&severity=high`).
+async fn index(State(state): State<AppState>, Query(query): Query<Vec<(String, String)>>) -> Html<String> {
     let report = current_report(&state);
     let first_seen = state.store.read_now(|s| s.first_seen());
-    Html(html::render(&report, &first_seen))
+    Html(html::render(&report, &first_seen, &html::Filter::from_pairs(&query)))
 }
 
 #[cfg(test)]

@@ -327,6 +327,32 @@ const ACCESS_DENIED_CODES: &[&str] = &[
     "Client.UnauthorizedOperation",
 ];
 
+/// What to do when the standard chain found no credentials: one sentence instead of the SDK's
+/// nested report of every provider it tried.
+pub const NO_CREDENTIALS: &str = "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+or AWS_PROFILE, or run with an IAM role: IRSA or EKS Pod Identity on Kubernetes, an instance profile on EC2)";
+
+/// A failure to load credentials anywhere in `err`'s chain, said plainly; `None` for any other
+/// failure. The SDK reports it as a dispatch failure whose text nests every provider's error.
+fn credentials_message(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(credentials) = e.downcast_ref::<CredentialsError>() {
+            return Some(match credentials {
+                CredentialsError::CredentialsNotLoaded(_) => NO_CREDENTIALS.to_string(),
+                CredentialsError::ProviderTimedOut(_) => {
+                    "timed out loading AWS credentials (the instance metadata service or the EKS Pod Identity agent did not answer)"
+                        .to_string()
+                }
+                other => format!("cannot load AWS credentials: {}", DisplayErrorContext(other)),
+            });
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// Sorts any SDK failure into the bounded kinds of `SourceError`.
 pub fn classify<E>(op: Operation, err: SdkError<E, HttpResponse>, timeout: Duration) -> CallFailure
 where
@@ -338,7 +364,7 @@ where
     let message = match (err.code(), err.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
-        _ => DisplayErrorContext(&err).to_string(),
+        _ => credentials_message(&err).unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
     };
     let error = match &err {
         SdkError::TimeoutError(_) => SourceError::Timeout { operation, seconds: timeout.as_secs() },
@@ -505,5 +531,24 @@ mod tests {
         assert_eq!(v.primary, "10.0.0.0/16".parse().ok());
         assert_eq!(v.ipv4, vec![CidrBlock { cidr: "10.1.0.0/16".parse().unwrap(), state: Some("disassociated".into()) }]);
         assert_eq!(v.ipv6, vec![CidrBlock { cidr: "2600:1f18::/56".parse().unwrap(), state: None }]);
+    }
+
+    #[test]
+    fn missing_credentials_read_as_one_sentence_saying_what_to_set() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let op = Operation::new("eks", "ListClusters");
+        let cases: [(CredentialsError, &str); 3] = [
+            (CredentialsError::not_loaded("no providers in chain provided credentials"), NO_CREDENTIALS),
+            (CredentialsError::provider_timed_out(Duration::from_secs(5)), "timed out loading AWS credentials"),
+            (CredentialsError::invalid_configuration("profile `x` does not exist"), "cannot load AWS credentials: "),
+        ];
+        for (credentials, want) in cases {
+            let err: SdkError<aws_sdk_eks::operation::list_clusters::ListClustersError, HttpResponse> =
+                SdkError::dispatch_failure(ConnectorError::other(Box::new(credentials), None));
+            let failure = classify(op, err, Duration::from_secs(60));
+            assert!(failure.message.starts_with(want), "{}", failure.message);
+            assert!(!failure.message.contains("dispatch failure"), "{}", failure.message);
+        }
     }
 }

@@ -22,15 +22,29 @@ pub fn read_json(relative: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{relative}:{}:{}: {e}", e.line(), e.column()))
 }
 
-/// The absolute path of a tool on `PATH`, or a failure naming the script that installs it.
+/// The absolute path of a tool on `PATH` or in `<repo>/.tools/bin` (where scripts/setup-test-deps
+/// puts what Debian does not ship, such as helm), or a failure naming the script that installs it.
 pub fn tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(std::iter::once(repo().join(".tools/bin")))
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
-            panic!("`{name}` is not installed (not on PATH): run scripts/setup-test-deps")
+            panic!("`{name}` is not installed (not on PATH nor in .tools/bin): run scripts/setup-test-deps")
         })
+}
+
+/// A command-line tool of the test virtualenv (beside [`python`]), such as kubernetes-validate.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let python = python();
+    let candidate = python.with_file_name(name);
+    assert!(
+        candidate.is_file(),
+        "{} does not exist: run scripts/setup-test-deps",
+        candidate.display()
+    );
+    candidate
 }
 
 /// The Python of the test virtualenv (`SGDRIFT_PYTHON`, default `<repo>/.venv/bin/python`),
