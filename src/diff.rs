@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::baseline::{self, guardrails, Controller, Exception, OwnedRule, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer, PortRange,
+    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer,
     Role, Rule, Severity, Traffic,
 };
 

@@ -363,7 +363,7 @@ fn a_private_cluster_reaches_aws_apis_through_a_nat_never_without_a_route_and_un
             assert_eq!(flow_status(&e, "aws-apis"), vec![want], "{profile} {route}: {:?}", e.flows);
             let flow_findings: Vec<_> = e.findings.iter().filter(|f| f.kind == FindingKind::Flow).collect();
             assert_eq!(!flow_findings.is_empty(), drift, "{profile} {route}:\n{}", describe(&e));
-            assert!(flow_findings.iter().all(|f| f.severity == Severity::Critical && f.flow.as_deref() == Some("aws-apis")));
+            assert!(flow_findings.iter().all(|f| f.severity == Severity::Critical && f.flow == Some(sgdrift::model::FlowName::AwsApis)));
             if profile == "eks-minimal" {
                 assert_eq!(e.findings.len(), flow_findings.len(), "{route}:\n{}", describe(&e));
             }
@@ -399,7 +399,7 @@ fn load_balancer_controller_rules_are_owned_not_drift_and_a_disguised_rule_is_fo
     for profile in ["eks-minimal", "eks-strict"] {
         let e = eval(profile, &snap);
         // (eks-strict still flags the layout's allow-all egress; nothing about the target port.)
-        assert!(e.findings.iter().all(|f| f.from_port != 8080), "{profile}:\n{}", describe(&e));
+        assert!(e.findings.iter().all(|f| f.traffic.from_port() != 8080), "{profile}:\n{}", describe(&e));
         assert!(profile != "eks-minimal" || e.findings.is_empty(), "{profile}:\n{}", describe(&e));
         assert_eq!(e.owned.len(), 1);
         assert_eq!((e.owned[0].group_id.as_str(), e.owned[0].owned_by), (node.as_str(), Controller::AwsLoadBalancerController));
@@ -469,7 +469,7 @@ fn pod_security_groups_are_stock_with_their_flows_open_and_a_lost_dns_rule_close
     assert_eq!(flow_status(&e, "pod-dns"), vec![FlowStatus::Closed]);
     let f: Vec<_> = e.findings.iter().collect();
     assert_eq!(f.len(), 1, "{}", describe(&e));
-    assert_eq!((f[0].kind, f[0].severity, f[0].flow.as_deref()), (FindingKind::Flow, Severity::Critical, Some("pod-dns")));
+    assert_eq!((f[0].kind, f[0].severity, f[0].flow), (FindingKind::Flow, Severity::Critical, Some(sgdrift::model::FlowName::PodDns)));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::secret::{parse_url, Secret};
 use super::sink::{Delivery, Pacing, Sink, SinkKind, SinkName};
 use super::BuildContext;
 use crate::config::SlackConfig;
-use crate::model::{Direction, Finding, FindingKind, FlowName};
+use crate::model::{FindingKind, FlowName};
 
 /// Blocks per message.
 pub const MAX_BLOCKS: usize = 50;

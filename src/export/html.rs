@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, Report};
 use crate::flows::FlowStatus;
-use crate::model::{Direction, Finding, Severity};
+use crate::model::{Finding, Severity};
 
 /// The page's CSS. Badge colours are checked for a contrast of at least 4.5 against their text
 /// by `every_badge_and_text_colour_meets_wcag_aa_contrast` below; keep them in `.name{…}` form.
@@ -325,7 +325,7 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
             _ => format!("<code>{}</code> ({})", esc(&f.group_id), f.role),
         };
         let kind = match &f.flow {
-            Some(flow) => format!("{} {}", f.kind.as_str(), esc(flow)),
+            Some(flow) => format!("{} {flow}", f.kind.as_str()),
             None => f.kind.as_str().to_string(),
         };
         let description = match &f.description {
@@ -372,7 +372,7 @@ fn flows_table(out: &mut String, flows: &[FlowReport]) {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td><span class=\"b {status}\">{status}</span></td><td>{}</td></tr>",
-            esc(&flow.name),
+            flow.name,
             flow.node_group.as_deref().map_or_else(String::new, esc),
             esc(&flow.detail),
         );
@@ -584,7 +584,7 @@ mod tests {
 
     #[test]
     fn flows_are_collapsed_when_all_are_open_and_expanded_with_the_closed_first_otherwise() {
-        let flow = |name: &str, status| FlowReport { name: name.into(), status, detail: "d".into(), node_group: None };
+        let flow = |name: &str, status| FlowReport { name: crate::model::FlowName::parse(name).unwrap(), status, detail: "d".into(), node_group: None };
         let mut out = String::new();
         flows_table(&mut out, &[flow("kubelet", FlowStatus::Open), flow("dns", FlowStatus::Open)]);
         assert!(out.starts_with("<details><summary>Required flows: all 2 open</summary>"), "{out}");

@@ -284,7 +284,7 @@ mod tests {
             let report = report(&f);
             let plain = render_text(&report, Severity::Low);
             assert!(plain.contains(text), "text report lacks `{text}`:\n{plain}");
-            let page = crate::export::html::render(&report, &BTreeMap::new());
+            let page = crate::export::html::render(&report, &BTreeMap::new(), &crate::export::html::Filter::default());
             assert!(page.contains(&format!("<code>{text}</code>")), "page lacks `{text}`");
             let n = notification(&f);
             let slack = serde_json::to_string(&crate::alert::slack::payload(&n, None)).expect("json");
