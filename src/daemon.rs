@@ -88,8 +88,8 @@ async fn start(config_path: &Path, reset_state: bool) -> anyhow::Result<Started>
         tracing::warn!("{warning}");
     }
     let state_path = settings.config.alerts.state_file.clone();
-    let (store, moved) = StateStore::load_or_reset(state_path.clone(), reset_state)
-        .map_err(|e| anyhow::anyhow!("{e}{}", if reset_state { "" } else { " (`sgdrift run --reset-state` moves it aside and starts empty)" }))?;
+    // A refused file's error already names `--reset-state` as the way out.
+    let (store, moved) = StateStore::load_or_reset(state_path.clone(), reset_state)?;
     if let Some(aside) = moved {
         tracing::warn!(state = %state_path.display(), moved_to = %aside.display(), "--reset-state: the refused state file was moved aside; starting empty (drift still present is alerted again)");
     }

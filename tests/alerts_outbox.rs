@@ -19,14 +19,15 @@ use sgdrift::state::StateStore;
 const SLACK: &str = "/services/T000/B000/slack";
 const HOOK: &str = "/hooks/sgdrift";
 
-/// A config whose sinks point at `base` (scheme, host and port).
+/// A config whose sinks point at `base` (scheme, host and port). The webhook is named: its URL
+/// changes across the restart, and the name is what keeps its queue with it.
 fn config(dir: &std::path::Path, base: &str) -> sgdrift::config::Settings {
     std::fs::write(dir.join("slack-url"), format!("{base}{SLACK}")).unwrap();
     settings(
         dir,
         &format!(
             "[[alerts.slack]]\nwebhook_url_file = \"slack-url\"\nmin_severity = \"low\"\n\n\
-             [[alerts.webhook]]\nurl = \"{base}{HOOK}\"\nmin_severity = \"low\"\n"
+             [[alerts.webhook]]\nname = \"hook\"\nurl = \"{base}{HOOK}\"\nmin_severity = \"low\"\n"
         ),
     )
 }
@@ -201,7 +202,8 @@ async fn a_position_keyed_outbox_goes_only_where_its_position_is_beyond_doubt_an
         let run = Running::start(&settings, store, quick_backoff()).await;
         for name in ["a-1", "b-1"] {
             let c = cluster(name);
-            run.poll(&report(&c, vec![finding(&c, "sg-0abc", 22, "0.0.0.0/0", Severity::Critical)]), true, at(0)).await;
+            // Queued now: a quarantined entry is kept for repeat_interval from when it was queued.
+            run.poll(&report(&c, vec![finding(&c, "sg-0abc", 22, "0.0.0.0/0", Severity::Critical)]), true, chrono::Utc::now()).await;
         }
         run.task.abort();
     }

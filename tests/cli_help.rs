@@ -68,7 +68,9 @@ fn completions_are_generated_for_each_shell_and_bash_accepts_its_script() {
         let out = run(&mut sgdrift(&["completions", shell]));
         assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
         let script = text(&out.stdout);
-        for word in ["sgdrift", "check", "record", "--config", "--fail-on"] {
+        // fish names long flags `-l config`, every other shell `--config`.
+        let flags: [&str; 2] = if shell == "fish" { ["-l config", "-l fail-on"] } else { ["--config", "--fail-on"] };
+        for word in ["sgdrift", "check", "record"].into_iter().chain(flags) {
             assert!(script.contains(word), "the {shell} completions lack `{word}`");
         }
         if shell == "bash" {

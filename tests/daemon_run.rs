@@ -427,7 +427,7 @@ fn a_corrupt_state_file_stops_the_start_with_its_name_line_and_column_and_is_lef
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("{} is corrupt at line 2, column 21", state.display())), "{stderr}");
+    assert!(stderr.contains(&format!("{} is not a sgdrift state: line 2, column 21", state.display())), "{stderr}");
     assert!(stderr.contains("move it aside"), "{stderr}");
     assert_eq!(fs::read_to_string(&state).unwrap(), garbage);
     assert!(daemon_harness::http_get(port, "/healthz").is_none(), "nothing listens after a refused start");

@@ -803,9 +803,9 @@ mod tests {
                 ("lt-gone", NodeGroupKind::Managed, s(&["sg-old"])),
                 ("lt-gone-no-nodes", NodeGroupKind::Managed, s(&["sg-cluster"])),
                 ("plain", NodeGroupKind::Managed, s(&["sg-cluster", "sg-ra"])),
+                ("default", NodeGroupKind::Karpenter, s(&["sg-karpenter"])),
                 ("ng-self", NodeGroupKind::SelfManaged, s(&["sg-self"])),
                 ("self-managed", NodeGroupKind::SelfManaged, s(&["sg-bare"])),
-                ("default", NodeGroupKind::Karpenter, s(&["sg-karpenter"])),
             ]
         );
         assert_eq!(snap.warnings.len(), 2, "{:?}", snap.warnings);

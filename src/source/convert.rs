@@ -510,7 +510,8 @@ mod tests {
             .groups(ec2::SecurityGroupIdentifier::builder().group_id("sg-9").build())
             .build();
         let e = VpcEndpointInfo::from(&e);
-        assert_eq!((e.endpoint_type.as_str(), e.state.as_deref()), ("GatewayLoadBalancer", Some("deleted")));
+        // The SDK spells the state as its enum does ("Deleted"); assemble compares it case-blind.
+        assert_eq!((e.endpoint_type.as_str(), e.state.as_deref()), ("GatewayLoadBalancer", Some("Deleted")));
         assert_eq!(e.security_group_ids, vec!["sg-9".to_string()]);
         let vpc = ec2::Vpc::builder()
             .vpc_id("vpc-1")
