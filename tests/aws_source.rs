@@ -234,7 +234,6 @@ async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_
     // Karpenter's nodes are their NodePool; the cluster is IPv6.
     let karpenter = &snaps["karpenter"];
     assert_eq!(karpenter.ip_family, IpFamily::Ipv6);
-    eprintln!("KARPENTER {:?} {:?}", karpenter.node_groups, karpenter.warnings);
     let pool = karpenter.node_groups.iter().find(|g| g.kind == NodeGroupKind::Karpenter).expect("a NodePool");
     assert_eq!((pool.name.as_str(), pool.security_group_ids.clone()), ("default", ids("karpenter", "node")));
     assert_eq!(pool.route_out_v4, RouteOut::Internet);

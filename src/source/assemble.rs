@@ -467,7 +467,7 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
     let mut others: BTreeMap<(String, NodeGroupKind), Vec<&InstanceInfo>> = BTreeMap::new();
     for i in &live {
         let key = i.node_group();
-        if managed.iter().any(|ng| ng.name == key.0 || of_managed(i, ng)) {
+        if managed.iter().any(|ng| (key.1 == NodeGroupKind::Managed && ng.name == key.0) || of_managed(i, ng)) {
             continue;
         }
         others.entry(key).or_default().push(i);
