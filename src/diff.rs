@@ -221,6 +221,9 @@ pub fn flow_findings(snapshot: &ClusterSnapshot, flows: &[FlowResult]) -> Vec<Fi
                 flow: Some(flow.name),
                 description: None,
                 suppressed_by: None,
+                first_seen: None,
+                changed_by: None,
+                remediation: None,
             });
         }
     }
@@ -250,6 +253,9 @@ fn rule_finding(
         flow: None,
         description: rule.description.clone(),
         suppressed_by: None,
+        first_seen: None,
+        changed_by: None,
+        remediation: None,
     }
 }
 

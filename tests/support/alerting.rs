@@ -38,7 +38,7 @@ pub fn report(c: &ClusterId, findings: Vec<Finding>) -> ClusterReport {
         findings,
         flows: Vec::new(),
         warnings: Vec::new(),
-        stale: None,
+        stale: false,
         last_success: None,
     }
 }
