@@ -144,18 +144,18 @@ async fn check(
         bail!("no target of {} names cluster {}", config.display(), only.join(", "));
     }
     let (outcomes, failures) = poll_all(engine.clone(), specs).await;
+    let now = Utc::now();
     let mut clusters: Vec<ClusterReport> = outcomes.iter().map(engine::cluster_report).collect();
+    for c in clusters.iter_mut().filter(|c| c.status != ClusterStatus::Error) {
+        c.mark_polled(now, |_| None);
+    }
     clusters.extend(failures);
     for name in only {
         if !clusters.iter().any(|c| &c.cluster == name) {
             bail!("cluster {name} was not found in any target of {}", config.display());
         }
     }
-    let report = Report {
-        generated_at: Utc::now(),
-        clusters,
-        stats: Some(Stats { aws_calls: engine.source.call_counts() }),
-    };
+    let report = Report::new(now, clusters, Stats { aws_calls: engine.source.call_counts() });
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => print!("{}", report::render_text(&report, fail_on)),

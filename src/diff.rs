@@ -242,6 +242,9 @@ pub fn flow_findings(snapshot: &ClusterSnapshot, flows: &[FlowResult]) -> Vec<Fi
                 flow: Some(flow.name),
                 description: None,
                 suppressed_by: None,
+                first_seen: None,
+                changed_by: None,
+                remediation: None,
             });
         }
     }
@@ -271,6 +274,9 @@ fn rule_finding(
         flow: None,
         description: rule.description.clone(),
         suppressed_by: None,
+        first_seen: None,
+        changed_by: None,
+        remediation: None,
     }
 }
 

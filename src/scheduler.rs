@@ -176,16 +176,8 @@ pub fn apply_poll(
 
 fn succeeded(previous: Option<&ClusterState>, outcome: &ClusterOutcome, origin: Origin, now: DateTime<Utc>) -> ClusterState {
     let mut report = engine::cluster_report(outcome);
-    report.stale = Some(false);
-    report.last_success = Some(now);
-    let first_seen = report
-        .findings
-        .iter()
-        .map(|f| {
-            let seen = previous.and_then(|p| p.first_seen.get(&f.id)).copied().unwrap_or(now);
-            (f.id.clone(), seen)
-        })
-        .collect();
+    report.mark_polled(now, |id| previous.and_then(|p| p.first_seen.get(id)).copied());
+    let first_seen = report.findings.iter().map(|f| (f.id.clone(), f.first_seen.unwrap_or(now))).collect();
     ClusterState { report, first_seen, origin, last_attempt: Some(now), last_error: None }
 }
 
@@ -202,7 +194,7 @@ fn failed(
             let mut report = p.report.clone();
             report.status = ClusterStatus::Error;
             report.error = Some(failure.message.clone());
-            report.stale = Some(report.last_success.is_some());
+            report.stale = report.last_success.is_some();
             ClusterState {
                 report,
                 first_seen: p.first_seen.clone(),
@@ -225,7 +217,7 @@ fn failed(
                 flows: Vec::new(),
                 owned: Vec::new(),
                 warnings: Vec::new(),
-                stale: Some(false),
+                stale: false,
                 last_success: None,
             },
             first_seen: BTreeMap::new(),
@@ -664,7 +656,7 @@ mod tests {
     }
 
     /// Applies and records what the alert observer saw: (cluster, poll ok, stale).
-    fn run(state: &mut PersistedState, result: Result<Vec<ClusterOutcome>, TargetFailure>, now: DateTime<Utc>) -> (Applied, Vec<(String, bool, Option<bool>)>) {
+    fn run(state: &mut PersistedState, result: Result<Vec<ClusterOutcome>, TargetFailure>, now: DateTime<Utc>) -> (Applied, Vec<(String, bool, bool)>) {
         let mut seen = Vec::new();
         let applied = apply_poll(state, &spec(), &result, now, &mut |_, r, ok| seen.push((r.cluster.clone(), ok, r.stale)));
         (applied, seen)
@@ -686,11 +678,11 @@ mod tests {
         run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22)])]), at(0));
         let (applied, seen) = run(&mut state, Ok(vec![err("prod")]), at(60));
         let c = &state.clusters["111122223333/eu-west-1/prod"];
-        assert_eq!(c.report.findings, vec![finding("prod", 22)]);
-        assert_eq!((c.report.status, c.report.stale, c.report.last_success), (ClusterStatus::Error, Some(true), Some(at(0))));
+        assert_eq!(c.report.findings, vec![Finding { first_seen: Some(at(0)), ..finding("prod", 22) }]);
+        assert_eq!((c.report.status, c.report.stale, c.report.last_success), (ClusterStatus::Error, true, Some(at(0))));
         assert_eq!(c.first_seen.len(), 1);
         assert!(!c.poll_ok());
-        assert_eq!(seen, vec![("prod".to_string(), false, Some(true))]);
+        assert_eq!(seen, vec![("prod".to_string(), false, true)]);
         assert_eq!(applied.polls, vec![("111122223333".into(), "eu-west-1".into(), false)]);
         assert_eq!(applied.changed_health, vec![("111122223333/eu-west-1/prod".into(), false)]);
     }
@@ -702,7 +694,7 @@ mod tests {
         let failure = TargetFailure { kind: "throttled", message: "throttled by AWS on ListClusters: slow down".into() };
         let (applied, seen) = run(&mut state, Err(failure), at(60));
         assert_eq!(state.clusters.len(), 2);
-        assert!(state.clusters.values().all(|c| c.report.stale == Some(true) && !c.poll_ok()));
+        assert!(state.clusters.values().all(|c| c.report.stale && !c.poll_ok()));
         assert_eq!(state.clusters["111122223333/eu-west-1/a"].report.findings.len(), 1);
         assert_eq!(seen.iter().filter(|(_, ok, _)| !ok).count(), 2);
         assert_eq!(applied.polls.len(), 2);
@@ -713,7 +705,7 @@ mod tests {
         let mut state = PersistedState::default();
         run(&mut state, Ok(vec![err("new")]), at(0));
         let c = &state.clusters["111122223333/eu-west-1/new"];
-        assert_eq!((c.report.status, c.report.stale, c.report.last_success), (ClusterStatus::Error, Some(false), None));
+        assert_eq!((c.report.status, c.report.stale, c.report.last_success), (ClusterStatus::Error, false, None));
         assert_eq!(c.report.error.as_deref(), Some("x.json:1:2: bad"));
     }
 
@@ -724,7 +716,7 @@ mod tests {
         run(&mut state, Ok(vec![err("prod")]), at(60));
         let (applied, _) = run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22)])]), at(120));
         let c = &state.clusters["111122223333/eu-west-1/prod"];
-        assert_eq!((c.report.status, c.report.stale, c.report.error.clone()), (ClusterStatus::Drift, Some(false), None));
+        assert_eq!((c.report.status, c.report.stale, c.report.error.clone()), (ClusterStatus::Drift, false, None));
         assert_eq!(c.first_seen.values().copied().collect::<Vec<_>>(), vec![at(0)]);
         assert_eq!(applied.changed_health, vec![("111122223333/eu-west-1/prod".into(), true)]);
     }

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::AlertState;
-use crate::export::report::{ClusterReport, Report};
+use crate::export::report::{ClusterReport, Report, Stats};
 use crate::model::ClusterId;
 
 /// The version of the file format this build writes. 1: the outbox keyed by sink position
@@ -131,7 +131,7 @@ pub struct PollError {
 impl PersistedState {
     /// The report of design.md §3 for every known cluster, in key order.
     pub fn report(&self, now: DateTime<Utc>) -> Report {
-        Report { generated_at: now, clusters: self.clusters.values().map(|c| c.report.clone()).collect(), stats: None }
+        Report::new(now, self.clusters.values().map(|c| c.report.clone()).collect(), Stats::default())
     }
 
     /// First-seen times of every current finding of every cluster (finding ids are unique
@@ -500,7 +500,7 @@ mod tests {
                 flows: vec![],
                 owned: Vec::new(),
                 warnings: vec![],
-                stale: Some(false),
+                stale: false,
                 last_success: Some("2026-01-02T03:04:05Z".parse().unwrap()),
             },
             first_seen: [("abc".to_string(), "2026-01-01T00:00:00Z".parse().unwrap())].into(),
@@ -556,6 +556,23 @@ mod tests {
     /// Written by the sgdrift of 2026-11-28, before findings held typed rules: `run` on the demo.
     const V1_DEMO_STATE: &str = include_str!("../tests/fixtures/state/v1-demo.json");
 
+    /// `value` with the finding fields added since (`first_seen`, `changed_by`, `remediation`)
+    /// as `null` wherever a finding is.
+    fn with_new_finding_fields(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.contains_key("suppressed_by") {
+                    for key in ["first_seen", "changed_by", "remediation"] {
+                        map.entry(key).or_insert(serde_json::Value::Null);
+                    }
+                }
+                map.values_mut().for_each(with_new_finding_fields);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(with_new_finding_fields),
+            _ => {}
+        }
+    }
+
     #[test]
     fn a_state_file_written_before_findings_were_typed_loads_and_is_written_back_unchanged() {
         let dir = tempfile::tempdir().unwrap();
@@ -569,8 +586,10 @@ mod tests {
         assert_eq!((findings.len(), episodes), (4, 4));
         let mut old: serde_json::Value = serde_json::from_str(V1_DEMO_STATE).unwrap();
         old.as_object_mut().unwrap().remove("version");
+        with_new_finding_fields(&mut old);
         let mut new: serde_json::Value = serde_json::from_slice(&serialize(&state)).unwrap();
-        // What later versions added on purpose: the format version, and each report's `owned`.
+        // What later versions added on purpose: the format version, each report's `owned`, and the
+        // findings' first_seen, changed_by and remediation (null until known).
         assert_eq!(new.as_object_mut().unwrap().remove("version"), Some(serde_json::json!(STATE_VERSION)));
         for cluster in new["clusters"].as_object_mut().unwrap().values_mut() {
             assert_eq!(cluster["report"].as_object_mut().unwrap().remove("owned"), Some(serde_json::json!([])));

@@ -34,6 +34,9 @@ impl Finding {
                 flow: None,
                 description: None,
                 suppressed_by: None,
+                first_seen: None,
+                changed_by: None,
+                remediation: None,
             },
         }
     }

@@ -84,7 +84,7 @@ async fn drift_fires_once_per_cluster_repeats_nothing_and_resolves_only_after_a_
     run.poll(&failed_report(&a), false, at(10)).await;
     run.poll(&report(&a, vec![]), false, at(10)).await;
     let mut stale = report(&a, vec![]);
-    stale.stale = Some(true);
+    stale.stale = true;
     run.poll(&stale, true, at(10)).await;
     assert_eq!(run.outbox_len().await, 0, "a failed or stale poll queued a notification");
 

@@ -9,7 +9,10 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use daemon_harness::{find, mentions_resolved, select, write_atomically, Daemon, Fixture, Receiver, Sample, PATIENCE};
+use daemon_harness::{
+    assert_matches_report_schema, find, mentions_resolved, select, write_atomically, Daemon, Fixture, Receiver, Sample,
+    PATIENCE,
+};
 use serde_json::{json, Value};
 
 /// Account, region and name of a cluster of the report, as metric labels.
@@ -431,4 +434,36 @@ fn a_corrupt_state_file_stops_the_start_with_its_name_line_and_column_and_is_lef
     assert!(stderr.contains("move it aside"), "{stderr}");
     assert_eq!(fs::read_to_string(&state).unwrap(), garbage);
     assert!(daemon_harness::http_get(port, "/healthz").is_none(), "nothing listens after a refused start");
+}
+
+/// `doc` with every timestamp replaced by `<time>`: what stays is the shape and every value.
+fn without_times(doc: &Value) -> Value {
+    let is_time = |s: &str| chrono::DateTime::parse_from_rfc3339(s).is_ok();
+    match doc {
+        Value::String(s) if is_time(s) => json!("<time>"),
+        Value::Array(items) => Value::Array(items.iter().map(without_times).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), without_times(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn check_prints_the_report_the_daemon_serves_and_both_follow_the_published_schema() {
+    let fx = Fixture::demo();
+    let mut d = fx.start();
+    d.wait_ready();
+    let served = d.report();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(["check", "--format", "json", "--config"])
+        .arg(&fx.config)
+        .output()
+        .expect("run sgdrift check");
+    assert_eq!(out.status.code(), Some(1), "the demo drifts: {}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("check prints JSON");
+    assert_eq!(printed["schema_version"], 1);
+    assert_matches_report_schema("sgdrift check --format json", &printed);
+    assert_matches_report_schema("/api/v1/report", &served);
+    assert_eq!(without_times(&printed), without_times(&served));
+    let first = &printed["clusters"][0]["findings"][0];
+    assert!(first["first_seen"].is_string() && first["changed_by"].is_null() && first["remediation"].is_null(), "{first}");
 }

@@ -100,7 +100,7 @@ impl Dispatcher {
             region: report.region.clone(),
             name: report.cluster.clone(),
         };
-        let fresh = poll_ok && report.status != ClusterStatus::Error && report.stale != Some(true);
+        let fresh = poll_ok && report.status != ClusterStatus::Error && !report.stale;
         let outcome = if fresh { PollOutcome::Ok(&report.findings) } else { PollOutcome::Failed };
         if let Some(n) = self.policy.observe(state, &cluster, outcome, now) {
             let routes: Vec<Route> = self.slots.iter().map(|s| s.configured.route.clone()).collect();

@@ -79,6 +79,7 @@ impl Exception {
     /// - `role:…`, `vpc-cidr` and prefix-list names cannot be resolved without the snapshot,
     ///   and a finding's peer is always concrete, so they match nothing. Use concrete peers
     ///   (or narrow with `group_id`) to except a rule on a group.
+    ///
     /// A finding towards a VPC endpoint that does not exist has no peer a rule can name: only
     /// the filters and traffic could match it, so no exception covers it.
     pub fn matches(&self, cluster: &ClusterId, finding: &Finding, today: NaiveDate) -> ExceptionMatch {

@@ -268,7 +268,7 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
     );
     if let Some(error) = &c.error {
         let _ = writeln!(out, "<p class=\"err\">Last poll failed: {}</p>", esc(error));
-        if c.stale == Some(true) {
+        if c.stale {
             out.push_str("<p class=\"meta\">The findings below are from the last successful poll.</p>\n");
         }
     }
@@ -383,7 +383,7 @@ fn flows_table(out: &mut String, flows: &[FlowReport]) {
 fn status_badges(c: &ClusterReport) -> String {
     let status = status_str(c.status);
     let mut s = format!("<span class=\"b {status}\">{status}</span>");
-    if c.stale == Some(true) {
+    if c.stale {
         s.push_str(" <span class=\"b stale\">stale</span>");
     }
     s
@@ -430,6 +430,7 @@ mod tests {
 
     fn report(findings: Vec<Finding>) -> Report {
         Report {
+            schema_version: crate::export::report::SCHEMA_VERSION,
             generated_at: "2026-11-28T10:00:00Z".parse().unwrap(),
             clusters: vec![ClusterReport {
                 account_id: "111122223333".into(),
@@ -444,10 +445,10 @@ mod tests {
                 flows: vec![],
                 owned: Vec::new(),
                 warnings: vec!["<script>alert(1)</script>".into()],
-                stale: Some(true),
+                stale: true,
                 last_success: None,
             }],
-            stats: None,
+            stats: Default::default(),
         }
     }
 

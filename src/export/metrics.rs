@@ -422,7 +422,7 @@ mod tests {
                 ],
                 owned: Vec::new(),
                 warnings: vec![],
-                stale: Some(!poll_ok),
+                stale: !poll_ok,
                 last_success: Some(t("2026-11-28T10:00:00Z")),
             },
             first_seen: BTreeMap::from([

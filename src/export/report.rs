@@ -7,12 +7,25 @@ use serde::{Deserialize, Serialize};
 use crate::model::{EndpointMode, Finding, FlowName, Role, Style};
 use crate::source::CallCounts;
 
+/// The version of the report's JSON (docs/report.schema.json): bumped when a field changes
+/// meaning or disappears, never for an added field.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The report of `check --format json` and `/api/v1/report`: one type, one constructor, so
+/// the two print the same document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    pub schema_version: u32,
     pub generated_at: DateTime<Utc>,
     pub clusters: Vec<ClusterReport>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Stats>,
+    #[serde(default)]
+    pub stats: Stats,
+}
+
+impl Report {
+    pub fn new(generated_at: DateTime<Utc>, clusters: Vec<ClusterReport>, stats: Stats) -> Self {
+        Report { schema_version: SCHEMA_VERSION, generated_at, clusters, stats }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -45,10 +58,12 @@ pub struct ClusterReport {
     pub owned: Vec<OwnedReport>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// The daemon only: the findings are from an earlier poll because the last one failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stale: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The findings are from an earlier poll because the last one failed (the daemon only:
+    /// `check` has no earlier poll).
+    #[serde(default)]
+    pub stale: bool,
+    /// When the cluster was last polled successfully; `null` if never.
+    #[serde(default)]
     pub last_success: Option<DateTime<Utc>>,
 }
 
@@ -99,8 +114,18 @@ impl ClusterReport {
             flows: Vec::new(),
             owned: Vec::new(),
             warnings: Vec::new(),
-            stale: None,
+            stale: false,
             last_success: None,
+        }
+    }
+
+    /// Records a successful poll at `now`: fresh, and each finding first seen when `remembered`
+    /// says (the daemon's memory), else now.
+    pub fn mark_polled(&mut self, now: DateTime<Utc>, remembered: impl Fn(&str) -> Option<DateTime<Utc>>) {
+        self.stale = false;
+        self.last_success = Some(now);
+        for f in &mut self.findings {
+            f.first_seen = Some(remembered(&f.id).unwrap_or(now));
         }
     }
 
@@ -233,7 +258,7 @@ mod tests {
         c.status = ClusterStatus::Drift;
         c.groups = vec![GroupRef { id: f.group_id.clone(), name: "nodes".into(), role: f.role }];
         c.findings = vec![f.clone()];
-        Report { generated_at: "2026-11-28T10:00:00Z".parse().expect("time"), clusters: vec![c], stats: None }
+        Report::new("2026-11-28T10:00:00Z".parse().expect("time"), vec![c], Stats::default())
     }
 
     fn notification(f: &Finding) -> Notification {

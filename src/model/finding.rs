@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{traffic_from_ec2, Direction, FlowName, ParseError, Peer, Role, Rule, RuleText, Traffic};
@@ -151,6 +152,43 @@ pub struct Finding {
     /// The rule's description in AWS, shown, never compared.
     pub description: Option<String>,
     pub suppressed_by: Option<String>,
+    /// When sgdrift first saw the finding: the daemon remembers it across polls and restarts;
+    /// `check`, which has no memory, says the time of its poll.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// Who made the change that introduced the finding, where known (design.md §2 events).
+    pub changed_by: Option<ChangedBy>,
+    /// The change that restores the baseline, where one is known (design.md §2 remediation).
+    pub remediation: Option<Remediation>,
+}
+
+/// The CloudTrail actor of the change behind a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedBy {
+    /// `userIdentity.arn`.
+    pub arn: String,
+    pub source_ip: Option<String>,
+    pub event_time: DateTime<Utc>,
+    pub event_name: String,
+    pub event_id: String,
+}
+
+/// What restores the baseline for one finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub action: RemediationAction,
+    /// The AWS CLI command that carries it out.
+    pub aws_cli: String,
+    /// Set when the fix belongs in code (a terraform-managed rule): what to change there.
+    pub manual: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemediationAction {
+    /// Revoke the rule, by its `SecurityGroupRuleId`.
+    Revoke,
+    /// Authorize the rule, with the baseline's description.
+    Authorize,
 }
 
 impl Finding {
@@ -174,7 +212,7 @@ impl Finding {
 impl Serialize for Finding {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Finding", 14)?;
+        let mut s = serializer.serialize_struct("Finding", 17)?;
         s.serialize_field("id", &self.id)?;
         s.serialize_field("kind", &self.kind)?;
         s.serialize_field("severity", &self.severity)?;
@@ -192,6 +230,9 @@ impl Serialize for Finding {
             None => s.skip_field("description")?,
         }
         s.serialize_field("suppressed_by", &self.suppressed_by)?;
+        s.serialize_field("first_seen", &self.first_seen)?;
+        s.serialize_field("changed_by", &self.changed_by)?;
+        s.serialize_field("remediation", &self.remediation)?;
         s.end()
     }
 }
@@ -215,6 +256,13 @@ struct FindingJson {
     description: Option<String>,
     #[serde(default)]
     suppressed_by: Option<String>,
+    // Absent from state files written before they were reported.
+    #[serde(default)]
+    first_seen: Option<DateTime<Utc>>,
+    #[serde(default)]
+    changed_by: Option<ChangedBy>,
+    #[serde(default)]
+    remediation: Option<Remediation>,
 }
 
 impl TryFrom<FindingJson> for Finding {
@@ -237,6 +285,9 @@ impl TryFrom<FindingJson> for Finding {
             flow: j.flow,
             description: j.description,
             suppressed_by: j.suppressed_by,
+            first_seen: j.first_seen,
+            changed_by: j.changed_by,
+            remediation: j.remediation,
         })
     }
 }
@@ -288,11 +339,11 @@ mod tests {
     #[test]
     fn a_finding_is_written_field_for_field_as_design_section_3_shows_it() {
         let f = Finding::test().critical().on("sg-0abc").id("5d1e").reason("SSH open to the internet").build();
-        let want = r#"{"id":"5d1e","kind":"unexpected","severity":"critical","group_id":"sg-0abc","role":"node","direction":"ingress","protocol":"tcp","from_port":22,"to_port":22,"peer":"0.0.0.0/0","reason":"SSH open to the internet","flow":null,"suppressed_by":null}"#;
+        let want = r#"{"id":"5d1e","kind":"unexpected","severity":"critical","group_id":"sg-0abc","role":"node","direction":"ingress","protocol":"tcp","from_port":22,"to_port":22,"peer":"0.0.0.0/0","reason":"SSH open to the internet","flow":null,"suppressed_by":null,"first_seen":null,"changed_by":null,"remediation":null}"#;
         assert_eq!(serde_json::to_string(&f).expect("serializes"), want);
         let flow = Finding::test().flow(FlowName::AwsApis).description("x").suppressed_by("y").id("f").build();
         let json = serde_json::to_string(&flow).expect("serializes");
-        assert!(json.contains(r#""flow":"aws-apis","description":"x","suppressed_by":"y"}"#), "{json}");
+        assert!(json.contains(r#""flow":"aws-apis","description":"x","suppressed_by":"y","first_seen":null,"#), "{json}");
         assert_eq!(serde_json::from_str::<Finding>(want).expect("reads back"), f);
     }
 

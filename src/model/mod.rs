@@ -10,7 +10,9 @@ mod rule;
 mod snapshot;
 
 pub use coverage::{peer_covers, traffic_union_covers, union_covers};
-pub use finding::{finding_id, EndpointService, Finding, FindingKind, FindingPeer, Severity};
+pub use finding::{
+    finding_id, ChangedBy, EndpointService, Finding, FindingKind, FindingPeer, Remediation, RemediationAction, Severity,
+};
 pub use flow::FlowName;
 pub use normalize::{canonicalize, normalize, traffic_from_ec2, RawPeer, RawPermission};
 pub use peer::Peer;

@@ -39,7 +39,7 @@ pub fn report(c: &ClusterId, findings: Vec<Finding>) -> ClusterReport {
         flows: Vec::new(),
         owned: Vec::new(),
         warnings: Vec::new(),
-        stale: None,
+        stale: false,
         last_success: None,
     }
 }
