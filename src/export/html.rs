@@ -493,7 +493,7 @@ mod tests {
             status,
             error: None,
             warnings: vec![],
-            stale: None,
+            stale: false,
             findings,
             ..report(vec![]).clusters.remove(0)
         }
