@@ -225,6 +225,14 @@ impl StateStore {
         self.writable.load(Ordering::Relaxed)
     }
 
+    /// [`writable`](Self::writable) once any write in progress has finished: an update shows
+    /// its change in memory before its write ends, so a reader that acts on what it sees
+    /// (the outbox worker sending an entry) must wait for that write's verdict.
+    pub async fn writable_settled(&self) -> bool {
+        let _writer = self.writer.lock().await;
+        self.writable()
+    }
+
     /// Applies `f` and writes the result to disk before returning. When the write fails the
     /// change stays in memory (and reaches the disk with the next successful write).
     pub async fn update<R>(&self, f: impl FnOnce(&mut PersistedState) -> R) -> Result<R, StateError> {

@@ -144,7 +144,7 @@ impl Worker {
 
     /// Whether a send may go out now: the state is writable, or becomes so with a flush.
     async fn state_writable(&self, held: u32) -> bool {
-        if self.store.writable() {
+        if self.store.writable_settled().await {
             return true;
         }
         match self.store.flush().await {
@@ -339,4 +339,28 @@ mod tests {
         let attempts = bench(&["n1", "n2"], refused, DeliveryOptions::default()).await.drained().await;
         assert_eq!(attempts, vec![(0, "n1".into()), (1000, "n2".into())]);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_sent_while_the_state_cannot_be_written_and_nothing_repeats_after_a_restart() {
+        let b = bench(&[], vec![], DeliveryOptions::default()).await;
+        let state_dir = b.store.path.parent().unwrap().to_path_buf();
+        // The state directory becomes unusable (as a full or read-only disk would be; the tests
+        // run as root, so a mode change would not stop a write).
+        let moved = state_dir.with_extension("moved");
+        std::fs::rename(&state_dir, &moved).unwrap();
+        std::fs::write(&state_dir, "").unwrap();
+        let name = SinkName::explicit("hook").unwrap();
+        assert!(b.store.update(|s| s.alerts.outbox.push(entry(&name, "n1"))).await.is_err());
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert!(b.sink.attempts.lock().unwrap().is_empty(), "sent although it could not be recorded");
+
+        std::fs::remove_file(&state_dir).unwrap();
+        std::fs::rename(&moved, &state_dir).unwrap();
+        let path = b.store.path.clone();
+        let attempts = b.drained().await;
+        assert_eq!(attempts.len(), 1, "delivered once the state is writable again");
+        let again = StateStore::load(path).unwrap();
+        assert_eq!(again.read_now(|s| s.alerts.outbox.len()), 0, "a restart would send it again");
+    }
+
 }
