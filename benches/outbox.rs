@@ -62,7 +62,7 @@ fn main() {
     let full = started.elapsed() / DELIVERIES as u32;
     let started = Instant::now();
     for id in journal {
-        rt.block_on(store.outbox_delivered(std::slice::from_ref(id))).unwrap();
+        rt.block_on(store.outbox_delivered(std::slice::from_ref(id), |_| ())).unwrap();
     }
     let append = started.elapsed() / DELIVERIES as u32;
     let rate = |d: Duration| 1.0 / d.as_secs_f64();

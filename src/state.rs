@@ -254,10 +254,16 @@ impl StateStore {
     }
 
     /// Removes delivered outbox entries and records that in the journal (one small fsynced
-    /// append), without rewriting the state file.
-    pub async fn outbox_delivered(&self, ids: &[String]) -> Result<(), StateError> {
+    /// append), without rewriting the state file. `remaining` gets the outbox length while the
+    /// writer is held, so gauges set from it by concurrent workers land in removal order.
+    pub async fn outbox_delivered(&self, ids: &[String], remaining: impl FnOnce(usize)) -> Result<(), StateError> {
         let mut journal = self.writer.lock().await;
-        self.lock().alerts.outbox.retain(|e| !ids.contains(&e.id));
+        let left = {
+            let mut state = self.lock();
+            state.alerts.outbox.retain(|e| !ids.contains(&e.id));
+            state.alerts.outbox.len()
+        };
+        remaining(left);
         let mut text = String::new();
         for id in ids {
             text.push_str(&serde_json::Value::from(id.as_str()).to_string());
@@ -700,7 +706,7 @@ mod tests {
         let store = StateStore::load(path.clone()).unwrap();
         store.flush().await.unwrap();
         let before = fs::read_to_string(&path).unwrap();
-        store.outbox_delivered(&["n0@legacy:slack:0".to_string()]).await.unwrap();
+        store.outbox_delivered(&["n0@legacy:slack:0".to_string()], |_| ()).await.unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), before, "a delivery does not rewrite the state file");
         assert_eq!(fs::read_to_string(journal_path(&path)).unwrap(), "\"n0@legacy:slack:0\"\n");
         // A crash here: the next load applies the journal, and a torn last append is ignored.

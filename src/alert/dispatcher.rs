@@ -193,6 +193,7 @@ impl Dispatcher {
             .update(|s| {
                 let moved = policy::adopt_legacy(&mut s.alerts, &configured);
                 self.expire_orphans(&mut s.alerts, now);
+                self.metrics.queue_length.set(s.alerts.outbox.len() as i64);
                 let mut orphans = std::collections::BTreeMap::<SinkName, usize>::new();
                 for e in policy::orphans(&s.alerts, &names) {
                     *orphans.entry(e.sink.clone()).or_default() += 1;

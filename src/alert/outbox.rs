@@ -136,10 +136,9 @@ impl Worker {
     /// The oldest entry for this sink.
     async fn next(&self) -> Option<OutboxEntry> {
         let name = self.sink.name();
-        let (next, length) =
-            self.store.read(|s| (s.alerts.outbox.iter().find(|e| &e.sink == name).cloned(), s.alerts.outbox.len())).await;
-        self.metrics.queue_length.set(length as i64);
-        next
+        // The queue-length gauge is set only where the outbox changes, under the state's writer
+        // (enqueue, delivery, adoption): set from a read here it could overwrite a newer value.
+        self.store.read(|s| s.alerts.outbox.iter().find(|e| &e.sink == name).cloned()).await
     }
 
     /// Whether a send may go out now: the state is writable, or becomes so with a flush.
@@ -202,10 +201,11 @@ impl Worker {
     /// from memory all the same (it is never sent twice by this process), and the next send
     /// waits until the state can be written.
     async fn remove(&self, entry: &OutboxEntry) {
-        if let Err(e) = self.store.outbox_delivered(std::slice::from_ref(&entry.id)).await {
+        let gauge = &self.metrics.queue_length;
+        let recorded = self.store.outbox_delivered(std::slice::from_ref(&entry.id), |left| gauge.set(left as i64)).await;
+        if let Err(e) = recorded {
             tracing::error!(error = %e, sink = %self.sink.name(), "cannot record a delivery in the state");
         }
-        self.metrics.queue_length.set(self.store.read(|s| s.alerts.outbox.len()).await as i64);
     }
 }
 
