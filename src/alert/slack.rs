@@ -78,7 +78,9 @@ impl Sink for SlackSink {
 
 /// The JSON body to POST to a Slack incoming webhook.
 pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
-    let status_url = external_url.map(|u| format!("{}/", u.trim_end_matches('/')));
+    // The cluster's own section of the status page, not the page's top.
+    let status_url =
+        external_url.map(|u| crate::export::html::cluster_link(u, &n.cluster.account_id, &n.cluster.region, &n.cluster.name));
     let mut blocks = vec![json!({
         "type": "header",
         "text": { "type": "plain_text", "text": truncate(&header(n), MAX_HEADER), "emoji": true }
@@ -465,7 +467,7 @@ mod tests {
     fn the_status_page_is_linked_only_when_an_external_url_is_set() {
         let n = notification(0, vec![event("a", FindingKind::Unexpected, EventStatus::Firing, false, 0, 0)], 1);
         assert!(texts(&payload(&n, Some("https://sgdrift.example.com")))
-            .contains("<https://sgdrift.example.com/|Status page>"));
+            .contains("<https://sgdrift.example.com/#cluster-111122223333-eu-west-1-prod-eu1|Status page>"));
         assert!(!texts(&payload(&n, None)).contains("Status page"));
     }
 

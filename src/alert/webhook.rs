@@ -4,7 +4,7 @@
 //! ```json
 //! { "schema_version": 1, "version": "1", "notification_id": "9f2c…", "created_at": "2026-11-28T10:00:00Z",
 //!   "status": "firing", "account_id": "111122223333", "region": "eu-west-1", "cluster": "prod-eu1",
-//!   "open_findings": 2, "status_url": "https://sgdrift.example.com/",
+//!   "open_findings": 2, "status_url": "https://sgdrift.example.com/#cluster-111122223333-eu-west-1-prod-eu1",
 //!   "events": [ { "episode_id": "5d1e…", "status": "firing", "reminder": false,
 //!                 "opened_at": "…", "resolved_at": null,
 //!                 "account_id": "…", "region": "…", "cluster": "…",
@@ -199,7 +199,8 @@ pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
         "events": events,
     });
     if let Some(url) = external_url {
-        body["status_url"] = json!(format!("{}/", url.trim_end_matches('/')));
+        let c = &n.cluster;
+        body["status_url"] = json!(crate::export::html::cluster_link(url, &c.account_id, &c.region, &c.name));
     }
     body
 }
