@@ -159,6 +159,7 @@ async fn check(
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         OutputFormat::Text => print!("{}", report::render_text(&report, fail_on)),
+        OutputFormat::Asff => println!("{}", serde_json::to_string_pretty(&crate::export::asff::findings(&report))?),
     }
     Ok(exit_code(&report, fail_on))
 }

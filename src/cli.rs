@@ -43,6 +43,9 @@ pub enum OutputFormat {
     Text,
     /// The JSON report that /api/v1/report serves.
     Json,
+    /// The drift as a JSON array of AWS Security Finding Format findings, for
+    /// `aws securityhub batch-import-findings --findings file://…` (100 per call).
+    Asff,
 }
 
 pub const DEFAULT_CONFIG: &str = "/etc/sgdrift/sgdrift.toml";

@@ -375,12 +375,17 @@ fn sink_name(
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionConfig {
+    pub account: Option<String>,
+    pub region: Option<String>,
     pub cluster: Option<String>,
     pub role: Option<String>,
     pub group_id: Option<String>,
     pub rule: String,
     pub reason: String,
     pub expires: String,
+    /// Tags the finding's group must carry (`*`: any value).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// A loaded, validated configuration: the raw file plus everything parsed out of it.

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::baseline::{self, guardrails, Controller, Exception, OwnedRule, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
@@ -56,10 +56,12 @@ pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
     let flow_results = flows::check(snapshot, flows);
     let (mut findings, owned) = diff_rules_with(snapshot, expected, trusted);
     findings.extend(flow_findings(snapshot, &flow_results));
+    let no_tags = BTreeMap::new();
     for finding in &mut findings {
+        let tags = snapshot.groups.get(&finding.group_id).map_or(&no_tags, |g| &g.tags);
         // The first exception that suppresses wins; an expired one never does, so the finding fires.
         let suppressing =
-            exceptions.iter().find(|e| e.matches(&snapshot.id, finding, today) == ExceptionMatch::Suppresses);
+            exceptions.iter().find(|e| e.matches(&snapshot.id, tags, finding, today) == ExceptionMatch::Suppresses);
         if let Some(e) = suppressing {
             finding.suppressed_by = Some(format!("{} (until {})", e.reason, e.expires));
         }
@@ -626,9 +628,12 @@ mod tests {
     fn exception(rule_text: &str, group_id: Option<&str>, expires: &str) -> Exception {
         let r = rule(rule_text);
         Exception {
+            account: None,
+            region: None,
             cluster: Some("prod".to_string()),
             role: None,
             group_id: group_id.map(str::to_string),
+            tags: BTreeMap::new(),
             direction: r.direction,
             traffic: r.traffic,
             peer: PeerSpec::Concrete(r.peer),

@@ -331,3 +331,120 @@ fn a_recorded_baseline_gives_no_findings_on_the_same_cluster() {
         }
     }
 }
+
+/// The SSH-from-anywhere findings of the demo's report, after `extra` config.
+fn demo_ssh_suppression(extra: &str) -> Vec<Option<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_copy(dir.path(), extra);
+    let out = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.code().is_some_and(|c| c < 2), "check failed: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter(|f| f["from_port"] == 22 && f["peer"] == "0.0.0.0/0" && f["direction"] == "ingress")
+        .map(|f| f["suppressed_by"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn an_exception_scoped_by_account_region_and_group_tags_suppresses_only_where_all_match() {
+    // The demo's SSH-open group is shop-prod's remote-access SG in 111122223333/eu-west-1,
+    // tagged `eks:nodegroup-name = general` by EKS.
+    let exception = |scope: &str| {
+        format!("\n[[exceptions]]\n{scope}\nrule = \"ingress tcp 22 from 0.0.0.0/0\"\nreason = \"bastion migration\"\nexpires = \"2999-01-01\"\n")
+    };
+    // (scope, suppressed)
+    let cases = [
+        ("account = \"111122223333\"\nregion = \"eu-west-1\"", true),
+        ("account = \"444455556666\"", false),
+        ("region = \"us-east-1\"", false),
+        ("tags = { \"eks:nodegroup-name\" = \"general\" }", true),
+        ("tags = { \"eks:nodegroup-name\" = \"*\", \"eks:cluster-name\" = \"shop-prod\" }", true),
+        ("tags = { \"eks:nodegroup-name\" = \"batch\" }", false),
+        ("tags = { team = \"*\" }", false),
+    ];
+    for (scope, suppressed) in cases {
+        let ssh = demo_ssh_suppression(&exception(scope));
+        assert!(!ssh.is_empty(), "the demo has SSH open to the internet");
+        for s in ssh {
+            assert_eq!(s.is_some(), suppressed, "{scope}: suppressed_by = {s:?}");
+        }
+    }
+}
+
+#[test]
+fn an_account_filter_that_is_not_an_account_id_names_the_exception_in_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_copy(
+        dir.path(),
+        "\n[[exceptions]]\naccount = \"prod\"\nrule = \"ingress tcp 22 from 0.0.0.0/0\"\nreason = \"r\"\nexpires = \"2999-01-01\"\n",
+    );
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &cfg, None);
+    assert!(stderr(&out).contains("12-digit AWS account id"), "{}", stderr(&out));
+}
+
+/// Validates `findings` as the `Findings` of a Security Hub `BatchImportFindings` request with
+/// botocore's own service model and parameter validator (the test venv has botocore through
+/// moto): the shape AWS would accept, checked offline.
+fn assert_security_hub_accepts(findings: &[u8]) {
+    const VALIDATE: &str = r#"
+import json, sys
+import botocore.session
+from botocore.validate import ParamValidator
+model = botocore.session.get_session().get_service_model("securityhub")
+shape = model.operation_model("BatchImportFindings").input_shape
+findings = json.load(sys.stdin)
+report = ParamValidator().validate({"Findings": findings}, shape)
+if report.has_errors():
+    print(report.generate_report())
+    sys.exit(1)
+for f in findings:
+    assert len(f["Title"]) <= 256 and len(f["Description"]) <= 1024, f["Id"]
+print(len(findings))
+"#;
+    let python = std::env::var_os("SGDRIFT_PYTHON").map_or_else(|| repo().join(".venv/bin/python"), PathBuf::from);
+    assert!(python.exists(), "Python with botocore is missing: nothing at {} (run scripts/setup-test-deps)", python.display());
+    let mut child = Command::new(&python)
+        .args(["-c", VALIDATE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), findings).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "Security Hub would refuse the ASFF findings:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_format_asff_prints_the_demos_drift_as_findings_security_hub_accepts() {
+    let demo = repo().join("config/demo.toml");
+    let json = sgdrift(&["check", "--config", demo.to_str().unwrap(), "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let drift: Vec<&serde_json::Value> = report["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .filter(|f| f["suppressed_by"].is_null())
+        .collect();
+    let out = sgdrift(&["check", "--config", demo.to_str().unwrap(), "--format", "asff"]);
+    assert_eq!(out.status.code(), json.status.code(), "the exit code does not depend on the format");
+    let asff: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(asff.len(), drift.len(), "one ASFF finding per unsuppressed finding");
+    for (a, f) in asff.iter().zip(&drift) {
+        assert_eq!(a["ProductFields"]["sgdrift/FindingId"], f["id"]);
+        assert_eq!(a["Severity"]["Label"], f["severity"].as_str().unwrap().to_uppercase());
+        assert!(a["Resources"][0]["Id"].as_str().unwrap().ends_with(f["group_id"].as_str().unwrap()));
+    }
+    assert_security_hub_accepts(&out.stdout);
+}

@@ -1,5 +1,7 @@
 //! `[[exceptions]]`: operator-approved drift, with a reason and an expiry date.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 
 use crate::model::{
@@ -13,9 +15,15 @@ use super::PeerSpec;
 /// `<direction> <protocol> [<ports>] from|to <peer>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exception {
+    /// The AWS account id the cluster lives in.
+    pub account: Option<String>,
+    pub region: Option<String>,
     pub cluster: Option<String>,
     pub role: Option<Role>,
     pub group_id: Option<String>,
+    /// Tags the finding's group must carry, each with this value (`*`: any value). The way to
+    /// scope one exception to every group a team owns, across accounts and clusters.
+    pub tags: BTreeMap<String, String>,
     pub direction: Direction,
     pub traffic: Traffic,
     pub peer: PeerSpec,
@@ -68,12 +76,14 @@ impl Exception {
         today > self.expires
     }
 
-    /// Whether this exception covers `finding` of `cluster` on `today`.
+    /// Whether this exception covers `finding` of `cluster` on `today`; `group_tags` are the
+    /// tags of the finding's group (empty when the group is gone).
     ///
     /// Every kind of finding can match (`unexpected`, `missing`, and `flow` findings through
-    /// the rule that would open them). The filters compare exactly: `cluster` with the
-    /// cluster's name, `role`, `group_id`. The rule must cover the finding's rule: same
-    /// direction, traffic covered (ports by range, `all` covers everything), and the peer:
+    /// the rule that would open them). The filters compare exactly: `account`, `region` and
+    /// `cluster` with the cluster's identity, `role`, `group_id`, and every tag in `tags` with
+    /// the group's tag of that key (`*` accepts any value). The rule must cover the finding's
+    /// rule: same direction, traffic covered (ports by range, `all` covers everything), and the peer:
     /// - a concrete peer (CIDR, `pl-…`, `sg-…`) covers by containment, as in the differ;
     /// - `self` covers a finding whose peer is the finding's own group;
     /// - `role:…`, `vpc-cidr` and prefix-list names cannot be resolved without the snapshot,
@@ -82,18 +92,33 @@ impl Exception {
     ///
     /// A finding towards a VPC endpoint that does not exist has no peer a rule can name: only
     /// the filters and traffic could match it, so no exception covers it.
-    pub fn matches(&self, cluster: &ClusterId, finding: &Finding, today: NaiveDate) -> ExceptionMatch {
-        let filters = self.cluster.as_ref().is_none_or(|c| *c == cluster.name)
-            && self.role.is_none_or(|r| r == finding.role)
-            && self.group_id.as_ref().is_none_or(|g| *g == finding.group_id);
+    pub fn matches(
+        &self,
+        cluster: &ClusterId,
+        group_tags: &BTreeMap<String, String>,
+        finding: &Finding,
+        today: NaiveDate,
+    ) -> ExceptionMatch {
         let rule = finding.direction == self.direction
             && traffic_union_covers([&self.traffic], &finding.traffic)
             && self.peer_covers(finding);
-        match (filters && rule, self.is_expired(today)) {
+        match (self.scope_covers(cluster, group_tags, finding) && rule, self.is_expired(today)) {
             (false, _) => ExceptionMatch::NoMatch,
             (true, true) => ExceptionMatch::Expired,
             (true, false) => ExceptionMatch::Suppresses,
         }
+    }
+
+    fn scope_covers(&self, cluster: &ClusterId, group_tags: &BTreeMap<String, String>, finding: &Finding) -> bool {
+        let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        same(&self.account, &cluster.account_id)
+            && same(&self.region, &cluster.region)
+            && same(&self.cluster, &cluster.name)
+            && self.role.is_none_or(|r| r == finding.role)
+            && same(&self.group_id, &finding.group_id)
+            && self.tags.iter().all(|(key, want)| {
+                group_tags.get(key).is_some_and(|have| want == "*" || want == have)
+            })
     }
 
     fn peer_covers(&self, finding: &Finding) -> bool {
@@ -131,10 +156,25 @@ impl Exception {
             .transpose()
             .map_err(|e| format!("exception `{}`: {}", cfg.rule.trim(), e.0))?;
         let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        let account = nonempty(&cfg.account);
+        if let Some(a) = &account {
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "exception `{}`: account `{a}` is not a 12-digit AWS account id (e.g. \"111122223333\"; quote it so it stays a string)",
+                    cfg.rule.trim()
+                ));
+            }
+        }
+        if let Some((key, _)) = cfg.tags.iter().find(|(k, _)| k.trim().is_empty()) {
+            return Err(format!("exception `{}`: tag key `{key}` is empty: name the tag to match", cfg.rule.trim()));
+        }
         Ok(Exception {
+            account,
+            region: nonempty(&cfg.region),
             cluster: nonempty(&cfg.cluster),
             role,
             group_id: nonempty(&cfg.group_id),
+            tags: cfg.tags.clone(),
             direction,
             traffic,
             peer,
@@ -201,6 +241,9 @@ mod tests {
 
     fn cfg(rule: &str) -> ExceptionConfig {
         ExceptionConfig {
+            account: None,
+            region: None,
+            tags: BTreeMap::new(),
             cluster: Some("prod-eu1".into()),
             role: Some("node".into()),
             group_id: None,
@@ -245,9 +288,12 @@ mod tests {
     fn exception(rule: &str, cluster: Option<&str>, role: Option<Role>, group: Option<&str>) -> Exception {
         let (direction, traffic, peer) = Exception::parse_rule(rule).unwrap();
         Exception {
+            account: None,
+            region: None,
             cluster: cluster.map(String::from),
             role,
             group_id: group.map(String::from),
+            tags: BTreeMap::new(),
             direction,
             traffic,
             peer,
@@ -308,8 +354,60 @@ mod tests {
         for (rule, cluster, role, group, kind, frole, fgroup, frule, want) in cases {
             let e = exception(rule, *cluster, *role, *group);
             let f = finding(*kind, *frole, fgroup, frule);
-            assert_eq!(e.matches(&prod, &f, today), *want, "`{rule}` vs {kind:?} `{frule}` on {fgroup}");
+            assert_eq!(e.matches(&prod, &BTreeMap::new(), &f, today), *want, "`{rule}` vs {kind:?} `{frule}` on {fgroup}");
         }
+    }
+
+    #[test]
+    fn account_region_and_tag_filters_scope_an_exception_to_the_groups_they_name() {
+        use ExceptionMatch::*;
+        let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let at = |account: &str, region: &str| ClusterId { account_id: account.into(), region: region.into(), name: "prod-eu1".into() };
+        let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        let f = finding(FindingKind::Unexpected, Role::Node, "sg-1", "ingress tcp 30080 from 10.1.0.0/16");
+        let scoped = |account: Option<&str>, region: Option<&str>, want: &[(&str, &str)]| Exception {
+            account: account.map(String::from),
+            region: region.map(String::from),
+            tags: tags(want),
+            ..exception("ingress tcp 30000-32767 from 10.0.0.0/8", None, None, None)
+        };
+        let team = tags(&[("team", "payments"), ("env", "prod")]);
+        // (exception's account, region, tags; cluster's account, region; group tags; expected)
+        #[rustfmt::skip]
+        let cases: &[(Option<&str>, Option<&str>, &[(&str, &str)], (&str, &str), &BTreeMap<String, String>, ExceptionMatch)] = &[
+            (Some("111122223333"), None, &[], ("111122223333", "eu-west-1"), &team, Suppresses),
+            (Some("111122223333"), None, &[], ("444455556666", "eu-west-1"), &team, NoMatch),
+            (None, Some("eu-west-1"), &[], ("444455556666", "eu-west-1"), &team, Suppresses),
+            (None, Some("us-east-1"), &[], ("111122223333", "eu-west-1"), &team, NoMatch),
+            (None, None, &[("team", "payments")], ("111122223333", "eu-west-1"), &team, Suppresses),
+            (None, None, &[("team", "payments"), ("env", "prod")], ("111122223333", "eu-west-1"), &team, Suppresses),
+            (None, None, &[("team", "*")], ("111122223333", "eu-west-1"), &team, Suppresses),
+            (None, None, &[("team", "search")], ("111122223333", "eu-west-1"), &team, NoMatch),
+            (None, None, &[("team", "payments"), ("env", "dev")], ("111122223333", "eu-west-1"), &team, NoMatch),
+            // A group without tags (or one that is gone) matches no tag filter, not even `*`.
+            (None, None, &[("team", "*")], ("111122223333", "eu-west-1"), &BTreeMap::new(), NoMatch),
+            (Some("111122223333"), Some("eu-west-1"), &[("team", "payments")], ("111122223333", "eu-west-1"), &team, Suppresses),
+        ];
+        for (account, region, want, (acc, reg), group_tags, expect) in cases {
+            let e = scoped(*account, *region, want);
+            assert_eq!(e.matches(&at(acc, reg), group_tags, &f, today), *expect, "{account:?} {region:?} {want:?} vs {acc}/{reg} {group_tags:?}");
+        }
+    }
+
+    #[test]
+    fn an_account_filter_must_be_a_twelve_digit_id_and_tag_keys_must_be_named() {
+        let mut c = cfg("ingress tcp 30000-32767 from 10.0.0.0/8");
+        c.account = Some("1111-2222-3333".into());
+        let err = Exception::from_config(&c).unwrap_err();
+        assert!(err.contains("12-digit AWS account id"), "{err}");
+        c.account = Some("111122223333".into());
+        c.region = Some("eu-west-1".into());
+        c.tags = BTreeMap::from([("team".to_string(), "payments".to_string())]);
+        let ok = Exception::from_config(&c).unwrap();
+        assert_eq!((ok.account.as_deref(), ok.region.as_deref()), (Some("111122223333"), Some("eu-west-1")));
+        assert_eq!(ok.tags.get("team").map(String::as_str), Some("payments"));
+        c.tags = BTreeMap::from([(" ".to_string(), "x".to_string())]);
+        assert!(Exception::from_config(&c).unwrap_err().contains("tag key"));
     }
 
     #[test]
@@ -318,12 +416,12 @@ mod tests {
         let e = exception("ingress tcp 22 from 10.0.0.0/8", None, None, None);
         let f = finding(FindingKind::Unexpected, Role::Node, "sg-1", "ingress tcp 22 from 10.9.0.0/16");
         let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
-        assert_eq!(e.matches(&prod, &f, day(2027, 3, 30)), ExceptionMatch::Suppresses);
-        assert_eq!(e.matches(&prod, &f, day(2027, 3, 31)), ExceptionMatch::Suppresses);
-        assert_eq!(e.matches(&prod, &f, day(2027, 4, 1)), ExceptionMatch::Expired);
+        assert_eq!(e.matches(&prod, &BTreeMap::new(), &f, day(2027, 3, 30)), ExceptionMatch::Suppresses);
+        assert_eq!(e.matches(&prod, &BTreeMap::new(), &f, day(2027, 3, 31)), ExceptionMatch::Suppresses);
+        assert_eq!(e.matches(&prod, &BTreeMap::new(), &f, day(2027, 4, 1)), ExceptionMatch::Expired);
         assert!(e.is_expired(day(2027, 4, 1)) && !e.is_expired(day(2027, 3, 31)));
         // An expired exception that would not match anyway says so.
         let other = finding(FindingKind::Unexpected, Role::Node, "sg-1", "ingress tcp 23 from 10.9.0.0/16");
-        assert_eq!(e.matches(&prod, &other, day(2027, 4, 1)), ExceptionMatch::NoMatch);
+        assert_eq!(e.matches(&prod, &BTreeMap::new(), &other, day(2027, 4, 1)), ExceptionMatch::NoMatch);
     }
 }

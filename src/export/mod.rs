@@ -1,5 +1,6 @@
-//! What sgdrift shows the outside: the report (JSON, text, HTML) and the Prometheus metrics.
+//! What sgdrift shows the outside: the report (JSON, text, HTML, ASFF) and the Prometheus metrics.
 
+pub mod asff;
 pub mod html;
 pub mod metrics;
 pub mod report;
