@@ -5,6 +5,8 @@
 mod alerting;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/schema.rs"]
+mod schema;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -99,6 +101,9 @@ async fn drift_fires_once_per_cluster_repeats_nothing_and_resolves_only_after_a_
     assert_eq!(hook[2].body["status"], "resolved");
     assert_eq!(events(&hook[2].body), vec![(ssh.id.clone(), "resolved".to_string())]);
     assert_eq!(hook[2].body["open_findings"], 1);
+    for (i, request) in hook.iter().enumerate() {
+        schema::assert_matches_schema("webhook.schema.json", &format!("webhook payload {i}"), &request.body);
+    }
     let resolved = serde_json::to_string(&slack[2].body).unwrap();
     assert!(resolved.contains("Resolved: 1 finding in prod-a, 1 still open"), "{resolved}");
     assert!(resolved.contains("lasted 52m"), "the resolved message names how long the drift lasted: {resolved}");

@@ -6,6 +6,8 @@
 mod alerting;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/schema.rs"]
+mod schema;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -144,6 +146,7 @@ async fn a_signed_webhook_verifies_with_the_documented_snippet_and_carries_its_h
     assert_eq!(header("x-team"), "platform");
     assert_eq!(header("content-type"), "application/json");
     assert_eq!(r.body["schema_version"], 1);
+    schema::assert_matches_schema("webhook.schema.json", "a signed webhook payload", &r.body);
     let (timestamp, signature) = (header("x-sgdrift-timestamp"), header("x-sgdrift-signature-256"));
     assert!(signature.starts_with("sha256="), "{signature}");
     assert_eq!(python_verify(secret, &timestamp, &signature, &r.raw), "True");

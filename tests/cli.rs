@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "support/schema.rs"]
+mod schema;
+
 fn sgdrift(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sgdrift"))
         .args(args)
@@ -447,4 +450,99 @@ fn check_format_asff_prints_the_demos_drift_as_findings_security_hub_accepts() {
         assert!(a["Resources"][0]["Id"].as_str().unwrap().ends_with(f["group_id"].as_str().unwrap()));
     }
     assert_security_hub_accepts(&out.stdout);
+}
+
+fn toml_as_json(text: &str) -> serde_json::Value {
+    let table: toml::Table = toml::from_str(text).expect("TOML");
+    serde_json::to_value(table).expect("TOML as JSON")
+}
+
+#[test]
+fn the_shipped_configs_and_one_with_every_key_follow_the_config_schema_and_pass_config_check() {
+    for shipped in ["config/sgdrift.toml", "config/demo.toml"] {
+        let text = std::fs::read_to_string(repo().join(shipped)).unwrap();
+        schema::assert_matches_schema("config.schema.json", shipped, &toml_as_json(&text));
+    }
+    // Every key config.schema.json describes, with values `config check` accepts.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "slack-url", "https://hooks.slack.com/services/T000/B000/XXXX\n");
+    write(dir.path(), "hook-url", "https://hooks.example.com/b\n");
+    write(dir.path(), "headers", "X-Team: platform\n");
+    write(dir.path(), "baseline.toml", "profile = \"eks-minimal\"\n");
+    std::fs::create_dir_all(dir.path().join("demo")).unwrap();
+    let every_key = r#"
+[server]
+listen = "127.0.0.1:9787"
+external_url = "https://sgdrift.example.com"
+header_read_timeout = "10s"
+idle_timeout = "1m"
+max_connections = 512
+
+[poll]
+interval = "5m"
+jitter = "30s"
+timeout = "60s"
+concurrency = 8
+metadata_interval = "30m"
+
+[source]
+kind = "files"
+dir = "demo"
+
+[[targets]]
+regions = ["eu-west-1"]
+role_arn = "arn:aws:iam::111122223333:role/sgdrift-read"
+clusters = ["*"]
+baseline = "baseline.toml"
+webhook_ports = [9443, 8443]
+trust_controllers = ["aws-load-balancer-controller", "eks-auto-mode", "in-tree-cloud-provider"]
+
+[alerts]
+state_file = "state.json"
+repeat_interval = "24h"
+log = true
+
+[[alerts.slack]]
+name = "platform-oncall"
+webhook_url_file = "slack-url"
+min_severity = "medium"
+match = { accounts = ["111122223333"], regions = ["eu-west-1"], clusters = ["prod-*"], severities = ["critical"] }
+
+[[alerts.webhook]]
+name = "siem"
+url = "https://hooks.example.com/a"
+min_severity = "low"
+headers_env = { Authorization = "SGDRIFT_SCHEMA_TOKEN" }
+headers_file = "headers"
+signing_secret_env = "SGDRIFT_SCHEMA_HMAC"
+
+[[alerts.webhook]]
+url_file = "hook-url"
+
+[[exceptions]]
+account = "111122223333"
+region = "eu-west-1"
+cluster = "prod-eu1"
+role = "node"
+group_id = "sg-0abc"
+tags = { team = "payments" }
+rule = "ingress tcp 30000-32767 from 10.0.0.0/8"
+reason = "internal NLB NodePorts"
+expires = "2999-03-31"
+"#;
+    schema::assert_matches_schema("config.schema.json", "the config with every key", &toml_as_json(every_key));
+    let cfg = write(dir.path(), "sgdrift.toml", every_key);
+    let out = Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(["config", "check", "--config", cfg.to_str().unwrap()])
+        .env("SGDRIFT_SCHEMA_TOKEN", "Bearer t")
+        .env("SGDRIFT_SCHEMA_HMAC", "secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "config check refused the config with every key: {}", stderr(&out));
+
+    // A key the code refuses, the schema refuses too.
+    let typo = every_key.replace("metadata_interval", "metadata_intervall");
+    assert!(!schema::schema_errors("config.schema.json", &toml_as_json(&typo)).is_empty(), "the schema takes an unknown key");
+    let cfg = write(dir.path(), "typo.toml", &typo);
+    assert_eq!(sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]).status.code(), Some(2));
 }

@@ -165,6 +165,10 @@ fn a_failed_poll_keeps_the_findings_marked_stale_resolves_nothing_and_recovers_b
     let before_series = series(&d.metrics(), "sgdrift_findings", &ids);
     assert!(!before_series.is_empty());
     d.wait_for("the firing notification at the webhook", |_| (!receiver.bodies().is_empty()).then_some(()));
+    for body in receiver.bodies() {
+        let payload: Value = serde_json::from_str(&body).expect("the webhook body is JSON");
+        daemon_harness::schema::assert_matches_schema("webhook.schema.json", "the daemon's webhook payload", &payload);
+    }
 
     let file = fx.cluster_dir(&name).join("describe-security-groups.json");
     let original = fs::read_to_string(&file).unwrap();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{EndpointMode, Finding, FlowName, Role, Style};
 use crate::source::CallCounts;
 
-/// The version of the report's JSON (docs/report.schema.json): bumped when a field changes
+/// The version of the report's JSON (docs/schema/report.schema.json): bumped when a field changes
 /// meaning or disappears, never for an added field.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -2,6 +2,9 @@
 //! loopback port, a small blocking HTTP client, a Prometheus text parser, and a webhook receiver.
 #![allow(dead_code)]
 
+#[path = "../support/schema.rs"]
+pub mod schema;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -429,35 +432,8 @@ pub fn mentions_resolved(json: &serde_json::Value) -> bool {
     }
 }
 
-/// Validates `doc` against the published `docs/report.schema.json` with Python's `jsonschema`
-/// (`SGDRIFT_PYTHON`, default `<repo>/.venv/bin/python`); a missing tool fails the test.
+/// Validates `doc` against the published `docs/schema/report.schema.json`; a missing tool
+/// fails the test.
 pub fn assert_matches_report_schema(what: &str, doc: &serde_json::Value) {
-    const VALIDATE: &str = r#"
-import json, sys
-import jsonschema
-schema = json.load(open(sys.argv[1]))
-jsonschema.Draft202012Validator.check_schema(schema)
-validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-errors = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(json.load(sys.stdin))]
-print("\n".join(errors[:20]))
-sys.exit(1 if errors else 0)
-"#;
-    let python = std::env::var_os("SGDRIFT_PYTHON").map_or_else(|| repo().join(".venv/bin/python"), PathBuf::from);
-    assert!(python.exists(), "Python with jsonschema is missing: nothing at {} (set SGDRIFT_PYTHON, or run scripts/setup-test-deps)", python.display());
-    let mut child = std::process::Command::new(&python)
-        .args(["-c", VALIDATE])
-        .arg(repo().join("docs/report.schema.json"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
-    child.stdin.take().expect("stdin").write_all(doc.to_string().as_bytes()).expect("write the document");
-    let out = child.wait_with_output().expect("validator output");
-    assert!(
-        out.status.success(),
-        "{what} does not follow docs/report.schema.json:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    schema::assert_matches_schema("report.schema.json", what, doc);
 }
