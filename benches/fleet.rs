@@ -117,6 +117,7 @@ fn evaluate_fleet(fleet: &[ClusterSnapshot]) -> Option<Vec<Evaluation>> {
         baseline: BaselineRef::Profile(sgdrift::baseline::Profile::Minimal),
         webhook_ports: vec![9443],
         trust_controllers: sgdrift::baseline::Controller::ALL.to_vec(),
+        organization: None,
     };
     let today = Utc::now().date_naive();
     let hook = std::panic::take_hook();

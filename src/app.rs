@@ -126,8 +126,19 @@ async fn poll_all(engine: Arc<Engine>, specs: Vec<(usize, TargetSpec)>) -> (Vec<
     (outcomes, failures)
 }
 
+/// The entry of a (target, region) that could not be read at all: the account is the role's
+/// where one is named (an organization member whose role cannot be assumed shows as itself).
 fn target_failure(spec: &TargetSpec, error: &str) -> ClusterReport {
-    ClusterReport::failed("", &spec.region, &spec.clusters.join(","), Some(error.to_string()))
+    let account = spec.role_arn.as_deref().and_then(crate::scheduler::arn_account).unwrap_or_default();
+    ClusterReport::failed(account, &spec.region, &spec.clusters.join(","), Some(error.to_string()))
+}
+
+/// The entry of an organization target whose accounts could not be listed.
+fn organization_failure(settings: &Settings, index: usize, error: &crate::source::SourceError) -> ClusterReport {
+    let target = &settings.targets[index];
+    let mut entry = ClusterReport::failed("", &target.regions.join(","), &target.clusters.join(","), None);
+    entry.error = Some(format!("cannot list the accounts of the organization (target {}): {error}", index + 1));
+    entry
 }
 
 async fn check(
@@ -139,11 +150,13 @@ async fn check(
     let settings = Arc::new(load(config)?);
     let source = source(&settings).await?;
     let engine = Arc::new(Engine::new(settings.clone(), source));
+    let (_, discovery_failures) = engine.discover_accounts().await;
     let specs = narrow(engine.target_specs(), only);
-    if specs.is_empty() {
+    if specs.is_empty() && discovery_failures.is_empty() {
         bail!("no target of {} names cluster {}", config.display(), only.join(", "));
     }
-    let (outcomes, failures) = poll_all(engine.clone(), specs).await;
+    let (outcomes, mut failures) = poll_all(engine.clone(), specs).await;
+    failures.extend(discovery_failures.iter().map(|(i, e)| organization_failure(&settings, *i, e)));
     let now = Utc::now();
     let mut clusters: Vec<ClusterReport> = outcomes.iter().map(engine::cluster_report).collect();
     for c in clusters.iter_mut().filter(|c| c.status != ClusterStatus::Error) {
@@ -182,8 +195,9 @@ async fn record(config: &std::path::Path, cluster: &str, out: Option<&std::path:
     let settings = Arc::new(load(config)?);
     let source = source(&settings).await?;
     let engine = Engine::new(settings.clone(), source);
+    let (_, discovery_failures) = engine.discover_accounts().await;
     let specs = narrow(engine.target_specs(), &[cluster.to_string()]);
-    let mut last_error = None;
+    let mut last_error = discovery_failures.first().map(|(_, e)| format!("AWS Organizations: {e}"));
     for (_, spec) in specs {
         let poll = engine.source.poll(&spec).await;
         if let Some((_, e)) = poll.error {

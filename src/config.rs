@@ -158,6 +158,22 @@ pub struct TargetConfig {
     pub webhook_ports: Vec<u16>,
     /// Controllers whose rules are owned, not drift; absent: every recognised controller.
     pub trust_controllers: Option<Vec<String>>,
+    /// Instead of `role_arn`: every active account of the organization (or of some OUs).
+    pub organization: Option<OrganizationConfig>,
+}
+
+/// `organization = { role_name = "sgdrift-read", ous = ["ou-…"] }` of a target.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationConfig {
+    /// The role assumed in each member account (`arn:aws:iam::<account>:role/<role_name>`).
+    pub role_name: String,
+    /// Organizational units (and everything below them) to read; empty: the whole organization.
+    #[serde(default)]
+    pub ous: Vec<String>,
+    /// Accounts to leave out, such as the management account, which has no member role.
+    #[serde(default)]
+    pub exclude_accounts: Vec<String>,
 }
 
 fn d_clusters() -> Vec<String> {
@@ -410,6 +426,8 @@ pub struct Target {
     pub webhook_ports: Vec<u16>,
     /// The controllers of `trust_controllers` (default: every recognised one).
     pub trust_controllers: Vec<crate::baseline::Controller>,
+    /// Accounts come from AWS Organizations instead of `role_arn`.
+    pub organization: Option<crate::source::Organization>,
 }
 
 /// A configuration that cannot be used; the message names the file and, where there is one,
@@ -588,6 +606,14 @@ fn validate(mut config: Config, at: &Origins<'_>) -> Result<Settings, ConfigErro
     }
     validate_source(&config.source, at)?;
     let targets = targets(&config.targets, &base_dir, at)?;
+    if config.source.kind == SourceKind::Files {
+        if let Some(i) = targets.iter().position(|t| t.organization.is_some()) {
+            return Err(at.error(
+                &[Key::Name("targets"), Key::Index(i), Key::Name("organization")],
+                "`organization` needs source.kind = \"aws\": the files source has no AWS Organizations to ask",
+            ));
+        }
+    }
     let (exceptions, warnings) = exceptions(&config.exceptions, at)?;
     if config.alerts.state_file.is_relative() {
         config.alerts.state_file = base_dir.join(&config.alerts.state_file);
@@ -711,6 +737,7 @@ fn targets(raw: &[TargetConfig], base_dir: &Path, at: &Origins<'_>) -> Result<Ve
                 .map(|n| crate::baseline::Controller::parse(n).map_err(|e| at.error(&key("trust_controllers"), e.0)))
                 .collect::<Result<_, _>>()?,
         };
+        let organization = t.organization.as_ref().map(|o| organization(o, t, &key, at)).transpose()?;
         targets.push(Target {
             regions: t.regions.clone(),
             role_arn: t.role_arn.clone(),
@@ -718,15 +745,57 @@ fn targets(raw: &[TargetConfig], base_dir: &Path, at: &Origins<'_>) -> Result<Ve
             baseline,
             webhook_ports: t.webhook_ports.clone(),
             trust_controllers,
+            organization,
         });
     }
     Ok(targets)
 }
 
+/// The `organization` of a target, checked: a role name IAM accepts, OU and root ids as AWS
+/// writes them, account ids of 12 digits; not together with `role_arn`.
+fn organization(
+    o: &OrganizationConfig,
+    t: &TargetConfig,
+    key: &dyn Fn(&'static str) -> [Key<'static>; 3],
+    at: &Origins<'_>,
+) -> Result<crate::source::Organization, ConfigError> {
+    if t.role_arn.is_some() {
+        return Err(at.error(
+            &key("organization"),
+            "a [[targets]] entry has both `role_arn` and `organization`: the organization names one role per account; keep one",
+        ));
+    }
+    let role_ok = (1..=64).contains(&o.role_name.len())
+        && o.role_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if !role_ok {
+        return Err(at.error(
+            &key("organization"),
+            format!("organization.role_name `{}` is not an IAM role name (1–64 of letters, digits and +=,.@_-; no path, no ARN)", o.role_name),
+        ));
+    }
+    if let Some(bad) = o.ous.iter().find(|ou| !crate::source::Organization::is_parent_id(ou)) {
+        return Err(at.error(
+            &key("organization"),
+            format!("organization.ous: `{bad}` is not an OU id (ou-xxxx-xxxxxxxx) or a root id (r-xxxx)"),
+        ));
+    }
+    if let Some(bad) = o.exclude_accounts.iter().find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(at.error(
+            &key("organization"),
+            format!("organization.exclude_accounts: `{bad}` is not a 12-digit AWS account id (quote it so it stays a string)"),
+        ));
+    }
+    Ok(crate::source::Organization {
+        role_name: o.role_name.clone(),
+        ous: o.ous.clone(),
+        exclude_accounts: o.exclude_accounts.iter().cloned().collect(),
+    })
+}
+
 /// Do two targets poll the same clusters through the same role in some region?
 fn same_polls(a: &TargetConfig, b: &TargetConfig) -> bool {
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
-    a.role_arn == b.role_arn && !set(&a.regions).is_disjoint(&set(&b.regions)) && set(&a.clusters) == set(&b.clusters)
+    a.role_arn == b.role_arn && a.organization == b.organization && !set(&a.regions).is_disjoint(&set(&b.regions)) && set(&a.clusters) == set(&b.clusters)
 }
 
 /// The `[[exceptions]]`, and a warning for each that has expired.

@@ -46,8 +46,12 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
     let readiness = Arc::new(Readiness::default());
     let server = serve_http(listener, &settings, &store, &metrics, &readiness, &cancel);
     let scheduler = Arc::new(Scheduler::new(Arc::clone(&store), Arc::clone(&metrics), Arc::clone(&readiness)));
+    let (accounts_tx, accounts_changed) = tokio::sync::mpsc::channel(1);
     let mut running = Running {
         config_path: config_path.to_path_buf(),
+        generation: Arc::clone(&generation),
+        accounts_tx,
+        accounts_changed,
         settings,
         store: Arc::clone(&store),
         metrics,
@@ -59,9 +63,12 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
     running.start(generation);
 
     let reason = loop {
-        match signals.next().await {
-            Received::Hangup => running.reload().await,
-            other => break other,
+        tokio::select! {
+            received = signals.next() => match received {
+                Received::Hangup => running.reload().await,
+                other => break other,
+            },
+            Some(()) = running.accounts_changed.recv() => running.restart_polls().await,
         }
     };
     tracing::info!(signal = reason.name(), "shutting down");
@@ -100,15 +107,36 @@ async fn start(config_path: &Path, reset_state: bool) -> anyhow::Result<Started>
     let engine = Arc::new(Engine::new(Arc::clone(&settings), source));
     let dispatcher = Arc::new(Dispatcher::new(&settings, Arc::clone(&alert_metrics))?);
     metrics.config_loaded(true, Utc::now());
+    let discovered = discover(&engine).await;
     // Also proves at start that the state file can be written.
-    for key in prune(&store, &engine, &dispatcher).await? {
+    for key in prune(&store, &engine, &dispatcher, discovered).await? {
         tracing::info!(cluster = %key, "dropped from the state: no configured target names it");
     }
     Ok(Started { settings, store, metrics, alert_metrics, generation: Arc::new(Generation { engine, dispatcher }) })
 }
 
+/// Lists the accounts of the organization targets; `false` when a listing failed (logged), so
+/// the caller keeps what the state holds for accounts it could not list.
+async fn discover(engine: &Engine) -> bool {
+    let (_, failures) = engine.discover_accounts().await;
+    for (i, e) in &failures {
+        tracing::error!(target_index = i + 1, error = %e, "cannot list the accounts of the organization; its accounts are polled as last known");
+    }
+    failures.is_empty()
+}
+
 /// Drops the clusters no target of `engine` names, and their alert episodes; returns their keys.
-async fn prune(store: &StateStore, engine: &Engine, dispatcher: &Dispatcher) -> Result<Vec<String>, crate::state::StateError> {
+/// With `complete` false (an organization could not be listed) the clusters of organization
+/// targets are kept: absence from a failed listing says nothing.
+async fn prune(
+    store: &StateStore,
+    engine: &Engine,
+    dispatcher: &Dispatcher,
+    complete: bool,
+) -> Result<Vec<String>, crate::state::StateError> {
+    if !complete {
+        return Ok(Vec::new());
+    }
     let specs = engine.target_specs();
     store
         .update(|s| {
@@ -194,6 +222,10 @@ impl Stage {
 /// The parts a reload replaces, and what it needs to build them.
 struct Running {
     config_path: PathBuf,
+    /// What the polls run on now; kept to restart them when the organization's accounts change.
+    generation: Arc<Generation>,
+    accounts_tx: tokio::sync::mpsc::Sender<()>,
+    accounts_changed: tokio::sync::mpsc::Receiver<()>,
     settings: Arc<Settings>,
     store: Arc<StateStore>,
     metrics: Arc<Metrics>,
@@ -207,7 +239,37 @@ impl Running {
     fn start(&mut self, generation: Arc<Generation>) {
         let dispatcher = Arc::clone(&generation.dispatcher);
         self.delivery.tracker.spawn(dispatcher.run(Arc::clone(&self.store), self.delivery.cancel.clone()));
+        self.spawn_polls(generation);
+    }
+
+    fn spawn_polls(&mut self, generation: Arc<Generation>) {
+        self.generation = Arc::clone(&generation);
+        if generation.engine.settings.targets.iter().any(|t| t.organization.is_some()) {
+            let every = generation.engine.settings.config.poll.metadata_interval;
+            let watch = watch_accounts(Arc::clone(&generation.engine), every, self.accounts_tx.clone(), self.polls.cancel.clone());
+            self.polls.tracker.spawn(watch);
+        }
         self.scheduler.spawn(generation, &self.polls.tracker, self.polls.cancel.clone());
+    }
+
+    /// The organization's accounts changed: the polls restart on the new (target, region)
+    /// pairs, and the state forgets the clusters of accounts that left.
+    async fn restart_polls(&mut self) {
+        self.polls.restart().await;
+        let generation = Arc::clone(&self.generation);
+        match prune(&self.store, &generation.engine, &generation.dispatcher, true).await {
+            Ok(pruned) => {
+                for key in pruned {
+                    tracing::info!(cluster = %key, "dropped from the state: its account left the organization's targets");
+                }
+            }
+            Err(e) => {
+                self.metrics.state_write_failures.inc();
+                tracing::error!(error = %e, "cannot persist the state after the accounts changed");
+            }
+        }
+        tracing::info!(specs = generation.engine.target_specs().len(), "organization accounts changed; polls restarted");
+        self.spawn_polls(generation);
     }
 
     /// SIGHUP: a new config, baselines, source and alert sinks, all or nothing.
@@ -241,7 +303,8 @@ impl Running {
         self.polls.restart().await;
         self.delivery.restart().await;
         let engine = Arc::new(Engine::new(Arc::clone(&settings), source));
-        match prune(&self.store, &engine, &dispatcher).await {
+        let discovered = discover(&engine).await;
+        match prune(&self.store, &engine, &dispatcher, discovered).await {
             Ok(pruned) => {
                 for key in pruned {
                     tracing::info!(cluster = %key, "dropped from the state: no configured target names it any more");
@@ -256,6 +319,25 @@ impl Running {
         self.start(Arc::new(Generation { engine, dispatcher }));
         self.metrics.config_loaded(true, now);
         tracing::info!(config = %self.config_path.display(), "config reloaded");
+    }
+}
+
+/// Lists the organization's accounts again every `every` (`poll.metadata_interval`), and says
+/// so on `changed` when the list differs: new accounts get polled, closed ones stop.
+async fn watch_accounts(engine: Arc<Engine>, every: Duration, changed: tokio::sync::mpsc::Sender<()>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let (differs, failures) = engine.discover_accounts().await;
+        for (i, e) in &failures {
+            tracing::warn!(target_index = i + 1, error = %e, "cannot list the accounts of the organization; keeping the last known");
+        }
+        if differs {
+            // A full channel already holds a restart request: this change rides on it.
+            let _ = changed.try_send(());
+        }
     }
 }
 

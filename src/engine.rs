@@ -1,7 +1,8 @@
 //! One poll of one target, evaluated: what `check` runs once and the daemon's scheduler runs on
 //! every interval. Sources in, evaluations and report entries out.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use chrono::{NaiveDate, Utc};
 
@@ -26,16 +27,42 @@ pub struct ClusterOutcome {
 pub struct Engine {
     pub settings: Arc<Settings>,
     pub source: Source,
+    /// The accounts of each organization target (by target index), as last discovered.
+    accounts: RwLock<BTreeMap<usize, Vec<String>>>,
 }
 
 impl Engine {
     pub fn new(settings: Arc<Settings>, source: Source) -> Self {
-        Engine { settings, source }
+        Engine { settings, source, accounts: RwLock::new(BTreeMap::new()) }
     }
 
-    /// Every (target index, region) pair the config names, as the sources want them.
+    /// Every (target index, region) pair the config names, as the sources want them; an
+    /// organization target gives one per discovered account and region.
     pub fn target_specs(&self) -> Vec<(usize, TargetSpec)> {
-        specs(&self.settings.targets)
+        let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+        specs(&self.settings.targets, &accounts)
+    }
+
+    /// Asks AWS Organizations for the accounts of every organization target. A target whose
+    /// discovery fails keeps the accounts it had (a failed call never drops an account from the
+    /// report) and is returned with its error. `true` in the first place when the account
+    /// lists changed.
+    pub async fn discover_accounts(&self) -> (bool, Vec<(usize, SourceError)>) {
+        let mut failures = Vec::new();
+        let mut found = BTreeMap::new();
+        for (i, target) in self.settings.targets.iter().enumerate() {
+            let Some(org) = &target.organization else { continue };
+            match self.source.organization_accounts(org).await {
+                Ok(list) => {
+                    found.insert(i, list);
+                }
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        let before = accounts.clone();
+        accounts.extend(found);
+        (*accounts != before, failures)
     }
 
     /// Polls one target in one region and evaluates every cluster it names. A failure of the
@@ -86,17 +113,22 @@ pub fn evaluate_snapshot(
     diff::evaluate_with(snapshot, expected_of, &flows, exceptions, &target.trust_controllers, today)
 }
 
-/// Every (target index, region) pair of `targets`.
-pub fn specs(targets: &[Target]) -> Vec<(usize, TargetSpec)> {
-    targets
-        .iter()
-        .enumerate()
-        .flat_map(|(i, t)| {
-            t.regions.iter().map(move |r| {
-                (i, TargetSpec { region: r.clone(), role_arn: t.role_arn.clone(), clusters: t.clusters.clone() })
-            })
-        })
-        .collect()
+/// Every (target index, region) pair of `targets`; an organization target's pairs are one per
+/// account of `accounts` (its discovered accounts) and region, each through its member role.
+pub fn specs(targets: &[Target], accounts: &BTreeMap<usize, Vec<String>>) -> Vec<(usize, TargetSpec)> {
+    let mut specs = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let spec = |region: &String, role_arn: Option<String>| TargetSpec { region: region.clone(), role_arn, clusters: t.clusters.clone() };
+        match &t.organization {
+            None => specs.extend(t.regions.iter().map(|r| (i, spec(r, t.role_arn.clone())))),
+            Some(org) => {
+                for account in accounts.get(&i).into_iter().flatten() {
+                    specs.extend(t.regions.iter().map(|r| (i, spec(r, Some(org.role_arn(account, r))))));
+                }
+            }
+        }
+    }
+    specs
 }
 
 /// The report entry of one outcome (design.md §3 "Findings").
@@ -173,6 +205,7 @@ mod tests {
                             baseline: baseline.clone(),
                             webhook_ports: webhook_ports.clone(),
                             trust_controllers: baseline::Controller::ALL.to_vec(),
+                            organization: None,
                         };
                         let mut s = snapshot();
                         s.endpoint_mode = mode;

@@ -255,7 +255,7 @@ pub fn forget_vanished(state: &mut PersistedState, dispatcher: &Dispatcher) {
 }
 
 /// `arn:aws:iam::111122223333:role/x` → `111122223333`.
-fn arn_account(arn: &str) -> Option<&str> {
+pub fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 

@@ -540,6 +540,19 @@ expires = "2999-03-31"
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "config check refused the config with every key: {}", stderr(&out));
 
+    // An organization target (the aws source; `config check` makes no AWS call).
+    let org = "[source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"eu-west-1\"]\norganization = { role_name = \"sgdrift-read\", ous = [\"ou-ab12-cdef3456\", \"r-ab12\"], exclude_accounts = [\"111122223333\"] }\n\n[alerts]\nstate_file = \"state.json\"\n";
+    schema::assert_matches_schema("config.schema.json", "an organization target", &toml_as_json(org));
+    let cfg = write(dir.path(), "org.toml", org);
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "config check refused the organization target: {}", stderr(&out));
+    let both = org.replace("organization =", "role_arn = \"arn:aws:iam::111122223333:role/x\"\norganization =");
+    assert!(!schema::schema_errors("config.schema.json", &toml_as_json(&both)).is_empty(), "the schema takes role_arn with organization");
+    let cfg = write(dir.path(), "both.toml", &both);
+    let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_clear_error(&out, &cfg, None);
+    assert!(stderr(&out).contains("both `role_arn` and `organization`"), "{}", stderr(&out));
+
     // A key the code refuses, the schema refuses too.
     let typo = every_key.replace("metadata_interval", "metadata_intervall");
     assert!(!schema::schema_errors("config.schema.json", &toml_as_json(&typo)).is_empty(), "the schema takes an unknown key");

@@ -9,9 +9,14 @@ use std::process::{Command, Output};
 
 /// Runs sgdrift with the standard AWS variables aimed at the emulator, and nothing else of AWS.
 fn sgdrift(server: &moto::Moto, region: &str, args: &[&str]) -> Output {
+    sgdrift_at(&server.url, region, args)
+}
+
+/// As [`sgdrift`], with AWS at `endpoint` (the emulator, or a proxy in front of it).
+fn sgdrift_at(endpoint: &str, region: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sgdrift"))
         .args(args)
-        .env("AWS_ENDPOINT_URL", &server.url)
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", region)
@@ -155,4 +160,167 @@ fn a_baseline_recorded_from_live_aws_gives_no_rule_findings_on_the_same_cluster(
         .filter(|f| f["kind"] != "flow")
         .collect();
     assert!(rule_findings.is_empty(), "{rule_findings:?}");
+}
+
+// --- organization-wide targets ----------------------------------------------------------------
+
+/// Runs `script` with boto3 against the emulator (as its default account, the organization's
+/// management account) and returns what it prints, as JSON.
+fn boto3(server: &moto::Moto, script: &str) -> serde_json::Value {
+    let python = std::env::var("SGDRIFT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(format!(
+            "import boto3, json\nsession = boto3.Session(aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\nendpoint = '{}'\n{script}",
+            server.url
+        ))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    assert!(out.status.success(), "boto3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// An HTTP/1.1 pass-through to the emulator that answers `sts:AssumeRole` of `refused_account`
+/// with AccessDenied, as AWS does when the role is missing or does not trust the caller (moto
+/// lets any role be assumed). One request per connection.
+fn refusing_proxy(upstream: &str, refused_account: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let refused = format!("iam%3A%3A{refused_account}%3Arole");
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let (upstream, refused) = (upstream.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let mut client = client;
+                let Some(request) = read_request(&mut client) else { return };
+                let text = String::from_utf8_lossy(&request);
+                let response = if text.contains("Action=AssumeRole") && text.contains(&refused) {
+                    let body = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
+                    format!("HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_bytes()
+                } else {
+                    let mut moto = std::net::TcpStream::connect(&upstream).unwrap();
+                    moto.write_all(&with_connection_close(&request)).unwrap();
+                    let mut answer = Vec::new();
+                    moto.read_to_end(&mut answer).unwrap();
+                    with_connection_close(&answer)
+                };
+                let _ = client.write_all(&response);
+            });
+        }
+    });
+    url
+}
+
+/// One request: headers, then `Content-Length` bytes of body.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buf);
+        }
+    }
+}
+
+/// The message with its `Connection` header replaced by `close`: each side then ends the
+/// connection after one exchange.
+fn with_connection_close(message: &[u8]) -> Vec<u8> {
+    let end = message.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP message");
+    let head = String::from_utf8_lossy(&message[..end]);
+    let mut lines: Vec<&str> = head.split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    lines.push("Connection: close");
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(&message[end..]);
+    out
+}
+
+#[test]
+fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assume_fails_that_account_only() {
+    let server = moto::server();
+    let region = "sa-east-1";
+    // An organization in the emulator's default account: A in an OU, B in an OU below it, C at
+    // the root; the management account (no member role) is left out with exclude_accounts.
+    let org = boto3(
+        server,
+        "org = session.client('organizations', endpoint_url=endpoint)\n\
+         try:\n    org.create_organization(FeatureSet='ALL')\nexcept org.exceptions.AlreadyInOrganizationException:\n    pass\n\
+         root = org.list_roots()['Roots'][0]['Id']\n\
+         parent = org.create_organizational_unit(ParentId=root, Name='workloads')['OrganizationalUnit']['Id']\n\
+         child = org.create_organizational_unit(ParentId=parent, Name='prod')['OrganizationalUnit']['Id']\n\
+         ids = {}\n\
+         for name, where in [('a', parent), ('b', child), ('c', root)]:\n\
+         \x20   status = org.create_account(Email=f'{name}@example.com', AccountName=f'sgdrift-{name}')['CreateAccountStatus']\n\
+         \x20   ids[name] = status['AccountId']\n\
+         \x20   if where != root:\n\
+         \x20       org.move_account(AccountId=ids[name], SourceParentId=root, DestinationParentId=where)\n\
+         me = org.describe_organization()['Organization']['MasterAccountId']\n\
+         print(json.dumps({'ids': ids, 'parent': parent, 'management': me}))\n",
+    );
+    let id = |k: &str| org["ids"][k].as_str().unwrap().to_string();
+    let (a, b, c) = (id("a"), id("b"), id("c"));
+    for (account, prefix) in [(&a, "orga"), (&b, "orgb")] {
+        let role = format!("arn:aws:iam::{account}:role/sgdrift-read");
+        server.build_fixture(&["--region", region, "--scenario", "scale", "--count", "1", "--prefix", prefix, "--role-arn", &role]);
+    }
+    let proxy = refusing_proxy(&server.url, &c);
+
+    let dir = tempfile::tempdir().unwrap();
+    let write_cfg = |name: &str, organization: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!("[poll]\ntimeout = \"20s\"\n\n[source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{region}\"]\nclusters = [\"*\"]\norganization = {organization}\n"),
+        )
+        .unwrap();
+        path
+    };
+    let management = org["management"].as_str().unwrap();
+    let whole = write_cfg("whole.toml", &format!("{{ role_name = \"sgdrift-read\", exclude_accounts = [\"{management}\"] }}"));
+    let out = sgdrift_at(&proxy, region, &["check", "--config", whole.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "one account cannot be read: the verdict is incomplete; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let report = json(&out);
+    let clusters = report["clusters"].as_array().unwrap();
+    let checked: std::collections::BTreeSet<(String, String)> = clusters
+        .iter()
+        .filter(|c| c["status"] != "error")
+        .map(|c| (c["account_id"].as_str().unwrap().to_string(), c["cluster"].as_str().unwrap().to_string()))
+        .collect();
+    let want = [(a.clone(), "orga-000".to_string()), (b.clone(), "orgb-000".to_string())];
+    assert_eq!(checked, want.into_iter().collect(), "{report}");
+    let errors: Vec<&serde_json::Value> = clusters.iter().filter(|c| c["status"] == "error").collect();
+    assert_eq!(errors.len(), 1, "only the account whose role is refused fails: {report}");
+    assert_eq!(errors[0]["account_id"], c.as_str());
+    assert!(errors[0]["error"].as_str().unwrap().contains("AssumeRole") || errors[0]["error"].as_str().unwrap().contains("denied"), "{}", errors[0]);
+    assert_eq!(report["stats"]["aws_calls"]["organizations:ListAccounts"], 1, "{}", report["stats"]);
+
+    // `ous`: the OU and everything below it; C, at the root, is not asked for at all.
+    let below = write_cfg("ous.toml", &format!("{{ role_name = \"sgdrift-read\", ous = [\"{}\"] }}", org["parent"].as_str().unwrap()));
+    let out = sgdrift_at(&proxy, region, &["check", "--config", below.to_str().unwrap(), "--format", "json"]);
+    assert_ne!(out.status.code(), Some(2), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let report = json(&out);
+    let accounts: std::collections::BTreeSet<&str> =
+        report["clusters"].as_array().unwrap().iter().map(|c| c["account_id"].as_str().unwrap()).collect();
+    assert_eq!(accounts, [a.as_str(), b.as_str()].into_iter().collect(), "{report}");
 }

@@ -59,8 +59,13 @@ fn sdk_source(crate_name: &str) -> PathBuf {
 /// `snake_case` method name → IAM action (`describe_security_groups` → `ec2:DescribeSecurityGroups`),
 /// read from each SDK crate's operation modules, whose orchestrator names the operation.
 fn sdk_operations() -> BTreeMap<String, String> {
+    sdk_operations_of(&SERVICES)
+}
+
+/// [`sdk_operations`] of the given SDK crates only.
+fn sdk_operations_of(services: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut ops = BTreeMap::new();
-    for (crate_name, prefix) in SERVICES {
+    for &(crate_name, prefix) in services {
         let dir = sdk_source(crate_name).join("src/operation");
         for entry in std::fs::read_dir(&dir)
             .expect("operation directory")
@@ -89,7 +94,7 @@ fn sdk_operations() -> BTreeMap<String, String> {
         }
     }
     assert!(
-        ops.len() > 100,
+        ops.len() > 30,
         "found only {} SDK operations: the SDK sources look incomplete",
         ops.len()
     );
@@ -324,4 +329,28 @@ fn the_daemon_role_trust_policies_name_the_sgdrift_service_account() {
     // The manifests use the same namespace and service account.
     let sa = read("deploy/kubernetes/serviceaccount.yaml");
     assert!(sa.contains("name: sgdrift\n") && sa.contains("namespace: sgdrift\n"));
+}
+
+#[test]
+fn the_organization_policy_allows_the_listing_calls_discovery_makes_and_the_member_role() {
+    let ops = sdk_operations_of(&[("aws-sdk-organizations", "organizations")]);
+    let code = strip_line_comments(&read("src/source/organization.rs"));
+    let called: BTreeSet<String> = method_calls(&code).iter().filter_map(|m| ops.get(m).cloned()).collect();
+    assert!(called.contains("organizations:ListAccounts"), "src/source/organization.rs no longer lists accounts: {called:?}");
+    let policy = read_json("deploy/iam/sgdrift-organization.json");
+    let granted = allowed_actions("sgdrift-organization.json", &policy);
+    let mut needed = called;
+    // Each member account is read through its role, assumed by the credentials provider.
+    needed.insert("sts:AssumeRole".into());
+    assert!(
+        granted == needed,
+        "deploy/iam/sgdrift-organization.json and src/source/organization.rs disagree\n  called but not granted: {:?}\n  granted but never called: {:?}",
+        diff(&needed, &granted),
+        diff(&granted, &needed)
+    );
+    let assume = policy["Statement"].as_array().unwrap().iter().find(|s| s["Action"][0] == "sts:AssumeRole").unwrap();
+    for r in assume["Resource"].as_array().expect("Resource is a list of role ARNs") {
+        let arn = r.as_str().unwrap();
+        assert!(arn.starts_with("arn:aws:iam::*:role/"), "`{arn}` must name the member role in any account, and nothing else");
+    }
 }

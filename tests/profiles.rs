@@ -24,6 +24,7 @@ fn target(profile: &str) -> Target {
         baseline: BaselineRef::Profile(profile.parse().expect("a built-in profile")),
         webhook_ports: WEBHOOKS.to_vec(),
         trust_controllers: sgdrift::baseline::Controller::ALL.to_vec(),
+        organization: None,
     }
 }
 

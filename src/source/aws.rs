@@ -154,6 +154,24 @@ impl AwsSource {
     pub fn stats(&self) -> AwsCallMetrics {
         self.inner.stats.clone()
     }
+
+    /// The base SDK config (credentials, endpoint, timeouts, retries) for the source's siblings
+    /// that call other services (organization discovery).
+    pub(super) fn sdk_config(&self) -> &SdkConfig {
+        &self.inner.base
+    }
+
+    /// One call, timed and counted like the source's own.
+    pub(super) async fn counted<T, E>(
+        &self,
+        op: Operation,
+        fut: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, SourceError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.inner.call(op, fut).await.map_err(|f| f.error)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

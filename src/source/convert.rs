@@ -276,6 +276,18 @@ fn sorted_unique(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
+/// An account of AWS Organizations: its id, and whether it is active (its role can be
+/// assumed). `State` is the current field; `Status`, deprecated, is all older answers carry.
+pub fn organization_account(a: &aws_sdk_organizations::types::Account) -> Option<(String, bool)> {
+    use aws_sdk_organizations::types::{AccountState, AccountStatus};
+    let active = match (a.state(), a.status()) {
+        (Some(state), _) => *state == AccountState::Active,
+        (None, Some(status)) => *status == AccountStatus::Active,
+        (None, None) => false,
+    };
+    Some((a.id()?.to_string(), active))
+}
+
 /// One AWS operation, named as IAM names it: `ec2` + `DescribeSecurityGroups`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Operation {

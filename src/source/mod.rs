@@ -8,6 +8,7 @@ pub mod aws;
 pub mod calls;
 pub mod convert;
 pub mod files;
+pub mod organization;
 pub mod style;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use crate::config::{Config, SourceKind};
 use crate::model::{ClusterId, ClusterSnapshot};
 
 pub use calls::AwsCallMetrics;
+pub use organization::Organization;
 
 /// A failure to read one cluster or one target, with a bounded `kind()` for metric labels.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -135,6 +137,14 @@ impl Source {
                     },
                 }
             }
+        }
+    }
+
+    /// The active accounts of an organization target (AWS Organizations; `files` has none).
+    pub async fn organization_accounts(&self, org: &Organization) -> Result<Vec<String>, SourceError> {
+        match &self.kind {
+            Kind::Aws(s) => s.organization_accounts(org).await,
+            Kind::Files(_) => Err(SourceError::Input("`organization` needs source.kind = \"aws\"".into())),
         }
     }
 
