@@ -843,6 +843,29 @@ mod tests {
     }
 
     #[test]
+    fn an_organization_target_is_checked_for_role_name_ous_accounts_and_source() {
+        let aws = |org: &str| format!("[source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"eu-west-1\"]\norganization = {org}\n");
+        let ok = load(&aws("{ role_name = \"sgdrift-read\", ous = [\"ou-ab12-cdef3456\"], exclude_accounts = [\"111122223333\"] }"), &[]).unwrap();
+        let org = ok.targets[0].organization.as_ref().unwrap();
+        assert_eq!((org.role_name.as_str(), org.ous.len(), org.exclude_accounts.len()), ("sgdrift-read", 1, 1));
+        // (organization, words the error must contain)
+        let cases = [
+            ("{ role_name = \"arn:aws:iam::1:role/x\" }", "not an IAM role name"),
+            ("{ role_name = \"\" }", "not an IAM role name"),
+            ("{ role_name = \"r\", ous = [\"ou-1\"] }", "not an OU id"),
+            ("{ role_name = \"r\", exclude_accounts = [\"1234\"] }", "12-digit"),
+            ("{ role_name = \"r\", region = \"x\" }", "unknown field"),
+        ];
+        for (org, words) in cases {
+            let err = load(&aws(org), &[]).unwrap_err();
+            assert!(err.contains(words), "{org}: `{err}` lacks `{words}`");
+            assert!(err.contains("sgdrift.toml"), "{err}");
+        }
+        let files = format!("{BASE}organization = {{ role_name = \"r\" }}\n");
+        assert!(load(&files, &[]).unwrap_err().contains("needs source.kind = \"aws\""));
+    }
+
+    #[test]
     fn the_base_config_loads_with_its_profile_typed() {
         let settings = load(BASE, &[]).unwrap();
         assert_eq!(settings.targets[0].baseline, crate::baseline::BaselineRef::Profile(crate::baseline::Profile::Minimal));
