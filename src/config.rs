@@ -41,6 +41,11 @@ pub struct ServerConfig {
     /// Open connections at most; beyond it the stalest connection without a request is closed.
     #[serde(default = "d_max_connections")]
     pub max_connections: usize,
+    /// TLS: a PEM certificate chain and its key, both or neither; re-read when they change.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Basic auth: `user:bcrypt-hash` lines (`htpasswd -B -n user`); /healthz and /readyz stay open.
+    pub basic_auth_users_file: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -70,11 +75,23 @@ impl Default for ServerConfig {
             header_read_timeout: d_header_read_timeout(),
             idle_timeout: d_idle_timeout(),
             max_connections: d_max_connections(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            basic_auth_users_file: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// TLS and basic auth as configured, with every file read and checked.
+    pub fn security(&self) -> Result<crate::http::Security, crate::http::security::SecurityError> {
+        let tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => None,
+        };
+        crate::http::Security::load(tls, self.basic_auth_users_file.as_deref())
+    }
+
     pub fn limits(&self) -> crate::http::Limits {
         crate::http::Limits {
             header_read_timeout: self.header_read_timeout,
@@ -599,6 +616,11 @@ impl<'a> Origins<'a> {
 
 fn validate(mut config: Config, at: &Origins<'_>) -> Result<Settings, ConfigError> {
     let base_dir = at.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for file in [&mut config.server.tls_cert_file, &mut config.server.tls_key_file, &mut config.server.basic_auth_users_file] {
+        if let Some(path) = file.as_mut() {
+            *path = base_dir.join(&*path);
+        }
+    }
     validate_server(&config.server, at)?;
     validate_poll(&config.poll, at)?;
     if let Some(dir) = &config.source.dir {
@@ -644,6 +666,18 @@ fn validate_server(server: &ServerConfig, at: &Origins<'_>) -> Result<(), Config
             return Err(at.error(&["server".into(), "external_url".into()], format!("server.external_url `{url}` is not an http(s) URL")));
         }
     }
+    match (&server.tls_cert_file, &server.tls_key_file) {
+        (Some(_), None) | (None, Some(_)) => {
+            let present = if server.tls_cert_file.is_some() { "tls_cert_file" } else { "tls_key_file" };
+            return Err(at.error(&["server".into(), present.into()], "TLS needs both server.tls_cert_file and server.tls_key_file"));
+        }
+        _ => {}
+    }
+    // Read now, as `run` would: a bad certificate or users file fails `config check`, not the start.
+    server.security().map_err(|e| {
+        let key = if e.0.contains("basic_auth_users_file") { "basic_auth_users_file" } else { "tls_cert_file" };
+        at.error(&["server".into(), key.into()], e.0)
+    })?;
     Ok(())
 }
 

@@ -44,7 +44,7 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
-    let server = serve_http(listener, &settings, &store, &metrics, &readiness, &cancel);
+    let server = serve_http(listener, &settings, &store, &metrics, &readiness, &cancel)?;
     let scheduler = Arc::new(Scheduler::new(Arc::clone(&store), Arc::clone(&metrics), Arc::clone(&readiness)));
     let (accounts_tx, accounts_changed) = tokio::sync::mpsc::channel(1);
     let mut running = Running {
@@ -155,7 +155,7 @@ fn serve_http(
     metrics: &Arc<Metrics>,
     readiness: &Arc<Readiness>,
     cancel: &CancellationToken,
-) -> TaskTracker {
+) -> anyhow::Result<TaskTracker> {
     let calls = metrics.aws_calls.clone();
     let app = AppState {
         store: Arc::clone(store),
@@ -164,14 +164,16 @@ fn serve_http(
         aws_calls: Arc::new(move || calls.call_counts()),
     };
     let limits = settings.config.server.limits();
+    // Checked when the config was loaded; a file that went bad since stops the start here.
+    let security = settings.config.server.security()?;
     let server = TaskTracker::new();
     let cancel = cancel.clone();
     server.spawn(async move {
-        if let Err(e) = http::serve(listener, app, limits, cancel).await {
+        if let Err(e) = http::serve(listener, app, limits, security, cancel).await {
             tracing::error!(error = %e, "the HTTP server stopped");
         }
     });
-    server
+    Ok(server)
 }
 
 /// After the cancellation: waits for the tasks within [`TASKS_BOUND`], then writes the state

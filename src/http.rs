@@ -1,9 +1,11 @@
 //! The HTTP server (axum on hyper): `/metrics`, `/healthz`, `/readyz`, `/api/v1/report` and the
 //! status page at `/`. Everything it shows comes from the state; nothing here can reach a secret.
 //! Connections are served under the limits of [`conn`]: a client that holds connections open
-//! cannot take the file descriptors the daemon needs, nor keep a scrape out.
+//! cannot take the file descriptors the daemon needs, nor keep a scrape out. TLS and basic auth
+//! are optional ([`security`]).
 
 pub mod conn;
+pub mod security;
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use conn::Limits;
+pub use security::Security;
 use conn::{Conn, ServerMetrics, Table};
 
 use crate::export::html;
@@ -66,7 +69,13 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `state` on `listener` under `limits` until `shutdown`, then lets requests in flight
 /// finish (the caller bounds how long).
-pub async fn serve(listener: TcpListener, state: AppState, limits: Limits, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    limits: Limits,
+    security: Security,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let (limits, lowered) = limits.fit(conn::nofile_limit());
     if let Some(why) = lowered {
         tracing::warn!("{why}");
@@ -86,7 +95,11 @@ pub async fn serve(listener: TcpListener, state: AppState, limits: Limits, shutd
                 let _ = stream.set_nodelay(true);
                 table.make_room(limits.max_connections);
                 let conn = table.open();
-                conns.spawn(serve_conn(stream, app.clone(), conn, Arc::clone(&table), limits, shutdown.clone()));
+                let served = Served { app: app.clone(), auth: security.auth.clone(), conn, table: Arc::clone(&table), limits, shutdown: shutdown.clone() };
+                match &security.tls {
+                    None => conns.spawn(serve_conn(stream, served)),
+                    Some(tls) => conns.spawn(serve_tls(tls.clone(), stream, served)),
+                };
             }
             Err(e) => {
                 // Out of descriptors: the client waits in the backlog; free one and try again.
@@ -107,19 +120,50 @@ pub async fn serve(listener: TcpListener, state: AppState, limits: Limits, shutd
     Ok(())
 }
 
+/// What serving one connection needs.
+struct Served {
+    app: Router,
+    auth: Option<Arc<security::BasicAuth>>,
+    conn: Arc<Conn>,
+    table: Arc<Table>,
+    limits: Limits,
+    shutdown: CancellationToken,
+}
+
+/// A TLS connection: the handshake must finish within the header timeout (a client that opens
+/// a socket and says nothing holds a slot no longer than a plain one), then it is served as any.
+async fn serve_tls(tls: tokio_rustls::TlsAcceptor, stream: tokio::net::TcpStream, served: Served) {
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(served.limits.header_read_timeout, tls.accept(stream)) => done,
+        () = served.conn.evicted() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_conn(stream, served).await,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            served.table.close(&served.conn, None);
+        }
+        Err(_) => served.table.close(&served.conn, Some(conn::Closed::HeaderTimeout)),
+    }
+}
+
 /// One connection, from accept to close: HTTP/1.1 with keep-alive, closed by the server when it
 /// overstays its phase's timeout, when the accept loop needs its slot, or after the response in
 /// flight at shutdown.
-async fn serve_conn<I>(io: I, app: Router, conn: Arc<Conn>, table: Arc<Table>, limits: Limits, shutdown: CancellationToken)
+async fn serve_conn<I>(io: I, served: Served)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Served { app, auth, conn, table, limits, shutdown } = served;
     let busy = Arc::clone(&conn);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let guard = busy.begin();
-        let app = app.clone();
+        let (app, auth) = (app.clone(), auth.clone());
         async move {
-            let response = handle(app, request).await;
+            let response = match auth {
+                Some(auth) if !auth.allows(request.uri().path(), request.headers()) => unauthorized(),
+                _ => handle(app, request).await,
+            };
             drop(guard);
             Ok::<_, Infallible>(response)
         }
@@ -150,6 +194,15 @@ where
         }
     };
     table.close(&conn, closed);
+}
+
+/// 401 with the challenge browsers and Prometheus answer with credentials.
+fn unauthorized() -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sgdrift\", charset=\"UTF-8\""));
+    response
 }
 
 async fn expire(at: Option<(tokio::time::Instant, conn::Closed)>) -> conn::Closed {

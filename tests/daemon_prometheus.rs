@@ -138,3 +138,100 @@ fn promtool_finds_nothing_to_lint_in_the_metrics() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
 }
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM; the certificate is
+/// also what a client trusts.
+fn self_signed(cert: &std::path::Path, key: &std::path::Path) -> String {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    // Key first: the daemon reloads when both files changed and the pair matches.
+    daemon_harness::write_atomically(key, &made.key_pair.serialize_pem());
+    daemon_harness::write_atomically(cert, &made.cert.pem());
+    made.cert.pem()
+}
+
+/// GET `https://127.0.0.1:{port}{path}` trusting only `ca_pem`, with basic auth when given:
+/// the status and the `WWW-Authenticate` header, or the error text.
+fn https_get(port: u16, path: &str, ca_pem: &str, auth: Option<(&str, &str)>) -> Result<(u16, String), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+            .tls_built_in_root_certs(false)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut request = client.get(format!("https://127.0.0.1:{port}{path}"));
+        if let Some((user, password)) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.map_err(|e| format!("{e:?}"))?;
+        let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        Ok((response.status().as_u16(), challenge))
+    })
+}
+
+#[test]
+fn a_real_prometheus_scrapes_over_tls_with_basic_auth_and_a_renewed_certificate_is_served_without_a_restart() {
+    let binary = prometheus_binary();
+    let mut fx = Fixture::demo();
+    let (cert, key, users) = (fx.path("tls.crt"), fx.path("tls.key"), fx.path("users"));
+    let ca = self_signed(&cert, &key);
+    fs::write(&users, format!("# htpasswd -B\nprometheus:{}\n", bcrypt::hash("scrape-pass", 4).unwrap())).unwrap();
+    for (k, v) in [("tls_cert_file", &cert), ("tls_key_file", &key), ("basic_auth_users_file", &users)] {
+        fx.server.insert(k.into(), v.display().to_string().into());
+    }
+    let mut d = fx.start();
+    d.wait_for("the TLS listener", |d| https_get(d.port, "/healthz", &ca, None).ok().filter(|(s, _)| *s == 200).map(|_| ()));
+
+    // Probes need no password; everything else does, and says how to give it.
+    assert_eq!(https_get(d.port, "/readyz", &ca, None).map(|(s, _)| s == 200 || s == 503), Ok(true));
+    for (auth, want) in [(None, 401), (Some(("prometheus", "wrong")), 401), (Some(("grafana", "scrape-pass")), 401), (Some(("prometheus", "scrape-pass")), 200)] {
+        let (status, challenge) = https_get(d.port, "/metrics", &ca, auth).unwrap();
+        assert_eq!(status, want, "{auth:?}");
+        if want == 401 {
+            assert!(challenge.starts_with("Basic realm=\"sgdrift\""), "{challenge}");
+        }
+    }
+    assert_eq!(https_get(d.port, "/api/v1/report", &ca, None).unwrap().0, 401);
+    assert!(d.try_get("/healthz").is_none_or(|r| r.status != 200), "plain HTTP must not be served on the TLS port");
+
+    let port = free_port();
+    let config = fx.path("prometheus.yml");
+    fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: sgdrift\n    scheme: https\n    tls_config:\n      ca_file: {}\n\
+             \x20   basic_auth:\n      username: prometheus\n      password: scrape-pass\n\
+             \x20   static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            cert.display(),
+            d.port
+        ),
+    )
+    .unwrap();
+    let log = fx.path("prometheus.log");
+    let prometheus = Prometheus {
+        child: Command::new(&binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", fx.path("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())),
+        port,
+        log,
+    };
+    d.wait_for("Prometheus to scrape sgdrift's findings over TLS with basic auth", |_| {
+        let found = prometheus.query("count(sgdrift_findings)")?;
+        found.first().map(|_| ())
+    });
+
+    // A renewal: new key and certificate in place; the next handshake serves them.
+    let renewed = self_signed(&cert, &key);
+    let (status, _) = https_get(d.port, "/healthz", &renewed, None).expect("the renewed certificate is served");
+    assert_eq!(status, 200);
+    assert!(https_get(d.port, "/healthz", &ca, None).is_err(), "the old certificate is still served");
+}

@@ -33,6 +33,8 @@ pub struct Fixture {
     pub state_file: PathBuf,
     /// `[[alerts.webhook]]` URLs to add, if any.
     pub webhooks: Vec<String>,
+    /// Keys to add to `[server]` (TLS, basic auth).
+    pub server: toml::Table,
 }
 
 impl Fixture {
@@ -43,7 +45,7 @@ impl Fixture {
         copy_dir(&demo, &dir.path().join("demo"));
         let config = dir.path().join("sgdrift.toml");
         let state_file = dir.path().join("state/state.json");
-        Fixture { dir, config, state_file, webhooks: Vec::new() }
+        Fixture { dir, config, state_file, webhooks: Vec::new(), server: toml::Table::new() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -62,6 +64,7 @@ impl Fixture {
         let mut server = table(&mut doc, "server");
         server.insert("listen".into(), format!("127.0.0.1:{port}").into());
         server.remove("external_url");
+        server.extend(self.server.clone());
         doc.insert("server".into(), server.into());
         let mut poll = table(&mut doc, "poll");
         poll.insert("interval".into(), "1s".into());
