@@ -469,6 +469,10 @@ fn the_shipped_configs_and_one_with_every_key_follow_the_config_schema_and_pass_
     write(dir.path(), "hook-url", "https://hooks.example.com/b\n");
     write(dir.path(), "headers", "X-Team: platform\n");
     write(dir.path(), "baseline.toml", "profile = \"eks-minimal\"\n");
+    let tls = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    write(dir.path(), "tls.crt", &tls.cert.pem());
+    write(dir.path(), "tls.key", &tls.key_pair.serialize_pem());
+    write(dir.path(), "users", &format!("prometheus:{}\n", bcrypt::hash("p", 4).unwrap()));
     std::fs::create_dir_all(dir.path().join("demo")).unwrap();
     let every_key = r#"
 [server]
@@ -477,6 +481,9 @@ external_url = "https://sgdrift.example.com"
 header_read_timeout = "10s"
 idle_timeout = "1m"
 max_connections = 512
+tls_cert_file = "tls.crt"
+tls_key_file = "tls.key"
+basic_auth_users_file = "users"
 
 [poll]
 interval = "5m"
@@ -558,4 +565,28 @@ expires = "2999-03-31"
     assert!(!schema::schema_errors("config.schema.json", &toml_as_json(&typo)).is_empty(), "the schema takes an unknown key");
     let cfg = write(dir.path(), "typo.toml", &typo);
     assert_eq!(sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]).status.code(), Some(2));
+}
+
+#[test]
+fn config_check_reads_the_tls_files_and_the_users_file_as_run_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    write(dir.path(), "tls.crt", &tls.cert.pem());
+    write(dir.path(), "tls.key", &tls.key_pair.serialize_pem());
+    write(dir.path(), "users", "prometheus:{SHA}not-bcrypt\n");
+    // (server keys, words of the error)
+    let cases = [
+        ("tls_cert_file = \"tls.crt\"", "both server.tls_cert_file and server.tls_key_file"),
+        ("tls_cert_file = \"tls.key\"\ntls_key_file = \"tls.key\"", "no PEM certificate"),
+        ("tls_cert_file = \"tls.crt\"\ntls_key_file = \"missing.key\"", "missing.key"),
+        ("basic_auth_users_file = \"users\"", "users:1: the hash of `prometheus` is not bcrypt"),
+    ];
+    for (keys, words) in cases {
+        let cfg = demo_copy(dir.path(), "");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("[server]\n{keys}\n\n{text}")).unwrap();
+        let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
+        assert_clear_error(&out, &cfg, None);
+        assert!(stderr(&out).contains(words), "{keys}: {}", stderr(&out));
+    }
 }
