@@ -3,6 +3,8 @@
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/schema.rs"]
+mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,6 +74,7 @@ fn check_reads_every_cluster_of_a_region_with_one_security_group_call() {
     let out = sgdrift(server, region, &["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
     assert_ne!(out.status.code(), Some(2), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let report = json(&out);
+    schema::assert_matches_schema("report.schema.json", "check --format json against the emulator", &report);
     let mut seen: Vec<String> =
         report["clusters"].as_array().unwrap().iter().map(|c| c["cluster"].as_str().unwrap().to_string()).collect();
     seen.sort();
@@ -122,6 +125,7 @@ fn drift_injected_through_the_api_appears_in_one_check_and_is_gone_in_the_next()
     assert_eq!(out.status.code(), Some(1));
     let during = json(&out);
     assert_eq!(ssh(&during), 1, "{during}");
+    schema::assert_matches_schema("report.schema.json", "a drifted report from the emulator", &during);
     let f = during["clusters"][0]["findings"].as_array().unwrap().iter().find(|f| f["from_port"] == 22).unwrap();
     assert_eq!(f["severity"], "critical");
     assert_eq!(f["kind"], "unexpected");
@@ -301,6 +305,7 @@ fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assum
     let out = sgdrift_at(&proxy, region, &["check", "--config", whole.to_str().unwrap(), "--format", "json"]);
     assert_eq!(out.status.code(), Some(2), "one account cannot be read: the verdict is incomplete; stderr: {}", String::from_utf8_lossy(&out.stderr));
     let report = json(&out);
+    schema::assert_matches_schema("report.schema.json", "an organization report with an account in error", &report);
     let clusters = report["clusters"].as_array().unwrap();
     let checked: std::collections::BTreeSet<(String, String)> = clusters
         .iter()
