@@ -2,8 +2,7 @@
 //! loopback port, a small blocking HTTP client, a Prometheus text parser, and a webhook receiver.
 #![allow(dead_code)]
 
-#[path = "../support/schema.rs"]
-pub mod schema;
+pub use crate::support::schema;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -17,7 +17,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -30,8 +31,6 @@ pub struct Moto {
     watchdog: Child,
 }
 
-static SERVER: OnceLock<Moto> = OnceLock::new();
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -40,9 +39,13 @@ fn tool(var: &str, default: &str) -> PathBuf {
     std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| repo().join(default))
 }
 
-/// The moto server of this test binary, started on first use.
-pub fn server() -> &'static Moto {
-    SERVER.get_or_init(Moto::start)
+/// The moto server of the test module `module` (pass `module_path!()`), started on its first
+/// use. One per module, as when each module was a test binary of its own: the regions and
+/// accounts one module seeds never meet another's, and a module may reset its server.
+pub fn server_for(module: &'static str) -> &'static Moto {
+    static SERVERS: OnceLock<Mutex<HashMap<&'static str, &'static Moto>>> = OnceLock::new();
+    let mut servers = SERVERS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    servers.entry(module).or_insert_with(|| Box::leak(Box::new(Moto::start())))
 }
 
 impl Moto {

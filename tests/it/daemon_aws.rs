@@ -2,13 +2,11 @@
 //! /metrics within an interval; with the emulator gone the polls fail, the findings stay (stale)
 //! and nothing is resolved; when it is back, polling recovers by itself.
 
-mod daemon_harness;
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use std::process::{Command, Stdio};
 
-use daemon_harness::{free_port, Daemon};
+use crate::daemon_harness::{free_port, Daemon};
 
 const REGION: &str = "eu-south-1";
 const CLUSTER: &str = "console-public";

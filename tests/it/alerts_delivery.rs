@@ -1,19 +1,14 @@
 //! Alert delivery against a real HTTP receiver on loopback standing in for Slack and a webhook
 //! consumer: what is sent per poll, retries, rate limits, and Slack's size limits.
 
-#[path = "support/alerting.rs"]
-mod alerting;
-#[path = "support/receiver.rs"]
-mod receiver;
-#[path = "support/schema.rs"]
-mod schema;
+use crate::support::schema;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alerting::{at, cluster, failed_report, finding, quick_backoff, report, settings, Running};
-use receiver::{Receiver, Reply};
+use crate::support::alerting::{at, cluster, failed_report, finding, quick_backoff, report, settings, Running};
+use crate::support::receiver::{Receiver, Reply};
 use serde_json::Value;
 use sgdrift::alert::DeliveryOptions;
 use sgdrift::model::{Finding, Severity};

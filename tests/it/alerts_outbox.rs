@@ -2,17 +2,13 @@
 //! state file, and a new dispatcher over a new `StateStore` of the same file delivers each
 //! exactly once.
 
-#[path = "support/alerting.rs"]
-mod alerting;
-#[path = "support/receiver.rs"]
-mod receiver;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alerting::{at, cluster, finding, quick_backoff, report, settings, Running};
-use receiver::Receiver;
+use crate::support::alerting::{at, cluster, finding, quick_backoff, report, settings, Running};
+use crate::support::receiver::Receiver;
 use sgdrift::model::Severity;
 use sgdrift::state::StateStore;
 

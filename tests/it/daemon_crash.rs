@@ -1,7 +1,6 @@
 //! The outbox across a crash: the daemon killed with SIGKILL while the webhook receiver is down,
 //! restarted once it is back, delivers every pending message exactly once and repeats none.
 
-mod daemon_harness;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,7 +8,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use daemon_harness::{free_port, Daemon, Fixture};
+use crate::daemon_harness::{free_port, Daemon, Fixture};
 
 /// A webhook receiver on a fixed port that answers 200 and keeps every body.
 fn receive_on(port: u16) -> Arc<Mutex<Vec<serde_json::Value>>> {

@@ -4,13 +4,11 @@
 //! (tests/ops/check_helm.py); the config it renders passes `sgdrift config check`; its alert
 //! rules are the rule file's; and values that cannot work are refused, naming the key.
 
-#[path = "ops/common.rs"]
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{python, read, repo, run, run_ok, tool, venv_tool};
+use crate::ops_common::{python, read, repo, run, run_ok, tool, venv_tool};
 
 const CHART: &str = "deploy/helm/sgdrift";
 /// The Kubernetes versions EKS supports that kubernetes-validate ships (as check_k8s.py).

@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "support/schema.rs"]
-mod schema;
+use crate::support::schema;
 
 fn sgdrift(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sgdrift"))

@@ -2,12 +2,10 @@
 //! strict), the Prometheus Operator kinds checked for their required fields, the objects
 //! consistent with each other, and the ConfigMap's config accepted by the daemon's own loader.
 
-#[path = "ops/common.rs"]
-mod common;
 
 use std::process::Command;
 
-use common::{python, repo, run_ok};
+use crate::ops_common::{python, repo, run_ok};
 
 #[test]
 fn every_manifest_validates_and_its_references_resolve() {

@@ -2,18 +2,13 @@
 //! clusters and severities; a webhook carries its configured headers, and its signature
 //! verifies with the Python snippet published in docs/webhooks.md.
 
-#[path = "support/alerting.rs"]
-mod alerting;
-#[path = "support/receiver.rs"]
-mod receiver;
-#[path = "support/schema.rs"]
-mod schema;
+use crate::support::schema;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use alerting::{at, cluster, finding, quick_backoff, report, settings, Running};
-use receiver::Receiver;
+use crate::support::alerting::{at, cluster, finding, quick_backoff, report, settings, Running};
+use crate::support::receiver::Receiver;
 use sgdrift::model::{ClusterId, Severity};
 use sgdrift::state::StateStore;
 

@@ -1,14 +1,13 @@
 //! The `files` source against the demo data and hand-made breakage, and the test layouts
 //! against style detection.
 
-mod support;
 
 use std::path::{Path, PathBuf};
 
 use sgdrift::model::{ClusterSnapshot, Direction, EndpointMode, NodeGroupKind, Role, Style, VpcEndpointKind};
 use sgdrift::source::files::FilesSource;
 use sgdrift::source::{style, ClusterPoll, SourceError, TargetSpec};
-use support::layouts;
+use crate::support::layouts;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

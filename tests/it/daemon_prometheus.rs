@@ -1,14 +1,14 @@
 //! A real Prometheus (Debian's, installed by `scripts/setup-test-deps`) scrapes `sgdrift run` on
 //! loopback: the target is up, and PromQL sees exactly the findings the daemon exposes.
 
-mod daemon_harness;
+use crate::daemon_harness;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use daemon_harness::{free_port, http_get, Fixture};
+use crate::daemon_harness::{free_port, http_get, Fixture};
 use serde_json::Value;
 
 fn prometheus_binary() -> PathBuf {

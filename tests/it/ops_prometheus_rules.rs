@@ -1,12 +1,10 @@
 //! The alert rules: promtool accepts them and their unit tests pass, every alert is documented
 //! and tested, and the Kubernetes PrometheusRule is the generated copy of the rule file.
 
-#[path = "ops/common.rs"]
-mod common;
 
 use std::process::Command;
 
-use common::{python, read, repo, run_ok, tool};
+use crate::ops_common::{python, read, repo, run_ok, tool};
 
 #[test]
 fn promtool_accepts_the_alert_rules() {

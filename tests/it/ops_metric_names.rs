@@ -3,12 +3,11 @@
 //! src/source/calls.rs and src/alert/*.rs, where the daemon, the AWS source's call counters and
 //! the alert dispatcher define their metrics.
 
-#[path = "ops/common.rs"]
-mod common;
+use crate::ops_common as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{read, repo, rust_files, sgdrift_names, sgdrift_string_literals, strip_line_comments};
+use crate::ops_common::{read, repo, rust_files, sgdrift_names, sgdrift_string_literals, strip_line_comments};
 
 /// Series a histogram or summary named `X` exposes besides `X` itself.
 const HISTOGRAM_SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];

@@ -1,7 +1,6 @@
 //! Every built-in profile on every layout the references describe: a clean cluster has no
 //! findings, and each injected drift gives exactly the findings and severities it should.
 
-mod support;
 
 use chrono::NaiveDate;
 use sgdrift::baseline::{BaselineRef, Exception};
@@ -12,7 +11,7 @@ use sgdrift::flows::FlowStatus;
 use sgdrift::model::{
     ClusterSnapshot, Direction, EndpointMode, FindingKind, FlowName, Peer, Role, Rule, Severity, Style, Traffic,
 };
-use support::layouts::{self, add_rule, remove_rules, rule};
+use crate::support::layouts::{self, add_rule, remove_rules, rule};
 
 const WEBHOOKS: [u16; 1] = [9443];
 

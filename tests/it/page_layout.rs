@@ -7,15 +7,12 @@
 //! exact width inside a harness page; the harness's script measures the iframe's document (the
 //! page itself has no script) and `--dump-dom` hands the result back.
 
-#[path = "daemon_harness/mod.rs"]
-mod daemon_harness;
-#[path = "ops/common.rs"]
-mod common;
+use crate::ops_common as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use daemon_harness::Fixture;
+use crate::daemon_harness::Fixture;
 
 const WIDTHS: [u32; 2] = [1280, 390];
 /// Tall enough that a screenshot shows the demo page whole.

@@ -4,8 +4,7 @@
 //! One moto server serves the whole binary; each test keeps to its own region (or account), so
 //! tests run side by side without resetting it.
 
-#[path = "support/moto.rs"]
-mod moto;
+use crate::support::moto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -71,7 +70,7 @@ fn styles() -> &'static Styles {
     STYLES.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-styles");
         let _ = std::fs::remove_dir_all(&dir);
-        let manifest = moto::server().build_fixture(&[
+        let manifest = moto::server_for(module_path!()).build_fixture(&[
             "--region",
             STYLES_REGION,
             "--scenario",
@@ -86,7 +85,7 @@ fn styles() -> &'static Styles {
 #[tokio::test]
 async fn every_style_and_endpoint_mode_is_read_with_its_roles_node_groups_and_endpoints() {
     let fx = styles();
-    let source = AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR));
+    let source = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(STYLES_REGION), options(HOUR));
     let snaps = snapshots(source.poll(&target(STYLES_REGION, None)).await);
     let names = moto::manifest_clusters(&fx.manifest);
     assert_eq!(snaps.keys().cloned().collect::<Vec<_>>(), names, "every cluster of the region, no other");
@@ -172,7 +171,7 @@ fn layouts() -> &'static Styles {
     LAYOUTS.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-layouts");
         let _ = std::fs::remove_dir_all(&dir);
-        let manifest = moto::server().build_fixture(&[
+        let manifest = moto::server_for(module_path!()).build_fixture(&[
             "--region",
             LAYOUTS_REGION,
             "--scenario",
@@ -188,7 +187,7 @@ fn layouts() -> &'static Styles {
 async fn the_aws_and_files_sources_give_identical_snapshots_for_every_fixture() {
     for (fx, region) in [(styles(), STYLES_REGION), (layouts(), LAYOUTS_REGION)] {
         let spec = target(region, None);
-        let aws = AwsSource::from_sdk_config(moto::server().sdk_config(region), options(HOUR));
+        let aws = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(region), options(HOUR));
         let from_aws = snapshots(aws.poll(&spec).await);
         let from_files = snapshots(FilesSource::new(fx.dir.clone()).poll(&spec));
         assert_eq!(from_aws.keys().collect::<Vec<_>>(), moto::manifest_clusters(&fx.manifest).iter().collect::<Vec<_>>());
@@ -202,7 +201,7 @@ async fn the_aws_and_files_sources_give_identical_snapshots_for_every_fixture() 
 #[tokio::test]
 async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_aws_source() {
     let fx = layouts();
-    let aws = AwsSource::from_sdk_config(moto::server().sdk_config(LAYOUTS_REGION), options(HOUR));
+    let aws = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(LAYOUTS_REGION), options(HOUR));
     let snaps = snapshots(aws.poll(&target(LAYOUTS_REGION, None)).await);
     let ids = |name: &str, role: &str| moto::manifest_groups(&fx.manifest, name, role);
 
@@ -240,7 +239,7 @@ async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_
 
     // A fully private eksctl cluster puts the shared node SG on its endpoints: node and endpoint.
     let private = snapshots(
-        AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR))
+        AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(STYLES_REGION), options(HOUR))
             .poll(&target(STYLES_REGION, None))
             .await,
     );
@@ -256,7 +255,7 @@ async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_
 #[tokio::test]
 async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_batches() {
     let fx = styles();
-    let source = AwsSource::from_sdk_config(moto::server().sdk_config(STYLES_REGION), options(HOUR));
+    let source = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(STYLES_REGION), options(HOUR));
     let spec = target(STYLES_REGION, None);
     let first = snapshots(source.poll(&spec).await);
     let after_one = source.call_counts();
@@ -308,7 +307,7 @@ fn ssh_from_anywhere() -> Rule {
 #[tokio::test]
 async fn drift_injected_through_the_api_appears_in_one_poll_and_is_gone_in_the_next() {
     let region = "eu-west-2";
-    let m = moto::server();
+    let m = moto::server_for(module_path!());
     let manifest = m.build_fixture(&["--region", region, "--scenario", "styles", "--only", "terraform-public"]);
     let node = moto::manifest_groups(&manifest, "terraform-public", "node")[0].clone();
     let source = AwsSource::from_sdk_config(m.sdk_config(region), options(HOUR));
@@ -349,7 +348,7 @@ async fn drift_injected_through_the_api_appears_in_one_poll_and_is_gone_in_the_n
 
 #[tokio::test]
 async fn two_regions_and_a_second_account_through_role_arn_are_read_apart() {
-    let m = moto::server();
+    let m = moto::server_for(module_path!());
     let other_role = "arn:aws:iam::111111111111:role/sgdrift-read";
     m.build_fixture(&["--region", "us-west-1", "--scenario", "scale", "--count", "1", "--prefix", "west1"]);
     m.build_fixture(&["--region", "us-west-2", "--scenario", "scale", "--count", "1", "--prefix", "west2"]);
@@ -396,7 +395,7 @@ async fn two_regions_and_a_second_account_through_role_arn_are_read_apart() {
 async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
     let region = "ap-southeast-1";
     let clusters: u64 = 41;
-    let m = moto::server();
+    let m = moto::server_for(module_path!());
     m.build_fixture(&[
         "--region",
         region,

@@ -4,8 +4,6 @@
 //! their All value, `$__rate_interval` to 1m) must succeed and return at least one series,
 //! every variable must offer values, and every alert rule must evaluate without error.
 
-#[path = "ops/common.rs"]
-mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{dashboard_queries, read, read_json, repo, tool, variable_query};
+use crate::ops_common::{dashboard_queries, read, read_json, repo, tool, variable_query};
 
 /// How long start-up may take before the test gives up; a bound on waiting, not a measurement.
 const START_BOUND: Duration = Duration::from_secs(90);

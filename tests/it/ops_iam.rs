@@ -3,15 +3,13 @@
 //! role may assume reader roles and nothing more; the CloudFormation template embeds the same
 //! policies.
 
-#[path = "ops/common.rs"]
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use common::{read, read_json, repo, rust_files, strip_line_comments};
+use crate::ops_common::{read, read_json, repo, rust_files, strip_line_comments};
 
 /// STS calls that no identity policy grants: every principal may ask who it is.
 const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];

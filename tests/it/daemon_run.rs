@@ -1,7 +1,7 @@
 //! `sgdrift run` end to end: the real binary on the demo data (files source, 1 s interval) on a
 //! loopback port, observed through /metrics, /api/v1/report, /, /readyz and its state file.
 
-mod daemon_harness;
+use crate::daemon_harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use daemon_harness::{
+use crate::daemon_harness::{
     assert_matches_report_schema, find, mentions_resolved, select, write_atomically, Daemon, Fixture, Receiver, Sample,
     PATIENCE,
 };

@@ -2,10 +2,8 @@
 //! multi-stage build of a locked release binary, pinned base images, and a final stage that runs
 //! as a numeric non-root user on a distroless base with CA certificates and no shell.
 
-#[path = "ops/common.rs"]
-mod common;
 
-use common::read;
+use crate::ops_common::read;
 
 /// One instruction: its keyword (upper case) and its arguments, continuation lines joined.
 #[derive(Debug)]

@@ -1,10 +1,8 @@
 //! `sgdrift check` and `sgdrift record` against live AWS, here the local emulator: the same
 //! binary, config and credentials chain users run, pointed at moto by AWS_ENDPOINT_URL.
 
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/schema.rs"]
-mod schema;
+use crate::support::moto;
+use crate::support::schema;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -65,7 +63,7 @@ fn ingress(server: &moto::Moto, region: &str, verb: &str, group: &str, port: u16
 
 #[test]
 fn check_reads_every_cluster_of_a_region_with_one_security_group_call() {
-    let server = moto::server();
+    let server = moto::server_for(module_path!());
     let region = "ap-south-1";
     let manifest = server.build_fixture(&["--region", region]);
     let names = moto::manifest_clusters(&manifest);
@@ -100,7 +98,7 @@ fn check_reads_every_cluster_of_a_region_with_one_security_group_call() {
 
 #[test]
 fn drift_injected_through_the_api_appears_in_one_check_and_is_gone_in_the_next() {
-    let server = moto::server();
+    let server = moto::server_for(module_path!());
     let region = "ca-central-1";
     let manifest = server.build_fixture(&["--region", region, "--only", "terraform-public-private"]);
     let name = "terraform-public-private";
@@ -137,7 +135,7 @@ fn drift_injected_through_the_api_appears_in_one_check_and_is_gone_in_the_next()
 
 #[test]
 fn a_baseline_recorded_from_live_aws_gives_no_rule_findings_on_the_same_cluster() {
-    let server = moto::server();
+    let server = moto::server_for(module_path!());
     let region = "sa-east-1";
     server.build_fixture(&["--region", region, "--only", "eksctl-private"]);
     let name = "eksctl-private";
@@ -262,7 +260,7 @@ fn with_connection_close(message: &[u8]) -> Vec<u8> {
 
 #[test]
 fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assume_fails_that_account_only() {
-    let server = moto::server();
+    let server = moto::server_for(module_path!());
     let region = "sa-east-1";
     // An organization in the emulator's default account: A in an OU, B in an OU below it, C at
     // the root; the management account (no member role) is left out with exclude_accounts.

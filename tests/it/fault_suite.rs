@@ -5,7 +5,7 @@
 //! hangs. Each case prints one `fault <case>:` line with its figure; `scripts/fault-suite` runs
 //! them all and closes with `N passed, N failed`.
 
-mod daemon_harness;
+use crate::daemon_harness;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_harness::{free_port, Daemon, Fixture, PATIENCE};
+use crate::daemon_harness::{free_port, Daemon, Fixture, PATIENCE};
 
 /// The descriptor limit of issue 10: systemd's default soft limit.
 const NOFILE: u32 = 1024;

@@ -2,13 +2,11 @@
 //! binary built here, since /usr/local/bin/sgdrift is not installed on the test machine), its
 //! hardening is in place, and `systemd-analyze security` rates its exposure OK.
 
-#[path = "ops/common.rs"]
-mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{read, run, run_ok, tool};
+use crate::ops_common::{read, run, run_ok, tool};
 
 const UNIT: &str = "deploy/systemd/sgdrift.service";
 const INSTALLED_BINARY: &str = "/usr/local/bin/sgdrift";

@@ -1,17 +1,13 @@
 //! What the alert path writes to logs: the `log` sink's structured events, and never a
 //! webhook URL, whatever goes wrong. Every log line of this test binary is captured.
 
-#[path = "support/alerting.rs"]
-mod alerting;
-#[path = "support/receiver.rs"]
-mod receiver;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use alerting::{at, cluster, finding, quick_backoff, report, settings, Running};
-use receiver::{Receiver, Reply};
+use crate::support::alerting::{at, cluster, finding, quick_backoff, report, settings, Running};
+use crate::support::receiver::{Receiver, Reply};
 use sgdrift::alert::{AlertMetrics, DeliveryOptions, Dispatcher};
 use sgdrift::model::Severity;
 use sgdrift::state::StateStore;

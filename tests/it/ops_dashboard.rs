@@ -3,14 +3,13 @@
 //! used everywhere, `job`/`instance` filters, the cluster variables, titles, descriptions and
 //! units on every panel, `$__rate_interval` in every range, counters only under rate/increase.
 
-#[path = "ops/common.rs"]
-mod common;
+use crate::ops_common as common;
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use common::{dashboard_panels, read_json, variable_query};
+use crate::ops_common::{dashboard_panels, read_json, variable_query};
 
 const DASHBOARD: &str = "dashboards/sgdrift-overview.json";
 
