@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::model::{
-    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointService, IpFamily, Peer, PortRange, Role,
-    RouteOut, Rule, Traffic, VpcEndpoint, VpcEndpointKind,
+    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointService, IpFamily, NodeGroupKind, Peer,
+    PortRange, Role, RouteOut, Rule, Traffic, VpcEndpoint, VpcEndpointKind,
 };
 
 /// Kept here too: the flow names belong to the model (findings carry them) since they moved.
@@ -311,12 +311,14 @@ impl Side {
             .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node)))
             .or(ids.first())
             .cloned();
-        let routes = snapshot
-            .node_groups
-            .iter()
-            .find(|ng| ng.name == name)
-            .map_or(NO_ROUTE_DATA, |ng| (ng.route_out_v4, ng.route_out_v6));
-        Side { label: format!("node group {name}"), name, ids, fix, default_role: Role::Node, routes }
+        let group = snapshot.node_groups.iter().find(|ng| ng.name == name);
+        let routes = group.map_or(NO_ROUTE_DATA, |ng| (ng.route_out_v4, ng.route_out_v6));
+        let label = match group.map(|ng| ng.kind) {
+            Some(NodeGroupKind::Karpenter) => format!("NodePool {name}"),
+            Some(NodeGroupKind::SelfManaged) => format!("self-managed node group {name}"),
+            Some(NodeGroupKind::Managed) | None => format!("node group {name}"),
+        };
+        Side { label, name, ids, fix, default_role: Role::Node, routes }
     }
 
     /// Pods whose branch ENIs carry `ids` (security groups for pods).

@@ -478,10 +478,28 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
                 "instances name managed node group {name}, which the node groups read do not list (DescribeNodegroup, describe-nodegroup-{name}.json): its security groups are read from its instances"
             ));
         }
-        let ids = members.iter().flat_map(|i| i.security_group_ids.iter().cloned()).collect();
-        out.push(assembled(name, kind, ids, &members));
+        out.extend(exact_sets(name, kind, &members));
     }
     out
+}
+
+/// One endpoint per distinct SG set among a group's instances (design.md §1): instances of one
+/// Auto Scaling group or NodePool that carry different sets reach different things, and a union
+/// of their sets would be a set no instance has. A group with one set keeps its plain name;
+/// several sets are told apart by their groups.
+fn exact_sets(name: String, kind: NodeGroupKind, members: &[&InstanceInfo]) -> Vec<AssembledGroup> {
+    let mut by_set: BTreeMap<Vec<String>, Vec<&InstanceInfo>> = BTreeMap::new();
+    for i in members {
+        by_set.entry(sorted(i.security_group_ids.clone())).or_default().push(i);
+    }
+    let split = by_set.len() > 1;
+    by_set
+        .into_iter()
+        .map(|(set, members)| {
+            let label = if split { format!("{name} [{}]", set.join("+")) } else { name.clone() };
+            assembled(label, kind, set, &members)
+        })
+        .collect()
 }
 
 fn assembled(name: String, kind: NodeGroupKind, ids: Vec<String>, members: &[&InstanceInfo]) -> AssembledGroup {
@@ -823,6 +841,64 @@ mod tests {
         for (id, want) in table {
             assert_eq!(roles(&snap, id), want, "{id}");
         }
+    }
+
+    fn rules_record(id: &str, rules: &[&str]) -> GroupRecord {
+        let mut g = record(id, id, &[], &[]);
+        g.rules = rules.iter().map(|r| crate::flows::fixtures::rule(r)).collect();
+        g
+    }
+
+    /// Karpenter puts `karpenter.sh/nodepool` on every node it launches, and each NodePool's
+    /// EC2NodeClass picks its own security groups (karpenter.sh docs, EC2NodeClass
+    /// `securityGroupSelectorTerms`): two pools are two endpoints, never one with the union.
+    #[test]
+    fn two_nodepools_with_different_sets_are_two_endpoints_and_a_flow_can_be_open_for_one_only() {
+        let pool = |id: &str, pool: &str, groups: &[&str]| {
+            instance(id, "subnet-a", groups, &[("karpenter.sh/nodepool", pool), ("aws:autoscaling:groupName", "x")])
+        };
+        let meta = ClusterMetadata {
+            instances: vec![
+                pool("i-1", "general", &["sg-general"]),
+                pool("i-2", "general", &["sg-general"]),
+                pool("i-3", "gpu", &["sg-gpu"]),
+                // One pool whose nodes carry two different sets: two endpoints of that pool.
+                pool("i-4", "mixed", &["sg-general"]),
+                pool("i-5", "mixed", &["sg-general", "sg-gpu"]),
+            ],
+            vpcs: Some(vec![VpcInfo { id: "vpc-1".into(), primary: "10.0.0.0/16".parse().ok(), ipv4: vec![], ipv6: vec![] }]),
+            ..ClusterMetadata::default()
+        };
+        let cluster = rules_record("sg-cluster", &["ingress all from sg-cluster", "egress all to 0.0.0.0/0"]);
+        let cp = rules_record("sg-cp", &[]);
+        // The general pool admits the control plane's kubelet calls; the GPU pool does not.
+        let general = rules_record("sg-general", &["ingress tcp 10250 from sg-cluster", "egress all to 0.0.0.0/0"]);
+        let gpu = rules_record("sg-gpu", &["ingress tcp 443 from sg-cluster", "egress all to 0.0.0.0/0"]);
+        let snap = snapshot(&info(), &meta, &batch(vec![cluster, cp, general, gpu]));
+        let got: Vec<(&str, NodeGroupKind, Vec<String>)> =
+            snap.node_groups.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("general", NodeGroupKind::Karpenter, s(&["sg-general"])),
+                ("gpu", NodeGroupKind::Karpenter, s(&["sg-gpu"])),
+                ("mixed [sg-general]", NodeGroupKind::Karpenter, s(&["sg-general"])),
+                ("mixed [sg-general+sg-gpu]", NodeGroupKind::Karpenter, s(&["sg-general", "sg-gpu"])),
+            ]
+        );
+        let flows = crate::flows::check(&snap, &crate::flows::FlowContext::default());
+        let kubelet = |ng: &str| {
+            flows
+                .iter()
+                .find(|f| f.name == crate::model::FlowName::Kubelet && f.node_group.as_deref() == Some(ng))
+                .unwrap_or_else(|| panic!("no kubelet flow for {ng}"))
+        };
+        use crate::flows::FlowStatus::{Closed, Open};
+        assert_eq!(kubelet("general").status, Open, "{}", kubelet("general").detail);
+        assert_eq!(kubelet("gpu").status, Closed);
+        assert_eq!(kubelet("gpu").detail, "sg-gpu (node) of NodePool gpu has no ingress tcp 10250 from the control plane");
+        assert_eq!(kubelet("mixed [sg-general]").status, Open);
+        assert_eq!(kubelet("mixed [sg-general+sg-gpu]").status, Open, "the set that holds sg-general admits it");
     }
 
     /// eksctl's cluster stack (pkg/cfn/builder/cluster.go): the shared node SG and its rules with
