@@ -272,6 +272,7 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
     for metadata in [
         "eks:ListNodegroups",
         "eks:DescribeNodegroup",
+        "eks:ListFargateProfiles",
         "ec2:DescribeLaunchTemplateVersions",
         "ec2:DescribeInstances",
         "ec2:DescribeVpcs",
@@ -423,6 +424,8 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
         ("eks:ListClusters", 1),
         ("eks:DescribeCluster", clusters),
         ("eks:ListNodegroups", clusters),
+        // EKS lists Fargate profiles per cluster only; with the rest of the metadata.
+        ("eks:ListFargateProfiles", clusters),
         ("ec2:DescribeInstances", 4 * clusters),
         ("ec2:DescribeVpcs", clusters),
         ("ec2:DescribeVpcEndpoints", clusters),
@@ -773,6 +776,8 @@ fn world(req: &Req) -> Resp {
                     None => json(serde_json::json!({ "nodegroups": ["templated"], "nextToken": "ssh" })),
                     Some(_) => json(serde_json::json!({ "nodegroups": ["ssh"] })),
                 },
+                // No Fargate profiles in the canned clusters.
+                ["clusters", _, "fargate-profiles"] => json(serde_json::json!({ "fargateProfileNames": [] })),
                 ["clusters", c, "node-groups", ng] => {
                     let p = &c[..1];
                     let body = if *ng == "templated" {

@@ -9,9 +9,9 @@ use ipnet::IpNet;
 
 use super::{style, SourceError};
 use crate::model::{
-    canonicalize, normalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, IpFamily, NodeGroup, NodeGroupKind,
-    ParseError, Peer, PeerGroup, RawPermission, RemoteNetwork, Role, RouteOut, Rule, SecurityGroup, Style,
-    VpcEndpoint, VpcEndpointKind,
+    canonicalize, normalize, ClusterId, ClusterSnapshot, DataPlane, Direction, EfaSet, EndpointMode, IpFamily,
+    NodeGroup, NodeGroupKind, ParseError, Peer, PeerGroup, PodSgEnforcingMode, RawPermission, RemoteNetwork, Role,
+    RouteOut, Rule, SecurityGroup, Style, VpcEndpoint, VpcEndpointKind,
 };
 
 /// What `DescribeCluster` says about one cluster, as far as security groups go.
@@ -65,15 +65,61 @@ pub struct LaunchTemplateVersionInfo {
     pub security_group_ids: Vec<String>,
 }
 
-/// One EC2 instance that may be a node: its tags, subnet and every SG on its ENIs.
+/// One EC2 instance that may be a node: its tags, subnet, every SG on its ENIs and the ENIs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceInfo {
     pub id: String,
     /// Not terminated or shutting down.
     pub live: bool,
     pub subnet_id: Option<String>,
+    /// Every SG on any of its ENIs.
     pub security_group_ids: Vec<String>,
     pub tags: BTreeMap<String, String>,
+    /// Its attached network interfaces (`NetworkInterfaces` of `DescribeInstances`).
+    pub interfaces: Vec<InstanceInterfaceInfo>,
+}
+
+/// One network interface attached to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInterfaceInfo {
+    /// `Attachment.DeviceIndex`: 0 is the primary ENI.
+    pub device_index: Option<i32>,
+    /// `interface`, `efa`, `efa-only`, `trunk`, …
+    pub interface_type: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+impl InstanceInterfaceInfo {
+    fn is_efa(&self) -> bool {
+        self.interface_type.as_deref().is_some_and(|t| t.starts_with("efa"))
+    }
+
+    /// A secondary ENI the VPC CNI attached for pods (not EFA, not a pod-SG trunk).
+    fn is_secondary_pod_eni(&self) -> bool {
+        self.device_index.is_some_and(|d| d > 0)
+            && self.interface_type.as_deref().is_none_or(|t| t == "interface")
+    }
+}
+
+/// A Fargate profile (`DescribeFargateProfile`): its pods get the cluster SG (reference §1.6,
+/// D-fg) in its subnets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FargateProfileInfo {
+    pub name: String,
+    /// `ACTIVE`, `CREATING`, `DELETING`, …
+    pub status: Option<String>,
+    pub subnets: Vec<String>,
+}
+
+/// What `DescribeAddon` says of the `vpc-cni` add-on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VpcCniAddon {
+    /// No such managed add-on (`ResourceNotFoundException`): the VPC CNI is self-managed, and
+    /// its settings live in the `aws-node` DaemonSet, which sgdrift does not read.
+    SelfManaged,
+    /// The managed add-on and its `configurationValues` (JSON or YAML), if any.
+    Managed { configuration_values: Option<String> },
 }
 
 /// Tags that mark an instance as a node of cluster `<name>`: key, and the value required
@@ -97,6 +143,34 @@ impl InstanceInfo {
 
     /// The node group the instance belongs to, and its kind: `eks:nodegroup-name` is set by EKS
     /// on managed nodes only, `karpenter.sh/nodepool` by Karpenter (and Auto Mode).
+    /// The SGs of its primary ENI (device index 0), else of all its ENIs together when the
+    /// answer gives no attachment.
+    fn primary_set(&self) -> Vec<String> {
+        match self.interfaces.iter().find(|n| n.device_index == Some(0)) {
+            Some(primary) => sorted(primary.security_group_ids.clone()),
+            None => sorted(self.security_group_ids.clone()),
+        }
+    }
+
+    /// The SG set of its EFA interfaces, if it has any.
+    fn efa_set(&self) -> Option<Vec<String>> {
+        let ids: Vec<String> =
+            self.interfaces.iter().filter(|n| n.is_efa()).flat_map(|n| n.security_group_ids.iter().cloned()).collect();
+        (!ids.is_empty()).then(|| sorted(ids))
+    }
+
+    /// Its secondary pod ENIs whose SG set differs from the primary's (custom networking), with
+    /// their subnets.
+    fn custom_network_sets(&self) -> Vec<(Vec<String>, Option<String>)> {
+        let primary = self.primary_set();
+        self.interfaces
+            .iter()
+            .filter(|n| n.is_secondary_pod_eni())
+            .map(|n| (sorted(n.security_group_ids.clone()), n.subnet_id.clone()))
+            .filter(|(set, _)| !set.is_empty() && *set != primary)
+            .collect()
+    }
+
     fn node_group(&self) -> (String, NodeGroupKind) {
         if let Some(ng) = self.tags.get("eks:nodegroup-name") {
             return (ng.clone(), NodeGroupKind::Managed);
@@ -236,6 +310,9 @@ pub struct GroupBatch {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterMetadata {
     pub nodegroups: Vec<NodegroupInfo>,
+    pub fargate_profiles: Vec<FargateProfileInfo>,
+    /// `None`: not read (no pods with their own SGs, or no `describe-addon-vpc-cni.json`).
+    pub vpc_cni: Option<VpcCniAddon>,
     pub launch_templates: Vec<LaunchTemplateVersionInfo>,
     pub instances: Vec<InstanceInfo>,
     pub vpcs: Option<Vec<VpcInfo>>,
@@ -299,10 +376,18 @@ pub fn assemble(raw: RawCluster<'_>) -> Result<ClusterSnapshot, SourceError> {
 
     let vpc_id = info.vpc_id.clone().unwrap_or_default();
     for ng in &mut node_groups {
-        let subnets = ng_subnets(info, meta, ng);
-        ng.group.route_out_v4 = route_out(&vpc_id, meta.route_tables.as_deref(), &subnets, false);
-        ng.group.route_out_v6 = route_out(&vpc_id, meta.route_tables.as_deref(), &subnets, true);
+        ng.group.route_out_v4 = route_out(&vpc_id, meta.route_tables.as_deref(), &ng.subnets, false);
+        ng.group.route_out_v6 = route_out(&vpc_id, meta.route_tables.as_deref(), &ng.subnets, true);
     }
+    let data_plane = DataPlane {
+        efa: node_groups
+            .iter()
+            .flat_map(|ng| {
+                ng.efa.iter().map(|set| EfaSet { node_group: ng.group.name.clone(), security_group_ids: set.clone() })
+            })
+            .collect(),
+        pod_sg_enforcing_mode: enforcing_mode(meta.vpc_cni.as_ref(), &mut warnings),
+    };
     let style = if info.auto_mode { Style::AutoMode } else { style::detect(&info.name, &info.tags, groups.values()) };
     Ok(ClusterSnapshot {
         id,
@@ -319,6 +404,7 @@ pub fn assemble(raw: RawCluster<'_>) -> Result<ClusterSnapshot, SourceError> {
         node_groups: node_groups.into_iter().map(|ng| ng.group).collect(),
         vpc_endpoints: vpc_endpoints(info.vpc_id.as_deref(), meta.vpc_endpoints.as_deref()),
         pod_security_group_sets: pod_sets(info.vpc_id.as_deref(), meta.network_interfaces.as_deref()),
+        data_plane,
         peer_groups,
         prefix_lists: prefix_lists.clone(),
         warnings,
@@ -337,6 +423,11 @@ pub fn referenced_groups(info: &ClusterInfo, meta: &ClusterMetadata) -> BTreeSet
     ids.extend(endpoints.into_iter().flat_map(|e| e.security_group_ids));
     ids.extend(pod_sets(info.vpc_id.as_deref(), meta.network_interfaces.as_deref()).into_iter().flatten());
     ids
+}
+
+/// The distinct SG sets of the cluster VPC's branch ENIs: pods with their own SGs.
+pub fn referenced_pod_sets(info: &ClusterInfo, meta: &ClusterMetadata) -> Vec<Vec<String>> {
+    pod_sets(info.vpc_id.as_deref(), meta.network_interfaces.as_deref())
 }
 
 /// The groups that the rules of the cluster's own groups name as peers, once those are read:
@@ -439,10 +530,12 @@ fn cluster_instances<'a>(info: &'a ClusterInfo, meta: &'a ClusterMetadata) -> im
     meta.instances.iter().filter(|i| i.live && i.belongs_to(&info.name))
 }
 
-/// A node group being assembled, with the instances that belong to it (for its subnets).
+/// A node group being assembled, with the subnets its traffic leaves from and the distinct SG
+/// sets of its instances' EFA interfaces.
 struct AssembledGroup {
     group: NodeGroup,
-    instances: Vec<String>,
+    subnets: BTreeSet<String>,
+    efa: Vec<Vec<String>>,
 }
 
 /// The SG sets of the cluster's nodes, managed node groups first (by name), then the groups of
@@ -461,8 +554,11 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
     for ng in &managed {
         let members: Vec<&InstanceInfo> = live.iter().copied().filter(|i| of_managed(i, ng)).collect();
         let ids = managed_group_ids(ng, &cluster_sg, meta, &members, warnings);
-        out.push(assembled(ng.name.clone(), NodeGroupKind::Managed, ids, &members));
+        let mut group = assembled(ng.name.clone(), NodeGroupKind::Managed, ids, &members);
+        group.subnets.extend(ng.subnets.iter().cloned());
+        out.push(group);
     }
+    out.extend(fargate_profiles(meta, &cluster_sg));
 
     let mut others: BTreeMap<(String, NodeGroupKind), Vec<&InstanceInfo>> = BTreeMap::new();
     for i in &live {
@@ -480,7 +576,43 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
         }
         out.extend(exact_sets(name, kind, &members));
     }
+    out.extend(custom_networking(&live));
     out
+}
+
+/// Fargate profiles that are not on their way out: their pods carry the cluster SG.
+fn fargate_profiles(meta: &ClusterMetadata, cluster_sg: &[String]) -> Vec<AssembledGroup> {
+    let mut profiles: Vec<&FargateProfileInfo> =
+        meta.fargate_profiles.iter().filter(|p| !matches!(p.status.as_deref(), Some("DELETING"))).collect();
+    profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    profiles
+        .into_iter()
+        .map(|p| {
+            let mut group = assembled(p.name.clone(), NodeGroupKind::Fargate, cluster_sg.to_vec(), &[]);
+            group.subnets = p.subnets.iter().cloned().collect();
+            group
+        })
+        .collect()
+}
+
+/// One endpoint per distinct SG set of the nodes' secondary pod ENIs that differs from their
+/// primary ENI's (custom networking: ENIConfig `securityGroups`), leaving from those ENIs'
+/// subnets (ENIConfig `subnet`).
+fn custom_networking(live: &[&InstanceInfo]) -> Vec<AssembledGroup> {
+    let mut by_set: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+    for i in live {
+        for (set, subnet) in i.custom_network_sets() {
+            by_set.entry(set).or_default().extend(subnet);
+        }
+    }
+    by_set
+        .into_iter()
+        .map(|(set, subnets)| {
+            let mut group = assembled(format!("ENIConfig {}", set.join("+")), NodeGroupKind::CustomNetworking, set, &[]);
+            group.subnets = subnets;
+            group
+        })
+        .collect()
 }
 
 /// One endpoint per distinct SG set among a group's instances (design.md §1): instances of one
@@ -490,7 +622,7 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
 fn exact_sets(name: String, kind: NodeGroupKind, members: &[&InstanceInfo]) -> Vec<AssembledGroup> {
     let mut by_set: BTreeMap<Vec<String>, Vec<&InstanceInfo>> = BTreeMap::new();
     for i in members {
-        by_set.entry(sorted(i.security_group_ids.clone())).or_default().push(i);
+        by_set.entry(i.primary_set()).or_default().push(i);
     }
     let split = by_set.len() > 1;
     by_set
@@ -503,6 +635,7 @@ fn exact_sets(name: String, kind: NodeGroupKind, members: &[&InstanceInfo]) -> V
 }
 
 fn assembled(name: String, kind: NodeGroupKind, ids: Vec<String>, members: &[&InstanceInfo]) -> AssembledGroup {
+    let efa: BTreeSet<Vec<String>> = members.iter().filter_map(|i| i.efa_set()).collect();
     AssembledGroup {
         group: NodeGroup {
             name,
@@ -511,7 +644,8 @@ fn assembled(name: String, kind: NodeGroupKind, ids: Vec<String>, members: &[&In
             route_out_v4: RouteOut::NoData,
             route_out_v6: RouteOut::NoData,
         },
-        instances: members.iter().map(|i| i.id.clone()).collect(),
+        subnets: members.iter().filter_map(|i| i.subnet_id.clone()).collect(),
+        efa: efa.into_iter().collect(),
     }
 }
 
@@ -572,20 +706,6 @@ fn find_version<'a>(
             candidates.find(|v| v.version_number == n)
         }
     }
-}
-
-/// The subnets a node group's nodes live in: those its managed node group names, and those of
-/// its instances.
-fn ng_subnets(info: &ClusterInfo, meta: &ClusterMetadata, ng: &AssembledGroup) -> BTreeSet<String> {
-    let mut subnets: BTreeSet<String> = BTreeSet::new();
-    if ng.group.kind == NodeGroupKind::Managed {
-        if let Some(m) = meta.nodegroups.iter().find(|m| m.name == ng.group.name) {
-            subnets.extend(m.subnets.iter().cloned());
-        }
-    }
-    let members = cluster_instances(info, meta).filter(|i| ng.instances.contains(&i.id));
-    subnets.extend(members.filter_map(|i| i.subnet_id.clone()));
-    subnets
 }
 
 /// Where traffic to `0.0.0.0/0` (or `::/0`) goes from `subnets`: the worst subnet decides; a
@@ -689,6 +809,56 @@ fn pod_sets(vpc_id: Option<&str>, interfaces: Option<&[NetworkInterfaceInfo]>) -
     sets.into_iter().collect()
 }
 
+/// The VPC CNI's variable that picks the pod-SG enforcing mode (amazon-vpc-cni-k8s README,
+/// "POD_SECURITY_GROUP_ENFORCING_MODE"; default `strict`).
+const ENFORCING_MODE_VAR: &str = "POD_SECURITY_GROUP_ENFORCING_MODE";
+
+/// The managed add-on's mode: what its `configurationValues` set in `env`, else the CNI's
+/// default, `strict`. A self-managed CNI keeps its settings where sgdrift does not look.
+fn enforcing_mode(addon: Option<&VpcCniAddon>, warnings: &mut Vec<String>) -> PodSgEnforcingMode {
+    let Some(VpcCniAddon::Managed { configuration_values }) = addon else { return PodSgEnforcingMode::Unknown };
+    let Some(text) = configuration_values.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return PodSgEnforcingMode::Strict;
+    };
+    match env_value(text, ENFORCING_MODE_VAR).as_deref() {
+        None => PodSgEnforcingMode::Strict,
+        Some("strict") => PodSgEnforcingMode::Strict,
+        Some("standard") => PodSgEnforcingMode::Standard,
+        Some(other) => {
+            warnings.push(format!(
+                "the vpc-cni add-on's configurationValues set {ENFORCING_MODE_VAR} to `{other}`, which is neither strict nor standard: the pod-SG enforcing mode is unknown"
+            ));
+            PodSgEnforcingMode::Unknown
+        }
+    }
+}
+
+/// `env.<name>` of add-on configuration values, given as JSON or as YAML (EKS takes both). The
+/// YAML read is the block form the add-on schema uses (`env:` then indented `KEY: value`).
+fn env_value(text: &str, name: &str) -> Option<String> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+        return json.get("env")?.get(name).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    }
+    let mut in_env = false;
+    for line in text.lines() {
+        let content = line.split(" #").next().unwrap_or_default().trim_end();
+        if content.trim().is_empty() || content.trim_start().starts_with('#') {
+            continue;
+        }
+        let indented = content.starts_with([' ', '\t']);
+        if !indented {
+            in_env = content.trim() == "env:";
+            continue;
+        }
+        if let Some((key, value)) = content.trim().split_once(':') {
+            if in_env && key.trim().trim_matches(['"', '\'']) == name {
+                return Some(value.trim().trim_matches(['"', '\'']).to_string());
+            }
+        }
+    }
+    None
+}
+
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids.dedup();
@@ -747,7 +917,14 @@ mod tests {
     fn instance(id: &str, subnet: &str, groups: &[&str], t: &[(&str, &str)]) -> InstanceInfo {
         let mut t = tags(t);
         t.insert("kubernetes.io/cluster/prod".into(), "owned".into());
-        InstanceInfo { id: id.into(), live: true, subnet_id: Some(subnet.into()), security_group_ids: s(groups), tags: t }
+        InstanceInfo {
+            id: id.into(),
+            live: true,
+            subnet_id: Some(subnet.into()),
+            security_group_ids: s(groups),
+            tags: t,
+            interfaces: Vec::new(),
+        }
     }
 
     fn record(id: &str, name: &str, t: &[(&str, &str)], rules: &[(&str, &str)]) -> GroupRecord {

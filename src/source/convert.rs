@@ -14,8 +14,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ipnet::IpNet;
 
 use super::assemble::{
-    CidrBlock, ClusterInfo, GroupRecord, InstanceInfo, LaunchTemplateRef, LaunchTemplateVersionInfo,
-    NetworkInterfaceInfo, NodegroupInfo, RouteInfo, RouteTableInfo, VpcEndpointInfo, VpcInfo,
+    CidrBlock, ClusterInfo, FargateProfileInfo, GroupRecord, InstanceInfo, InstanceInterfaceInfo, LaunchTemplateRef,
+    LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo, RouteInfo, RouteTableInfo, VpcCniAddon,
+    VpcEndpointInfo, VpcInfo,
 };
 use super::SourceError;
 use crate::model::{IpFamily, ParseError, RawPeer, RawPermission, RemoteNetwork};
@@ -98,11 +99,21 @@ impl From<&ec2::LaunchTemplateVersion> for LaunchTemplateVersionInfo {
 
 impl From<&ec2::Instance> for InstanceInfo {
     fn from(i: &ec2::Instance) -> Self {
-        let mut ids: Vec<String> =
-            i.security_groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect();
-        for nic in i.network_interfaces() {
-            ids.extend(nic.groups().iter().filter_map(|g| g.group_id()).map(str::to_string));
-        }
+        let group_ids = |g: &[ec2::GroupIdentifier]| -> Vec<String> {
+            g.iter().filter_map(|g| g.group_id()).map(str::to_string).collect()
+        };
+        let mut ids = group_ids(i.security_groups());
+        let interfaces: Vec<InstanceInterfaceInfo> = i
+            .network_interfaces()
+            .iter()
+            .map(|nic| InstanceInterfaceInfo {
+                device_index: nic.attachment().and_then(|a| a.device_index()),
+                interface_type: nic.interface_type().map(str::to_string),
+                subnet_id: nic.subnet_id().map(str::to_string),
+                security_group_ids: sorted_unique(group_ids(nic.groups())),
+            })
+            .collect();
+        ids.extend(interfaces.iter().flat_map(|n| n.security_group_ids.iter().cloned()));
         InstanceInfo {
             id: i.instance_id().unwrap_or_default().to_string(),
             live: !matches!(
@@ -112,7 +123,24 @@ impl From<&ec2::Instance> for InstanceInfo {
             subnet_id: i.subnet_id().map(str::to_string),
             security_group_ids: sorted_unique(ids),
             tags: tags(i.tags()),
+            interfaces,
         }
+    }
+}
+
+impl From<&eks::FargateProfile> for FargateProfileInfo {
+    fn from(p: &eks::FargateProfile) -> Self {
+        FargateProfileInfo {
+            name: p.fargate_profile_name().unwrap_or_default().to_string(),
+            status: p.status().map(|s| s.as_str().to_string()),
+            subnets: p.subnets().to_vec(),
+        }
+    }
+}
+
+impl From<&eks::Addon> for VpcCniAddon {
+    fn from(a: &eks::Addon) -> Self {
+        VpcCniAddon::Managed { configuration_values: a.configuration_values().map(str::to_string) }
     }
 }
 
@@ -383,6 +411,9 @@ where
             Some(c) if c.ends_with("NotFound") || c.ends_with("NotFoundException") => {
                 SourceError::NotFound(format!("{operation}: {message}"))
             }
+            // A REST API's 404 whose body names no error (a proxy's or an emulator's page):
+            // the resource is not there all the same.
+            None if status == Some(404) => SourceError::NotFound(format!("{operation}: HTTP 404 without an error code")),
             _ if status.is_some_and(|s| s >= 500) => SourceError::Server { operation, message: message.clone() },
             // An unreadable body on a 2xx: AWS (or what stands in for it) sent garbage.
             _ if matches!(err, SdkError::ResponseError(_)) => {
