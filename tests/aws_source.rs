@@ -184,9 +184,30 @@ fn layouts() -> &'static Styles {
     })
 }
 
+const ENDPOINTS_REGION: &str = "eu-north-1";
+
+/// Issue 16's endpoints: a Fargate-only cluster, hybrid nodes, two Karpenter NodePools with
+/// different SGs, VPC CNI custom networking; see `ENDPOINTS` in build.py for the sources.
+fn endpoints() -> &'static Styles {
+    static ENDPOINTS: OnceLock<Styles> = OnceLock::new();
+    ENDPOINTS.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-endpoints");
+        let _ = std::fs::remove_dir_all(&dir);
+        let manifest = moto::server().build_fixture(&[
+            "--region",
+            ENDPOINTS_REGION,
+            "--scenario",
+            "endpoints",
+            "--out",
+            &moto::path_of(&dir),
+        ]);
+        Styles { manifest, dir }
+    })
+}
+
 #[tokio::test]
 async fn the_aws_and_files_sources_give_identical_snapshots_for_every_fixture() {
-    for (fx, region) in [(styles(), STYLES_REGION), (layouts(), LAYOUTS_REGION)] {
+    for (fx, region) in [(styles(), STYLES_REGION), (layouts(), LAYOUTS_REGION), (endpoints(), ENDPOINTS_REGION)] {
         let spec = target(region, None);
         let aws = AwsSource::from_sdk_config(moto::server().sdk_config(region), options(HOUR));
         let from_aws = snapshots(aws.poll(&spec).await);
@@ -251,6 +272,53 @@ async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_
     let roles: Vec<Role> = private["eksctl-private"].groups[&shared].roles.iter().copied().collect();
     assert_eq!(roles, [Role::Node, Role::Endpoint]);
     assert!(private["eksctl-private"].vpc_endpoints.iter().all(|e| e.kind == VpcEndpointKind::Gateway || e.private_dns_enabled));
+}
+
+#[tokio::test]
+async fn fargate_profiles_hybrid_networks_nodepools_and_custom_networking_are_endpoints_read_from_aws() {
+    let fx = endpoints();
+    let aws = AwsSource::from_sdk_config(moto::server().sdk_config(ENDPOINTS_REGION), options(HOUR));
+    let snaps = snapshots(aws.poll(&target(ENDPOINTS_REGION, None)).await);
+    let ids = |name: &str, role: &str| moto::manifest_groups(&fx.manifest, name, role);
+    let endpoints = |name: &str| -> Vec<(String, NodeGroupKind, Vec<String>)> {
+        snaps[name].node_groups.iter().map(|g| (g.name.clone(), g.kind, g.security_group_ids.clone())).collect()
+    };
+    let cluster = |name: &str| ids(name, "cluster");
+    assert_eq!(
+        endpoints("fargate"),
+        [
+            ("fp-default".to_string(), NodeGroupKind::Fargate, cluster("fargate")),
+            ("fp-kube-system".to_string(), NodeGroupKind::Fargate, cluster("fargate")),
+        ]
+    );
+    assert_eq!(snaps["fargate"].node_groups[0].route_out_v4, RouteOut::Internet, "the profile's subnets route out");
+    let nodes = ids("nodepools", "node");
+    let pools: Vec<(String, NodeGroupKind, Vec<String>)> =
+        endpoints("nodepools").into_iter().filter(|g| g.1 == NodeGroupKind::Karpenter).collect();
+    assert_eq!(
+        pools,
+        [
+            ("general".to_string(), NodeGroupKind::Karpenter, vec![nodes[0].clone()]),
+            ("gpu".to_string(), NodeGroupKind::Karpenter, vec![nodes[1].clone()]),
+        ]
+    );
+    let cn = ids("custom-networking", "node");
+    let custom: Vec<_> = snaps["custom-networking"].node_groups.iter().map(|g| (g.name.clone(), g.kind, g.security_group_ids.clone(), g.route_out_v4)).collect();
+    assert!(custom.contains(&("custom-networking-workers".to_string(), NodeGroupKind::SelfManaged, vec![cn[0].clone()], RouteOut::Internet)), "{custom:?}");
+    assert!(custom.contains(&(format!("ENIConfig {}", cn[1]), NodeGroupKind::CustomNetworking, vec![cn[1].clone()], RouteOut::Internet)), "{custom:?}");
+
+    // Stock: every flow of every endpoint open (the terraform clusters' managed group too).
+    let ctx = sgdrift::flows::FlowContext { webhook_ports: vec![9443] };
+    for (name, snap) in &snaps {
+        let flows = sgdrift::flows::check(snap, &ctx);
+        for f in &flows {
+            assert_eq!(f.status, sgdrift::flows::FlowStatus::Open, "{name} {} {:?}: {}", f.name, f.node_group, f.detail);
+        }
+        let endpoints: BTreeSet<&str> = flows.iter().filter_map(|f| f.node_group.as_deref()).collect();
+        if name == "hybrid" {
+            assert!(endpoints.contains("hybrid nodes 10.80.0.0/16") && endpoints.contains("hybrid pods 10.85.0.0/16"), "{endpoints:?}");
+        }
+    }
 }
 
 #[tokio::test]
