@@ -923,6 +923,58 @@ async fn next_token_pages_are_followed_for_every_list() {
     assert_eq!(counts["ec2:DescribeManagedPrefixLists"], 2);
 }
 
+/// moto has no DescribeAddon (it answers 404 without an error code), so the `vpc-cni` add-on is
+/// served by the canned AWS, a real HTTP server on loopback, rather than by the SDK's static
+/// replay client: the poll makes some thirty calls in an order the replay client would have to
+/// pin down, and this server answers each by what it asks. The canned VPC gets one branch ENI
+/// (pods with their own SGs), without which DescribeAddon is never called.
+fn world_with_pod_sgs(req: &Req) -> Resp {
+    let path: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    match (req.action(), path.as_slice()) {
+        ("DescribeNetworkInterfaces", _) => xml(
+            "<DescribeNetworkInterfacesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r-1</requestId>\
+             <networkInterfaceSet><item><networkInterfaceId>eni-branch</networkInterfaceId><interfaceType>branch</interfaceType>\
+             <description>aws-k8s-branch-eni</description><vpcId>vpc-canned</vpcId>\
+             <groupSet><item><groupId>sg-a3</groupId><groupName>pods</groupName></item></groupSet></item></networkInterfaceSet>\
+             </DescribeNetworkInterfacesResponse>"
+                .into(),
+        ),
+        (_, ["clusters", c, "addons", "vpc-cni"]) => match *c {
+            // The add-on's configuration values as the console writes them (JSON).
+            "alpha" => json(serde_json::json!({ "addon": { "addonName": "vpc-cni", "clusterName": c,
+                "configurationValues": "{\"env\":{\"POD_SECURITY_GROUP_ENFORCING_MODE\":\"standard\",\"ENABLE_POD_ENI\":\"true\"}}" } })),
+            // The managed add-on with nothing configured: the CNI's default.
+            "bravo" => json(serde_json::json!({ "addon": { "addonName": "vpc-cni", "clusterName": c } })),
+            // A self-managed VPC CNI: no such add-on.
+            _ => eks_error(404, "ResourceNotFoundException", &format!("No addon: vpc-cni found in cluster: {c}")),
+        },
+        _ => world(req),
+    }
+}
+
+#[tokio::test]
+async fn the_pod_sg_enforcing_mode_comes_from_the_vpc_cni_add_on_only_for_clusters_with_pod_sgs() {
+    use sgdrift::model::PodSgEnforcingMode;
+    let (_server, source) = canned_source(world_with_pod_sgs, options(HOUR)).await;
+    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
+    let modes: Vec<(&str, PodSgEnforcingMode)> =
+        snaps.iter().map(|(n, s)| (n.as_str(), s.data_plane.pod_sg_enforcing_mode)).collect();
+    assert_eq!(
+        modes,
+        [("alpha", PodSgEnforcingMode::Standard), ("bravo", PodSgEnforcingMode::Strict), ("charlie", PodSgEnforcingMode::Unknown)]
+    );
+    assert!(snaps.values().all(|s| s.warnings.is_empty()), "a self-managed CNI is no warning");
+    assert_eq!(source.call_counts()["eks:DescribeAddon"], 3, "once per cluster with pod SGs, with the metadata");
+    snapshots(source.poll(&target("eu-west-1", None)).await);
+    assert_eq!(source.call_counts()["eks:DescribeAddon"], 3, "cached for metadata_interval");
+
+    // Without branch ENIs nobody asks.
+    let (_server, plain) = canned_source(world, options(HOUR)).await;
+    let snaps = snapshots(plain.poll(&target("eu-west-1", None)).await);
+    assert!(snaps.values().all(|s| s.data_plane.pod_sg_enforcing_mode == PodSgEnforcingMode::Unknown));
+    assert_eq!(plain.call_counts().get("eks:DescribeAddon"), None);
+}
+
 #[tokio::test]
 async fn access_denied_names_the_missing_action_and_the_other_clusters_still_read() {
     let (_server, source) = canned_source(

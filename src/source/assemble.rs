@@ -1078,6 +1078,76 @@ mod tests {
         assert_eq!(kubelet("mixed [sg-general+sg-gpu]").status, Open, "the set that holds sg-general admits it");
     }
 
+    fn nic(index: i32, kind: &str, subnet: &str, groups: &[&str]) -> InstanceInterfaceInfo {
+        InstanceInterfaceInfo {
+            device_index: Some(index),
+            interface_type: Some(kind.into()),
+            subnet_id: Some(subnet.into()),
+            security_group_ids: s(groups),
+        }
+    }
+
+    #[test]
+    fn fargate_profiles_efa_interfaces_and_secondary_enis_with_other_sgs_become_endpoints() {
+        let mut efa = instance("i-1", "subnet-a", &["sg-node", "sg-efa"], &[("karpenter.sh/nodepool", "training")]);
+        efa.interfaces = vec![nic(0, "efa", "subnet-a", &["sg-node", "sg-efa"]), nic(1, "efa", "subnet-a", &["sg-node", "sg-efa"])];
+        // Custom networking: the primary ENI in the node subnet, pods' ENIs in a pod subnet.
+        let mut cn = instance("i-2", "subnet-a", &["sg-node", "sg-pods"], &[("aws:autoscaling:groupName", "workers")]);
+        cn.interfaces = vec![nic(0, "interface", "subnet-a", &["sg-node"]), nic(1, "interface", "subnet-pods", &["sg-pods"])];
+        // The VPC CNI's usual secondary ENIs carry the primary's SGs; a trunk ENI is no pod ENI.
+        let mut plain = instance("i-3", "subnet-a", &["sg-node"], &[("aws:autoscaling:groupName", "workers")]);
+        plain.interfaces = vec![nic(0, "interface", "subnet-a", &["sg-node"]), nic(1, "interface", "subnet-a", &["sg-node"]), nic(2, "trunk", "subnet-a", &["sg-trunk"])];
+        let fargate = |name: &str, status: &str| FargateProfileInfo { name: name.into(), status: Some(status.into()), subnets: s(&["subnet-f"]) };
+        let meta = ClusterMetadata {
+            instances: vec![efa, cn, plain],
+            fargate_profiles: vec![fargate("fp-b", "ACTIVE"), fargate("fp-a", "CREATING"), fargate("fp-gone", "DELETING")],
+            ..ClusterMetadata::default()
+        };
+        let snap = snapshot(&info(), &meta, &all_groups(&["sg-cluster", "sg-cp", "sg-node", "sg-efa", "sg-pods", "sg-trunk"]));
+        let got: Vec<(&str, NodeGroupKind, Vec<String>)> =
+            snap.node_groups.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("fp-a", NodeGroupKind::Fargate, s(&["sg-cluster"])),
+                ("fp-b", NodeGroupKind::Fargate, s(&["sg-cluster"])),
+                ("training", NodeGroupKind::Karpenter, s(&["sg-efa", "sg-node"])),
+                // One set per group: the primary ENIs of i-2 and i-3 carry the same one.
+                ("workers", NodeGroupKind::SelfManaged, s(&["sg-node"])),
+                ("ENIConfig sg-pods", NodeGroupKind::CustomNetworking, s(&["sg-pods"])),
+            ]
+        );
+        assert_eq!(snap.data_plane.efa, vec![EfaSet { node_group: "training".into(), security_group_ids: s(&["sg-efa", "sg-node"]) }]);
+        assert_eq!(snap.data_plane.pod_sg_enforcing_mode, PodSgEnforcingMode::Unknown, "no add-on read");
+    }
+
+    #[test]
+    fn the_enforcing_mode_is_read_from_json_or_yaml_configuration_values_and_defaults_to_strict() {
+        use PodSgEnforcingMode::{Standard, Strict, Unknown};
+        let managed = |v: Option<&str>| Some(VpcCniAddon::Managed { configuration_values: v.map(str::to_string) });
+        let cases: [(&str, Option<VpcCniAddon>, PodSgEnforcingMode, usize); 9] = [
+            ("not read", None, Unknown, 0),
+            ("self-managed", Some(VpcCniAddon::SelfManaged), Unknown, 0),
+            ("no configuration", managed(None), Strict, 0),
+            ("empty configuration", managed(Some("  ")), Strict, 0),
+            ("JSON", managed(Some(r#"{"env":{"POD_SECURITY_GROUP_ENFORCING_MODE":"standard"}}"#)), Standard, 0),
+            ("JSON without the variable", managed(Some(r#"{"env":{"ENABLE_POD_ENI":"true"}}"#)), Strict, 0),
+            (
+                "YAML with comments and quotes",
+                managed(Some("# from the console\nenableNetworkPolicy: \"true\"\nenv:\n  ENABLE_POD_ENI: \"true\"\n  POD_SECURITY_GROUP_ENFORCING_MODE: 'standard' # probes\n")),
+                Standard,
+                0,
+            ),
+            ("YAML: the name outside env", managed(Some("init:\n  POD_SECURITY_GROUP_ENFORCING_MODE: standard\n")), Strict, 0),
+            ("a value the CNI does not know", managed(Some(r#"{"env":{"POD_SECURITY_GROUP_ENFORCING_MODE":"loose"}}"#)), Unknown, 1),
+        ];
+        for (case, addon, want, warned) in cases {
+            let mut warnings = Vec::new();
+            assert_eq!(enforcing_mode(addon.as_ref(), &mut warnings), want, "{case}");
+            assert_eq!(warnings.len(), warned, "{case}: {warnings:?}");
+        }
+    }
+
     /// eksctl's cluster stack (pkg/cfn/builder/cluster.go): the shared node SG and its rules with
     /// the cluster SG, whatever carries it.
     fn eksctl_shared(name: &str, logical: &str) -> GroupRecord {

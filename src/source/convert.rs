@@ -583,4 +583,43 @@ mod tests {
             assert!(!failure.message.contains("dispatch failure"), "{}", failure.message);
         }
     }
+
+    /// An EFA instance with a custom-networking secondary ENI, as the SDK hands it over and as
+    /// `aws ec2 describe-instances --output json` prints it: the same raw shape either way.
+    #[test]
+    fn an_instances_interfaces_convert_alike_from_the_sdk_and_from_the_cli() {
+        let group = |id: &str| ec2::GroupIdentifier::builder().group_id(id).group_name(id).build();
+        let nic = |index: i32, kind: &str, subnet: &str, groups: &[&str]| {
+            let mut b = ec2::InstanceNetworkInterface::builder()
+                .attachment(ec2::InstanceNetworkInterfaceAttachment::builder().device_index(index).build())
+                .interface_type(kind)
+                .subnet_id(subnet);
+            for g in groups {
+                b = b.groups(group(g));
+            }
+            b.build()
+        };
+        let sdk = ec2::Instance::builder()
+            .instance_id("i-efa")
+            .subnet_id("subnet-node")
+            .security_groups(group("sg-node"))
+            .security_groups(group("sg-efa"))
+            .network_interfaces(nic(0, "efa", "subnet-node", &["sg-node", "sg-efa"]))
+            .network_interfaces(nic(1, "interface", "subnet-pods", &["sg-pods"]))
+            .tags(ec2::Tag::builder().key("karpenter.sh/nodepool").value("training").build())
+            .build();
+        let cli = r#"{"Reservations": [{"Instances": [{"InstanceId": "i-efa", "SubnetId": "subnet-node",
+            "SecurityGroups": [{"GroupId": "sg-node", "GroupName": "sg-node"}, {"GroupId": "sg-efa", "GroupName": "sg-efa"}],
+            "NetworkInterfaces": [
+              {"Attachment": {"DeviceIndex": 0}, "InterfaceType": "efa", "SubnetId": "subnet-node",
+               "Groups": [{"GroupId": "sg-node", "GroupName": "sg-node"}, {"GroupId": "sg-efa", "GroupName": "sg-efa"}]},
+              {"Attachment": {"DeviceIndex": 1}, "InterfaceType": "interface", "SubnetId": "subnet-pods",
+               "Groups": [{"GroupId": "sg-pods", "GroupName": "sg-pods"}]}],
+            "Tags": [{"Key": "karpenter.sh/nodepool", "Value": "training"}]}]}]}"#;
+        let from_sdk = InstanceInfo::from(&sdk);
+        assert_eq!(vec![from_sdk.clone()], crate::source::files::instances_from_cli(cli));
+        assert_eq!(from_sdk.interfaces[0].interface_type.as_deref(), Some("efa"));
+        assert_eq!(from_sdk.interfaces[1].device_index, Some(1));
+        assert_eq!(from_sdk.security_group_ids, ["sg-efa", "sg-node", "sg-pods"]);
+    }
 }

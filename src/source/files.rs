@@ -858,6 +858,13 @@ impl From<Instance> for InstanceInfo {
     }
 }
 
+/// The instances of an `aws ec2 describe-instances` answer, for tests comparing the sources.
+#[cfg(test)]
+pub(crate) fn instances_from_cli(text: &str) -> Vec<InstanceInfo> {
+    let d: DescribeInstances = serde_json::from_str(text).expect("describe-instances JSON");
+    d.reservations.into_iter().flat_map(|r| r.instances).map(Into::into).collect()
+}
+
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DescribeFargateProfile {
