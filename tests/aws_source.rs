@@ -65,22 +65,19 @@ struct Styles {
 
 const STYLES_REGION: &str = "eu-west-1";
 
+/// Builds one scenario of build.py in `region`, with its AWS CLI export in a directory of its own.
+fn build_scenario(scenario: &str, region: &str) -> Styles {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("aws-source-{scenario}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let manifest =
+        moto::server().build_fixture(&["--region", region, "--scenario", scenario, "--out", &moto::path_of(&dir)]);
+    Styles { manifest, dir }
+}
+
 /// Built once per binary; tests only read it.
 fn styles() -> &'static Styles {
     static STYLES: OnceLock<Styles> = OnceLock::new();
-    STYLES.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-styles");
-        let _ = std::fs::remove_dir_all(&dir);
-        let manifest = moto::server().build_fixture(&[
-            "--region",
-            STYLES_REGION,
-            "--scenario",
-            "styles",
-            "--out",
-            &moto::path_of(&dir),
-        ]);
-        Styles { manifest, dir }
-    })
+    STYLES.get_or_init(|| build_scenario("styles", STYLES_REGION))
 }
 
 #[tokio::test]
@@ -169,19 +166,7 @@ const LAYOUTS_REGION: &str = "eu-west-3";
 /// with their own security groups and hybrid nodes: see `LAYOUTS` in build.py for the sources.
 fn layouts() -> &'static Styles {
     static LAYOUTS: OnceLock<Styles> = OnceLock::new();
-    LAYOUTS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-layouts");
-        let _ = std::fs::remove_dir_all(&dir);
-        let manifest = moto::server().build_fixture(&[
-            "--region",
-            LAYOUTS_REGION,
-            "--scenario",
-            "layouts",
-            "--out",
-            &moto::path_of(&dir),
-        ]);
-        Styles { manifest, dir }
-    })
+    LAYOUTS.get_or_init(|| build_scenario("layouts", LAYOUTS_REGION))
 }
 
 const ENDPOINTS_REGION: &str = "eu-north-1";
@@ -190,19 +175,7 @@ const ENDPOINTS_REGION: &str = "eu-north-1";
 /// different SGs, VPC CNI custom networking; see `ENDPOINTS` in build.py for the sources.
 fn endpoints() -> &'static Styles {
     static ENDPOINTS: OnceLock<Styles> = OnceLock::new();
-    ENDPOINTS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-endpoints");
-        let _ = std::fs::remove_dir_all(&dir);
-        let manifest = moto::server().build_fixture(&[
-            "--region",
-            ENDPOINTS_REGION,
-            "--scenario",
-            "endpoints",
-            "--out",
-            &moto::path_of(&dir),
-        ]);
-        Styles { manifest, dir }
-    })
+    ENDPOINTS.get_or_init(|| build_scenario("endpoints", ENDPOINTS_REGION))
 }
 
 #[tokio::test]

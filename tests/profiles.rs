@@ -474,14 +474,7 @@ fn pod_security_groups_are_stock_with_their_flows_open_and_a_lost_dns_rule_close
 
 #[test]
 fn hybrid_nodes_remote_cidrs_are_stock_peers_of_the_cluster_sg() {
-    let mut snap = layouts::cluster(Style::Console, EndpointMode::PublicPrivate);
-    snap.remote_network = Some(RemoteNetwork {
-        node_cidrs: vec!["10.200.0.0/22".parse().unwrap()],
-        pod_cidrs: vec!["10.201.0.0/20".parse().unwrap()],
-    });
-    let cluster = snap.cluster_security_group_id.clone().unwrap();
-    add_rule(&mut snap, &cluster, rule(Direction::Ingress, "tcp 443", "10.200.0.0/22"));
-    add_rule(&mut snap, &cluster, rule(Direction::Ingress, "tcp 443", "10.201.0.0/20"));
+    let (snap, cluster) = with_hybrid_nodes();
     let e = eval("eks-minimal", &snap);
     assert!(e.findings.is_empty(), "{}", describe(&e));
     // The same rule from a network that is not the remote one is drift.
