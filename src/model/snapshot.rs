@@ -419,8 +419,9 @@ impl ClusterSnapshot {
         set
     }
 
-    /// The SG sets of the nodes: one per node group; when the snapshot knows of no node group,
-    /// the cluster SG alone (Fargate, managed nodes without a launch template).
+    /// The SG sets of the data plane's endpoints: one per node group (Fargate profiles and
+    /// custom-networking pods included); when the snapshot knows of none, the node SGs or else the
+    /// cluster SG alone (what managed nodes without a launch template carry).
     pub fn node_sets(&self) -> Vec<(String, Vec<String>)> {
         if self.node_groups.is_empty() {
             let node: Vec<String> = self.groups_with_role(Role::Node).map(|g| g.id.clone()).collect();
