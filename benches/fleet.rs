@@ -284,6 +284,7 @@ fn snapshot(i: usize) -> ClusterSnapshot {
         node_groups,
         vpc_endpoints: vec![],
         pod_security_group_sets: vec![],
+        data_plane: Default::default(),
         peer_groups: BTreeMap::new(),
         prefix_lists: BTreeMap::new(),
         warnings: vec![],

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::model::{
-    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EndpointService, IpFamily, Peer, PortRange, Role,
-    RouteOut, Rule, Traffic, VpcEndpoint, VpcEndpointKind,
+    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EfaSet, EndpointService, IpFamily, NodeGroupKind,
+    Peer, PodSgEnforcingMode, PortRange, Role, RouteOut, Rule, Traffic, VpcEndpoint, VpcEndpointKind,
 };
 
 /// Kept here too: the flow names belong to the model (findings carry them) since they moved.
@@ -69,21 +69,25 @@ pub struct FlowContext {
     pub webhook_ports: Vec<u16>,
 }
 
-/// Evaluates every required flow of `snapshot`: one result per flow per node group, in the
-/// order of [`FlowName::ALL`], node groups in the snapshot's order; then, where pods have SGs
-/// of their own, `pod-dns` and `pod-probes` once per pod SG set.
+/// Evaluates every required flow of `snapshot`: one result per flow per endpoint that needs
+/// it, in the order of [`FlowName::ALL`], endpoints in the snapshot's order (node groups, then
+/// hybrid nodes' remote networks); then, where pods have SGs of their own, `pod-dns` and
+/// `pod-probes` once per pod SG set; then `efa` once per EFA SG set.
 pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
     let control_plane = Side::control_plane(snapshot);
-    let nodes: Vec<Side> =
+    let mut endpoints: Vec<Side> =
         snapshot.node_sets().into_iter().map(|(name, ids)| Side::node_group(snapshot, name, ids)).collect();
+    // CoreDNS and kubelets run on nodes (Fargate's included), not on custom-networking pods.
+    let nodes: Vec<Side> = endpoints.iter().filter(|e| e.kind.runs_nodes()).cloned().collect();
+    endpoints.extend(Side::hybrid(snapshot));
     let pods: Vec<Side> = snapshot.pod_security_group_sets.iter().map(|ids| Side::pods(snapshot, ids)).collect();
     let mut webhook_ports = ctx.webhook_ports.clone();
     webhook_ports.sort_unstable();
     webhook_ports.dedup();
 
-    let mut out = Vec::with_capacity(FlowName::ALL.len() * nodes.len());
+    let mut out = Vec::with_capacity(FlowName::ALL.len() * endpoints.len());
     for name in PER_NODE_GROUP {
-        for node in &nodes {
+        for node in endpoints.iter().filter(|e| e.kind.needs(name)) {
             let mut flow = Flow::new(snapshot, name, node);
             match name {
                 FlowName::Kubelet => kubelet(&mut flow, &control_plane, node),
@@ -91,22 +95,63 @@ pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
                 FlowName::Dns => dns(&mut flow, node, &nodes),
                 FlowName::Webhooks => webhooks(&mut flow, &control_plane, node, &webhook_ports),
                 FlowName::AwsApis => aws_apis(&mut flow, node),
-                FlowName::PodDns | FlowName::PodProbes => {}
+                FlowName::PodDns | FlowName::PodProbes | FlowName::Efa => {}
             }
             out.push(flow.finish());
         }
     }
+    // Branch-ENI pods live on EC2 nodes: their kubelets are the ones that probe them.
+    let kubelets: Vec<Side> = nodes.iter().filter(|n| n.kind != EndpointKind::Nodes(NodeGroupKind::Fargate)).cloned().collect();
     for name in [FlowName::PodDns, FlowName::PodProbes] {
         for pod in &pods {
             let mut flow = Flow::new(snapshot, name, pod);
             match name {
                 FlowName::PodDns => pod_dns(&mut flow, pod, &nodes),
-                _ => pod_probes(&mut flow, pod, &nodes),
+                _ => pod_probes(&mut flow, pod, &kubelets),
             }
             out.push(flow.finish());
         }
     }
+    for set in &snapshot.data_plane.efa {
+        let side = Side::efa(snapshot, set);
+        let mut flow = Flow::new(snapshot, FlowName::Efa, &side);
+        efa(&mut flow, &side);
+        out.push(flow.finish());
+    }
     out
+}
+
+/// What an endpoint is, which decides the flows it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndpointKind {
+    ControlPlane,
+    Nodes(NodeGroupKind),
+    /// Pods with their own SGs (branch ENIs): `pod-dns`, `pod-probes`.
+    Pods,
+    VpcEndpoint,
+    /// A remote node network of hybrid nodes: the API, and the control plane to its kubelets.
+    HybridNodes,
+    /// A remote pod network of hybrid nodes: the API, and the control plane to its webhooks.
+    HybridPods,
+    Efa,
+}
+
+impl EndpointKind {
+    fn runs_nodes(self) -> bool {
+        matches!(self, EndpointKind::Nodes(k) if k.runs_nodes())
+    }
+
+    /// Does this endpoint need `name`, among the flows checked per endpoint?
+    fn needs(self, name: FlowName) -> bool {
+        use FlowName::*;
+        match self {
+            EndpointKind::Nodes(NodeGroupKind::CustomNetworking) => matches!(name, Api | Dns | AwsApis),
+            EndpointKind::Nodes(_) => PER_NODE_GROUP.contains(&name),
+            EndpointKind::HybridNodes => matches!(name, Kubelet | Api),
+            EndpointKind::HybridPods => matches!(name, Api | Webhooks),
+            EndpointKind::ControlPlane | EndpointKind::Pods | EndpointKind::VpcEndpoint | EndpointKind::Efa => false,
+        }
+    }
 }
 
 const KUBELET_PORT: u16 = 10250;
@@ -257,6 +302,16 @@ fn pod_dns(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
 }
 
 fn pod_probes(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
+    let mode = flow.snapshot.data_plane.pod_sg_enforcing_mode;
+    if mode == PodSgEnforcingMode::Standard {
+        // Standard mode lets traffic from the pod's own node past its SGs (VPC CNI README,
+        // POD_SECURITY_GROUP_ENFORCING_MODE).
+        flow.open_detail = format!(
+            "the VPC CNI's pod-SG enforcing mode is standard: kubelet probes to {} are not filtered by their SGs",
+            pods.label
+        );
+        return;
+    }
     // Probe ports are the pods' own: any tcp the pod set admits from the node set will do,
     // provided the node set may send it.
     for node in nodes {
@@ -266,19 +321,37 @@ fn pod_probes(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
             Some(traffic) => trial.egress(node, &Far::Sgs(pods), traffic),
             None => trial.check(pods, Direction::Ingress, &Far::Sgs(node), Traffic::All),
         }
-        // POD_SECURITY_GROUP_ENFORCING_MODE=standard lets probes past the pod SG; strict (the
-        // default) does not. The snapshot does not say which, so a gap is an unknown.
-        for (reason, _) in trial.gaps {
-            flow.unknowns.push(format!(
-                "{reason}: kubelet probes fail under the VPC CNI's strict pod-SG enforcing mode (the default), not under standard"
-            ));
+        // Strict (the default) filters probes by the pod SG: a gap closes the flow. When the
+        // mode is unknown (a self-managed CNI), it is only a gap under strict.
+        for (reason, side) in trial.gaps {
+            match mode {
+                PodSgEnforcingMode::Strict => flow.gaps.push((
+                    format!("{reason}: kubelet probes fail under the VPC CNI's strict pod-SG enforcing mode"),
+                    side,
+                )),
+                _ => flow.unknowns.push(format!(
+                    "{reason}: kubelet probes fail under the VPC CNI's strict pod-SG enforcing mode (the default), not under standard, and the mode cannot be read (a self-managed vpc-cni)"
+                )),
+            }
         }
     }
     flow.open_detail = format!("every node group's kubelet reaches {} for probes", pods.label);
 }
 
-/// One end of a flow: a set of SGs, what messages call it, and the SG a fix belongs on.
+/// EFA traffic is not only IP: the EFA SG set must admit all traffic from itself and send all
+/// traffic to itself by SG reference (EKS user guide, "Run machine learning training on Amazon
+/// EKS with Elastic Fabric Adapter"; eksctl `EFAIngressSelf`/`EFAEgressSelf`; terraform-aws-eks
+/// `all_self_efa`). A CIDR rule does not carry it.
+fn efa(flow: &mut Flow, side: &Side) {
+    flow.both_ways(side, side, Traffic::All);
+    flow.open_detail = format!("{} admit all traffic from and to themselves", side.label);
+}
+
+/// One end of a flow: a set of SGs (or, for hybrid nodes, remote CIDRs), what messages call
+/// it, and the SG a fix belongs on.
+#[derive(Clone)]
 struct Side {
+    kind: EndpointKind,
     /// The node group's name, for node sides.
     name: String,
     label: String,
@@ -289,6 +362,10 @@ struct Side {
     default_role: Role,
     /// Where the side's default routes lead (IPv4, IPv6); node groups only.
     routes: (RouteOut, RouteOut),
+    /// The remote networks of hybrid nodes: outside the VPC, so no SG of theirs is checked.
+    cidrs: Vec<IpNet>,
+    /// Only a rule naming one of the side's SGs admits it (EFA), never a CIDR.
+    groups_only: bool,
 }
 
 impl Side {
@@ -302,7 +379,37 @@ impl Side {
             .or(ids.first())
             .cloned();
         let label = "the control plane".to_string();
-        Side { name: String::new(), label, ids, fix, default_role: Role::Cluster, routes: NO_ROUTE_DATA }
+        Side::new(EndpointKind::ControlPlane, String::new(), label, ids, fix, Role::Cluster)
+    }
+
+    fn new(kind: EndpointKind, name: String, label: String, ids: Vec<String>, fix: Option<String>, role: Role) -> Side {
+        Side { kind, name, label, ids, fix, default_role: role, routes: NO_ROUTE_DATA, cidrs: Vec::new(), groups_only: false }
+    }
+
+    /// Hybrid nodes' remote networks (`remoteNetworkConfig`), one endpoint per CIDR: nodes
+    /// first, then pods.
+    fn hybrid(snapshot: &ClusterSnapshot) -> Vec<Side> {
+        let Some(remote) = &snapshot.remote_network else { return Vec::new() };
+        let side = |kind, what: &str, net: &IpNet| {
+            let name = format!("hybrid {what} {net}");
+            let mut side = Side::new(kind, name.clone(), name, Vec::new(), None, Role::Cluster);
+            side.cidrs = vec![*net];
+            side
+        };
+        let nodes = remote.node_cidrs.iter().map(|n| side(EndpointKind::HybridNodes, "nodes", n));
+        nodes.chain(remote.pod_cidrs.iter().map(|n| side(EndpointKind::HybridPods, "pods", n))).collect()
+    }
+
+    /// The EFA interfaces' SG set of one node group.
+    fn efa(snapshot: &ClusterSnapshot, set: &EfaSet) -> Side {
+        let mut ids = set.security_group_ids.clone();
+        ids.sort();
+        ids.dedup();
+        let fix = ids.iter().find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node))).or(ids.first()).cloned();
+        let label = format!("the EFA SGs {} of node group {}", ids.join(", "), set.node_group);
+        let mut side = Side::new(EndpointKind::Efa, set.node_group.clone(), label, ids, fix, Role::Node);
+        side.groups_only = true;
+        side
     }
 
     fn node_group(snapshot: &ClusterSnapshot, name: String, ids: Vec<String>) -> Side {
@@ -311,12 +418,19 @@ impl Side {
             .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node)))
             .or(ids.first())
             .cloned();
-        let routes = snapshot
-            .node_groups
-            .iter()
-            .find(|ng| ng.name == name)
-            .map_or(NO_ROUTE_DATA, |ng| (ng.route_out_v4, ng.route_out_v6));
-        Side { label: format!("node group {name}"), name, ids, fix, default_role: Role::Node, routes }
+        let group = snapshot.node_groups.iter().find(|ng| ng.name == name);
+        let routes = group.map_or(NO_ROUTE_DATA, |ng| (ng.route_out_v4, ng.route_out_v6));
+        let kind = group.map_or(NodeGroupKind::Managed, |ng| ng.kind);
+        let label = match kind {
+            NodeGroupKind::Karpenter => format!("NodePool {name}"),
+            NodeGroupKind::SelfManaged => format!("self-managed node group {name}"),
+            NodeGroupKind::Fargate => format!("Fargate profile {name}"),
+            NodeGroupKind::CustomNetworking => format!("pods on secondary ENIs with SGs {}", ids.join(", ")),
+            NodeGroupKind::Managed => format!("node group {name}"),
+        };
+        let mut side = Side::new(EndpointKind::Nodes(kind), name, label, ids, fix, Role::Node);
+        side.routes = routes;
+        side
     }
 
     /// Pods whose branch ENIs carry `ids` (security groups for pods).
@@ -331,28 +445,27 @@ impl Side {
             .cloned();
         let name = format!("pods {}", ids.join("+"));
         let label = format!("pods with SGs {}", ids.join(", "));
-        Side { name, label, ids, fix, default_role: Role::Pod, routes: NO_ROUTE_DATA }
+        Side::new(EndpointKind::Pods, name, label, ids, fix, Role::Pod)
     }
 
     fn endpoint(endpoint: &VpcEndpoint, service: &str) -> Side {
         let mut ids = endpoint.security_group_ids.clone();
         ids.sort();
         ids.dedup();
-        Side {
-            name: String::new(),
-            label: format!("the {service} endpoint {}", endpoint.id),
-            fix: ids.first().cloned(),
-            ids,
-            default_role: Role::Endpoint,
-            routes: NO_ROUTE_DATA,
-        }
+        let label = format!("the {service} endpoint {}", endpoint.id);
+        let fix = ids.first().cloned();
+        Side::new(EndpointKind::VpcEndpoint, String::new(), label, ids, fix, Role::Endpoint)
     }
 
     /// Does `peer` name this side: one of its groups, or a CIDR holding the whole VPC (the side
     /// has addresses somewhere in the VPC, so a narrower CIDR proves nothing)?
     fn is_named_by(&self, snapshot: &ClusterSnapshot, peer: &Peer) -> bool {
+        if !self.cidrs.is_empty() {
+            return self.cidrs.iter().any(|net| peer_covers(peer, &vpc_peer(*net)));
+        }
         match peer {
             Peer::Group { id, .. } => self.ids.contains(id),
+            _ if self.groups_only => false,
             Peer::Ipv4(_) | Peer::Ipv6(_) => snapshot.vpc_cidrs.iter().any(|v| peer_covers(peer, &vpc_peer(*v))),
             Peer::PrefixList(_) => false,
         }
@@ -424,7 +537,7 @@ impl Far<'_> {
     /// The peer a fix names: the far side's fix group, or the internet.
     fn fix_peer(&self) -> Option<Peer> {
         match self {
-            Far::Sgs(side) => side.fix.as_ref().map(Peer::group),
+            Far::Sgs(side) => side.fix.as_ref().map(Peer::group).or_else(|| side.cidrs.first().map(|n| vpc_peer(*n))),
             Far::Internet | Far::InternetOf(IpFamily::Ipv4) => Some(Peer::Ipv4(Ipv4Net::default())),
             Far::InternetOf(IpFamily::Ipv6) => Some(Peer::Ipv6(Ipv6Net::default())),
             Far::S3 { prefix_lists } => {
@@ -473,6 +586,10 @@ impl<'a> Flow<'a> {
 
     /// Does some SG of `holder` have a `direction` rule admitting `traffic` with `far`?
     fn check(&mut self, holder: &Side, direction: Direction, far: &Far, traffic: Traffic) {
+        if !holder.cidrs.is_empty() {
+            // A remote network's own firewalls are not security groups.
+            return;
+        }
         let snapshot = self.snapshot;
         let admitted = traffic_union_covers(
             holder
@@ -686,6 +803,7 @@ pub(crate) mod fixtures {
                 .collect(),
             vpc_endpoints: Vec::new(),
             pod_security_group_sets: Vec::new(),
+            data_plane: Default::default(),
             peer_groups: BTreeMap::new(),
             prefix_lists: BTreeMap::new(),
             warnings: Vec::new(),
@@ -1371,16 +1489,30 @@ mod tests {
     }
 
     #[test]
-    fn probes_blocked_by_the_pod_sg_are_unknown_because_the_enforcing_mode_decides() {
-        let mut snap = with_pod_sgs(&["egress all to 0.0.0.0/0"]);
-        snap.pod_security_group_sets = vec![vec!["sg-pod".into()]];
-        let results = check(&snap, &FlowContext::default());
-        let r = flow(&results, FlowName::PodProbes, "pods sg-pod");
-        assert_eq!(r.status, FlowStatus::Unknown);
-        assert_eq!(
-            r.detail,
-            "sg-pod (pod) of pods with SGs sg-pod has no ingress all from node group ng-1: kubelet probes fail under the VPC CNI's strict pod-SG enforcing mode (the default), not under standard"
-        );
-        assert!(r.missing.is_empty());
+    fn probes_blocked_by_the_pod_sg_close_under_strict_pass_under_standard_and_are_unknown_otherwise() {
+        let gap = "sg-pod (pod) of pods with SGs sg-pod has no ingress all from node group ng-1: kubelet probes fail under the VPC CNI's strict pod-SG enforcing mode";
+        let cases = [
+            (PodSgEnforcingMode::Strict, FlowStatus::Closed, gap.to_string(), 1),
+            (
+                PodSgEnforcingMode::Standard,
+                FlowStatus::Open,
+                "the VPC CNI's pod-SG enforcing mode is standard: kubelet probes to pods with SGs sg-pod are not filtered by their SGs".to_string(),
+                0,
+            ),
+            (
+                PodSgEnforcingMode::Unknown,
+                FlowStatus::Unknown,
+                format!("{gap} (the default), not under standard, and the mode cannot be read (a self-managed vpc-cni)"),
+                0,
+            ),
+        ];
+        for (mode, want, detail, fixes) in cases {
+            let mut snap = with_pod_sgs(&["egress all to 0.0.0.0/0"]);
+            snap.pod_security_group_sets = vec![vec!["sg-pod".into()]];
+            snap.data_plane.pod_sg_enforcing_mode = mode;
+            let results = check(&snap, &FlowContext::default());
+            let r = flow(&results, FlowName::PodProbes, "pods sg-pod");
+            assert_eq!((r.status, &r.detail, r.missing.len()), (want, &detail, fixes), "{}", mode.as_str());
+        }
     }
 }

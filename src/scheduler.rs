@@ -622,6 +622,7 @@ mod tests {
             node_groups: vec![],
             vpc_endpoints: vec![],
             pod_security_group_sets: vec![],
+            data_plane: Default::default(),
             peer_groups: BTreeMap::new(),
             prefix_lists: BTreeMap::new(),
             warnings: vec![],

@@ -293,6 +293,7 @@ pub(crate) mod fixtures {
             ],
             vpc_endpoints: vec![],
             pod_security_group_sets: vec![],
+            data_plane: Default::default(),
             peer_groups: BTreeMap::new(),
             prefix_lists: [
                 ("pl-s3".to_string(), "com.amazonaws.eu-west-1.s3".to_string()),

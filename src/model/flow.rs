@@ -17,10 +17,12 @@ pub enum FlowName {
     PodDns,
     /// Kubelets on the nodes → pods with their own SGs (liveness and readiness probes).
     PodProbes,
+    /// All traffic within the EFA SG set of a node group with EFA interfaces.
+    Efa,
 }
 
 impl FlowName {
-    pub const ALL: [FlowName; 7] = [
+    pub const ALL: [FlowName; 8] = [
         FlowName::Kubelet,
         FlowName::Api,
         FlowName::Dns,
@@ -28,6 +30,7 @@ impl FlowName {
         FlowName::AwsApis,
         FlowName::PodDns,
         FlowName::PodProbes,
+        FlowName::Efa,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl FlowName {
             FlowName::AwsApis => "aws-apis",
             FlowName::PodDns => "pod-dns",
             FlowName::PodProbes => "pod-probes",
+            FlowName::Efa => "efa",
         }
     }
 

@@ -18,6 +18,6 @@ pub use normalize::{canonicalize, normalize, traffic_from_ec2, RawPeer, RawPermi
 pub use peer::Peer;
 pub use rule::{Direction, IcmpMatch, ParseError, PortRange, Rule, RuleText, Traffic};
 pub use snapshot::{
-    ClusterId, ClusterSnapshot, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, PeerGroup, RemoteNetwork, Role,
-    RouteOut, SecurityGroup, Style, VpcEndpoint, VpcEndpointKind,
+    ClusterId, ClusterSnapshot, DataPlane, EfaSet, EndpointMode, IpFamily, NodeGroup, NodeGroupKind, PeerGroup,
+    PodSgEnforcingMode, RemoteNetwork, Role, RouteOut, SecurityGroup, Style, VpcEndpoint, VpcEndpointKind,
 };

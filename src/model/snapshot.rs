@@ -267,22 +267,40 @@ pub struct PeerGroup {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Who owns an endpoint of the data plane, which says what it is called and which flows it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeGroupKind {
     Managed,
+    /// An Auto Scaling group of its own (`aws:autoscaling:groupName`), or untagged instances.
     SelfManaged,
     /// The nodes of one Karpenter NodePool (`karpenter.sh/nodepool`), Auto Mode's included.
     Karpenter,
+    /// The pods of one Fargate profile: they carry the cluster SG.
+    Fargate,
+    /// Pods on the nodes' secondary ENIs whose SGs differ from the primary ENI's (VPC CNI custom
+    /// networking, ENIConfig `securityGroups`): their own traffic leaves through those SGs.
+    CustomNetworking,
 }
 
-/// A set of nodes that share one set of security groups.
+impl NodeGroupKind {
+    /// Does the endpoint run kubelets and CoreDNS (so the control plane calls it, and other
+    /// endpoints resolve names on it)? Custom-networking pods are workloads only.
+    pub fn runs_nodes(self) -> bool {
+        !matches!(self, NodeGroupKind::CustomNetworking)
+    }
+}
+
+/// One endpoint of the data plane: the exact SG set its traffic leaves and enters through,
+/// named by the group that owns it (design.md §1). Instances of one group that carry different
+/// sets are different node groups here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeGroup {
     pub name: String,
     pub kind: NodeGroupKind,
-    /// Every SG on the nodes' ENIs (for managed groups without a launch template: the cluster SG
-    /// plus the remote-access SG).
+    /// Every SG on the nodes' primary ENIs (for managed groups without a launch template: the
+    /// cluster SG plus the remote-access SG; for a Fargate profile the cluster SG; for custom
+    /// networking the secondary ENIs' SGs).
     pub security_group_ids: Vec<String>,
     /// Where IPv4 traffic to `0.0.0.0/0` goes from the group's subnets.
     pub route_out_v4: RouteOut,
@@ -319,6 +337,43 @@ impl VpcEndpoint {
     }
 }
 
+/// The VPC CNI's `POD_SECURITY_GROUP_ENFORCING_MODE`: whether kubelet probes to pods with their
+/// own SGs pass through those SGs (`strict`, the default) or not (`standard`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSgEnforcingMode {
+    Strict,
+    Standard,
+    /// The `vpc-cni` add-on is self-managed or was not read, and nothing else says.
+    #[default]
+    Unknown,
+}
+
+impl PodSgEnforcingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSgEnforcingMode::Strict => "strict",
+            PodSgEnforcingMode::Standard => "standard",
+            PodSgEnforcingMode::Unknown => "unknown",
+        }
+    }
+}
+
+/// The SG set of the EFA interfaces of one node group's instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EfaSet {
+    pub node_group: String,
+    pub security_group_ids: Vec<String>,
+}
+
+/// What the data plane's endpoints need besides their SG sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataPlane {
+    /// Node groups whose instances have EFA interfaces: all traffic within their EFA SG set.
+    pub efa: Vec<EfaSet>,
+    pub pod_sg_enforcing_mode: PodSgEnforcingMode,
+}
+
 /// Everything the differ and the flow checker need about one cluster, as seen by one poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSnapshot {
@@ -340,6 +395,8 @@ pub struct ClusterSnapshot {
     /// The distinct SG sets (each sorted) of the branch ENIs in the cluster VPC: one per kind of
     /// pod with its own security groups.
     pub pod_security_group_sets: Vec<Vec<String>>,
+    /// EFA sets and the pod-SG enforcing mode.
+    pub data_plane: DataPlane,
     /// Groups that the cluster's rules name as peers but that hold no role, by id.
     pub peer_groups: BTreeMap<String, PeerGroup>,
     /// Managed prefix lists the source could name: id → name (`com.amazonaws.eu-west-1.s3`).
@@ -362,8 +419,9 @@ impl ClusterSnapshot {
         set
     }
 
-    /// The SG sets of the nodes: one per node group; when the snapshot knows of no node group,
-    /// the cluster SG alone (Fargate, managed nodes without a launch template).
+    /// The SG sets of the data plane's endpoints: one per node group (Fargate profiles and
+    /// custom-networking pods included); when the snapshot knows of none, the node SGs or else the
+    /// cluster SG alone (what managed nodes without a launch template carry).
     pub fn node_sets(&self) -> Vec<(String, Vec<String>)> {
         if self.node_groups.is_empty() {
             let node: Vec<String> = self.groups_with_role(Role::Node).map(|g| g.id.clone()).collect();

@@ -9,9 +9,9 @@ use ipnet::IpNet;
 
 use super::{style, SourceError};
 use crate::model::{
-    canonicalize, normalize, ClusterId, ClusterSnapshot, Direction, EndpointMode, IpFamily, NodeGroup, NodeGroupKind,
-    ParseError, Peer, PeerGroup, RawPermission, RemoteNetwork, Role, RouteOut, Rule, SecurityGroup, Style,
-    VpcEndpoint, VpcEndpointKind,
+    canonicalize, normalize, ClusterId, ClusterSnapshot, DataPlane, Direction, EfaSet, EndpointMode, IpFamily,
+    NodeGroup, NodeGroupKind, ParseError, Peer, PeerGroup, PodSgEnforcingMode, RawPermission, RemoteNetwork, Role,
+    RouteOut, Rule, SecurityGroup, Style, VpcEndpoint, VpcEndpointKind,
 };
 
 /// What `DescribeCluster` says about one cluster, as far as security groups go.
@@ -65,15 +65,61 @@ pub struct LaunchTemplateVersionInfo {
     pub security_group_ids: Vec<String>,
 }
 
-/// One EC2 instance that may be a node: its tags, subnet and every SG on its ENIs.
+/// One EC2 instance that may be a node: its tags, subnet, every SG on its ENIs and the ENIs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceInfo {
     pub id: String,
     /// Not terminated or shutting down.
     pub live: bool,
     pub subnet_id: Option<String>,
+    /// Every SG on any of its ENIs.
     pub security_group_ids: Vec<String>,
     pub tags: BTreeMap<String, String>,
+    /// Its attached network interfaces (`NetworkInterfaces` of `DescribeInstances`).
+    pub interfaces: Vec<InstanceInterfaceInfo>,
+}
+
+/// One network interface attached to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInterfaceInfo {
+    /// `Attachment.DeviceIndex`: 0 is the primary ENI.
+    pub device_index: Option<i32>,
+    /// `interface`, `efa`, `efa-only`, `trunk`, …
+    pub interface_type: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+impl InstanceInterfaceInfo {
+    fn is_efa(&self) -> bool {
+        self.interface_type.as_deref().is_some_and(|t| t.starts_with("efa"))
+    }
+
+    /// A secondary ENI the VPC CNI attached for pods (not EFA, not a pod-SG trunk).
+    fn is_secondary_pod_eni(&self) -> bool {
+        self.device_index.is_some_and(|d| d > 0)
+            && self.interface_type.as_deref().is_none_or(|t| t == "interface")
+    }
+}
+
+/// A Fargate profile (`DescribeFargateProfile`): its pods get the cluster SG (reference §1.6,
+/// D-fg) in its subnets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FargateProfileInfo {
+    pub name: String,
+    /// `ACTIVE`, `CREATING`, `DELETING`, …
+    pub status: Option<String>,
+    pub subnets: Vec<String>,
+}
+
+/// What `DescribeAddon` says of the `vpc-cni` add-on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VpcCniAddon {
+    /// No such managed add-on (`ResourceNotFoundException`): the VPC CNI is self-managed, and
+    /// its settings live in the `aws-node` DaemonSet, which sgdrift does not read.
+    SelfManaged,
+    /// The managed add-on and its `configurationValues` (JSON or YAML), if any.
+    Managed { configuration_values: Option<String> },
 }
 
 /// Tags that mark an instance as a node of cluster `<name>`: key, and the value required
@@ -97,6 +143,34 @@ impl InstanceInfo {
 
     /// The node group the instance belongs to, and its kind: `eks:nodegroup-name` is set by EKS
     /// on managed nodes only, `karpenter.sh/nodepool` by Karpenter (and Auto Mode).
+    /// The SGs of its primary ENI (device index 0), else of all its ENIs together when the
+    /// answer gives no attachment.
+    fn primary_set(&self) -> Vec<String> {
+        match self.interfaces.iter().find(|n| n.device_index == Some(0)) {
+            Some(primary) => sorted(primary.security_group_ids.clone()),
+            None => sorted(self.security_group_ids.clone()),
+        }
+    }
+
+    /// The SG set of its EFA interfaces, if it has any.
+    fn efa_set(&self) -> Option<Vec<String>> {
+        let ids: Vec<String> =
+            self.interfaces.iter().filter(|n| n.is_efa()).flat_map(|n| n.security_group_ids.iter().cloned()).collect();
+        (!ids.is_empty()).then(|| sorted(ids))
+    }
+
+    /// Its secondary pod ENIs whose SG set differs from the primary's (custom networking), with
+    /// their subnets.
+    fn custom_network_sets(&self) -> Vec<(Vec<String>, Option<String>)> {
+        let primary = self.primary_set();
+        self.interfaces
+            .iter()
+            .filter(|n| n.is_secondary_pod_eni())
+            .map(|n| (sorted(n.security_group_ids.clone()), n.subnet_id.clone()))
+            .filter(|(set, _)| !set.is_empty() && *set != primary)
+            .collect()
+    }
+
     fn node_group(&self) -> (String, NodeGroupKind) {
         if let Some(ng) = self.tags.get("eks:nodegroup-name") {
             return (ng.clone(), NodeGroupKind::Managed);
@@ -236,6 +310,9 @@ pub struct GroupBatch {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterMetadata {
     pub nodegroups: Vec<NodegroupInfo>,
+    pub fargate_profiles: Vec<FargateProfileInfo>,
+    /// `None`: not read (no pods with their own SGs, or no `describe-addon-vpc-cni.json`).
+    pub vpc_cni: Option<VpcCniAddon>,
     pub launch_templates: Vec<LaunchTemplateVersionInfo>,
     pub instances: Vec<InstanceInfo>,
     pub vpcs: Option<Vec<VpcInfo>>,
@@ -299,10 +376,18 @@ pub fn assemble(raw: RawCluster<'_>) -> Result<ClusterSnapshot, SourceError> {
 
     let vpc_id = info.vpc_id.clone().unwrap_or_default();
     for ng in &mut node_groups {
-        let subnets = ng_subnets(info, meta, ng);
-        ng.group.route_out_v4 = route_out(&vpc_id, meta.route_tables.as_deref(), &subnets, false);
-        ng.group.route_out_v6 = route_out(&vpc_id, meta.route_tables.as_deref(), &subnets, true);
+        ng.group.route_out_v4 = route_out(&vpc_id, meta.route_tables.as_deref(), &ng.subnets, false);
+        ng.group.route_out_v6 = route_out(&vpc_id, meta.route_tables.as_deref(), &ng.subnets, true);
     }
+    let data_plane = DataPlane {
+        efa: node_groups
+            .iter()
+            .flat_map(|ng| {
+                ng.efa.iter().map(|set| EfaSet { node_group: ng.group.name.clone(), security_group_ids: set.clone() })
+            })
+            .collect(),
+        pod_sg_enforcing_mode: enforcing_mode(meta.vpc_cni.as_ref(), &mut warnings),
+    };
     let style = if info.auto_mode { Style::AutoMode } else { style::detect(&info.name, &info.tags, groups.values()) };
     Ok(ClusterSnapshot {
         id,
@@ -319,6 +404,7 @@ pub fn assemble(raw: RawCluster<'_>) -> Result<ClusterSnapshot, SourceError> {
         node_groups: node_groups.into_iter().map(|ng| ng.group).collect(),
         vpc_endpoints: vpc_endpoints(info.vpc_id.as_deref(), meta.vpc_endpoints.as_deref()),
         pod_security_group_sets: pod_sets(info.vpc_id.as_deref(), meta.network_interfaces.as_deref()),
+        data_plane,
         peer_groups,
         prefix_lists: prefix_lists.clone(),
         warnings,
@@ -337,6 +423,11 @@ pub fn referenced_groups(info: &ClusterInfo, meta: &ClusterMetadata) -> BTreeSet
     ids.extend(endpoints.into_iter().flat_map(|e| e.security_group_ids));
     ids.extend(pod_sets(info.vpc_id.as_deref(), meta.network_interfaces.as_deref()).into_iter().flatten());
     ids
+}
+
+/// The distinct SG sets of the cluster VPC's branch ENIs: pods with their own SGs.
+pub fn referenced_pod_sets(info: &ClusterInfo, meta: &ClusterMetadata) -> Vec<Vec<String>> {
+    pod_sets(info.vpc_id.as_deref(), meta.network_interfaces.as_deref())
 }
 
 /// The groups that the rules of the cluster's own groups name as peers, once those are read:
@@ -439,10 +530,12 @@ fn cluster_instances<'a>(info: &'a ClusterInfo, meta: &'a ClusterMetadata) -> im
     meta.instances.iter().filter(|i| i.live && i.belongs_to(&info.name))
 }
 
-/// A node group being assembled, with the instances that belong to it (for its subnets).
+/// A node group being assembled, with the subnets its traffic leaves from and the distinct SG
+/// sets of its instances' EFA interfaces.
 struct AssembledGroup {
     group: NodeGroup,
-    instances: Vec<String>,
+    subnets: BTreeSet<String>,
+    efa: Vec<Vec<String>>,
 }
 
 /// The SG sets of the cluster's nodes, managed node groups first (by name), then the groups of
@@ -461,8 +554,11 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
     for ng in &managed {
         let members: Vec<&InstanceInfo> = live.iter().copied().filter(|i| of_managed(i, ng)).collect();
         let ids = managed_group_ids(ng, &cluster_sg, meta, &members, warnings);
-        out.push(assembled(ng.name.clone(), NodeGroupKind::Managed, ids, &members));
+        let mut group = assembled(ng.name.clone(), NodeGroupKind::Managed, ids, &members);
+        group.subnets.extend(ng.subnets.iter().cloned());
+        out.push(group);
     }
+    out.extend(fargate_profiles(meta, &cluster_sg));
 
     let mut others: BTreeMap<(String, NodeGroupKind), Vec<&InstanceInfo>> = BTreeMap::new();
     for i in &live {
@@ -478,13 +574,68 @@ fn node_groups(info: &ClusterInfo, meta: &ClusterMetadata, warnings: &mut Vec<St
                 "instances name managed node group {name}, which the node groups read do not list (DescribeNodegroup, describe-nodegroup-{name}.json): its security groups are read from its instances"
             ));
         }
-        let ids = members.iter().flat_map(|i| i.security_group_ids.iter().cloned()).collect();
-        out.push(assembled(name, kind, ids, &members));
+        out.extend(exact_sets(name, kind, &members));
     }
+    out.extend(custom_networking(&live));
     out
 }
 
+/// Fargate profiles that are not on their way out: their pods carry the cluster SG.
+fn fargate_profiles(meta: &ClusterMetadata, cluster_sg: &[String]) -> Vec<AssembledGroup> {
+    let mut profiles: Vec<&FargateProfileInfo> =
+        meta.fargate_profiles.iter().filter(|p| !matches!(p.status.as_deref(), Some("DELETING"))).collect();
+    profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    profiles
+        .into_iter()
+        .map(|p| {
+            let mut group = assembled(p.name.clone(), NodeGroupKind::Fargate, cluster_sg.to_vec(), &[]);
+            group.subnets = p.subnets.iter().cloned().collect();
+            group
+        })
+        .collect()
+}
+
+/// One endpoint per distinct SG set of the nodes' secondary pod ENIs that differs from their
+/// primary ENI's (custom networking: ENIConfig `securityGroups`), leaving from those ENIs'
+/// subnets (ENIConfig `subnet`).
+fn custom_networking(live: &[&InstanceInfo]) -> Vec<AssembledGroup> {
+    let mut by_set: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+    for i in live {
+        for (set, subnet) in i.custom_network_sets() {
+            by_set.entry(set).or_default().extend(subnet);
+        }
+    }
+    by_set
+        .into_iter()
+        .map(|(set, subnets)| {
+            let mut group = assembled(format!("ENIConfig {}", set.join("+")), NodeGroupKind::CustomNetworking, set, &[]);
+            group.subnets = subnets;
+            group
+        })
+        .collect()
+}
+
+/// One endpoint per distinct SG set among a group's instances (design.md §1): instances of one
+/// Auto Scaling group or NodePool that carry different sets reach different things, and a union
+/// of their sets would be a set no instance has. A group with one set keeps its plain name;
+/// several sets are told apart by their groups.
+fn exact_sets(name: String, kind: NodeGroupKind, members: &[&InstanceInfo]) -> Vec<AssembledGroup> {
+    let mut by_set: BTreeMap<Vec<String>, Vec<&InstanceInfo>> = BTreeMap::new();
+    for i in members {
+        by_set.entry(i.primary_set()).or_default().push(i);
+    }
+    let split = by_set.len() > 1;
+    by_set
+        .into_iter()
+        .map(|(set, members)| {
+            let label = if split { format!("{name} [{}]", set.join("+")) } else { name.clone() };
+            assembled(label, kind, set, &members)
+        })
+        .collect()
+}
+
 fn assembled(name: String, kind: NodeGroupKind, ids: Vec<String>, members: &[&InstanceInfo]) -> AssembledGroup {
+    let efa: BTreeSet<Vec<String>> = members.iter().filter_map(|i| i.efa_set()).collect();
     AssembledGroup {
         group: NodeGroup {
             name,
@@ -493,7 +644,8 @@ fn assembled(name: String, kind: NodeGroupKind, ids: Vec<String>, members: &[&In
             route_out_v4: RouteOut::NoData,
             route_out_v6: RouteOut::NoData,
         },
-        instances: members.iter().map(|i| i.id.clone()).collect(),
+        subnets: members.iter().filter_map(|i| i.subnet_id.clone()).collect(),
+        efa: efa.into_iter().collect(),
     }
 }
 
@@ -554,20 +706,6 @@ fn find_version<'a>(
             candidates.find(|v| v.version_number == n)
         }
     }
-}
-
-/// The subnets a node group's nodes live in: those its managed node group names, and those of
-/// its instances.
-fn ng_subnets(info: &ClusterInfo, meta: &ClusterMetadata, ng: &AssembledGroup) -> BTreeSet<String> {
-    let mut subnets: BTreeSet<String> = BTreeSet::new();
-    if ng.group.kind == NodeGroupKind::Managed {
-        if let Some(m) = meta.nodegroups.iter().find(|m| m.name == ng.group.name) {
-            subnets.extend(m.subnets.iter().cloned());
-        }
-    }
-    let members = cluster_instances(info, meta).filter(|i| ng.instances.contains(&i.id));
-    subnets.extend(members.filter_map(|i| i.subnet_id.clone()));
-    subnets
 }
 
 /// Where traffic to `0.0.0.0/0` (or `::/0`) goes from `subnets`: the worst subnet decides; a
@@ -671,6 +809,56 @@ fn pod_sets(vpc_id: Option<&str>, interfaces: Option<&[NetworkInterfaceInfo]>) -
     sets.into_iter().collect()
 }
 
+/// The VPC CNI's variable that picks the pod-SG enforcing mode (amazon-vpc-cni-k8s README,
+/// "POD_SECURITY_GROUP_ENFORCING_MODE"; default `strict`).
+const ENFORCING_MODE_VAR: &str = "POD_SECURITY_GROUP_ENFORCING_MODE";
+
+/// The managed add-on's mode: what its `configurationValues` set in `env`, else the CNI's
+/// default, `strict`. A self-managed CNI keeps its settings where sgdrift does not look.
+fn enforcing_mode(addon: Option<&VpcCniAddon>, warnings: &mut Vec<String>) -> PodSgEnforcingMode {
+    let Some(VpcCniAddon::Managed { configuration_values }) = addon else { return PodSgEnforcingMode::Unknown };
+    let Some(text) = configuration_values.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return PodSgEnforcingMode::Strict;
+    };
+    match env_value(text, ENFORCING_MODE_VAR).as_deref() {
+        None => PodSgEnforcingMode::Strict,
+        Some("strict") => PodSgEnforcingMode::Strict,
+        Some("standard") => PodSgEnforcingMode::Standard,
+        Some(other) => {
+            warnings.push(format!(
+                "the vpc-cni add-on's configurationValues set {ENFORCING_MODE_VAR} to `{other}`, which is neither strict nor standard: the pod-SG enforcing mode is unknown"
+            ));
+            PodSgEnforcingMode::Unknown
+        }
+    }
+}
+
+/// `env.<name>` of add-on configuration values, given as JSON or as YAML (EKS takes both). The
+/// YAML read is the block form the add-on schema uses (`env:` then indented `KEY: value`).
+fn env_value(text: &str, name: &str) -> Option<String> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+        return json.get("env")?.get(name).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    }
+    let mut in_env = false;
+    for line in text.lines() {
+        let content = line.split(" #").next().unwrap_or_default().trim_end();
+        if content.trim().is_empty() || content.trim_start().starts_with('#') {
+            continue;
+        }
+        let indented = content.starts_with([' ', '\t']);
+        if !indented {
+            in_env = content.trim() == "env:";
+            continue;
+        }
+        if let Some((key, value)) = content.trim().split_once(':') {
+            if in_env && key.trim().trim_matches(['"', '\'']) == name {
+                return Some(value.trim().trim_matches(['"', '\'']).to_string());
+            }
+        }
+    }
+    None
+}
+
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids.dedup();
@@ -729,7 +917,14 @@ mod tests {
     fn instance(id: &str, subnet: &str, groups: &[&str], t: &[(&str, &str)]) -> InstanceInfo {
         let mut t = tags(t);
         t.insert("kubernetes.io/cluster/prod".into(), "owned".into());
-        InstanceInfo { id: id.into(), live: true, subnet_id: Some(subnet.into()), security_group_ids: s(groups), tags: t }
+        InstanceInfo {
+            id: id.into(),
+            live: true,
+            subnet_id: Some(subnet.into()),
+            security_group_ids: s(groups),
+            tags: t,
+            interfaces: Vec::new(),
+        }
     }
 
     fn record(id: &str, name: &str, t: &[(&str, &str)], rules: &[(&str, &str)]) -> GroupRecord {
@@ -822,6 +1017,134 @@ mod tests {
         ];
         for (id, want) in table {
             assert_eq!(roles(&snap, id), want, "{id}");
+        }
+    }
+
+    fn rules_record(id: &str, rules: &[&str]) -> GroupRecord {
+        let mut g = record(id, id, &[], &[]);
+        g.rules = rules.iter().map(|r| crate::flows::fixtures::rule(r)).collect();
+        g
+    }
+
+    /// Karpenter puts `karpenter.sh/nodepool` on every node it launches, and each NodePool's
+    /// EC2NodeClass picks its own security groups (karpenter.sh docs, EC2NodeClass
+    /// `securityGroupSelectorTerms`): two pools are two endpoints, never one with the union.
+    #[test]
+    fn two_nodepools_with_different_sets_are_two_endpoints_and_a_flow_can_be_open_for_one_only() {
+        let pool = |id: &str, pool: &str, groups: &[&str]| {
+            instance(id, "subnet-a", groups, &[("karpenter.sh/nodepool", pool), ("aws:autoscaling:groupName", "x")])
+        };
+        let meta = ClusterMetadata {
+            instances: vec![
+                pool("i-1", "general", &["sg-general"]),
+                pool("i-2", "general", &["sg-general"]),
+                pool("i-3", "gpu", &["sg-gpu"]),
+                // One pool whose nodes carry two different sets: two endpoints of that pool.
+                pool("i-4", "mixed", &["sg-general"]),
+                pool("i-5", "mixed", &["sg-general", "sg-gpu"]),
+            ],
+            vpcs: Some(vec![VpcInfo { id: "vpc-1".into(), primary: "10.0.0.0/16".parse().ok(), ipv4: vec![], ipv6: vec![] }]),
+            ..ClusterMetadata::default()
+        };
+        let cluster = rules_record("sg-cluster", &["ingress all from sg-cluster", "egress all to 0.0.0.0/0"]);
+        let cp = rules_record("sg-cp", &[]);
+        // The general pool admits the control plane's kubelet calls; the GPU pool does not.
+        let general = rules_record("sg-general", &["ingress tcp 10250 from sg-cluster", "egress all to 0.0.0.0/0"]);
+        let gpu = rules_record("sg-gpu", &["ingress tcp 443 from sg-cluster", "egress all to 0.0.0.0/0"]);
+        let snap = snapshot(&info(), &meta, &batch(vec![cluster, cp, general, gpu]));
+        let got: Vec<(&str, NodeGroupKind, Vec<String>)> =
+            snap.node_groups.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("general", NodeGroupKind::Karpenter, s(&["sg-general"])),
+                ("gpu", NodeGroupKind::Karpenter, s(&["sg-gpu"])),
+                ("mixed [sg-general]", NodeGroupKind::Karpenter, s(&["sg-general"])),
+                ("mixed [sg-general+sg-gpu]", NodeGroupKind::Karpenter, s(&["sg-general", "sg-gpu"])),
+            ]
+        );
+        let flows = crate::flows::check(&snap, &crate::flows::FlowContext::default());
+        let kubelet = |ng: &str| {
+            flows
+                .iter()
+                .find(|f| f.name == crate::model::FlowName::Kubelet && f.node_group.as_deref() == Some(ng))
+                .unwrap_or_else(|| panic!("no kubelet flow for {ng}"))
+        };
+        use crate::flows::FlowStatus::{Closed, Open};
+        assert_eq!(kubelet("general").status, Open, "{}", kubelet("general").detail);
+        assert_eq!(kubelet("gpu").status, Closed);
+        assert_eq!(kubelet("gpu").detail, "sg-gpu (node) of NodePool gpu has no ingress tcp 10250 from the control plane");
+        assert_eq!(kubelet("mixed [sg-general]").status, Open);
+        assert_eq!(kubelet("mixed [sg-general+sg-gpu]").status, Open, "the set that holds sg-general admits it");
+    }
+
+    fn nic(index: i32, kind: &str, subnet: &str, groups: &[&str]) -> InstanceInterfaceInfo {
+        InstanceInterfaceInfo {
+            device_index: Some(index),
+            interface_type: Some(kind.into()),
+            subnet_id: Some(subnet.into()),
+            security_group_ids: s(groups),
+        }
+    }
+
+    #[test]
+    fn fargate_profiles_efa_interfaces_and_secondary_enis_with_other_sgs_become_endpoints() {
+        let mut efa = instance("i-1", "subnet-a", &["sg-node", "sg-efa"], &[("karpenter.sh/nodepool", "training")]);
+        efa.interfaces = vec![nic(0, "efa", "subnet-a", &["sg-node", "sg-efa"]), nic(1, "efa", "subnet-a", &["sg-node", "sg-efa"])];
+        // Custom networking: the primary ENI in the node subnet, pods' ENIs in a pod subnet.
+        let mut cn = instance("i-2", "subnet-a", &["sg-node", "sg-pods"], &[("aws:autoscaling:groupName", "workers")]);
+        cn.interfaces = vec![nic(0, "interface", "subnet-a", &["sg-node"]), nic(1, "interface", "subnet-pods", &["sg-pods"])];
+        // The VPC CNI's usual secondary ENIs carry the primary's SGs; a trunk ENI is no pod ENI.
+        let mut plain = instance("i-3", "subnet-a", &["sg-node"], &[("aws:autoscaling:groupName", "workers")]);
+        plain.interfaces = vec![nic(0, "interface", "subnet-a", &["sg-node"]), nic(1, "interface", "subnet-a", &["sg-node"]), nic(2, "trunk", "subnet-a", &["sg-trunk"])];
+        let fargate = |name: &str, status: &str| FargateProfileInfo { name: name.into(), status: Some(status.into()), subnets: s(&["subnet-f"]) };
+        let meta = ClusterMetadata {
+            instances: vec![efa, cn, plain],
+            fargate_profiles: vec![fargate("fp-b", "ACTIVE"), fargate("fp-a", "CREATING"), fargate("fp-gone", "DELETING")],
+            ..ClusterMetadata::default()
+        };
+        let snap = snapshot(&info(), &meta, &all_groups(&["sg-cluster", "sg-cp", "sg-node", "sg-efa", "sg-pods", "sg-trunk"]));
+        let got: Vec<(&str, NodeGroupKind, Vec<String>)> =
+            snap.node_groups.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("fp-a", NodeGroupKind::Fargate, s(&["sg-cluster"])),
+                ("fp-b", NodeGroupKind::Fargate, s(&["sg-cluster"])),
+                ("training", NodeGroupKind::Karpenter, s(&["sg-efa", "sg-node"])),
+                // One set per group: the primary ENIs of i-2 and i-3 carry the same one.
+                ("workers", NodeGroupKind::SelfManaged, s(&["sg-node"])),
+                ("ENIConfig sg-pods", NodeGroupKind::CustomNetworking, s(&["sg-pods"])),
+            ]
+        );
+        assert_eq!(snap.data_plane.efa, vec![EfaSet { node_group: "training".into(), security_group_ids: s(&["sg-efa", "sg-node"]) }]);
+        assert_eq!(snap.data_plane.pod_sg_enforcing_mode, PodSgEnforcingMode::Unknown, "no add-on read");
+    }
+
+    #[test]
+    fn the_enforcing_mode_is_read_from_json_or_yaml_configuration_values_and_defaults_to_strict() {
+        use PodSgEnforcingMode::{Standard, Strict, Unknown};
+        let managed = |v: Option<&str>| Some(VpcCniAddon::Managed { configuration_values: v.map(str::to_string) });
+        let cases: [(&str, Option<VpcCniAddon>, PodSgEnforcingMode, usize); 9] = [
+            ("not read", None, Unknown, 0),
+            ("self-managed", Some(VpcCniAddon::SelfManaged), Unknown, 0),
+            ("no configuration", managed(None), Strict, 0),
+            ("empty configuration", managed(Some("  ")), Strict, 0),
+            ("JSON", managed(Some(r#"{"env":{"POD_SECURITY_GROUP_ENFORCING_MODE":"standard"}}"#)), Standard, 0),
+            ("JSON without the variable", managed(Some(r#"{"env":{"ENABLE_POD_ENI":"true"}}"#)), Strict, 0),
+            (
+                "YAML with comments and quotes",
+                managed(Some("# from the console\nenableNetworkPolicy: \"true\"\nenv:\n  ENABLE_POD_ENI: \"true\"\n  POD_SECURITY_GROUP_ENFORCING_MODE: 'standard' # probes\n")),
+                Standard,
+                0,
+            ),
+            ("YAML: the name outside env", managed(Some("init:\n  POD_SECURITY_GROUP_ENFORCING_MODE: standard\n")), Strict, 0),
+            ("a value the CNI does not know", managed(Some(r#"{"env":{"POD_SECURITY_GROUP_ENFORCING_MODE":"loose"}}"#)), Unknown, 1),
+        ];
+        for (case, addon, want, warned) in cases {
+            let mut warnings = Vec::new();
+            assert_eq!(enforcing_mode(addon.as_ref(), &mut warnings), want, "{case}");
+            assert_eq!(warnings.len(), warned, "{case}: {warnings:?}");
         }
     }
 

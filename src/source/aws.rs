@@ -4,9 +4,10 @@
 //! One poll of a target makes, per account and region: one `ListClusters` walk (only for
 //! `clusters = ["*"]`), one `DescribeCluster` per cluster, and `⌈SGs/200⌉`
 //! `DescribeSecurityGroups` for the groups of every cluster together (their peers included; a
-//! peer first seen in this poll costs one more batch). Node groups, launch templates, instances,
-//! the VPC, its endpoints, route tables and branch ENIs, and the region's prefix lists change
-//! rarely, so they are read again only once `poll.metadata_interval` has passed. What the reads
+//! peer first seen in this poll costs one more batch). Node groups, Fargate profiles, launch
+//! templates, instances, the VPC, its endpoints, route tables and branch ENIs, the `vpc-cni`
+//! add-on (only for clusters with branch ENIs) and the region's prefix lists change rarely, so
+//! they are read again only once `poll.metadata_interval` has passed. What the reads
 //! mean is decided by `assemble`, shared with the files source.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,9 +27,9 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 use super::assemble::{
-    self, ClusterInfo, ClusterMetadata, GroupBatch, GroupRecord, InstanceInfo, LaunchTemplateRef,
-    LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo, RawCluster, RouteTableInfo, VpcEndpointInfo,
-    VpcInfo,
+    self, ClusterInfo, ClusterMetadata, FargateProfileInfo, GroupBatch, GroupRecord, InstanceInfo, LaunchTemplateRef,
+    LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo, RawCluster, RouteTableInfo, VpcCniAddon,
+    VpcEndpointInfo, VpcInfo,
 };
 use super::convert::{self, CallFailure};
 use super::{AwsCallMetrics, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
@@ -47,6 +48,9 @@ const LIST_CLUSTERS: Operation = Operation::new("eks", "ListClusters");
 const DESCRIBE_CLUSTER: Operation = Operation::new("eks", "DescribeCluster");
 const LIST_NODEGROUPS: Operation = Operation::new("eks", "ListNodegroups");
 const DESCRIBE_NODEGROUP: Operation = Operation::new("eks", "DescribeNodegroup");
+const LIST_FARGATE_PROFILES: Operation = Operation::new("eks", "ListFargateProfiles");
+const DESCRIBE_FARGATE_PROFILE: Operation = Operation::new("eks", "DescribeFargateProfile");
+const DESCRIBE_ADDON: Operation = Operation::new("eks", "DescribeAddon");
 const DESCRIBE_SECURITY_GROUPS: Operation = Operation::new("ec2", "DescribeSecurityGroups");
 const DESCRIBE_LAUNCH_TEMPLATE_VERSIONS: Operation = Operation::new("ec2", "DescribeLaunchTemplateVersions");
 const DESCRIBE_INSTANCES: Operation = Operation::new("ec2", "DescribeInstances");
@@ -465,13 +469,27 @@ impl Inner {
             }
         }
         let instances = self.instances(scope, &info.name).await?;
-        let mut raw = ClusterMetadata { nodegroups, launch_templates, instances, ..ClusterMetadata::default() };
+        let fargate_profiles = self.fargate_profiles(scope, &info.name).await?;
+        let mut raw =
+            ClusterMetadata { nodegroups, fargate_profiles, launch_templates, instances, ..ClusterMetadata::default() };
         let mut warnings = Vec::new();
         match info.vpc_id.as_deref() {
             Some(vpc) => self.vpc_metadata(scope, vpc, &mut raw).await?,
             None => warnings.push(
                 "DescribeCluster names no VPC: `vpc-cidr` peers, VPC endpoints and routes cannot be resolved".into(),
             ),
+        }
+        // The enforcing mode matters only to pods with their own SGs: without branch ENIs the
+        // call would be one more per cluster for nothing.
+        if !assemble::referenced_pod_sets(info, &raw).is_empty() {
+            match self.vpc_cni(scope, &info.name).await {
+                Ok(addon) => raw.vpc_cni = Some(addon),
+                // Only the pod-SG enforcing mode depends on it: unknown, not a failed cluster.
+                Err(f) => warnings.push(format!(
+                    "the vpc-cni add-on could not be read ({}): the pod-SG enforcing mode is unknown",
+                    f.error
+                )),
+            }
         }
         Ok(CachedMetadata { fetched_at: Instant::now(), vpc_id: info.vpc_id.clone(), raw, warnings })
     }
@@ -500,6 +518,39 @@ impl Inner {
             }
         }
         Ok(nodegroups)
+    }
+
+    /// The cluster's Fargate profiles. EKS has no batch form: one list walk per cluster, one
+    /// describe per profile, kept with the rest of the metadata.
+    async fn fargate_profiles(&self, scope: &Scope, cluster: &str) -> Result<Vec<FargateProfileInfo>, CallFailure> {
+        let names = paginate(LIST_FARGATE_PROFILES, |token| async move {
+            let req = scope.eks.list_fargate_profiles().cluster_name(cluster).set_next_token(token);
+            let out = self.call(LIST_FARGATE_PROFILES, req.send()).await?;
+            Ok((out.fargate_profile_names().to_vec(), out.next_token().map(str::to_string)))
+        })
+        .await?;
+        let mut profiles = Vec::new();
+        for name in names {
+            let req = scope.eks.describe_fargate_profile().cluster_name(cluster).fargate_profile_name(&name);
+            match self.call(DESCRIBE_FARGATE_PROFILE, req.send()).await {
+                Ok(out) => profiles.extend(out.fargate_profile().map(FargateProfileInfo::from)),
+                // Deleted between the list and the describe: it has no pods to check.
+                Err(f) if f.error.kind() == "not_found" => {}
+                Err(f) => return Err(f),
+            }
+        }
+        Ok(profiles)
+    }
+
+    /// The `vpc-cni` managed add-on, or `SelfManaged` when EKS has none by that name (moto, the
+    /// tests' emulator, has no DescribeAddon and answers 404 too).
+    async fn vpc_cni(&self, scope: &Scope, cluster: &str) -> Result<VpcCniAddon, CallFailure> {
+        let req = scope.eks.describe_addon().cluster_name(cluster).addon_name("vpc-cni");
+        match self.call(DESCRIBE_ADDON, req.send()).await {
+            Ok(out) => Ok(out.addon().map_or(VpcCniAddon::SelfManaged, VpcCniAddon::from)),
+            Err(f) if f.error.kind() == "not_found" => Ok(VpcCniAddon::SelfManaged),
+            Err(f) => Err(f),
+        }
     }
 
     /// The live instances tagged as nodes of `cluster`, one walk per tag that marks them.

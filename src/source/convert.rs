@@ -14,8 +14,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ipnet::IpNet;
 
 use super::assemble::{
-    CidrBlock, ClusterInfo, GroupRecord, InstanceInfo, LaunchTemplateRef, LaunchTemplateVersionInfo,
-    NetworkInterfaceInfo, NodegroupInfo, RouteInfo, RouteTableInfo, VpcEndpointInfo, VpcInfo,
+    CidrBlock, ClusterInfo, FargateProfileInfo, GroupRecord, InstanceInfo, InstanceInterfaceInfo, LaunchTemplateRef,
+    LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo, RouteInfo, RouteTableInfo, VpcCniAddon,
+    VpcEndpointInfo, VpcInfo,
 };
 use super::SourceError;
 use crate::model::{IpFamily, ParseError, RawPeer, RawPermission, RemoteNetwork};
@@ -98,11 +99,21 @@ impl From<&ec2::LaunchTemplateVersion> for LaunchTemplateVersionInfo {
 
 impl From<&ec2::Instance> for InstanceInfo {
     fn from(i: &ec2::Instance) -> Self {
-        let mut ids: Vec<String> =
-            i.security_groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect();
-        for nic in i.network_interfaces() {
-            ids.extend(nic.groups().iter().filter_map(|g| g.group_id()).map(str::to_string));
-        }
+        let group_ids = |g: &[ec2::GroupIdentifier]| -> Vec<String> {
+            g.iter().filter_map(|g| g.group_id()).map(str::to_string).collect()
+        };
+        let mut ids = group_ids(i.security_groups());
+        let interfaces: Vec<InstanceInterfaceInfo> = i
+            .network_interfaces()
+            .iter()
+            .map(|nic| InstanceInterfaceInfo {
+                device_index: nic.attachment().and_then(|a| a.device_index()),
+                interface_type: nic.interface_type().map(str::to_string),
+                subnet_id: nic.subnet_id().map(str::to_string),
+                security_group_ids: sorted_unique(group_ids(nic.groups())),
+            })
+            .collect();
+        ids.extend(interfaces.iter().flat_map(|n| n.security_group_ids.iter().cloned()));
         InstanceInfo {
             id: i.instance_id().unwrap_or_default().to_string(),
             live: !matches!(
@@ -112,7 +123,24 @@ impl From<&ec2::Instance> for InstanceInfo {
             subnet_id: i.subnet_id().map(str::to_string),
             security_group_ids: sorted_unique(ids),
             tags: tags(i.tags()),
+            interfaces,
         }
+    }
+}
+
+impl From<&eks::FargateProfile> for FargateProfileInfo {
+    fn from(p: &eks::FargateProfile) -> Self {
+        FargateProfileInfo {
+            name: p.fargate_profile_name().unwrap_or_default().to_string(),
+            status: p.status().map(|s| s.as_str().to_string()),
+            subnets: p.subnets().to_vec(),
+        }
+    }
+}
+
+impl From<&eks::Addon> for VpcCniAddon {
+    fn from(a: &eks::Addon) -> Self {
+        VpcCniAddon::Managed { configuration_values: a.configuration_values().map(str::to_string) }
     }
 }
 
@@ -395,6 +423,9 @@ where
             Some(c) if c.ends_with("NotFound") || c.ends_with("NotFoundException") => {
                 SourceError::NotFound(format!("{operation}: {message}"))
             }
+            // A REST API's 404 whose body names no error (a proxy's or an emulator's page):
+            // the resource is not there all the same.
+            None if status == Some(404) => SourceError::NotFound(format!("{operation}: HTTP 404 without an error code")),
             _ if status.is_some_and(|s| s >= 500) => SourceError::Server { operation, message: message.clone() },
             // An unreadable body on a 2xx: AWS (or what stands in for it) sent garbage.
             _ if matches!(err, SdkError::ResponseError(_)) => {
@@ -563,5 +594,44 @@ mod tests {
             assert!(failure.message.starts_with(want), "{}", failure.message);
             assert!(!failure.message.contains("dispatch failure"), "{}", failure.message);
         }
+    }
+
+    /// An EFA instance with a custom-networking secondary ENI, as the SDK hands it over and as
+    /// `aws ec2 describe-instances --output json` prints it: the same raw shape either way.
+    #[test]
+    fn an_instances_interfaces_convert_alike_from_the_sdk_and_from_the_cli() {
+        let group = |id: &str| ec2::GroupIdentifier::builder().group_id(id).group_name(id).build();
+        let nic = |index: i32, kind: &str, subnet: &str, groups: &[&str]| {
+            let mut b = ec2::InstanceNetworkInterface::builder()
+                .attachment(ec2::InstanceNetworkInterfaceAttachment::builder().device_index(index).build())
+                .interface_type(kind)
+                .subnet_id(subnet);
+            for g in groups {
+                b = b.groups(group(g));
+            }
+            b.build()
+        };
+        let sdk = ec2::Instance::builder()
+            .instance_id("i-efa")
+            .subnet_id("subnet-node")
+            .security_groups(group("sg-node"))
+            .security_groups(group("sg-efa"))
+            .network_interfaces(nic(0, "efa", "subnet-node", &["sg-node", "sg-efa"]))
+            .network_interfaces(nic(1, "interface", "subnet-pods", &["sg-pods"]))
+            .tags(ec2::Tag::builder().key("karpenter.sh/nodepool").value("training").build())
+            .build();
+        let cli = r#"{"Reservations": [{"Instances": [{"InstanceId": "i-efa", "SubnetId": "subnet-node",
+            "SecurityGroups": [{"GroupId": "sg-node", "GroupName": "sg-node"}, {"GroupId": "sg-efa", "GroupName": "sg-efa"}],
+            "NetworkInterfaces": [
+              {"Attachment": {"DeviceIndex": 0}, "InterfaceType": "efa", "SubnetId": "subnet-node",
+               "Groups": [{"GroupId": "sg-node", "GroupName": "sg-node"}, {"GroupId": "sg-efa", "GroupName": "sg-efa"}]},
+              {"Attachment": {"DeviceIndex": 1}, "InterfaceType": "interface", "SubnetId": "subnet-pods",
+               "Groups": [{"GroupId": "sg-pods", "GroupName": "sg-pods"}]}],
+            "Tags": [{"Key": "karpenter.sh/nodepool", "Value": "training"}]}]}]}"#;
+        let from_sdk = InstanceInfo::from(&sdk);
+        assert_eq!(vec![from_sdk.clone()], crate::source::files::instances_from_cli(cli));
+        assert_eq!(from_sdk.interfaces[0].interface_type.as_deref(), Some("efa"));
+        assert_eq!(from_sdk.interfaces[1].device_index, Some(1));
+        assert_eq!(from_sdk.security_group_ids, ["sg-efa", "sg-node", "sg-pods"]);
     }
 }

@@ -4,7 +4,8 @@
 //! (required); `describe-nodegroup-<name>.json`, `describe-launch-template-versions.json`,
 //! `describe-vpc-endpoints.json`, `describe-instances.json`, `describe-vpcs.json`,
 //! `describe-route-tables.json`, `describe-network-interfaces.json`,
-//! `describe-prefix-lists.json`, `describe-managed-prefix-lists.json` (optional). Each file is
+//! `describe-prefix-lists.json`, `describe-managed-prefix-lists.json`,
+//! `describe-fargate-profile-<name>.json`, `describe-addon-vpc-cni.json` (optional). Each file is
 //! the unedited `--output json` of the command named in [`KNOWN_FILES`]; each shape converts
 //! into the raw shapes of `assemble`, which makes the snapshot as for the `aws` source.
 
@@ -15,9 +16,9 @@ use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 use super::assemble::{
-    self, CidrBlock, ClusterInfo, ClusterMetadata, GroupBatch, GroupRecord, InstanceInfo, LaunchTemplateRef,
-    LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo, RawCluster, RouteInfo, RouteTableInfo,
-    VpcEndpointInfo, VpcInfo,
+    self, CidrBlock, ClusterInfo, ClusterMetadata, FargateProfileInfo, GroupBatch, GroupRecord, InstanceInfo,
+    InstanceInterfaceInfo, LaunchTemplateRef, LaunchTemplateVersionInfo, NetworkInterfaceInfo, NodegroupInfo,
+    RawCluster, RouteInfo, RouteTableInfo, VpcCniAddon, VpcEndpointInfo, VpcInfo,
 };
 use super::{convert, ClusterPoll, SourceError, TargetPoll, TargetSpec};
 use crate::model::{ClusterId, ClusterSnapshot, IpFamily, RawPeer, RawPermission, RemoteNetwork};
@@ -33,9 +34,11 @@ const PREFIX_LISTS_FILE: &str = "describe-prefix-lists.json";
 const MANAGED_PREFIX_LISTS_FILE: &str = "describe-managed-prefix-lists.json";
 const ROUTE_TABLES_FILE: &str = "describe-route-tables.json";
 const INTERFACES_FILE: &str = "describe-network-interfaces.json";
+const FARGATE_PREFIX: &str = "describe-fargate-profile-";
+const ADDON_FILE: &str = "describe-addon-vpc-cni.json";
 
 /// Each file and the command whose output it holds (`<c>`: cluster, `<vpc>`: its VPC).
-pub const KNOWN_FILES: [(&str, &str); 11] = [
+pub const KNOWN_FILES: [(&str, &str); 13] = [
     (CLUSTER_FILE, "aws eks describe-cluster --name <c> --output json"),
     (GROUPS_FILE, "aws ec2 describe-security-groups --filters Name=vpc-id,Values=<vpc> --output json"),
     (
@@ -56,16 +59,29 @@ pub const KNOWN_FILES: [(&str, &str); 11] = [
         INTERFACES_FILE,
         "aws ec2 describe-network-interfaces --filters Name=vpc-id,Values=<vpc> Name=interface-type,Values=branch --output json",
     ),
+    (
+        "describe-fargate-profile-<fp>.json",
+        "aws eks describe-fargate-profile --cluster-name <c> --fargate-profile-name <fp> --output json",
+    ),
+    (ADDON_FILE, "aws eks describe-addon --cluster-name <c> --addon-name vpc-cni --output json"),
 ];
 
 /// The command that writes `file`, with the cluster name and VPC filled in where known.
 fn command_for(file: &str, cluster: &str, vpc: Option<&str>) -> String {
     let nodegroup = file.strip_prefix(NODEGROUP_PREFIX).and_then(|f| f.strip_suffix(".json"));
-    let key = if nodegroup.is_some() { "describe-nodegroup-<ng>.json" } else { file };
+    let profile = file.strip_prefix(FARGATE_PREFIX).and_then(|f| f.strip_suffix(".json"));
+    let key = match (nodegroup, profile) {
+        (Some(_), _) => "describe-nodegroup-<ng>.json",
+        (_, Some(_)) => "describe-fargate-profile-<fp>.json",
+        _ => file,
+    };
     let template = KNOWN_FILES.iter().find(|(f, _)| *f == key).map_or("the AWS CLI with --output json", |(_, c)| c);
     let mut command = template.replace("<c>", cluster);
     if let Some(ng) = nodegroup {
         command = command.replace("<ng>", ng);
+    }
+    if let Some(fp) = profile {
+        command = command.replace("<fp>", fp);
     }
     if let Some(vpc) = vpc {
         command = command.replace("<vpc>", vpc);
@@ -251,9 +267,7 @@ fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
 /// the AWS CLI prints (`cluster`, `SecurityGroups`, `nodegroup`, …). Canonical names are read by
 /// name; a file that is not JSON is left to them.
 fn by_content(dir: &Path, key: &str) -> Vec<PathBuf> {
-    let canonical = |name: &str| {
-        KNOWN_FILES.iter().any(|(f, _)| *f == name) || (name.starts_with(NODEGROUP_PREFIX) && name.ends_with(".json"))
-    };
+    let canonical = |name: &str| KNOWN_FILES.iter().any(|(f, _)| *f == name) || prefixed(name).is_some();
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -281,27 +295,40 @@ fn pick(dir: &Path, canonical: &str, key: &str) -> PathBuf {
     by_content(dir, key).into_iter().next().unwrap_or(path)
 }
 
-/// Everything the optional files say, as the raw shapes of `assemble`.
-fn read_metadata(dir: &Path, cluster: &str, vpc: &str) -> Result<(ClusterMetadata, BTreeMap<String, String>), SourceError> {
-    let mut meta = ClusterMetadata::default();
-    let mut nodegroup_files: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The prefix of a file named after one node group or Fargate profile, if it is one.
+fn prefixed(name: &str) -> Option<&'static str> {
+    [NODEGROUP_PREFIX, FARGATE_PREFIX].into_iter().find(|p| name.starts_with(p) && name.ends_with(".json"))
+}
+
+/// The files named `<prefix><name>.json`, and those holding `key` under another name, sorted.
+fn per_name_files(dir: &Path, prefix: &str, key: &str) -> Result<Vec<PathBuf>, SourceError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| SourceError::Input(format!("{}: cannot list the cluster directory: {e}", dir.display())))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(NODEGROUP_PREFIX) && n.ends_with(".json"))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).and_then(prefixed) == Some(prefix))
         .collect();
-    nodegroup_files.extend(by_content(dir, "nodegroup"));
-    nodegroup_files.sort();
-    for path in nodegroup_files {
+    files.extend(by_content(dir, key));
+    files.sort();
+    Ok(files)
+}
+
+/// Everything the optional files say, as the raw shapes of `assemble`.
+fn read_metadata(dir: &Path, cluster: &str, vpc: &str) -> Result<(ClusterMetadata, BTreeMap<String, String>), SourceError> {
+    let mut meta = ClusterMetadata::default();
+    for path in per_name_files(dir, NODEGROUP_PREFIX, "nodegroup")? {
         if let Some(d) = read_optional::<DescribeNodegroup>(&path, cluster, vpc)? {
             meta.nodegroups.push(d.nodegroup.into());
         }
     }
+    for path in per_name_files(dir, FARGATE_PREFIX, "fargateProfile")? {
+        if let Some(d) = read_optional::<DescribeFargateProfile>(&path, cluster, vpc)? {
+            meta.fargate_profiles.push(d.fargate_profile.into());
+        }
+    }
     let read = |file: &str, key: &str| pick(dir, file, key);
+    meta.vpc_cni = read_optional::<DescribeAddon>(&read(ADDON_FILE, "addon"), cluster, vpc)?
+        .map(|d| VpcCniAddon::Managed { configuration_values: d.addon.configuration_values });
     if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(&read(LAUNCH_TEMPLATES_FILE, "LaunchTemplateVersions"), cluster, vpc)? {
         meta.launch_templates = d.launch_template_versions.into_iter().map(Into::into).collect();
     }
@@ -787,13 +814,37 @@ struct InstanceState {
 struct InstanceInterface {
     #[serde(default)]
     groups: Vec<GroupIdentifier>,
+    attachment: Option<InterfaceAttachment>,
+    interface_type: Option<String>,
+    subnet_id: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InterfaceAttachment {
+    device_index: Option<i32>,
 }
 
 impl From<Instance> for InstanceInfo {
     /// The groups of the primary interface and of every other attached interface.
     fn from(i: Instance) -> Self {
         let mut ids = group_ids(i.security_groups);
-        ids.extend(i.network_interfaces.into_iter().flat_map(|n| group_ids(n.groups)));
+        let interfaces: Vec<InstanceInterfaceInfo> = i
+            .network_interfaces
+            .into_iter()
+            .map(|n| {
+                let mut groups = group_ids(n.groups);
+                groups.sort();
+                groups.dedup();
+                InstanceInterfaceInfo {
+                    device_index: n.attachment.and_then(|a| a.device_index),
+                    interface_type: n.interface_type,
+                    subnet_id: n.subnet_id,
+                    security_group_ids: groups,
+                }
+            })
+            .collect();
+        ids.extend(interfaces.iter().flat_map(|n| n.security_group_ids.iter().cloned()));
         ids.sort();
         ids.dedup();
         InstanceInfo {
@@ -802,8 +853,48 @@ impl From<Instance> for InstanceInfo {
             subnet_id: i.subnet_id,
             security_group_ids: ids,
             tags: tag_map(i.tags),
+            interfaces,
         }
     }
+}
+
+/// The instances of an `aws ec2 describe-instances` answer, for tests comparing the sources.
+#[cfg(test)]
+pub(crate) fn instances_from_cli(text: &str) -> Vec<InstanceInfo> {
+    let d: DescribeInstances = serde_json::from_str(text).expect("describe-instances JSON");
+    d.reservations.into_iter().flat_map(|r| r.instances).map(Into::into).collect()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeFargateProfile {
+    fargate_profile: FargateProfileJson,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FargateProfileJson {
+    fargate_profile_name: String,
+    status: Option<String>,
+    #[serde(default)]
+    subnets: Vec<String>,
+}
+
+impl From<FargateProfileJson> for FargateProfileInfo {
+    fn from(p: FargateProfileJson) -> Self {
+        FargateProfileInfo { name: p.fargate_profile_name, status: p.status, subnets: p.subnets }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DescribeAddon {
+    addon: AddonJson,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddonJson {
+    configuration_values: Option<String>,
 }
 
 #[derive(serde::Deserialize)]

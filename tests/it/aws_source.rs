@@ -64,22 +64,19 @@ struct Styles {
 
 const STYLES_REGION: &str = "eu-west-1";
 
+/// Builds one scenario of build.py in `region`, with its AWS CLI export in a directory of its own.
+fn build_scenario(scenario: &str, region: &str) -> Styles {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("aws-source-{scenario}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let manifest =
+        moto::server_for(module_path!()).build_fixture(&["--region", region, "--scenario", scenario, "--out", &moto::path_of(&dir)]);
+    Styles { manifest, dir }
+}
+
 /// Built once per binary; tests only read it.
 fn styles() -> &'static Styles {
     static STYLES: OnceLock<Styles> = OnceLock::new();
-    STYLES.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-styles");
-        let _ = std::fs::remove_dir_all(&dir);
-        let manifest = moto::server_for(module_path!()).build_fixture(&[
-            "--region",
-            STYLES_REGION,
-            "--scenario",
-            "styles",
-            "--out",
-            &moto::path_of(&dir),
-        ]);
-        Styles { manifest, dir }
-    })
+    STYLES.get_or_init(|| build_scenario("styles", STYLES_REGION))
 }
 
 #[tokio::test]
@@ -168,24 +165,21 @@ const LAYOUTS_REGION: &str = "eu-west-3";
 /// with their own security groups and hybrid nodes: see `LAYOUTS` in build.py for the sources.
 fn layouts() -> &'static Styles {
     static LAYOUTS: OnceLock<Styles> = OnceLock::new();
-    LAYOUTS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-source-layouts");
-        let _ = std::fs::remove_dir_all(&dir);
-        let manifest = moto::server_for(module_path!()).build_fixture(&[
-            "--region",
-            LAYOUTS_REGION,
-            "--scenario",
-            "layouts",
-            "--out",
-            &moto::path_of(&dir),
-        ]);
-        Styles { manifest, dir }
-    })
+    LAYOUTS.get_or_init(|| build_scenario("layouts", LAYOUTS_REGION))
+}
+
+const ENDPOINTS_REGION: &str = "eu-north-1";
+
+/// Issue 16's endpoints: a Fargate-only cluster, hybrid nodes, two Karpenter NodePools with
+/// different SGs, VPC CNI custom networking; see `ENDPOINTS` in build.py for the sources.
+fn endpoints() -> &'static Styles {
+    static ENDPOINTS: OnceLock<Styles> = OnceLock::new();
+    ENDPOINTS.get_or_init(|| build_scenario("endpoints", ENDPOINTS_REGION))
 }
 
 #[tokio::test]
 async fn the_aws_and_files_sources_give_identical_snapshots_for_every_fixture() {
-    for (fx, region) in [(styles(), STYLES_REGION), (layouts(), LAYOUTS_REGION)] {
+    for (fx, region) in [(styles(), STYLES_REGION), (layouts(), LAYOUTS_REGION), (endpoints(), ENDPOINTS_REGION)] {
         let spec = target(region, None);
         let aws = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(region), options(HOUR));
         let from_aws = snapshots(aws.poll(&spec).await);
@@ -253,6 +247,53 @@ async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_
 }
 
 #[tokio::test]
+async fn fargate_profiles_hybrid_networks_nodepools_and_custom_networking_are_endpoints_read_from_aws() {
+    let fx = endpoints();
+    let aws = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(ENDPOINTS_REGION), options(HOUR));
+    let snaps = snapshots(aws.poll(&target(ENDPOINTS_REGION, None)).await);
+    let ids = |name: &str, role: &str| moto::manifest_groups(&fx.manifest, name, role);
+    let endpoints = |name: &str| -> Vec<(String, NodeGroupKind, Vec<String>)> {
+        snaps[name].node_groups.iter().map(|g| (g.name.clone(), g.kind, g.security_group_ids.clone())).collect()
+    };
+    let cluster = |name: &str| ids(name, "cluster");
+    assert_eq!(
+        endpoints("fargate"),
+        [
+            ("fp-default".to_string(), NodeGroupKind::Fargate, cluster("fargate")),
+            ("fp-kube-system".to_string(), NodeGroupKind::Fargate, cluster("fargate")),
+        ]
+    );
+    assert_eq!(snaps["fargate"].node_groups[0].route_out_v4, RouteOut::Internet, "the profile's subnets route out");
+    let nodes = ids("nodepools", "node");
+    let pools: Vec<(String, NodeGroupKind, Vec<String>)> =
+        endpoints("nodepools").into_iter().filter(|g| g.1 == NodeGroupKind::Karpenter).collect();
+    assert_eq!(
+        pools,
+        [
+            ("general".to_string(), NodeGroupKind::Karpenter, vec![nodes[0].clone()]),
+            ("gpu".to_string(), NodeGroupKind::Karpenter, vec![nodes[1].clone()]),
+        ]
+    );
+    let cn = ids("custom-networking", "node");
+    let custom: Vec<_> = snaps["custom-networking"].node_groups.iter().map(|g| (g.name.clone(), g.kind, g.security_group_ids.clone(), g.route_out_v4)).collect();
+    assert!(custom.contains(&("custom-networking-workers".to_string(), NodeGroupKind::SelfManaged, vec![cn[0].clone()], RouteOut::Internet)), "{custom:?}");
+    assert!(custom.contains(&(format!("ENIConfig {}", cn[1]), NodeGroupKind::CustomNetworking, vec![cn[1].clone()], RouteOut::Internet)), "{custom:?}");
+
+    // Stock: every flow of every endpoint open (the terraform clusters' managed group too).
+    let ctx = sgdrift::flows::FlowContext { webhook_ports: vec![9443] };
+    for (name, snap) in &snaps {
+        let flows = sgdrift::flows::check(snap, &ctx);
+        for f in &flows {
+            assert_eq!(f.status, sgdrift::flows::FlowStatus::Open, "{name} {} {:?}: {}", f.name, f.node_group, f.detail);
+        }
+        let endpoints: BTreeSet<&str> = flows.iter().filter_map(|f| f.node_group.as_deref()).collect();
+        if name == "hybrid" {
+            assert!(endpoints.contains("hybrid nodes 10.80.0.0/16") && endpoints.contains("hybrid pods 10.85.0.0/16"), "{endpoints:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_batches() {
     let fx = styles();
     let source = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(STYLES_REGION), options(HOUR));
@@ -271,6 +312,7 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
     for metadata in [
         "eks:ListNodegroups",
         "eks:DescribeNodegroup",
+        "eks:ListFargateProfiles",
         "ec2:DescribeLaunchTemplateVersions",
         "ec2:DescribeInstances",
         "ec2:DescribeVpcs",
@@ -422,6 +464,8 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
         ("eks:ListClusters", 1),
         ("eks:DescribeCluster", clusters),
         ("eks:ListNodegroups", clusters),
+        // EKS lists Fargate profiles per cluster only; with the rest of the metadata.
+        ("eks:ListFargateProfiles", clusters),
         ("ec2:DescribeInstances", 4 * clusters),
         ("ec2:DescribeVpcs", clusters),
         ("ec2:DescribeVpcEndpoints", clusters),
@@ -772,6 +816,8 @@ fn world(req: &Req) -> Resp {
                     None => json(serde_json::json!({ "nodegroups": ["templated"], "nextToken": "ssh" })),
                     Some(_) => json(serde_json::json!({ "nodegroups": ["ssh"] })),
                 },
+                // No Fargate profiles in the canned clusters.
+                ["clusters", _, "fargate-profiles"] => json(serde_json::json!({ "fargateProfileNames": [] })),
                 ["clusters", c, "node-groups", ng] => {
                     let p = &c[..1];
                     let body = if *ng == "templated" {
@@ -847,6 +893,58 @@ async fn next_token_pages_are_followed_for_every_list() {
     assert_eq!(counts["eks:ListNodegroups"], 6);
     assert_eq!(counts["ec2:DescribeInstances"], 24, "four tag filters × two pages × three clusters");
     assert_eq!(counts["ec2:DescribeManagedPrefixLists"], 2);
+}
+
+/// moto has no DescribeAddon (it answers 404 without an error code), so the `vpc-cni` add-on is
+/// served by the canned AWS, a real HTTP server on loopback, rather than by the SDK's static
+/// replay client: the poll makes some thirty calls in an order the replay client would have to
+/// pin down, and this server answers each by what it asks. The canned VPC gets one branch ENI
+/// (pods with their own SGs), without which DescribeAddon is never called.
+fn world_with_pod_sgs(req: &Req) -> Resp {
+    let path: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    match (req.action(), path.as_slice()) {
+        ("DescribeNetworkInterfaces", _) => xml(
+            "<DescribeNetworkInterfacesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r-1</requestId>\
+             <networkInterfaceSet><item><networkInterfaceId>eni-branch</networkInterfaceId><interfaceType>branch</interfaceType>\
+             <description>aws-k8s-branch-eni</description><vpcId>vpc-canned</vpcId>\
+             <groupSet><item><groupId>sg-a3</groupId><groupName>pods</groupName></item></groupSet></item></networkInterfaceSet>\
+             </DescribeNetworkInterfacesResponse>"
+                .into(),
+        ),
+        (_, ["clusters", c, "addons", "vpc-cni"]) => match *c {
+            // The add-on's configuration values as the console writes them (JSON).
+            "alpha" => json(serde_json::json!({ "addon": { "addonName": "vpc-cni", "clusterName": c,
+                "configurationValues": "{\"env\":{\"POD_SECURITY_GROUP_ENFORCING_MODE\":\"standard\",\"ENABLE_POD_ENI\":\"true\"}}" } })),
+            // The managed add-on with nothing configured: the CNI's default.
+            "bravo" => json(serde_json::json!({ "addon": { "addonName": "vpc-cni", "clusterName": c } })),
+            // A self-managed VPC CNI: no such add-on.
+            _ => eks_error(404, "ResourceNotFoundException", &format!("No addon: vpc-cni found in cluster: {c}")),
+        },
+        _ => world(req),
+    }
+}
+
+#[tokio::test]
+async fn the_pod_sg_enforcing_mode_comes_from_the_vpc_cni_add_on_only_for_clusters_with_pod_sgs() {
+    use sgdrift::model::PodSgEnforcingMode;
+    let (_server, source) = canned_source(world_with_pod_sgs, options(HOUR)).await;
+    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
+    let modes: Vec<(&str, PodSgEnforcingMode)> =
+        snaps.iter().map(|(n, s)| (n.as_str(), s.data_plane.pod_sg_enforcing_mode)).collect();
+    assert_eq!(
+        modes,
+        [("alpha", PodSgEnforcingMode::Standard), ("bravo", PodSgEnforcingMode::Strict), ("charlie", PodSgEnforcingMode::Unknown)]
+    );
+    assert!(snaps.values().all(|s| s.warnings.is_empty()), "a self-managed CNI is no warning");
+    assert_eq!(source.call_counts()["eks:DescribeAddon"], 3, "once per cluster with pod SGs, with the metadata");
+    snapshots(source.poll(&target("eu-west-1", None)).await);
+    assert_eq!(source.call_counts()["eks:DescribeAddon"], 3, "cached for metadata_interval");
+
+    // Without branch ENIs nobody asks.
+    let (_server, plain) = canned_source(world, options(HOUR)).await;
+    let snaps = snapshots(plain.poll(&target("eu-west-1", None)).await);
+    assert!(snaps.values().all(|s| s.data_plane.pod_sg_enforcing_mode == PodSgEnforcingMode::Unknown));
+    assert_eq!(plain.call_counts().get("eks:DescribeAddon"), None);
 }
 
 #[tokio::test]

@@ -467,3 +467,57 @@ fn files_under_other_names_are_recognised_by_what_the_cli_printed() {
         }
     }
 }
+
+/// `aws eks describe-addon --addon-name vpc-cni` as the files source reads it: the pod-SG
+/// enforcing mode of its `configurationValues`, strict by default, unknown without the file.
+#[test]
+fn the_vpc_cni_add_on_file_gives_the_pod_sg_enforcing_mode_and_a_broken_one_names_itself() {
+    use sgdrift::model::PodSgEnforcingMode;
+    let addon = |values: Option<&str>| {
+        let mut a = serde_json::json!({ "addonName": "vpc-cni", "clusterName": "shop-prod", "addonVersion": "v1.19.0-eksbuild.1", "status": "ACTIVE" });
+        if let Some(v) = values {
+            a["configurationValues"] = v.into();
+        }
+        serde_json::to_string_pretty(&serde_json::json!({ "addon": a })).unwrap()
+    };
+    let cases = [
+        (None, PodSgEnforcingMode::Unknown),
+        (Some(addon(None)), PodSgEnforcingMode::Strict),
+        (Some(addon(Some("env:\n  POD_SECURITY_GROUP_ENFORCING_MODE: standard\n"))), PodSgEnforcingMode::Standard),
+        (Some(addon(Some(r#"{"env":{"POD_SECURITY_GROUP_ENFORCING_MODE":"strict"}}"#))), PodSgEnforcingMode::Strict),
+    ];
+    for (file, want) in cases {
+        let tmp = demo_copy();
+        if let Some(text) = &file {
+            std::fs::write(tmp.path().join("shop-prod/describe-addon-vpc-cni.json"), text).unwrap();
+        }
+        let polls = poll(tmp.path(), "eu-west-1");
+        assert_eq!(snapshot(&polls, "shop-prod").data_plane.pod_sg_enforcing_mode, want, "{file:?}");
+    }
+    let tmp = demo_copy();
+    std::fs::write(tmp.path().join("shop-prod/describe-addon-vpc-cni.json"), "{\"addon\": [}").unwrap();
+    let e = error(&poll(tmp.path(), "eu-west-1"), "shop-prod");
+    assert!(e.contains("describe-addon-vpc-cni.json:1:"), "{e}");
+    assert!(e.contains("aws eks describe-addon --cluster-name shop-prod --addon-name vpc-cni --output json"), "{e}");
+}
+
+/// `aws eks describe-fargate-profile` files: each profile an endpoint with the cluster SG; a file
+/// that is not the command's output names the file and the command.
+#[test]
+fn fargate_profile_files_are_endpoints_with_the_cluster_sg() {
+    let tmp = demo_copy();
+    let profile = serde_json::json!({ "fargateProfile": {
+        "fargateProfileName": "fp-default", "clusterName": "shop-prod", "status": "ACTIVE",
+        "podExecutionRoleArn": "arn:aws:iam::111122223333:role/fargate", "subnets": ["subnet-08feade5a03a33591"],
+        "selectors": [{ "namespace": "default" }] } });
+    std::fs::write(tmp.path().join("shop-prod/describe-fargate-profile-fp-default.json"), profile.to_string()).unwrap();
+    let polls = poll(tmp.path(), "eu-west-1");
+    let snap = snapshot(&polls, "shop-prod");
+    let fargate = snap.node_groups.iter().find(|g| g.kind == NodeGroupKind::Fargate).expect("the profile");
+    assert_eq!((fargate.name.as_str(), &fargate.security_group_ids), ("fp-default", &vec![snap.cluster_security_group_id.clone().unwrap()]));
+
+    std::fs::write(tmp.path().join("shop-prod/describe-fargate-profile-fp-default.json"), "{\"fargateProfile\": {}}").unwrap();
+    let e = error(&poll(tmp.path(), "eu-west-1"), "shop-prod");
+    assert!(e.contains("describe-fargate-profile-fp-default.json:1:"), "{e}");
+    assert!(e.contains("aws eks describe-fargate-profile --cluster-name shop-prod --fargate-profile-name fp-default"), "{e}");
+}

@@ -213,8 +213,9 @@ fn the_read_policy_allows_exactly_the_aws_operations_the_source_calls() {
         diff(&needed, &granted),
         diff(&granted, &needed)
     );
-    // Describe and List calls support no resource-level permissions except on EKS clusters
-    // and node groups; everything else must be "*".
+    // Describe and List calls support no resource-level permissions except on EKS clusters,
+    // node groups, Fargate profiles and add-ons (the IAM service authorization reference for
+    // Amazon EKS); everything else must be "*".
     for s in policy["Statement"].as_array().unwrap() {
         let eks_scoped = s["Action"].as_array().is_some_and(|a| {
             a.iter().all(|v| {
@@ -222,6 +223,9 @@ fn the_read_policy_allows_exactly_the_aws_operations_the_source_calls() {
                     "eks:DescribeCluster",
                     "eks:ListNodegroups",
                     "eks:DescribeNodegroup",
+                    "eks:ListFargateProfiles",
+                    "eks:DescribeFargateProfile",
+                    "eks:DescribeAddon",
                 ]
                 .contains(&v.as_str().unwrap())
             })

@@ -474,14 +474,7 @@ fn pod_security_groups_are_stock_with_their_flows_open_and_a_lost_dns_rule_close
 
 #[test]
 fn hybrid_nodes_remote_cidrs_are_stock_peers_of_the_cluster_sg() {
-    let mut snap = layouts::cluster(Style::Console, EndpointMode::PublicPrivate);
-    snap.remote_network = Some(RemoteNetwork {
-        node_cidrs: vec!["10.200.0.0/22".parse().unwrap()],
-        pod_cidrs: vec!["10.201.0.0/20".parse().unwrap()],
-    });
-    let cluster = snap.cluster_security_group_id.clone().unwrap();
-    add_rule(&mut snap, &cluster, rule(Direction::Ingress, "tcp 443", "10.200.0.0/22"));
-    add_rule(&mut snap, &cluster, rule(Direction::Ingress, "tcp 443", "10.201.0.0/20"));
+    let (snap, cluster) = with_hybrid_nodes();
     let e = eval("eks-minimal", &snap);
     assert!(e.findings.is_empty(), "{}", describe(&e));
     // The same rule from a network that is not the remote one is drift.
@@ -529,4 +522,254 @@ fn a_baseline_file_that_lists_ssh_from_the_internet_does_not_quiet_the_guardrail
     let e = evaluate_snapshot(&t, &[], &snap, today());
     exactly_one(&snap, &e, FindingKind::Unexpected, Severity::Critical, &ssh, &node);
     assert!(e.findings[0].reason.starts_with("guardrail: SSH"), "{}", e.findings[0].reason);
+}
+
+// --- issue 16: flows between the endpoints that really exist ---------------------------------
+
+use sgdrift::flows::FlowResult;
+use sgdrift::model::{EfaSet, NodeGroup, NodeGroupKind, PodSgEnforcingMode, SecurityGroup};
+
+/// The result of flow `name` for endpoint `endpoint`; panics when there is none.
+fn flow_for<'a>(e: &'a Evaluation, name: FlowName, endpoint: &str) -> &'a FlowResult {
+    e.flows.iter().find(|f| f.name == name && f.node_group.as_deref() == Some(endpoint)).unwrap_or_else(|| {
+        let have: Vec<String> = e.flows.iter().map(|f| format!("{} {:?}", f.name, f.node_group)).collect();
+        panic!("no {name} flow for {endpoint}; flows: {have:?}")
+    })
+}
+
+/// A clean evaluation: no finding, every flow open.
+fn assert_stock(snap: &ClusterSnapshot) {
+    let e = eval("eks-minimal", snap);
+    assert!(e.findings.is_empty(), "{}:\n{}", snap.id.name, describe(&e));
+    for f in &e.flows {
+        assert_eq!(f.status, FlowStatus::Open, "{} {} {:?}: {}", snap.id.name, f.name, f.node_group, f.detail);
+    }
+}
+
+/// The break closes `name` for `endpoint` only, and every finding is a critical `flow` one of
+/// that flow whose reason names the endpoint's label.
+fn assert_closes(snap: &ClusterSnapshot, name: FlowName, endpoint: &str, label: &str) {
+    let e = eval("eks-minimal", snap);
+    let closed: Vec<(FlowName, Option<&str>)> =
+        e.flows.iter().filter(|f| f.status == FlowStatus::Closed).map(|f| (f.name, f.node_group.as_deref())).collect();
+    assert_eq!(closed, [(name, Some(endpoint))], "{}: {}", snap.id.name, flow_for(&e, name, endpoint).detail);
+    assert!(!e.findings.is_empty(), "{}: a closed required flow is a finding", snap.id.name);
+    for f in &e.findings {
+        assert_eq!((f.kind, f.severity, f.flow), (FindingKind::Flow, Severity::Critical, Some(name)), "{}", describe(&e));
+        assert!(f.reason.contains(label), "{}: the reason names {label}: {}", snap.id.name, f.reason);
+    }
+}
+
+fn new_group(snap: &mut ClusterSnapshot, id: &str, name: &str, role: Role, rules: Vec<Rule>) {
+    let mut g: SecurityGroup = snap.groups.values().next().expect("a group").clone();
+    (g.id, g.name, g.description, g.roles) = (id.into(), name.into(), String::new(), [role].into());
+    g.tags.clear();
+    g.rules = sgdrift::model::canonicalize(rules);
+    snap.groups.insert(id.into(), g);
+}
+
+fn endpoint(name: &str, kind: NodeGroupKind, ids: &[&str]) -> NodeGroup {
+    NodeGroup {
+        name: name.into(),
+        kind,
+        security_group_ids: ids.iter().map(|s| s.to_string()).collect(),
+        route_out_v4: RouteOut::NoData,
+        route_out_v6: RouteOut::NoData,
+    }
+}
+
+/// EKS user guide, "Get started with AWS Fargate" and "Fargate pod configuration": Fargate pods
+/// are "automatically configured to use the cluster security group" (reference §1.6, D-fg). The
+/// console layout (managed nodes with the cluster SG) plus a Fargate profile for `kube-system`.
+fn with_fargate() -> (ClusterSnapshot, String) {
+    let mut snap = layouts::cluster(Style::Console, EndpointMode::PublicPrivate);
+    let cluster = snap.cluster_security_group_id.clone().unwrap();
+    snap.node_groups.push(endpoint("fp-kube-system", NodeGroupKind::Fargate, &[&cluster]));
+    (snap, cluster)
+}
+
+#[test]
+fn a_fargate_profile_is_an_endpoint_with_the_cluster_sg_and_loses_kubelet_with_its_self_rule() {
+    let (snap, cluster) = with_fargate();
+    assert_stock(&snap);
+    let e = eval("eks-minimal", &snap);
+    let kubelet = flow_for(&e, FlowName::Kubelet, "fp-kube-system");
+    assert_eq!(kubelet.detail, "the control plane reaches Fargate profile fp-kube-system on tcp 10250");
+    // The console layout's own node SG carries the self rule too; only Fargate rides on the
+    // cluster SG alone, so only its endpoint loses kubelet (and DNS, and webhooks) when it goes.
+    let mut broken = snap.clone();
+    layouts::remove_rule(&mut broken, &cluster, &rule(Direction::Ingress, "all", &cluster));
+    let e = eval("eks-minimal", &broken);
+    let closed = flow_for(&e, FlowName::Kubelet, "fp-kube-system");
+    assert_eq!(closed.status, FlowStatus::Closed);
+    assert!(closed.detail.contains("Fargate profile fp-kube-system"), "{}", closed.detail);
+    assert!(e.findings.iter().any(|f| f.flow == Some(FlowName::Kubelet) && f.severity == Severity::Critical));
+}
+
+/// EKS user guide, "Prepare networking for hybrid nodes" (hybrid-nodes-networking, §"Cluster
+/// security group configuration", reference D-hyb): the cluster SG admits tcp 443 from the remote
+/// node and pod CIDRs; the control plane reaches kubelets (10250) and webhooks on them through the
+/// cluster SG's default egress.
+fn with_hybrid_nodes() -> (ClusterSnapshot, String) {
+    let mut snap = layouts::cluster(Style::Console, EndpointMode::PublicPrivate);
+    snap.remote_network = Some(RemoteNetwork {
+        node_cidrs: vec!["10.200.0.0/22".parse().unwrap()],
+        pod_cidrs: vec!["10.201.0.0/20".parse().unwrap()],
+    });
+    let cluster = snap.cluster_security_group_id.clone().unwrap();
+    add_rule(&mut snap, &cluster, rule(Direction::Ingress, "tcp 443", "10.200.0.0/22"));
+    add_rule(&mut snap, &cluster, rule(Direction::Ingress, "tcp 443", "10.201.0.0/20"));
+    (snap, cluster)
+}
+
+#[test]
+fn hybrid_nodes_are_endpoints_and_deleting_the_node_cidr_rule_closes_their_api_flow() {
+    let (snap, cluster) = with_hybrid_nodes();
+    assert_stock(&snap);
+    let e = eval("eks-minimal", &snap);
+    let checked: Vec<(FlowName, &str)> = e
+        .flows
+        .iter()
+        .filter_map(|f| Some((f.name, f.node_group.as_deref().filter(|n| n.starts_with("hybrid"))?)))
+        .collect();
+    assert_eq!(
+        checked,
+        [
+            (FlowName::Kubelet, "hybrid nodes 10.200.0.0/22"),
+            (FlowName::Api, "hybrid nodes 10.200.0.0/22"),
+            (FlowName::Api, "hybrid pods 10.201.0.0/20"),
+            (FlowName::Webhooks, "hybrid pods 10.201.0.0/20"),
+        ]
+    );
+    let mut broken = snap.clone();
+    layouts::remove_rule(&mut broken, &cluster, &rule(Direction::Ingress, "tcp 443", "10.200.0.0/22"));
+    assert_closes(&broken, FlowName::Api, "hybrid nodes 10.200.0.0/22", "hybrid nodes 10.200.0.0/22");
+    let e = eval("eks-minimal", &broken);
+    let f = &e.findings[0];
+    assert_eq!((f.direction, f.traffic, f.peer.as_peer()), (Direction::Ingress, Traffic::parse("tcp", Some("443")).unwrap(), Some(&Peer::parse("10.200.0.0/22").unwrap())));
+}
+
+/// terraform-aws-eks `enable_efa_support` (modules/eks-managed-node-group, reference §3.1: a
+/// per-node-group SG with `all_self_efa`, IN and OUT all from and to itself, "Node to node EFA",
+/// on the launch template's EFA interfaces next to the shared node SG); the same rules as eksctl's
+/// `EFASG` (`EFAIngressSelf`, `EFAEgressSelf`, reference §4.1). EKS user guide, "Run machine
+/// learning training on Amazon EKS with Elastic Fabric Adapter": the EFA SG must allow all
+/// traffic to and from itself.
+fn with_efa() -> (ClusterSnapshot, String) {
+    let mut snap = layouts::cluster(Style::Terraform, EndpointMode::Public);
+    let node = layouts::group(&snap, Role::Node).id.clone();
+    let efa = "sg-0efa000000000001".to_string();
+    new_group(&mut snap, &efa, "terraform-public-efa", Role::Node, vec![
+        rule(Direction::Ingress, "all", &efa),
+        rule(Direction::Egress, "all", &efa),
+    ]);
+    snap.node_groups.push(endpoint("efa", NodeGroupKind::Managed, &[&node, &efa]));
+    snap.data_plane.efa = vec![EfaSet { node_group: "efa".into(), security_group_ids: vec![node.clone(), efa.clone()] }];
+    (snap, efa)
+}
+
+#[test]
+fn an_efa_node_group_needs_all_traffic_within_its_efa_sg_and_loses_efa_without_the_self_ingress() {
+    let (snap, efa) = with_efa();
+    assert_stock(&snap);
+    let mut broken = snap.clone();
+    layouts::remove_rule(&mut broken, &efa, &rule(Direction::Ingress, "all", &efa));
+    // The shared node SG admits only DNS and tcp 1025-65535 from itself: not all traffic.
+    assert_closes(&broken, FlowName::Efa, "efa", "node group efa");
+    // A CIDR does not carry EFA traffic: the VPC CIDR instead of the self rule stays closed.
+    let mut cidr = broken.clone();
+    let vpc = cidr.vpc_cidrs[0].to_string();
+    add_rule(&mut cidr, &efa, rule(Direction::Ingress, "all", &vpc));
+    assert_eq!(flow_for(&eval("eks-minimal", &cidr), FlowName::Efa, "efa").status, FlowStatus::Closed);
+}
+
+/// VPC CNI custom networking (EKS user guide, "Customize the secondary network interface in
+/// Amazon EKS nodes"; amazon-vpc-cni-k8s ENIConfig `securityGroups`): pods leave through the
+/// secondary ENIs, which carry the ENIConfig's SGs instead of the node's. A dedicated pod SG
+/// with the default egress, admitted by the node SG for CoreDNS and the API.
+fn with_custom_networking() -> (ClusterSnapshot, String) {
+    let mut snap = layouts::cluster(Style::Terraform, EndpointMode::PublicPrivate);
+    let node = layouts::group(&snap, Role::Node).id.clone();
+    let cp = layouts::group(&snap, Role::ControlPlane).id.clone();
+    let pods = "sg-0e41c0f16000000001".to_string();
+    new_group(&mut snap, &pods, "eniconfig-pods", Role::Node, vec![
+        rule(Direction::Ingress, "all", &pods),
+        rule(Direction::Egress, "all", "0.0.0.0/0"),
+    ]);
+    add_rule(&mut snap, &node, rule(Direction::Ingress, "tcp 53", &pods));
+    add_rule(&mut snap, &node, rule(Direction::Ingress, "udp 53", &pods));
+    add_rule(&mut snap, &cp, rule(Direction::Ingress, "tcp 443", &pods));
+    let name = format!("ENIConfig {pods}");
+    snap.node_groups.push(endpoint(&name, NodeGroupKind::CustomNetworking, &[&pods]));
+    (snap, pods)
+}
+
+#[test]
+fn custom_networking_pods_are_endpoints_and_a_pod_sg_without_dns_egress_closes_their_dns() {
+    let (snap, pods) = with_custom_networking();
+    assert_stock(&snap);
+    let name = format!("ENIConfig {pods}");
+    let e = eval("eks-minimal", &snap);
+    let flows: Vec<FlowName> = e.flows.iter().filter(|f| f.node_group.as_deref() == Some(&name)).map(|f| f.name).collect();
+    assert_eq!(flows, [FlowName::Api, FlowName::Dns, FlowName::AwsApis]);
+    // The pod SG's egress narrowed to HTTPS: the node SG still has egress_all, which does not help.
+    let mut broken = snap.clone();
+    layouts::remove_rule(&mut broken, &pods, &rule(Direction::Egress, "all", "0.0.0.0/0"));
+    add_rule(&mut broken, &pods, rule(Direction::Egress, "tcp 443", "0.0.0.0/0"));
+    assert_closes(&broken, FlowName::Dns, &name, &format!("pods on secondary ENIs with SGs {pods}"));
+}
+
+/// Security groups for pods (EKS user guide, "Security groups for Pods"; VPC CNI README,
+/// POD_SECURITY_GROUP_ENFORCING_MODE): in `strict`, the default, the pod SG filters the
+/// kubelet's probes; in `standard` it does not.
+#[test]
+fn pod_probes_are_required_in_strict_mode_only_and_unknown_when_the_mode_is_unknown() {
+    let stock = layouts::with_pod_security_group(layouts::cluster(Style::Console, EndpointMode::PublicPrivate), 8080);
+    let pod = stock.groups_with_role(Role::Pod).next().unwrap().id.clone();
+    let cluster = stock.cluster_security_group_id.clone().unwrap();
+    for mode in [PodSgEnforcingMode::Strict, PodSgEnforcingMode::Standard, PodSgEnforcingMode::Unknown] {
+        let mut snap = stock.clone();
+        snap.data_plane.pod_sg_enforcing_mode = mode;
+        assert_stock(&snap);
+        // The probe rule deleted: a pod set with the cluster SG still admits the nodes; a pod
+        // set of the pod SG alone does not.
+        let mut broken = snap.clone();
+        broken.pod_security_group_sets = vec![vec![pod.clone()]];
+        layouts::remove_rule(&mut broken, &pod, &rule(Direction::Ingress, "tcp 8080", &cluster));
+        let name = format!("pods {pod}");
+        match mode {
+            PodSgEnforcingMode::Strict => assert_closes(&broken, FlowName::PodProbes, &name, &format!("pods with SGs {pod}")),
+            _ => {
+                let e = eval("eks-minimal", &broken);
+                let want = if mode == PodSgEnforcingMode::Standard { FlowStatus::Open } else { FlowStatus::Unknown };
+                assert_eq!(flow_for(&e, FlowName::PodProbes, &name).status, want, "{}", mode.as_str());
+                assert!(e.findings.is_empty(), "{}", describe(&e));
+            }
+        }
+    }
+}
+
+/// Karpenter (karpenter.sh docs, EC2NodeClass `securityGroupSelectorTerms`): each NodePool's
+/// node class picks its own SGs. Two pools, each SG admitting DNS from itself only: CoreDNS on one
+/// pool cannot answer the other, which a union of the two sets would hide.
+#[test]
+fn two_nodepools_with_different_sets_are_two_endpoints_with_dns_open_for_one_and_closed_for_the_other() {
+    let mut snap = layouts::cluster(Style::Terraform, EndpointMode::PublicPrivate);
+    let node = layouts::group(&snap, Role::Node).id.clone();
+    snap.node_groups = vec![endpoint("general", NodeGroupKind::Karpenter, &[&node])];
+    assert_stock(&snap);
+    let gpu = "sg-0g9u000000000001".to_string();
+    let mut rules: Vec<Rule> = snap.groups[&node].rules.clone();
+    rules.iter_mut().filter(|r| r.peer == Peer::group(&node)).for_each(|r| r.peer = Peer::group(&gpu));
+    new_group(&mut snap, &gpu, "karpenter-gpu", Role::Node, rules);
+    let cp = layouts::group(&snap, Role::ControlPlane).id.clone();
+    add_rule(&mut snap, &cp, rule(Direction::Ingress, "tcp 443", &gpu));
+    snap.node_groups.push(endpoint("gpu", NodeGroupKind::Karpenter, &[&gpu]));
+    // The GPU pool's SG admits DNS from the general pool; the general pool's does not admit the
+    // GPU pool: DNS is open from general (both ways work for it), closed from gpu.
+    add_rule(&mut snap, &gpu, rule(Direction::Ingress, "tcp 53", &node));
+    add_rule(&mut snap, &gpu, rule(Direction::Ingress, "udp 53", &node));
+    let e = eval("eks-minimal", &snap);
+    assert_eq!(flow_for(&e, FlowName::Dns, "general").status, FlowStatus::Open, "{}", flow_for(&e, FlowName::Dns, "general").detail);
+    assert_closes(&snap, FlowName::Dns, "gpu", "NodePool gpu");
 }

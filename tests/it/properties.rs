@@ -165,6 +165,7 @@ fn snapshot() -> impl Strategy<Value = ClusterSnapshot> {
                 groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
                 vpc_endpoints: Vec::new(),
                 pod_security_group_sets: Vec::new(),
+                data_plane: Default::default(),
                 peer_groups: BTreeMap::new(),
                 prefix_lists: BTreeMap::from([("pl-6ea54007".to_string(), "com.amazonaws.eu-west-1.s3".to_string())]),
                 warnings: Vec::new(),

@@ -165,6 +165,7 @@ impl Layout {
             node_groups: Vec::new(),
             vpc_endpoints: Vec::new(),
             pod_security_group_sets: Vec::new(),
+            data_plane: Default::default(),
             peer_groups: BTreeMap::new(),
             prefix_lists: [
                 (S3_PREFIX_LIST.to_string(), format!("com.amazonaws.{REGION}.s3")),
