@@ -126,9 +126,9 @@ fn candidates(snapshot: &ClusterSnapshot, eval: &Evaluation, min: Severity) -> (
             continue;
         };
         let (list, action, rule) = match f.kind {
-            FindingKind::Unexpected => {
-                (&mut revoke, RemediationAction::Revoke, Rule { description: None, ..rule })
-            }
+            // The rule as AWS holds it, description included: EC2 matches a revoke without it,
+            // but naming it makes the pasted command say exactly which rule goes.
+            FindingKind::Unexpected => (&mut revoke, RemediationAction::Revoke, rule),
             FindingKind::Missing | FindingKind::Flow => {
                 let description = Some(authorize_description(f));
                 (&mut authorize, RemediationAction::Authorize, Rule { description, ..rule })
@@ -352,7 +352,9 @@ pub fn ip_permission(rule: &Rule, group_owner: Option<&str>) -> serde_json::Valu
             "UserIdGroupPairs"
         }
     };
-    if let Some(d) = &rule.description {
+    // A description outside EC2's character set (a quote) could not be pasted inside single
+    // quotes: it is left out, which EC2's matching allows.
+    if let Some(d) = rule.description.as_ref().filter(|d| ec2_description(d) == **d) {
         peer.insert("Description".into(), json!(d));
     }
     perm.insert(list.into(), Value::Array(vec![Value::Object(peer)]));

@@ -157,7 +157,7 @@ impl Writer {
                     operation: DESCRIBE_SECURITY_GROUP_RULES.action(),
                     message: format!("rule {} of {group_id}: {}", r.security_group_rule_id().unwrap_or("?"), e.0),
                 })?;
-                if atomic.key() == rule.key() {
+                if same_rule(&atomic, rule) {
                     ids.extend(r.security_group_rule_id().map(str::to_string));
                 }
             }
@@ -167,6 +167,17 @@ impl Writer {
             }
         }
     }
+}
+
+/// Is `found` the rule `wanted` names? Group references compare by group id alone: ids are
+/// unique across accounts, and `DescribeSecurityGroupRules` may leave out `GroupOwnerId`, without
+/// which a same-account `UserId` cannot be told from a cross-account one.
+fn same_rule(found: &Rule, wanted: &Rule) -> bool {
+    let peers = match (&found.peer, &wanted.peer) {
+        (Peer::Group { id: a, .. }, Peer::Group { id: b, .. }) => a == b,
+        (a, b) => a == b,
+    };
+    found.direction == wanted.direction && found.traffic == wanted.traffic && peers
 }
 
 /// A `SecurityGroupRule` (one peer each) as sgdrift's canonical rule.
@@ -247,6 +258,27 @@ mod tests {
             assert_eq!(atomic_rule(&raw).expect("reads").to_string(), want);
         }
         assert!(atomic_rule(&sgr("tcp", (1, 1), false).build()).expect_err("no peer").0.contains("no peer"));
+    }
+
+    #[test]
+    fn a_rule_is_found_by_direction_traffic_and_peer_and_a_group_by_its_id_alone() {
+        let rule = |direction, proto: &str, from, to, peer: &str| {
+            let traffic = traffic_from_ec2(proto, Some(from), Some(to)).expect("traffic");
+            Rule::new(direction, traffic, Peer::parse(peer).expect("peer"))
+        };
+        let wanted = rule(Direction::Egress, "tcp", 5432, 5432, "sg-cp");
+        let cases = [
+            (rule(Direction::Egress, "tcp", 5432, 5432, "sg-cp"), true),
+            (rule(Direction::Egress, "tcp", 5432, 5432, "123456789012/sg-cp"), true),
+            (rule(Direction::Ingress, "tcp", 5432, 5432, "sg-cp"), false),
+            (rule(Direction::Egress, "tcp", 5432, 5433, "sg-cp"), false),
+            (rule(Direction::Egress, "udp", 5432, 5432, "sg-cp"), false),
+            (rule(Direction::Egress, "tcp", 5432, 5432, "sg-other"), false),
+            (rule(Direction::Egress, "tcp", 5432, 5432, "10.0.0.0/16"), false),
+        ];
+        for (found, want) in cases {
+            assert_eq!(same_rule(&found, &wanted), want, "{found}");
+        }
     }
 
     #[test]
