@@ -7,9 +7,21 @@ mod moto;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs sgdrift against the emulator (`Moto::sgdrift`).
+/// Runs sgdrift with the standard AWS variables aimed at the emulator, and nothing else of AWS.
 fn sgdrift(server: &moto::Moto, region: &str, args: &[&str]) -> Output {
-    server.sgdrift(region, args)
+    Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", &server.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", region)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("the sgdrift binary runs")
 }
 
 fn config(dir: &Path, region: &str, clusters: &str, baseline: &str) -> PathBuf {
