@@ -306,7 +306,7 @@ pub fn aws_cli(step: &Step, snapshot: &ClusterSnapshot, options: &Options) -> St
     if let Some(role) = &options.role_arn {
         let _ = writeln!(
             out,
-            "# run with credentials of account {} allowed deploy/iam/sgdrift-fix.json (sgdrift reads it through {role}, which cannot write)",
+            "# run in account {} with deploy/iam/sgdrift-fix.json allowed (sgdrift reads this target through {role})",
             snapshot.id.account_id
         );
     }
@@ -642,7 +642,7 @@ mod tests {
         let cross = Options { role_arn: Some("arn:aws:iam::111122223333:role/sgdrift-read".into()), ..Options::default() };
         let text = aws_cli(&plan.steps[0], &snap, &cross);
         let (note, command) = text.split_once('\n').expect("two lines");
-        assert!(note.starts_with("# run with credentials of account 111122223333") && note.contains("role/sgdrift-read"), "{note}");
+        assert!(note.starts_with("# run in account 111122223333 with deploy/iam/sgdrift-fix.json allowed") && note.contains("role/sgdrift-read"), "{note}");
         assert_eq!(command, want);
     }
 

@@ -1,7 +1,8 @@
 //! `sgdrift fix` against live AWS, here the local emulator: for each drift class of the test
 //! fleet, `fix --apply` restores a clean `check` and leaves every other rule as it was, pasting
 //! the printed AWS CLI commands does exactly the same, and a revoke that would cut the kubelet off
-//! is refused with the reason while excepted rules stay out of the plan.
+//! is refused with the reason while excepted rules stay out of the plan; on the offline demo, the
+//! plan is printed and --apply refused.
 
 #[path = "support/moto.rs"]
 mod moto;
@@ -243,4 +244,25 @@ fn a_revoke_that_would_cut_off_the_kubelet_is_refused_and_excepted_rules_stay_ou
     assert!(!text.contains("applied"), "nothing is applied\n{text}");
     assert!(!text.contains("tcp 22"), "the excepted SSH rule is not in the plan\n{text}");
     assert_eq!(fleet.rules(), before, "no rule changed");
+}
+
+#[test]
+fn on_the_offline_demo_fix_prints_the_plan_and_will_not_apply_without_aws() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sgdrift")).args(args).arg("--config").arg(&demo).output().expect("sgdrift runs")
+    };
+    let out = run(&["fix", "--cluster", "shop-prod"]);
+    assert_eq!(out.status.code(), Some(1), "the demo drifts\n{}", explain(&out));
+    let plan = stdout(&out);
+    assert!(plan.starts_with("111122223333/eu-west-1/shop-prod: "), "{plan}");
+    assert!(commands(&plan).iter().all(|c| c.contains("--region eu-west-1 --group-id sg-")), "{plan}");
+    let out = run(&["fix", "--cluster", "shop-prod", "--min-severity", "critical"]);
+    assert!(commands(&stdout(&out)).len() < commands(&plan).len(), "--min-severity leaves lower findings alone\n{}", explain(&out));
+    let out = run(&["fix", "--cluster", "shop-prod", "--apply"]);
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`fix --apply` writes to AWS, so it needs source.kind = \"aws\""), "{err}");
+    let out = run(&["fix", "--cluster", "no-such-cluster"]);
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
 }
