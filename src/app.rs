@@ -13,6 +13,8 @@ use crate::config::Settings;
 use crate::engine::{self, ClusterOutcome, Engine};
 use crate::export::report::{self, ClusterReport, ClusterStatus, Report, Stats};
 use crate::model::{EndpointMode, Severity, Style};
+use crate::remediation;
+use crate::source::write::{Applied, Writer};
 use crate::source::{AwsCallMetrics, Source, TargetSpec};
 
 /// Exit codes of design.md §3.
@@ -34,6 +36,9 @@ pub fn main(cli: Cli) -> ExitCode {
         }
         Command::Record { cluster, config, out } => {
             runtime().and_then(|rt| rt.block_on(record(&config, &cluster, out.as_deref()))).map(|()| 0)
+        }
+        Command::Fix { cluster, config, min_severity, apply } => {
+            runtime().and_then(|rt| rt.block_on(fix(&config, &cluster, min_severity, apply)))
         }
         Command::Baseline { command: BaselineCommand::Show { profile, mode, style } } => {
             baseline_show(profile, mode, style).map(|()| 0)
@@ -195,37 +200,110 @@ async fn record(config: &std::path::Path, cluster: &str, out: Option<&std::path:
     let settings = Arc::new(load(config)?);
     let source = source(&settings).await?;
     let engine = Engine::new(settings.clone(), source);
+    let (_, snapshot) = read_cluster(&engine, cluster, config).await?;
+    let crate::baseline::Recording { text, warnings } = crate::baseline::record(&snapshot);
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("recorded {} groups of {} into {}", snapshot.groups.len(), snapshot.id, path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Reads one cluster through the first target that names it: the target's index and the snapshot.
+async fn read_cluster(
+    engine: &Engine,
+    cluster: &str,
+    config: &std::path::Path,
+) -> anyhow::Result<(usize, crate::model::ClusterSnapshot)> {
     let (_, discovery_failures) = engine.discover_accounts().await;
     let specs = narrow(engine.target_specs(), &[cluster.to_string()]);
     let mut last_error = discovery_failures.first().map(|(_, e)| format!("AWS Organizations: {e}"));
-    for (_, spec) in specs {
+    for (index, spec) in specs {
         let poll = engine.source.poll(&spec).await;
         if let Some((_, e)) = poll.error {
             last_error = Some(e.to_string());
             continue;
         }
-        for c in poll.clusters {
-            if c.id.name != cluster {
-                continue;
-            }
+        if let Some(c) = poll.clusters.into_iter().find(|c| c.id.name == cluster) {
             let snapshot = c.result.map_err(|e| anyhow!("cannot read cluster {cluster}: {e}"))?;
-            let crate::baseline::Recording { text, warnings } = crate::baseline::record(&snapshot);
-            for w in &warnings {
-                eprintln!("warning: {w}");
-            }
-            match out {
-                Some(path) => {
-                    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-                    eprintln!("recorded {} groups of {} into {}", snapshot.groups.len(), snapshot.id, path.display());
-                }
-                None => print!("{text}"),
-            }
-            return Ok(());
+            return Ok((index, snapshot));
         }
     }
     match last_error {
         Some(e) => bail!("cannot find cluster {cluster}: {e}"),
         None => bail!("cluster {cluster} was not found in any target of {}", config.display()),
+    }
+}
+
+/// `sgdrift fix`: the checked plan; with `apply`, carried out step by step (stopping at the first
+/// error), then the cluster read and reported again.
+async fn fix(config: &std::path::Path, cluster: &str, min: Severity, apply: bool) -> anyhow::Result<u8> {
+    let settings = Arc::new(load(config)?);
+    if apply && settings.config.source.kind != crate::config::SourceKind::Aws {
+        bail!("{}: `fix --apply` writes to AWS, so it needs source.kind = \"aws\"; without --apply it prints the plan", config.display());
+    }
+    let source = source(&settings).await?;
+    let engine = Engine::new(settings.clone(), source);
+    let (index, snapshot) = read_cluster(&engine, cluster, config).await?;
+    let target = &settings.targets[index];
+    let today = Utc::now().date_naive();
+    let evaluate = |s: &crate::model::ClusterSnapshot| engine::evaluate_snapshot(target, &settings.exceptions, s, today);
+    let options = remediation::Options { role_arn: target.role_for(&snapshot.id), min_severity: min };
+    let eval = evaluate(&snapshot);
+    let plan = remediation::plan(&snapshot, &eval, &options, evaluate);
+    print!("{}", remediation::render(&plan, &snapshot, &options));
+    if !apply || plan.steps.is_empty() {
+        return Ok(if eval.has_drift_at(min) { EXIT_DRIFT } else { 0 });
+    }
+    let role = target.role_for(&snapshot.id);
+    let writer = Writer::new(&snapshot.id.region, role.as_deref(), settings.config.poll.timeout).await;
+    let mut failed = false;
+    for (i, step) in plan.steps.iter().enumerate() {
+        match writer.apply(step).await {
+            Ok(done) => println!("applied {}/{}: {} ({})", i + 1, plan.steps.len(), step.summary(), applied_text(&done)),
+            Err(e) => {
+                eprintln!(
+                    "error: step {} ({}) failed: {e}; stopped, {} step(s) not applied",
+                    i + 1,
+                    step.summary(),
+                    plan.steps.len() - i
+                );
+                failed = true;
+                break;
+            }
+        }
+    }
+    let (_, after) = read_cluster(&engine, cluster, config).await?;
+    let outcome = ClusterOutcome {
+        id: after.id.clone(),
+        target: index,
+        result: Ok((after.clone(), engine::evaluate_with_remediation(target, &settings.exceptions, &after, today))),
+    };
+    let mut report = engine::cluster_report(&outcome);
+    report.mark_polled(Utc::now(), |_| None);
+    let drift_left = report.drift().any(|f| f.severity >= min);
+    println!("\nafter:");
+    print!("{}", report::render_text(&Report::new(Utc::now(), vec![report], Stats::default()), min));
+    Ok(if failed {
+        EXIT_ERROR
+    } else if drift_left {
+        EXIT_DRIFT
+    } else {
+        0
+    })
+}
+
+fn applied_text(done: &Applied) -> String {
+    match done {
+        Applied::Revoked(ids) => format!("revoked {}", ids.join(", ")),
+        Applied::Authorized => "authorized".to_string(),
+        Applied::AlreadyDone => "already done".to_string(),
     }
 }
 

@@ -91,6 +91,29 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Print the plan that restores a cluster's baseline; with --apply, carry it out and check
+    /// again. Exit 0 when no drift (at or above --min-severity) is left, 1 when some is, 2 on error.
+    #[command(long_about = "Print the remediation plan of one cluster: for each finding, the change that restores \
+the baseline (revoke an unexpected rule, authorize a missing one with a description), as AWS CLI commands. \
+Every step is checked on the cluster's snapshot first: a step that would close a required flow, create a \
+new finding or touch a controller's rule is refused with the reason; excepted findings and owned rules are \
+never in a plan. With --apply, carry the plan out through the AWS API (credentials allowed \
+deploy/iam/sgdrift-fix.json), stop at the first error, read the cluster again and report what is left. \
+A second run plans nothing.")]
+    Fix {
+        /// The cluster to fix, as its config target names it.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The config file (TOML; config/sgdrift.toml documents every key).
+        #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG, env = "SGDRIFT_CONFIG")]
+        config: PathBuf,
+        /// Leave findings below this severity alone (and out of the exit code).
+        #[arg(long, value_enum, default_value_t = Severity::Low)]
+        min_severity: Severity,
+        /// Carry the plan out (writes to AWS); without it, only print the plan.
+        #[arg(long)]
+        apply: bool,
+    },
     /// Built-in baselines.
     Baseline {
         #[command(subcommand)]

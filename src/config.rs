@@ -447,6 +447,17 @@ pub struct Target {
     pub organization: Option<crate::source::Organization>,
 }
 
+impl Target {
+    /// The role sgdrift reads (and `fix` writes) cluster `id` through: `role_arn`, or for an
+    /// organization target the member role of the cluster's account.
+    pub fn role_for(&self, id: &crate::model::ClusterId) -> Option<String> {
+        match &self.organization {
+            Some(org) => Some(org.role_arn(&id.account_id, &id.region)),
+            None => self.role_arn.clone(),
+        }
+    }
+}
+
 /// A configuration that cannot be used; the message names the file and, where there is one,
 /// the line and column, or the environment variable the bad value came from.
 #[derive(Debug, thiserror::Error)]

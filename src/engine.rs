@@ -12,6 +12,7 @@ use crate::diff::{self, Evaluation};
 use crate::export::report::{ClusterReport, ClusterStatus, FlowReport, GroupRef, OwnedReport};
 use crate::flows::FlowContext;
 use crate::model::{ClusterId, ClusterSnapshot};
+use crate::remediation;
 use crate::source::{Source, SourceError, TargetSpec};
 
 /// The outcome for one cluster of one poll.
@@ -92,7 +93,7 @@ impl Engine {
         let Some(t) = self.settings.targets.get(target) else {
             return Evaluation::default();
         };
-        evaluate_snapshot(t, &self.settings.exceptions, snapshot, today)
+        evaluate_with_remediation(t, &self.settings.exceptions, snapshot, today)
     }
 }
 
@@ -111,6 +112,24 @@ pub fn evaluate_snapshot(
     let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
     let expected_of = |id: &str| expected.get(id).map(Vec::as_slice).unwrap_or_default();
     diff::evaluate_with(snapshot, expected_of, &flows, exceptions, &target.trust_controllers, today)
+}
+
+/// [`evaluate_snapshot`], each finding carrying the checked change that restores the baseline
+/// (design.md §2 remediation): what `check`, the daemon and `fix` report.
+pub fn evaluate_with_remediation(
+    target: &Target,
+    exceptions: &[baseline::Exception],
+    snapshot: &ClusterSnapshot,
+    today: NaiveDate,
+) -> Evaluation {
+    let evaluate = |s: &ClusterSnapshot| evaluate_snapshot(target, exceptions, s, today);
+    let mut eval = evaluate(snapshot);
+    if eval.findings.iter().any(|f| f.is_drift()) {
+        let options = remediation::Options { role_arn: target.role_for(&snapshot.id), ..Default::default() };
+        let plan = remediation::plan(snapshot, &eval, &options, evaluate);
+        remediation::annotate(&mut eval.findings, snapshot, &plan, &options);
+    }
+    eval
 }
 
 /// Every (target index, region) pair of `targets`; an organization target's pairs are one per

@@ -9,6 +9,8 @@
 //! - [`model`]: plain data (rules, peers, groups, snapshots, findings) and normalization.
 //! - [`baseline`]: the baseline format, the built-in profiles, resolution, exceptions, `record`.
 //! - [`diff`] and [`flows`]: the pure differ and flow checker.
+//! - [`remediation`]: the pure planner of the change that restores the baseline, checked on the
+//!   snapshot; [`source::write`] carries it out for `sgdrift fix --apply`.
 //! - [`source`]: snapshots from live AWS or from AWS-CLI JSON files, behind one
 //!   `Source::from_config` / `Source::poll`; the AWS call counters.
 //! - [`engine`]: one target polled and evaluated (what `check` and the scheduler share).
@@ -22,7 +24,7 @@
 //! - [`config`], [`cli`], [`app`], [`telemetry`]: the program around the core.
 //! - [`testing`]: fixture builders shared by unit tests, integration tests and benches.
 //!
-//! The pure core (`model`, `baseline`, `diff`, `flows`, `alert::policy`) does no I/O.
+//! The pure core (`model`, `baseline`, `diff`, `flows`, `remediation`, `alert::policy`) does no I/O.
 
 pub mod alert;
 pub mod app;
@@ -36,6 +38,7 @@ pub mod export;
 pub mod flows;
 pub mod http;
 pub mod model;
+pub mod remediation;
 pub mod scheduler;
 pub mod source;
 pub mod state;

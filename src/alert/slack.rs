@@ -30,6 +30,10 @@ pub const LIST_BUDGET: usize = 8000;
 const MAX_LINE: usize = 400;
 /// Security groups named in the fields before "… and N more".
 const MAX_GROUPS: usize = 10;
+/// Blocks that are not finding lists: header, fields, "… and N more", the fix, context.
+const RESERVED_BLOCKS: usize = 5;
+/// AWS CLI commands shown in a message; the rest are on the status page.
+pub const MAX_FIX_COMMANDS: usize = 3;
 
 /// An `[[alerts.slack]]` incoming webhook.
 #[derive(Debug)]
@@ -88,9 +92,12 @@ pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
     blocks.push(json!({ "type": "section", "fields": fields(n) }));
 
     let (sections, omitted) = lists(n);
-    // Header, fields, "… and N more" and context are reserved.
-    for text in sections.into_iter().take(MAX_BLOCKS - 4) {
+    // Header, fields, "… and N more", the fix and context are reserved.
+    for text in sections.into_iter().take(MAX_BLOCKS - RESERVED_BLOCKS) {
         blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } }));
+    }
+    if let Some(text) = fix_section(n, status_url.as_deref()) {
+        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, MAX_SECTION_TEXT) } }));
     }
     if !omitted.is_empty() {
         let total: usize = omitted.iter().map(|(_, k)| k).sum();
@@ -200,8 +207,8 @@ fn lists(n: &Notification) -> (Vec<String>, Vec<(&'static str, usize)>) {
     let mut used = 0;
     let mut full = false;
     let mut omitted = Vec::new();
-    // Leave room for header, fields, "… and N more" and context.
-    let max_sections = MAX_BLOCKS - 4;
+    // Leave room for header, fields, "… and N more", the fix and context.
+    let max_sections = MAX_BLOCKS - RESERVED_BLOCKS;
     for (title, events) in lists {
         if events.is_empty() {
             continue;
@@ -239,6 +246,41 @@ fn lists(n: &Notification) -> (Vec<String>, Vec<(&'static str, usize)>) {
         sections.push(current);
     }
     (sections, omitted)
+}
+
+/// The first few commands that fix the firing findings (design.md §2 remediation), then a link to
+/// the cluster's section of the status page for the rest. Refused steps (commented out) are
+/// left to the page, which says why.
+fn fix_section(n: &Notification, status_url: Option<&str>) -> Option<String> {
+    let mut fixes: Vec<&crate::model::Remediation> = Vec::new();
+    for e in n.events.iter().filter(|e| e.status == EventStatus::Firing && e.finding.is_drift()) {
+        let Some(r) = &e.finding.remediation else { continue };
+        if r.aws_cli.lines().any(|l| l.starts_with("aws ")) && !fixes.iter().any(|f| f.aws_cli == r.aws_cli) {
+            fixes.push(r);
+        }
+    }
+    if fixes.is_empty() {
+        return None;
+    }
+    let shown = &fixes[..fixes.len().min(MAX_FIX_COMMANDS)];
+    let mut text = if fixes.len() > shown.len() {
+        format!("*Fix (first {} of {} commands)*", shown.len(), fixes.len())
+    } else {
+        "*Fix*".to_string()
+    };
+    let commands: Vec<&str> = shown.iter().map(|r| r.aws_cli.as_str()).collect();
+    text.push_str(&format!("\n```{}```", esc(&commands.join("\n"))));
+    let mut notes: Vec<&str> = shown.iter().filter_map(|r| r.manual.as_deref()).collect();
+    notes.dedup();
+    for note in notes {
+        text.push_str(&format!("\n_{}_", esc(note)));
+    }
+    match status_url {
+        Some(url) if fixes.len() > shown.len() => text.push_str(&format!("\nThe rest: <{}|status page>", esc(url))),
+        Some(url) => text.push_str(&format!("\nOr run `sgdrift fix --cluster {}` · <{}|status page>", esc(&n.cluster.name), esc(url))),
+        None => text.push_str(&format!("\nAll of them: `sgdrift fix --cluster {}`", esc(&n.cluster.name))),
+    }
+    Some(text)
 }
 
 /// One event as a bullet line.
@@ -497,5 +539,58 @@ mod tests {
         assert_eq!(cut, "abc …");
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("0123456789", 5).chars().count(), 5);
+    }
+}
+
+#[cfg(test)]
+mod fix_tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::model::{ClusterId, Finding, Remediation, RemediationAction};
+
+    fn firing(i: usize, aws_cli: &str, manual: Option<&str>) -> Event {
+        let at: DateTime<Utc> = "2026-11-28T10:00:00Z".parse().expect("time");
+        let mut finding = Finding::test().on("sg-0abc").rule(&format!("ingress tcp {} from 0.0.0.0/0", 1000 + i)).critical().id(&format!("f{i}")).build();
+        finding.remediation =
+            Some(Remediation { action: RemediationAction::Revoke, aws_cli: aws_cli.to_string(), manual: manual.map(str::to_string) });
+        Event { episode_id: format!("f{i}"), status: EventStatus::Firing, reminder: false, opened_at: at, resolved_at: None, finding }
+    }
+
+    fn notification(events: Vec<Event>) -> Notification {
+        Notification {
+            id: "n1".into(),
+            created_at: "2026-11-28T10:00:00Z".parse().expect("time"),
+            cluster: ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: "prod-eu1".into() },
+            open: [(crate::model::Severity::Critical, events.len())].into(),
+            events,
+        }
+    }
+
+    fn fix_block(n: &Notification, url: Option<&str>) -> Option<String> {
+        let body = payload(n, url);
+        body["blocks"].as_array().expect("blocks").iter().filter_map(|b| b["text"]["text"].as_str()).find(|t| t.starts_with("*Fix")).map(str::to_string)
+    }
+
+    #[test]
+    fn the_first_few_commands_are_shown_then_the_status_page_for_the_rest() {
+        let url = "https://sgdrift.example.com";
+        let cases: [(usize, &str, bool); 3] = [(1, "*Fix*\n", false), (3, "*Fix*\n", false), (5, "*Fix (first 3 of 5 commands)*\n", true)];
+        for (count, head, rest) in cases {
+            let events = (0..count).map(|i| firing(i, &format!("aws ec2 revoke-security-group-ingress --group-id sg-{i} --ip-permissions '[]'"), None)).collect();
+            let text = fix_block(&notification(events), Some(url)).expect("a fix section");
+            assert!(text.starts_with(head), "{count}: {text}");
+            assert_eq!(text.matches("aws ec2 revoke").count(), count.min(MAX_FIX_COMMANDS), "{count}: {text}");
+            assert_eq!(text.contains("The rest: <https://sgdrift.example.com/#cluster-"), rest, "{count}: {text}");
+        }
+    }
+
+    #[test]
+    fn refused_steps_are_left_to_the_page_and_notes_on_code_are_shown() {
+        let refused = firing(0, "# not safe as it stands (see manual)\n# aws ec2 revoke-security-group-ingress", Some("would close kubelet"));
+        assert_eq!(fix_block(&notification(vec![refused]), None), None);
+        let coded = firing(1, "aws ec2 authorize-security-group-ingress --group-id sg-1", Some("sg-1 is managed by terraform"));
+        let text = fix_block(&notification(vec![coded]), None).expect("a fix section");
+        assert!(text.contains("_sg-1 is managed by terraform_") && text.contains("`sgdrift fix --cluster prod-eu1`"), "{text}");
     }
 }

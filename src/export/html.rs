@@ -41,6 +41,8 @@ select,button{font:inherit;padding:.15rem .3rem}
 tr.sup td{color:#6b7280}.err{color:#b71c1c}.none{color:#5b6372;font-style:italic}
 a{color:#1f5fbf;text-decoration:none}a:hover{text-decoration:underline}
 footer{color:#5b6372;font-size:.85rem;margin-top:2rem}
+.cmd{display:block;white-space:pre-wrap;overflow-wrap:anywhere;border-left:3px solid #e3e6eb;padding:.1rem .4rem;margin:.2rem 0}
+td details summary{margin:.2rem 0;font-weight:400}
 @media (max-width:600px){body{padding:.5rem}section{padding:.6rem}th,td{padding:.25rem .35rem}}
 ";
 
@@ -343,12 +345,24 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
             group,
             esc(&f.rule_text().to_string()),
             description,
-            esc(&f.reason),
+            format!("{}{}", esc(&f.reason), remediation_html(f)),
             first_seen.get(&f.id).map_or_else(String::new, |t| time(*t)),
             f.suppressed_by.as_deref().map_or_else(String::new, esc),
         );
     }
     out.push_str("</tbody></table></div>\n");
+}
+
+/// A finding's fix, folded under its reason: the AWS CLI command as printed by `sgdrift fix`, and
+/// where the fix belongs in code.
+fn remediation_html(f: &Finding) -> String {
+    let Some(r) = &f.remediation else { return String::new() };
+    let action = match r.action {
+        crate::model::RemediationAction::Revoke => "revoke",
+        crate::model::RemediationAction::Authorize => "authorize",
+    };
+    let manual = r.manual.as_deref().map_or_else(String::new, |m| format!("<p class=\"meta\">{}</p>", esc(m)));
+    format!("<details><summary>Fix: {action}</summary><code class=\"cmd\">{}</code>{manual}</details>", esc(&r.aws_cli))
 }
 
 /// The required flows: collapsed to one line when all are open (most clusters, most of the

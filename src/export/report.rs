@@ -189,6 +189,14 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
                     let _ = write!(out, "  (suppressed: {s})");
                 }
                 out.push('\n');
+                if let Some(r) = f.remediation.as_ref().filter(|_| f.is_drift()) {
+                    for line in r.aws_cli.lines() {
+                        let _ = writeln!(out, "              fix: {line}");
+                    }
+                    if let Some(m) = &r.manual {
+                        let _ = writeln!(out, "              note: {m}");
+                    }
+                }
             }
         }
         for o in &c.owned {
@@ -319,5 +327,23 @@ mod tests {
             let log = logged(&n);
             assert!(log.contains(&format!("rule={text} ")), "log lacks `{text}`: {log}");
         }
+    }
+
+    #[test]
+    fn drifting_findings_show_their_fix_and_where_it_belongs_in_code() {
+        use crate::model::{Remediation, RemediationAction};
+        let mut f = finding("ingress tcp 22 from 0.0.0.0/0");
+        f.remediation = Some(Remediation {
+            action: RemediationAction::Revoke,
+            aws_cli: "aws ec2 revoke-security-group-ingress --region eu-west-1 --group-id sg-0abc".into(),
+            manual: Some("sg-0abc is managed by terraform".into()),
+        });
+        let text = render_text(&report(&f), Severity::Low);
+        assert!(text.contains("fix: aws ec2 revoke-security-group-ingress --region eu-west-1 --group-id sg-0abc\n"), "{text}");
+        assert!(text.contains("note: sg-0abc is managed by terraform\n"), "{text}");
+        let page = crate::export::html::render(&report(&f), &BTreeMap::new(), &crate::export::html::Filter::default());
+        assert!(page.contains("<summary>Fix: revoke</summary><code class=\"cmd\">aws ec2 revoke-security-group-ingress"), "{page}");
+        f.suppressed_by = Some("bastion (until 2027-03-31)".into());
+        assert!(!render_text(&report(&f), Severity::Low).contains("fix: "), "a suppressed finding is not drift to fix");
     }
 }

@@ -1,7 +1,8 @@
 //! Where snapshots come from: live AWS (`aws`) or AWS-CLI JSON on disk (`files`), behind one
 //! [`Source`] that the rest of the program builds from the config and polls without knowing
 //! which it is. Both turn what they read into the raw shapes of `assemble`, whose one pure step
-//! makes the snapshot; SDK types appear only in `convert`; `calls` counts the AWS calls.
+//! makes the snapshot; SDK types appear only in `convert` (and, for the writes of `sgdrift fix
+//! --apply`, in `write`); `calls` counts the AWS calls.
 
 pub mod assemble;
 pub mod aws;
@@ -10,6 +11,7 @@ pub mod convert;
 pub mod files;
 pub mod organization;
 pub mod style;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -46,8 +46,9 @@ fn every_flag_and_argument_of_every_command_has_help() {
 
 #[test]
 fn enumerated_flags_list_their_values_in_help() {
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 5] = [
         (&["baseline", "show", "--help"], &["eks-minimal", "eks-strict"]),
+        (&["fix", "--help"], &["--apply", "--min-severity", "low", "medium", "high", "critical"]),
         (&["check", "--help"], &["text", "json"]),
         (&["completions", "--help"], &["bash", "zsh", "fish", "powershell", "elvish"]),
         (&["--help"], &["text", "json"]),
@@ -89,13 +90,13 @@ fn the_man_page_is_roff_with_every_subcommand_and_one_page_each_on_request() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let page = text(&out.stdout);
     assert!(page.starts_with(".ie") || page.contains(".TH sgdrift 1"), "not a man page:\n{page}");
-    for sub in ["run", "check", "record", "baseline", "config", "completions", "man"] {
+    for sub in ["run", "check", "record", "fix", "baseline", "config", "completions", "man"] {
         assert!(page.contains(sub), "the man page does not mention `{sub}`");
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let out = run(sgdrift(&["man", "--dir"]).arg(dir.path()));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for file in ["sgdrift.1", "sgdrift-check.1", "sgdrift-baseline-show.1", "sgdrift-config-check.1"] {
+    for file in ["sgdrift.1", "sgdrift-check.1", "sgdrift-fix.1", "sgdrift-baseline-show.1", "sgdrift-config-check.1"] {
         let path = dir.path().join(file);
         let page = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(page.contains(".TH"), "{file} is not a man page");

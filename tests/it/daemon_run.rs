@@ -469,5 +469,17 @@ fn check_prints_the_report_the_daemon_serves_and_both_follow_the_published_schem
     assert_matches_report_schema("/api/v1/report", &served);
     assert_eq!(without_times(&printed), without_times(&served));
     let first = &printed["clusters"][0]["findings"][0];
-    assert!(first["first_seen"].is_string() && first["changed_by"].is_null() && first["remediation"].is_null(), "{first}");
+    assert!(first["first_seen"].is_string() && first["changed_by"].is_null(), "{first}");
+    // The daemon's findings carry the same remediation as check's (the equality above): the
+    // command for the cluster's own region, wherever a rule can fix the finding.
+    let mut fixes = 0;
+    for c in printed["clusters"].as_array().expect("clusters") {
+        for f in c["findings"].as_array().expect("findings") {
+            if let Some(cli) = f["remediation"]["aws_cli"].as_str() {
+                assert!(cli.contains("aws ec2 ") && cli.contains(&format!("--region {}", c["region"].as_str().unwrap())), "{f}");
+                fixes += 1;
+            }
+        }
+    }
+    assert!(fixes > 0, "no finding of the demo carries a remediation");
 }

@@ -23,6 +23,7 @@ mod daemon_prometheus;
 mod daemon_run;
 mod fault_suite;
 mod files_source;
+mod fix_aws;
 mod ops_dashboard;
 mod ops_dockerfile;
 mod ops_helm;

@@ -356,3 +356,51 @@ fn the_organization_policy_allows_the_listing_calls_discovery_makes_and_the_memb
         assert!(arn.starts_with("arn:aws:iam::*:role/"), "`{arn}` must name the member role in any account, and nothing else");
     }
 }
+
+/// The code of `sgdrift fix --apply`'s writes.
+fn write_code() -> String {
+    strip_line_comments(&read("src/source/write.rs"))
+}
+
+#[test]
+fn the_fix_policy_allows_exactly_the_calls_of_fix_and_nothing_the_read_policy_has() {
+    let ops = sdk_operations();
+    let called: BTreeSet<String> = method_calls(&write_code()).iter().filter_map(|m| ops.get(m).cloned()).collect();
+    assert!(called.iter().any(|a| a.starts_with("ec2:Revoke")), "src/source/write.rs revokes nothing: {called:?}");
+    let policy = read_json("deploy/iam/sgdrift-fix.json");
+    let granted = allowed_actions("sgdrift-fix.json", &policy);
+    assert!(
+        granted == called,
+        "deploy/iam/sgdrift-fix.json and src/source/write.rs disagree\n  called but not granted: {:?}\n  granted but never called: {:?}",
+        diff(&called, &granted),
+        diff(&granted, &called)
+    );
+    let read = allowed_actions("sgdrift-read.json", &read_json("deploy/iam/sgdrift-read.json"));
+    assert!(read.is_disjoint(&granted), "the read policy must not grant what only fix needs: {:?}", read.intersection(&granted).collect::<Vec<_>>());
+    // Writes are scoped to security groups; describes support no resource-level permission.
+    for s in policy["Statement"].as_array().unwrap() {
+        let writes = s["Action"].as_array().unwrap().iter().any(|a| !a.as_str().unwrap().contains(":Describe"));
+        let want = if writes { "arn:aws:ec2:*:*:security-group/*" } else { "*" };
+        assert_eq!(s["Resource"], want, "sgdrift-fix.json: {}", s["Sid"]);
+    }
+}
+
+#[test]
+fn only_the_fix_command_writes_and_the_daemon_never_does() {
+    // The read source makes no write call.
+    let ops = sdk_operations();
+    let writes: BTreeSet<String> = method_calls(&write_code()).iter().filter_map(|m| ops.get(m).cloned()).filter(|a| !a.contains(":Describe")).collect();
+    let read_calls = called_actions();
+    assert!(read_calls.is_disjoint(&writes), "src/source/aws.rs calls a write: {:?}", read_calls.intersection(&writes).collect::<Vec<_>>());
+    // And the writer is built in one place, the `fix` command.
+    let users: Vec<String> = rust_files(&repo().join("src"))
+        .into_iter()
+        .filter(|f| !f.ends_with("source/write.rs"))
+        .filter(|f| {
+            let code = strip_line_comments(&std::fs::read_to_string(f).expect("readable"));
+            code.contains("source::write") || code.contains("write::Writer")
+        })
+        .map(|f| f.strip_prefix(repo()).unwrap_or(&f).display().to_string())
+        .collect();
+    assert_eq!(users, ["src/app.rs"], "only `sgdrift fix` may build the EC2 writer");
+}

@@ -165,6 +165,24 @@ impl Moto {
             .build()
     }
 
+    /// Runs the sgdrift binary with the standard AWS variables aimed at this server, and nothing
+    /// else of AWS (no profile, no IMDS, one attempt per call).
+    pub fn sgdrift(&self, region: &str, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", region)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("the sgdrift binary runs")
+    }
+
     /// Runs the fixture builder against this server and returns its manifest (see build.py).
     pub fn build_fixture(&self, args: &[&str]) -> serde_json::Value {
         let python = tool("SGDRIFT_PYTHON", ".venv/bin/python");
