@@ -108,7 +108,26 @@ pub struct Notification {
     pub open: BTreeMap<Severity, usize>,
 }
 
+/// Where the runbooks live (docs/runbooks.md); its sections are named after the alert rules.
+pub const RUNBOOKS: &str = "https://github.com/sgdrift/sgdrift/blob/main/docs/runbooks.md";
+
 impl Notification {
+    /// The runbook section for what this notification reports: a closed required flow, else the
+    /// worst severity that fires, else (only resolutions) how each kind is fixed.
+    pub fn runbook_url(&self) -> String {
+        let firing = || self.events.iter().filter(|e| e.status == EventStatus::Firing).map(|e| &e.finding);
+        let anchor = if firing().any(|f| f.kind == crate::model::FindingKind::Flow) {
+            "sgdriftrequiredflowclosed"
+        } else {
+            match firing().map(|f| f.severity).max() {
+                Some(Severity::Critical) => "sgdriftcriticalfinding",
+                Some(Severity::High) => "sgdrifthighfinding",
+                _ => "remediation-by-finding-kind",
+            }
+        };
+        format!("{RUNBOOKS}#{anchor}")
+    }
+
     /// Episodes still open after this poll.
     pub fn open_count(&self) -> usize {
         self.open.values().sum()
@@ -437,6 +456,39 @@ fn notification_id(key: &str, now: DateTime<Utc>, events: &[Event]) -> String {
 mod tests {
     use super::*;
     use crate::model::{finding_id, FindingKind};
+
+    #[test]
+    fn a_notification_links_the_runbook_section_of_what_it_reports() {
+        let event = |f: Finding, status: EventStatus| Event {
+            episode_id: "e".into(),
+            status,
+            reminder: false,
+            opened_at: DateTime::UNIX_EPOCH,
+            resolved_at: None,
+            finding: f,
+        };
+        let notification = |events: Vec<Event>| Notification {
+            id: "n".into(),
+            created_at: DateTime::UNIX_EPOCH,
+            cluster: cluster("prod"),
+            events,
+            open: BTreeMap::new(),
+        };
+        let (firing, resolved) = (EventStatus::Firing, EventStatus::Resolved);
+        // (events, anchor)
+        let cases = [
+            (vec![event(Finding::test().high().build(), firing), event(Finding::test().critical().flow(crate::model::FlowName::Kubelet).build(), firing)], "sgdriftrequiredflowclosed"),
+            (vec![event(Finding::test().medium().build(), firing), event(Finding::test().critical().build(), firing)], "sgdriftcriticalfinding"),
+            (vec![event(Finding::test().high().build(), firing), event(Finding::test().critical().build(), resolved)], "sgdrifthighfinding"),
+            (vec![event(Finding::test().critical().build(), resolved)], "remediation-by-finding-kind"),
+        ];
+        let runbooks = include_str!("../../docs/runbooks.md").to_lowercase();
+        for (events, anchor) in cases {
+            assert_eq!(notification(events).runbook_url(), format!("{RUNBOOKS}#{anchor}"));
+            let heading = runbooks.lines().any(|l| l.starts_with("## ") && l[3..].trim().replace(' ', "-") == anchor);
+            assert!(heading, "docs/runbooks.md has no section #{anchor}");
+        }
+    }
 
     /// A route by a name as the config would give it (`slack:0` style names stand for any).
     fn route(name: &str, min_severity: Severity) -> Route {

@@ -333,6 +333,7 @@ fn context(n: &Notification, status_url: Option<&str>) -> Vec<Value> {
     if let Some(url) = status_url {
         parts.push(format!("<{}|Status page>", esc(url)));
     }
+    parts.push(format!("<{}|Runbook>", esc(&n.runbook_url())));
     parts.push(format!("notification `{}`", esc(&n.id)));
     parts.into_iter().map(|t| json!({ "type": "mrkdwn", "text": t })).collect()
 }

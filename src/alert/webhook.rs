@@ -196,6 +196,7 @@ pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
         "region": c.region,
         "cluster": c.name,
         "open_findings": n.open_count(),
+        "runbook_url": n.runbook_url(),
         "events": events,
     });
     if let Some(url) = external_url {
