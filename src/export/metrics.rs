@@ -238,7 +238,7 @@ impl Family {
             ),
             Family::RequiredFlowOpen => (
                 "sgdrift_required_flow_open",
-                "1 if the required flow is open for every node group of the cluster, else 0 (cached from the last successful poll).",
+                "0 if the required flow is closed for some endpoint of the cluster, else 1; a flow sgdrift cannot judge (a route it has no data for, status unknown in the report) is not closed (cached from the last successful poll).",
                 &["flow"],
             ),
             Family::PollSuccess => (
@@ -343,7 +343,8 @@ fn render_cluster(cluster: &ClusterState, bodies: &mut [String]) {
     let mut flows: BTreeMap<&str, bool> = BTreeMap::new();
     for flow in &report.flows {
         let open = flows.entry(flow.name.as_str()).or_insert(true);
-        *open &= flow.status == FlowStatus::Open;
+        // `unknown` is never `closed` (design.md §2): it must not page anyone.
+        *open &= flow.status != FlowStatus::Closed;
     }
     for (name, open) in flows {
         sample(Family::RequiredFlowOpen, &[name], if open { 1.0 } else { 0.0 });
@@ -419,6 +420,7 @@ mod tests {
                     flow("dns", "ng-a", FlowStatus::Open),
                     flow("dns", "ng-b", FlowStatus::Closed),
                     flow("kubelet", "ng-a", FlowStatus::Open),
+                    flow("aws-apis", "ng-a", FlowStatus::Unknown),
                 ],
                 owned: Vec::new(),
                 warnings: vec![],
@@ -474,6 +476,7 @@ mod tests {
             format!(r#"sgdrift_security_group_drift_first_seen_timestamp_seconds{{{IDS},{node}}} 1795687200"#),
             format!(r#"sgdrift_required_flow_open{{{IDS},flow="dns"}} 0"#),
             format!(r#"sgdrift_required_flow_open{{{IDS},flow="kubelet"}} 1"#),
+            format!(r#"sgdrift_required_flow_open{{{IDS},flow="aws-apis"}} 1"#),
             format!(r#"sgdrift_cluster_poll_success{{{IDS}}} 1"#),
             format!(r#"sgdrift_cluster_last_successful_poll_timestamp_seconds{{{IDS}}} 1795860000"#),
         ] {
