@@ -19,8 +19,8 @@ use sgdrift::engine::{cluster_report, evaluate_snapshot, ClusterOutcome};
 use sgdrift::export::report::ClusterStatus;
 use sgdrift::flows::FlowStatus;
 use sgdrift::model::{
-    ClusterSnapshot, Direction, EndpointMode, FindingKind, FlowName, IpFamily, NodeGroupKind, Role, RouteOut, Rule,
-    Severity, Style,
+    ClusterSnapshot, Direction, EndpointMode, FindingKind, FlowName, IpFamily, NodeGroupKind, Peer, Role, RouteOut,
+    Rule, Severity, Style,
 };
 use sgdrift::source::files::FilesSource;
 use sgdrift::source::TargetSpec;
@@ -177,6 +177,14 @@ const STOCK: &[Stock] = &[
                  ingress to eks-cluster-sg-*), sec-group-reqs.adoc (cluster SG defaults)",
     },
     Stock {
+        name: "console",
+        style: Style::Console,
+        mode: EndpointMode::Public,
+        source: "AWS's getting-started VPC template amazon-eks-vpc-private-subnets.yaml (ControlPlaneSecurityGroup, \
+                 no rules), EKS API VpcConfigRequest defaults (public endpoint only), EKS user guide \
+                 sec-group-reqs.adoc @4d52b4d (cluster SG on managed nodes without a launch template)",
+    },
+    Stock {
         name: "pod-sgs",
         style: Style::Console,
         mode: EndpointMode::PublicPrivate,
@@ -212,6 +220,7 @@ const NODE_GROUPS: &[(&str, &[(&str, NodeGroupKind, &[Role])])] = &[
         ("general-purpose", NodeGroupKind::Karpenter, &[Role::Cluster]),
         ("system", NodeGroupKind::Karpenter, &[Role::Cluster]),
     ]),
+    ("console", &[("my-nodegroup", NodeGroupKind::Managed, &[Role::Cluster])]),
     ("pod-sgs", &[("my-nodegroup", NodeGroupKind::Managed, &[Role::Cluster])]),
 ];
 
@@ -307,6 +316,46 @@ fn every_stock_cluster_hardened_as_eks_strict_asks_is_ok_with_every_flow_open_an
     }
 }
 
+/// `snap` as an IPv6 cluster (`kubernetesNetworkConfig.ipFamily` = ipv6, an IPv6 block on the
+/// VPC, ::/0 routed to an egress-only internet gateway) with the IPv6 form of each IPv4 CIDR rule
+/// beside it: 0.0.0.0/0 becomes ::/0, a block inside the VPC becomes the VPC's IPv6 block.
+fn with_ipv6_forms(mut snap: ClusterSnapshot) -> ClusterSnapshot {
+    const VPC_V6: &str = "2a05:d018:1a2:4f00::/56";
+    snap.ip_family = IpFamily::Ipv6;
+    snap.vpc_cidrs.push(VPC_V6.parse().expect("a CIDR"));
+    for ng in &mut snap.node_groups {
+        ng.route_out_v6 = RouteOut::Internet;
+    }
+    let ids: Vec<String> = snap.groups.keys().cloned().collect();
+    for id in ids {
+        let v4: Vec<Rule> = snap.groups[&id].rules.iter().filter(|r| matches!(r.peer, Peer::Ipv4(_))).cloned().collect();
+        for r in v4 {
+            let v6 = if r.peer.is_internet() {
+                "::/0"
+            } else {
+                let inside = snap.vpc_cidrs.iter().any(|c| matches!((c, &r.peer), (ipnet::IpNet::V4(v), Peer::Ipv4(p)) if v.contains(p)));
+                assert!(inside, "{}: no IPv6 form for {r}", snap.id.name);
+                VPC_V6
+            };
+            add_rule(&mut snap, &id, Rule { peer: Peer::parse(v6).expect("a CIDR"), ..r });
+        }
+    }
+    snap
+}
+
+#[test]
+fn every_stock_cluster_as_an_ipv6_cluster_with_the_ipv6_form_of_each_cidr_rule_is_ok_with_every_flow_open() {
+    for s in STOCK {
+        let snap = with_ipv6_forms(load(s.name));
+        for profile in PROFILES {
+            let snap = if profile == "eks-strict" { layouts::hardened(snap.clone(), &WEBHOOKS) } else { snap.clone() };
+            let e = eval(profile, &snap);
+            assert_eq!(status(&snap, &e), ClusterStatus::Ok, "{} as IPv6 under {profile}:\n{}", s.name, describe(&e));
+            assert!(e.flows.iter().all(|f| f.status == FlowStatus::Open), "{} as IPv6:\n{}", s.name, describe(&e));
+        }
+    }
+}
+
 // --- one realistic drift each -----------------------------------------------------------------
 
 /// A change someone makes by hand, and what design.md §3 says it is.
@@ -389,6 +438,12 @@ const DRIFTS: &[Drift] = &[
         story: "the kubelet opened to the internet on the cluster SG",
         group: "eks-cluster-sg-", add: true, direction: Direction::Ingress, traffic: "tcp 10250", peer: "0.0.0.0/0",
         description: None, kind: FindingKind::Unexpected, severity: Severity::Critical, flow: None,
+    },
+    Drift {
+        cluster: "console",
+        story: "the whole corporate range let in on every port of the cluster SG",
+        group: "eks-cluster-sg-", add: true, direction: Direction::Ingress, traffic: "all", peer: "10.0.0.0/8",
+        description: Some("VPN"), kind: FindingKind::Unexpected, severity: Severity::High, flow: None,
     },
     Drift {
         cluster: "pod-sgs",
@@ -494,14 +549,14 @@ fn edit_descriptions(doc: &mut Value) {
     }
 }
 
-/// One permission per peer, tcp/udp ranges cut in two, and everything in reverse order: what
-/// rules added one by one (and in halves) look like next to the merged ones EC2 prints.
-fn split_and_reorder(doc: &mut Value) {
+/// One permission per peer (and, with `halve`, tcp/udp ranges cut in two), everything in
+/// reverse order: rules added one by one look like this next to the merged ones EC2 prints.
+fn split(doc: &mut Value, halve: bool) {
     for perms in permissions(doc) {
         let mut split = Vec::new();
         for p in perms.iter() {
             let ranges = match (p["FromPort"].as_i64(), p["ToPort"].as_i64()) {
-                (Some(from), Some(to)) if from < to => vec![(from, (from + to) / 2), ((from + to) / 2 + 1, to)],
+                (Some(from), Some(to)) if halve && from < to => vec![(from, (from + to) / 2), ((from + to) / 2 + 1, to)],
                 (from, to) => vec![(from.unwrap_or(-1), to.unwrap_or(-1))],
             };
             for list in PEER_LISTS {
@@ -526,27 +581,37 @@ fn split_and_reorder(doc: &mut Value) {
     }
 }
 
+/// The cluster's rules as text, group by group.
+fn rule_texts(s: &ClusterSnapshot) -> Vec<Vec<String>> {
+    s.groups.values().map(|g| g.rules.iter().map(|r| r.to_string()).collect()).collect()
+}
+
 #[test]
 fn description_edits_and_split_merged_or_reordered_permissions_give_no_finding_on_any_stock_cluster() {
+    type Edit = fn(&mut Value);
+    // (edit, does the cluster keep exactly its rules?)
+    let edits: [(&str, Edit, bool); 3] = [
+        ("descriptions edited", edit_descriptions, true),
+        ("one permission per peer, reordered", |d| split(d, false), true),
+        ("port ranges cut in two", |d| split(d, true), false),
+    ];
     for s in STOCK {
         let original = load(s.name);
-        for (what, edit) in [("descriptions edited", edit_descriptions as fn(&mut Value)), ("split and reordered", split_and_reorder)] {
+        for (what, edit, same_rules) in edits {
             let tmp = scratch(s.name);
             edit_json(tmp.path(), s.name, "describe-security-groups.json", edit);
             let snap = load_from(tmp.path(), s.name);
-            let keys = |s: &ClusterSnapshot| -> Vec<Vec<String>> {
-                s.groups.values().map(|g| g.rules.iter().map(|r| r.to_string()).collect()).collect()
-            };
-            if what == "descriptions edited" {
-                assert_eq!(keys(&snap), keys(&original), "{}: {what} changes no rule", s.name);
+            if same_rules {
+                assert_eq!(rule_texts(&snap), rule_texts(&original), "{}: {what} changes no rule", s.name);
             }
             for profile in PROFILES {
-                let snap = if profile == "eks-strict" { layouts::hardened(snap.clone(), &WEBHOOKS) } else { snap.clone() };
+                let strict = |snap: &ClusterSnapshot| layouts::hardened(snap.clone(), &WEBHOOKS);
+                let (snap, clean) =
+                    if profile == "eks-strict" { (strict(&snap), strict(&original)) } else { (snap.clone(), original.clone()) };
                 let e = eval(profile, &snap);
                 assert_eq!(status(&snap, &e), ClusterStatus::Ok, "{} {what} under {profile}:\n{}", s.name, describe(&e));
                 assert!(e.flows.iter().all(|f| f.status == FlowStatus::Open), "{} {what}:\n{}", s.name, describe(&e));
-                let clean = eval(profile, &if profile == "eks-strict" { layouts::hardened(original.clone(), &WEBHOOKS) } else { original.clone() });
-                assert_eq!(e.owned.len(), clean.owned.len(), "{} {what}: owned rules stay owned", s.name);
+                assert_eq!(e.owned.len(), eval(profile, &clean).owned.len(), "{} {what}: owned rules stay owned", s.name);
             }
         }
     }
