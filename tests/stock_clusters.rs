@@ -195,6 +195,45 @@ const STOCK: &[Stock] = &[
 ];
 
 
+/// Python for the fixture generator: `SGDRIFT_PYTHON` (as for the AWS emulator's fixtures),
+/// else `<repo>/.venv/bin/python`.
+fn python() -> PathBuf {
+    let python = std::env::var_os("SGDRIFT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        python.is_file(),
+        "Python for the fixture generator is missing: nothing at {} (set SGDRIFT_PYTHON, or run scripts/setup-test-deps)",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn the_committed_fixtures_are_exactly_what_their_generator_writes() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stock_clusters.py");
+    let out = std::process::Command::new(python()).arg(&script).arg("--out").arg(tmp.path()).output().expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut written: Vec<String> = Vec::new();
+    for s in STOCK {
+        let mut files: Vec<_> = std::fs::read_dir(tmp.path().join(s.name))
+            .unwrap_or_else(|e| panic!("{}: not written: {e}", s.name))
+            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        for file in files {
+            let fresh = std::fs::read_to_string(tmp.path().join(s.name).join(&file)).expect("read");
+            let committed = std::fs::read_to_string(fixtures().join(s.name).join(&file)).unwrap_or_default();
+            assert!(fresh == committed, "{}/{file} differs from what stock_clusters.py writes: run it and commit", s.name);
+            written.push(format!("{}/{file}", s.name));
+        }
+        let committed = std::fs::read_dir(fixtures().join(s.name)).expect("fixture dir").count();
+        assert_eq!(committed, written.iter().filter(|w| w.starts_with(&format!("{}/", s.name))).count(), "{}", s.name);
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("out dir").count(), STOCK.len(), "one directory per stock cluster");
+}
+
 // --- the clusters as their tools lay them out -------------------------------------------------
 
 /// Each stock cluster's node groups: name, kind and the roles of the groups they carry (sorted).
