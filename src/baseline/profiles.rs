@@ -134,7 +134,8 @@ impl Params {
         self.style == style || self.style == Style::Unknown
     }
 
-    /// Nodes reach the public API endpoint and AWS APIs over the internet.
+    /// The API server has a public endpoint. (Whether nodes reach the internet is the route
+    /// tables' to say, not the endpoint mode's: see the aws-apis flow.)
     fn internet_egress(&self) -> bool {
         self.mode != EndpointMode::Private
     }
@@ -345,6 +346,9 @@ impl Builder {
         self.allow(r, OUT, &[ephemeral()], &with_cluster(&[NODE]),
             "pod-to-pod on ephemeral ports (mirror of the node-to-node ingress), kubelet 10250 for metrics-server included; on the cluster SG this is managed nodes to node-SG nodes",
             "D-2018, TF");
+        self.allow(r, OUT, &[Traffic::All], &[POD],
+            "to pods with their own SGs (security groups for pods): kubelet probes and traffic to those pods, the mirror of the pod SG's ingress from the nodes; a hardened cluster without allow-all egress needs it for probes in the VPC CNI's strict enforcing mode",
+            "D-pods");
         if p.mode.api_in_vpc() || !p.strict {
             self.allow(r, OUT, &[tcp(443)], &with_cluster(&[CONTROL_PLANE]),
                 "nodes to the API server through the control-plane ENIs (private endpoint)",
@@ -364,13 +368,18 @@ impl Builder {
                 "D-priv, EC2-pl, EKSCTL");
         }
         if p.strict {
-            if p.internet_egress() {
-                self.allow(r, OUT, &[tcp(443)], &internet(),
-                    "eks-strict's replacement for allow-all egress: the public API endpoint, ECR, S3, STS over HTTPS",
-                    "D-2018, D-ep, TF");
-            } else {
+            // Every mode: a private endpoint says how nodes reach the Kubernetes API, not whether
+            // they reach the internet (design.md §1). terraform-aws-eks >= v19 defaults to a
+            // private endpoint with nodes behind a NAT gateway and no interface endpoints
+            // (variables.tf endpoint_public_access = false at v19.0.0, v20.0.0, v21.0.0), so its
+            // nodes pull from ECR and call STS/EC2 over the internet. Where no route out exists
+            // the rule opens nothing; the aws-apis flow says whether each service is reached.
+            self.allow(r, OUT, &[tcp(443)], &internet(),
+                "eks-strict's replacement for allow-all egress: AWS APIs (ECR, S3, STS, EC2) through a NAT or internet gateway in every endpoint mode, and the public API endpoint",
+                "D-2018, D-ep, D-priv, TF");
+            if !p.internet_egress() {
                 self.allow(r, OUT, &[tcp(443)], &[VPC],
-                    "private mode: HTTPS stays in the VPC (interface endpoints whose SGs are not known, control-plane ENIs)",
+                    "private mode: HTTPS to the VPC (interface endpoints whose SGs are not known, control-plane ENIs)",
                     "D-priv, VPC-ie");
             }
         } else {
@@ -545,7 +554,8 @@ mod tests {
             ("eks-strict", EndpointMode::Public, Role::Node, "0.0.0.0/0", true),
             ("eks-strict", EndpointMode::Public, Role::Node, "::/0", true),
             ("eks-strict", EndpointMode::PublicPrivate, Role::Node, "0.0.0.0/0", true),
-            ("eks-strict", EndpointMode::Private, Role::Node, "0.0.0.0/0", false),
+            // A private endpoint does not mean no NAT (terraform-aws-eks >= v19's default).
+            ("eks-strict", EndpointMode::Private, Role::Node, "0.0.0.0/0", true),
             ("eks-strict", EndpointMode::Private, Role::Node, "role:endpoint", true),
             ("eks-strict", EndpointMode::Private, Role::Node, "prefix-list:s3", true),
             ("eks-strict", EndpointMode::Private, Role::Node, "role:control-plane", true),
@@ -771,7 +781,7 @@ mod tests {
                 "sg-cluster: egress all to ::/0",
                 "sg-node: egress all to 0.0.0.0/0",
                 "sg-node: egress all to ::/0",
-                "sg-node: egress tcp 443 to 0.0.0.0/0",
+                // v18's egress_https is eks-strict's own replacement, private endpoint or not.
                 "sg-node: egress udp 123 to 0.0.0.0/0",
             ]),
             (EKSCTL, &[

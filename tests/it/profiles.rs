@@ -73,61 +73,9 @@ fn eks_minimal_finds_nothing_on_any_clean_layout() {
     }
 }
 
-/// The layout hardened as eks-strict wants it: no allow-all egress to the internet; instead
-/// the named egress of AWS's "restricting cluster traffic" and of terraform-aws-eks v18.
-fn hardened(mut snap: ClusterSnapshot) -> ClusterSnapshot {
-    let internet = |r: &Rule| r.direction == Direction::Egress && r.traffic == Traffic::All && r.peer.is_internet();
-    let ids: Vec<String> = snap.groups.keys().cloned().collect();
-    let nodes: Vec<String> = snap.node_sets().into_iter().flat_map(|(_, s)| s).collect();
-    let cp = snap.control_plane_set();
-    let endpoints: Vec<String> =
-        snap.vpc_endpoints.iter().flat_map(|e| e.security_group_ids.clone()).collect();
-    // eks-strict allows the control-plane SG only 10250, 443 and webhook ports to nodes, not the
-    // 1025-65535 range eksctl and the AWS node template give it: replaced below like allow-all.
-    let wide = Traffic::Tcp(sgdrift::model::PortRange::new(1025, 65535).expect("ordered"));
-    for id in &ids {
-        let range = if snap.groups[id].has_role(Role::ControlPlane) {
-            remove_rules(&mut snap, id, |r| r.direction == Direction::Egress && r.traffic == wide)
-        } else {
-            0
-        };
-        let had = remove_rules(&mut snap, id, internet) + range;
-        if had == 0 {
-            continue;
-        }
-        let role = snap.groups[id].primary_role();
-        let is_node = nodes.contains(id);
-        let is_cp = cp.contains(id);
-        if is_node || role == Role::Node || role == Role::RemoteAccess {
-            match snap.endpoint_mode {
-                EndpointMode::Private => {
-                    for c in &cp {
-                        add_rule(&mut snap, id, rule(Direction::Egress, "tcp 443", c));
-                    }
-                    for e in &endpoints {
-                        add_rule(&mut snap, id, rule(Direction::Egress, "tcp 443", e));
-                    }
-                    add_rule(&mut snap, id, rule(Direction::Egress, "tcp 443", layouts::S3_PREFIX_LIST));
-                }
-                _ => add_rule(&mut snap, id, rule(Direction::Egress, "tcp 443", "0.0.0.0/0")),
-            }
-            for n in &nodes {
-                add_rule(&mut snap, id, rule(Direction::Egress, "tcp 53", n));
-                add_rule(&mut snap, id, rule(Direction::Egress, "udp 53", n));
-                add_rule(&mut snap, id, rule(Direction::Egress, "tcp 1025-65535", n));
-            }
-        }
-        if is_cp {
-            for n in &nodes {
-                add_rule(&mut snap, id, rule(Direction::Egress, "tcp 10250", n));
-                add_rule(&mut snap, id, rule(Direction::Egress, "tcp 443", n));
-                for p in WEBHOOKS {
-                    add_rule(&mut snap, id, rule(Direction::Egress, &format!("tcp {p}"), n));
-                }
-            }
-        }
-    }
-    snap
+/// The layout hardened as eks-strict wants it (`layouts::hardened`).
+fn hardened(snap: ClusterSnapshot) -> ClusterSnapshot {
+    layouts::hardened(snap, &WEBHOOKS)
 }
 
 #[test]

@@ -603,3 +603,61 @@ pub fn with_routes(mut snap: ClusterSnapshot, v4: RouteOut, v6: RouteOut) -> Clu
 fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(k, val)| (k.as_str(), val.as_str())).collect()
 }
+
+/// `snap` hardened as eks-strict asks (its `//!` docs; AWS's "restricting cluster traffic",
+/// terraform-aws-eks v18's named egress): every allow-all egress to the internet, and the
+/// control-plane SG's tcp 1025-65535 to nodes, replaced by what each group's traffic needs.
+/// Groups on nodes (and pod SGs) send HTTPS to the internet (AWS APIs through a NAT or internet
+/// gateway, in every endpoint mode), in private mode also to the control plane, the endpoint
+/// SGs and the S3 prefix list, DNS and tcp 1025-65535 to every node set and all traffic to the
+/// pod SGs (kubelet probes); the control-plane
+/// groups send 10250, 443 and `webhooks` to every node set.
+pub fn hardened(mut snap: ClusterSnapshot, webhooks: &[u16]) -> ClusterSnapshot {
+    let internet = |r: &Rule| r.direction == Direction::Egress && r.traffic == Traffic::All && r.peer.is_internet();
+    // eksctl's and the AWS node template's tcp 1025-65535, however it is split.
+    let wide = |t: &Traffic| matches!(t, Traffic::Tcp(r) if r.from() >= 1025 && r.from() < r.to());
+    let ids: Vec<String> = snap.groups.keys().cloned().collect();
+    let nodes: Vec<String> = snap.node_sets().into_iter().flat_map(|(_, s)| s).collect();
+    let cp = snap.control_plane_set();
+    let endpoints: Vec<String> = snap.vpc_endpoints.iter().flat_map(|e| e.security_group_ids.clone()).collect();
+    let https_out: &[&str] = match snap.ip_family {
+        IpFamily::Ipv4 => &["0.0.0.0/0"],
+        IpFamily::Ipv6 => &["0.0.0.0/0", "::/0"],
+    };
+    for id in &ids {
+        let range = if snap.groups[id].has_role(Role::ControlPlane) {
+            remove_rules(&mut snap, id, |r| r.direction == Direction::Egress && wide(&r.traffic))
+        } else {
+            0
+        };
+        if remove_rules(&mut snap, id, internet) + range == 0 {
+            continue;
+        }
+        let g = &snap.groups[id];
+        let on_nodes = nodes.contains(id) || [Role::Node, Role::RemoteAccess, Role::Pod].iter().any(|r| g.has_role(*r));
+        let mut out: Vec<(String, String)> = Vec::new();
+        if on_nodes {
+            out.extend(https_out.iter().map(|c| ("tcp 443".to_string(), c.to_string())));
+            if snap.endpoint_mode == EndpointMode::Private {
+                let private = cp.iter().chain(&endpoints).cloned().chain([S3_PREFIX_LIST.to_string()]);
+                out.extend(private.map(|p| ("tcp 443".to_string(), p)));
+            }
+            for n in &nodes {
+                out.extend(["tcp 53", "udp 53", "tcp 1025-65535"].map(|t| (t.to_string(), n.clone())));
+            }
+            // Kubelet probes to pods with their own SGs (strict enforcing mode filters them).
+            out.extend(snap.pod_security_group_sets.iter().flatten().map(|p| ("all".to_string(), p.clone())));
+        }
+        if cp.contains(id) {
+            for n in &nodes {
+                let ports = [10250, 443].iter().chain(webhooks);
+                out.extend(ports.map(|p| (format!("tcp {p}"), n.clone())));
+            }
+        }
+        for (traffic, peer) in out {
+            add_rule(&mut snap, id, rule(Direction::Egress, &traffic, &peer));
+        }
+    }
+    snap
+}
+
