@@ -36,3 +36,4 @@ mod ops_systemd;
 mod page_layout;
 mod profiles;
 mod properties;
+mod stock_clusters;
