@@ -293,7 +293,7 @@ fn open_or_remind(
         });
     };
     ep.finding = finding.clone();
-    if !repeat.is_some_and(|r| now - ep.last_notified_at >= r) {
+    if repeat.is_none_or(|r| now - ep.last_notified_at < r) {
         return None;
     }
     ep.last_notified_at = now;

@@ -337,7 +337,7 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
         let _ = writeln!(
             out,
             "<tr{}><td><span class=\"b {}\">{}</span></td><td>{}</td><td>{}</td><td><code>{}</code>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}{}</td><td>{}</td><td>{}</td></tr>",
             if f.suppressed_by.is_some() { " class=\"sup\"" } else { "" },
             if f.suppressed_by.is_some() { "suppressed" } else { f.severity.as_str() },
             f.severity,
@@ -345,7 +345,8 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
             group,
             esc(&f.rule_text().to_string()),
             description,
-            format!("{}{}", esc(&f.reason), remediation_html(f)),
+            esc(&f.reason),
+            remediation_html(f),
             first_seen.get(&f.id).map_or_else(String::new, |t| time(*t)),
             f.suppressed_by.as_deref().map_or_else(String::new, esc),
         );

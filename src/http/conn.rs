@@ -179,6 +179,10 @@ impl Table {
         self.lock().len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// Registers a newly accepted connection.
     pub fn open(&self) -> Arc<Conn> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);

@@ -25,10 +25,8 @@ pub fn traffic_union_covers<'a>(parts: impl IntoIterator<Item = &'a Traffic>, ta
         match (part, target) {
             (Traffic::All, _) => return true,
             (Traffic::Tcp(p), Traffic::Tcp(_)) | (Traffic::Udp(p), Traffic::Udp(_)) => ranges.push(*p),
-            (Traffic::Icmp(p), Traffic::Icmp(t)) | (Traffic::Icmpv6(p), Traffic::Icmpv6(t)) => {
-                if p.contains(*t) {
-                    return true;
-                }
+            (Traffic::Icmp(p), Traffic::Icmp(t)) | (Traffic::Icmpv6(p), Traffic::Icmpv6(t)) if p.contains(*t) => {
+                return true;
             }
             (Traffic::Other(p), Traffic::Other(t)) if p == t => return true,
             _ => {}

@@ -2,6 +2,9 @@
 //! module is what used to be a test file of its own; the shared helpers live beside it under
 //! `tests/support`, `tests/daemon_harness` and `tests/ops`.
 
+// Table-driven tests spell out the type of their rows; naming each one would hide the table.
+#![allow(clippy::type_complexity)]
+
 #[path = "../support/mod.rs"]
 mod support;
 #[path = "../daemon_harness/mod.rs"]

@@ -161,8 +161,7 @@ fn the_final_stage_runs_as_a_numeric_non_root_user_without_a_shell() {
     );
     let user = last
         .iter()
-        .filter(|i| i.keyword == "USER")
-        .last()
+        .rfind(|i| i.keyword == "USER")
         .expect("the final stage sets USER");
     let (uid, gid) = user.args.split_once(':').unwrap_or((&user.args, ""));
     let uid: u32 = uid.parse().unwrap_or_else(|_| {
