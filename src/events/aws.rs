@@ -24,6 +24,8 @@ const DELETE_MESSAGE_BATCH: Operation = Operation::new("sqs", "DeleteMessageBatc
 const GET_QUEUE_ATTRIBUTES: Operation = Operation::new("sqs", "GetQueueAttributes");
 const LOOKUP_EVENTS: Operation = Operation::new("cloudtrail", "LookupEvents");
 
+/// SQS's longest long poll.
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
 /// SQS takes at most 10 messages per receive and per delete batch.
 pub const BATCH: usize = 10;
 
@@ -93,7 +95,8 @@ pub struct Queue {
 impl Queue {
     /// The queue at `url`, in `region` when the URL names one (else the config's own).
     pub fn new(base: &SdkConfig, url: &str, region: Option<String>, calls: AwsCallMetrics, timeout: Duration) -> Queue {
-        let mut conf = base.to_builder();
+        // A long poll holds the call open up to 20 s: the per-call timeout comes on top of it.
+        let mut conf = with_timeout(base.clone(), timeout + MAX_WAIT).to_builder();
         if let Some(r) = region {
             conf = conf.region(Region::new(r));
         }
@@ -108,10 +111,9 @@ impl Queue {
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(BATCH as i32)
-            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .wait_time_seconds(wait.min(MAX_WAIT).as_secs() as i32)
             .visibility_timeout(visibility.as_secs().clamp(1, 43_200) as i32);
-        // A long poll holds the call open for `wait`: the per-call timeout starts after it.
-        let out = call(&self.calls, RECEIVE_MESSAGE, self.timeout + wait, request.send()).await?;
+        let out = call(&self.calls, RECEIVE_MESSAGE, self.timeout + MAX_WAIT, request.send()).await?;
         Ok(out
             .messages()
             .iter()

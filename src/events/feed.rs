@@ -22,13 +22,11 @@ use super::attribution::Attribution;
 use super::aws::{Message, Queue};
 use super::cloudtrail::{parse_message, Parsed};
 
-/// SQS's longest long poll.
-const LONG_POLL: Duration = Duration::from_secs(20);
 /// Between two receive errors, doubling up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Beyond the re-poll bound, before an undeleted message becomes visible again.
-const VISIBILITY_MARGIN: Duration = Duration::from_secs(30);
+const VISIBILITY_MARGIN: Duration = Duration::from_secs(10);
 
 pub struct Feed {
     pub queue: Queue,
@@ -63,7 +61,7 @@ impl Feed {
         loop {
             let received = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.queue.receive(LONG_POLL, visibility) => r,
+                r = self.queue.receive(super::aws::MAX_WAIT, visibility) => r,
             };
             let first = match received {
                 Ok(messages) => messages,
