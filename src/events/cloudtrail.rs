@@ -86,46 +86,44 @@ pub struct Change {
     pub rules: Vec<RuleHint>,
 }
 
-/// The EC2 and EKS calls that change what sgdrift reads, and their effect.
+/// The EC2 and EKS calls that change what sgdrift reads, and their effect. The EventBridge rule
+/// of deploy/events/sgdrift-events.json matches exactly these (tests/ops_events.rs).
+pub const CHANGES: &[(&str, &str, Effect)] = &[
+    ("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", Effect::Adds),
+    ("ec2.amazonaws.com", "AuthorizeSecurityGroupEgress", Effect::Adds),
+    ("ec2.amazonaws.com", "RevokeSecurityGroupIngress", Effect::Removes),
+    ("ec2.amazonaws.com", "RevokeSecurityGroupEgress", Effect::Removes),
+    ("ec2.amazonaws.com", "DeleteSecurityGroup", Effect::Removes),
+    ("ec2.amazonaws.com", "ModifySecurityGroupRules", Effect::Any),
+    ("ec2.amazonaws.com", "UpdateSecurityGroupRuleDescriptionsIngress", Effect::Any),
+    ("ec2.amazonaws.com", "UpdateSecurityGroupRuleDescriptionsEgress", Effect::Any),
+    ("ec2.amazonaws.com", "CreateSecurityGroup", Effect::Any),
+    ("ec2.amazonaws.com", "ModifyNetworkInterfaceAttribute", Effect::Any),
+    ("ec2.amazonaws.com", "ModifyInstanceAttribute", Effect::Any),
+    ("ec2.amazonaws.com", "CreateVpcEndpoint", Effect::Any),
+    ("ec2.amazonaws.com", "ModifyVpcEndpoint", Effect::Any),
+    ("ec2.amazonaws.com", "DeleteVpcEndpoints", Effect::Any),
+    ("ec2.amazonaws.com", "CreateRoute", Effect::Any),
+    ("ec2.amazonaws.com", "ReplaceRoute", Effect::Any),
+    ("ec2.amazonaws.com", "DeleteRoute", Effect::Any),
+    ("ec2.amazonaws.com", "AssociateRouteTable", Effect::Any),
+    ("ec2.amazonaws.com", "ReplaceRouteTableAssociation", Effect::Any),
+    ("ec2.amazonaws.com", "DisassociateRouteTable", Effect::Any),
+    ("ec2.amazonaws.com", "CreateLaunchTemplateVersion", Effect::Any),
+    ("ec2.amazonaws.com", "ModifyLaunchTemplate", Effect::Any),
+    ("eks.amazonaws.com", "CreateCluster", Effect::Any),
+    ("eks.amazonaws.com", "UpdateClusterConfig", Effect::Any),
+    ("eks.amazonaws.com", "UpdateClusterVersion", Effect::Any),
+    ("eks.amazonaws.com", "CreateNodegroup", Effect::Any),
+    ("eks.amazonaws.com", "UpdateNodegroupConfig", Effect::Any),
+    ("eks.amazonaws.com", "UpdateNodegroupVersion", Effect::Any),
+    ("eks.amazonaws.com", "DeleteNodegroup", Effect::Any),
+    ("eks.amazonaws.com", "CreateFargateProfile", Effect::Any),
+    ("eks.amazonaws.com", "DeleteFargateProfile", Effect::Any),
+];
+
 fn effect_of(source: &str, name: &str) -> Option<Effect> {
-    let effect = match (source, name) {
-        ("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress" | "AuthorizeSecurityGroupEgress") => Effect::Adds,
-        ("ec2.amazonaws.com", "RevokeSecurityGroupIngress" | "RevokeSecurityGroupEgress" | "DeleteSecurityGroup") => Effect::Removes,
-        (
-            "ec2.amazonaws.com",
-            "ModifySecurityGroupRules"
-            | "UpdateSecurityGroupRuleDescriptionsIngress"
-            | "UpdateSecurityGroupRuleDescriptionsEgress"
-            | "CreateSecurityGroup"
-            | "ModifyNetworkInterfaceAttribute"
-            | "ModifyInstanceAttribute"
-            | "CreateVpcEndpoint"
-            | "ModifyVpcEndpoint"
-            | "DeleteVpcEndpoints"
-            | "CreateRoute"
-            | "ReplaceRoute"
-            | "DeleteRoute"
-            | "AssociateRouteTable"
-            | "ReplaceRouteTableAssociation"
-            | "DisassociateRouteTable"
-            | "CreateLaunchTemplateVersion"
-            | "ModifyLaunchTemplate",
-        ) => Effect::Any,
-        (
-            "eks.amazonaws.com",
-            "CreateCluster"
-            | "UpdateClusterConfig"
-            | "UpdateClusterVersion"
-            | "CreateNodegroup"
-            | "UpdateNodegroupConfig"
-            | "UpdateNodegroupVersion"
-            | "DeleteNodegroup"
-            | "CreateFargateProfile"
-            | "DeleteFargateProfile",
-        ) => Effect::Any,
-        _ => return None,
-    };
-    Some(effect)
+    CHANGES.iter().find(|(s, n, _)| *s == source && *n == name).map(|(_, _, e)| *e)
 }
 
 /// Parses one SQS message body: an EventBridge event whose `detail` is a CloudTrail record.
