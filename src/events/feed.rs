@@ -94,7 +94,8 @@ impl Feed {
         while Instant::now() < deadline && !cancel.is_cancelled() {
             match self.queue.receive(Duration::ZERO, visibility).await {
                 Ok(more) if !more.is_empty() => batch.extend(more),
-                Ok(_) => tokio::time::sleep(Duration::from_millis(50).min(deadline - Instant::now())).await,
+                // A short receive samples the queue: a few samples over the window, not dozens.
+                Ok(_) => tokio::time::sleep((self.coalesce / 4).max(Duration::from_millis(50)).min(deadline - Instant::now())).await,
                 Err(e) => {
                     tracing::debug!(error = %e, "a receive while gathering a burst failed; handling what arrived");
                     break;
