@@ -79,18 +79,11 @@ impl World {
         .unwrap();
         let log = self.dir.path().join(log);
         let mut command = Command::new(env!("CARGO_BIN_EXE_sgdrift"));
+        self.aws.point(&mut command, REGION);
         command
             .args(["run", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info,sgdrift=debug")
-            .env("AWS_ENDPOINT_URL", &self.aws.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", REGION)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
             .env("SGDRIFT_TEST_SLACK", format!("http://127.0.0.1:{}/slack", self.slack.port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -86,8 +86,11 @@ impl Attribution {
             let Some((seen, last_success)) = previous else { continue };
             let mut new: Vec<&mut Finding> =
                 evaluation.findings.iter_mut().filter(|f| !seen.contains(&f.id) && f.changed_by.is_none()).collect();
+            // Only a change made since the last clean poll can have introduced a finding.
+            let since = last_success.map(|t| t - LOOKBACK_MARGIN);
+            let fresh = || recent.iter().map(|c| c.as_ref()).filter(|c| since.is_none_or(|t| c.actor.event_time >= t));
             for f in new.iter_mut() {
-                f.changed_by = matching::best(recent.iter().map(|c| c.as_ref()), f, &id).map(|c| c.actor.clone());
+                f.changed_by = matching::best(fresh(), f, &id).map(|c| c.actor.clone());
             }
             let (Some(lookup), Some(since)) = (&self.lookup, last_success) else { continue };
             let groups: BTreeSet<String> = new.iter().filter(|f| f.changed_by.is_none()).map(|f| f.group_id.clone()).collect();

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -16,7 +16,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 
-use crate::source::convert::{classify, Operation};
+use crate::source::convert::Operation;
 use crate::source::{AwsCallMetrics, SourceError};
 
 const RECEIVE_MESSAGE: Operation = Operation::new("sqs", "ReceiveMessage");
@@ -59,7 +59,7 @@ pub fn with_timeout(base: SdkConfig, timeout: Duration) -> SdkConfig {
     b.build()
 }
 
-/// Times, counts and classifies one call.
+/// Times, counts and classifies one call (`AwsCallMetrics::timed`).
 async fn call<T, E>(
     calls: &AwsCallMetrics,
     op: Operation,
@@ -69,19 +69,7 @@ async fn call<T, E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let started = Instant::now();
-    let result = fut.await;
-    match result {
-        Ok(v) => {
-            calls.record(op, started.elapsed(), None);
-            Ok(v)
-        }
-        Err(e) => {
-            let failure = classify(op, e, timeout);
-            calls.record(op, started.elapsed(), Some(&failure.error));
-            Err(failure.error)
-        }
-    }
+    calls.timed(op, timeout, fut).await.map_err(|f| f.error)
 }
 
 /// The queue EventBridge fills.

@@ -142,7 +142,10 @@ impl Feed {
         let since = Instant::now();
         let asked: Vec<ClusterId> = clusters.into_iter().filter(|id| self.trigger.poll_now([id]) > 0).collect();
         self.delete(&settled).await;
-        if pending.is_empty() {
+        if asked.is_empty() {
+            // Clusters the state still holds but the running config no longer reads: nothing to wait for.
+            let done: Vec<&Message> = pending.iter().map(|p| p.message).collect();
+            self.delete(&done).await;
             return;
         }
         if !self.trigger.wait_polled(&asked, since, self.repoll_bound).await {
