@@ -216,22 +216,7 @@ fn failed(
             }
         }
         None => ClusterState {
-            report: ClusterReport {
-                account_id: id.account_id.clone(),
-                region: id.region.clone(),
-                cluster: id.name.clone(),
-                endpoint_mode: None,
-                style: None,
-                status: ClusterStatus::Error,
-                error: Some(failure.message.clone()),
-                groups: Vec::new(),
-                findings: Vec::new(),
-                flows: Vec::new(),
-                owned: Vec::new(),
-                warnings: Vec::new(),
-                stale: false,
-                last_success: None,
-            },
+            report: ClusterReport::failed(&id.account_id, &id.region, &id.name, Some(failure.message.clone())),
             first_seen: BTreeMap::new(),
             origin,
             last_attempt: Some(now),

@@ -9,16 +9,10 @@ use std::process::{Command, Output};
 
 /// Runs sgdrift with the standard AWS variables aimed at the emulator, and nothing else of AWS.
 fn sgdrift(server: &moto::Moto, region: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sgdrift"));
+    server.point(&mut command, region);
+    command
         .args(args)
-        .env("AWS_ENDPOINT_URL", &server.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", region)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
         .env_remove("AWS_PROFILE")
         .output()
         .expect("the sgdrift binary runs")
