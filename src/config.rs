@@ -37,7 +37,8 @@ pub struct EventsConfig {
     pub queue_url: Option<String>,
     #[serde(default)]
     pub attribution: Attribution,
-    /// How long the feed gathers events before it asks for polls: a burst of rule edits is one poll.
+    /// The quiet time that ends a burst of events (at most 4 of these in all): a burst of rule
+    /// edits is one poll.
     #[serde(with = "humantime_serde", default = "d_coalesce")]
     pub coalesce: Duration,
 }

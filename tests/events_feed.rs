@@ -61,7 +61,7 @@ impl World {
     }
 
     /// `sgdrift run` with the feed on this world's queue (attribution off: the emulator has no
-    /// LookupEvents), polling every 10 minutes, bursts gathered over 2 s.
+    /// LookupEvents), polling every 10 minutes, a burst ending after 1 s of quiet.
     fn spawn(&self, log: &str) -> Daemon {
         let port = free_port();
         let config = self.dir.path().join("sgdrift.toml");
@@ -70,7 +70,7 @@ impl World {
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[poll]\ninterval = \"10m\"\njitter = \"0s\"\ntimeout = \"2s\"\n\n\
                  [source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{REGION}\"]\nclusters = [\"*\"]\nbaseline = \"eks-minimal\"\n\n\
-                 [events]\nqueue_url = \"{}\"\nattribution = \"off\"\ncoalesce = \"2s\"\n\n\
+                 [events]\nqueue_url = \"{}\"\nattribution = \"off\"\ncoalesce = \"1s\"\n\n\
                  [alerts]\nstate_file = \"{}\"\n\n[[alerts.slack]]\nname = \"oncall\"\nwebhook_url_env = \"SGDRIFT_TEST_SLACK\"\nmin_severity = \"low\"\n",
                 self.queue,
                 self.dir.path().join("state.json").display()

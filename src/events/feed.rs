@@ -25,6 +25,9 @@ use super::cloudtrail::{parse_message, Parsed};
 /// Between two receive errors, doubling up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A burst that keeps arriving is cut after this many `coalesce` windows, so that a steady
+/// stream of changes still gets polled.
+const LONGEST_BURST: u32 = 4;
 /// Beyond the re-poll bound, before an undeleted message becomes visible again.
 const VISIBILITY_MARGIN: Duration = Duration::from_secs(10);
 
@@ -56,7 +59,7 @@ impl Feed {
             Err(e) => tracing::warn!(kind = e.kind(), error = %e, "cannot read the change queue's attributes; receiving anyway"),
         }
         self.metrics.events_feed_receiving(Utc::now());
-        let visibility = self.repoll_bound + self.coalesce + VISIBILITY_MARGIN;
+        let visibility = self.repoll_bound + self.coalesce * LONGEST_BURST + VISIBILITY_MARGIN;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let received = tokio::select! {
@@ -88,14 +91,22 @@ impl Feed {
         }
     }
 
-    /// `first` and whatever else arrives within `coalesce` of it.
+    /// `first` and what follows it until the queue has been quiet for `coalesce` (a burst that
+    /// is still arriving is one burst), but no longer than [`LONGEST_BURST`] `coalesce`s.
     async fn gather(&self, mut batch: Vec<Message>, visibility: Duration, cancel: &CancellationToken) -> Vec<Message> {
-        let deadline = Instant::now() + self.coalesce;
-        while Instant::now() < deadline && !cancel.is_cancelled() {
+        let cap = Instant::now() + self.coalesce * LONGEST_BURST;
+        let mut quiet_until = Instant::now() + self.coalesce;
+        while Instant::now() < quiet_until.min(cap) && !cancel.is_cancelled() {
             match self.queue.receive(Duration::ZERO, visibility).await {
-                Ok(more) if !more.is_empty() => batch.extend(more),
+                Ok(more) if !more.is_empty() => {
+                    batch.extend(more);
+                    quiet_until = Instant::now() + self.coalesce;
+                }
                 // A short receive samples the queue: a few samples over the window, not dozens.
-                Ok(_) => tokio::time::sleep((self.coalesce / 4).max(Duration::from_millis(50)).min(deadline - Instant::now())).await,
+                Ok(_) => {
+                    let left = quiet_until.min(cap).saturating_duration_since(Instant::now());
+                    tokio::time::sleep((self.coalesce / 4).max(Duration::from_millis(50)).min(left)).await;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "a receive while gathering a burst failed; handling what arrived");
                     break;
