@@ -22,8 +22,50 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// `[events]`: the change feed and CloudTrail attribution; absent, neither runs.
+    pub events: Option<EventsConfig>,
     #[serde(default)]
     pub exceptions: Vec<ExceptionConfig>,
+}
+
+/// `[events]` (design.md §2 `events`): an SQS queue that EventBridge fills with CloudTrail's
+/// `AWS API Call` events, and where the actor of a new finding is looked up.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// `https://sqs.<region>.amazonaws.com/<account>/<name>`; absent: attribution only.
+    pub queue_url: Option<String>,
+    #[serde(default)]
+    pub attribution: Attribution,
+    /// The quiet time that ends a burst of events (at most 4 of these in all): a burst of rule
+    /// edits is one poll.
+    #[serde(with = "humantime_serde", default = "d_coalesce")]
+    pub coalesce: Duration,
+}
+
+fn d_coalesce() -> Duration {
+    Duration::from_millis(500)
+}
+
+/// Where the actor of a new finding no feed event explains is looked up.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Attribution {
+    /// CloudTrail `LookupEvents` for the finding's group, since the cluster's last clean poll.
+    #[default]
+    Cloudtrail,
+    Off,
+}
+
+impl EventsConfig {
+    /// The region of an AWS queue URL (`sqs.eu-west-1.amazonaws.com`); `None` for another host
+    /// (a local emulator), where the SDK's own region applies.
+    pub fn queue_region(&self) -> Option<String> {
+        let url = self.queue_url.as_deref()?;
+        let host = url.split("://").nth(1)?.split('/').next()?;
+        let mut parts = host.split('.');
+        (parts.next() == Some("sqs")).then(|| parts.next().map(str::to_string)).flatten()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -638,6 +680,9 @@ fn validate(mut config: Config, at: &Origins<'_>) -> Result<Settings, ConfigErro
         config.source.dir = Some(base_dir.join(dir));
     }
     validate_source(&config.source, at)?;
+    if let Some(events) = &config.events {
+        validate_events(events, at)?;
+    }
     let targets = targets(&config.targets, &base_dir, at)?;
     if config.source.kind == SourceKind::Files {
         if let Some(i) = targets.iter().position(|t| t.organization.is_some()) {
@@ -737,6 +782,25 @@ fn validate_source(source: &SourceConfig, at: &Origins<'_>) -> Result<(), Config
             format!("source.dir {}: {e}; it must be a directory of AWS-CLI JSON (relative paths are relative to the config file)", dir.display()),
         )),
     }
+}
+
+fn validate_events(events: &EventsConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
+    if let Some(url) = &events.queue_url {
+        let path_ok = url.split("://").nth(1).is_some_and(|rest| rest.split('/').filter(|p| !p.is_empty()).count() >= 3);
+        if !(url.starts_with("https://") || url.starts_with("http://")) || !path_ok {
+            return Err(at.error(
+                &["events".into(), "queue_url".into()],
+                format!("events.queue_url `{url}` is not an SQS queue URL such as https://sqs.eu-west-1.amazonaws.com/111122223333/sgdrift-events"),
+            ));
+        }
+    }
+    if events.coalesce.is_zero() || events.coalesce > Duration::from_secs(10) {
+        return Err(at.error(
+            &["events".into(), "coalesce".into()],
+            "events.coalesce must be between 1ms and 10s, such as \"500ms\": events are held that long before their clusters are polled",
+        ));
+    }
+    Ok(())
 }
 
 /// The `[[targets]]`, each with its baseline loaded; two that would poll the same clusters the
@@ -911,6 +975,22 @@ mod tests {
     }
 
     #[test]
+    fn the_events_table_is_optional_and_attributes_through_cloudtrail_by_default() {
+        assert_eq!(load(BASE, &[]).unwrap().config.events, None);
+        let text = format!("[events]\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/111122223333/sgdrift-events\"\n{BASE}");
+        let events = load(&text, &[]).unwrap().config.events.unwrap();
+        assert_eq!(events.attribution, Attribution::Cloudtrail);
+        assert_eq!(events.coalesce, Duration::from_millis(500));
+        assert_eq!(events.queue_region().as_deref(), Some("eu-west-1"));
+        let local = EventsConfig { queue_url: Some("http://127.0.0.1:5055/123456789012/q".into()), ..events };
+        assert_eq!(local.queue_region(), None, "an emulator's URL names no region");
+        let off = load(&format!("[events]\nattribution = \"off\"\n{BASE}"), &[]).unwrap().config.events.unwrap();
+        assert_eq!((off.attribution, off.queue_url), (Attribution::Off, None));
+        let typo = load(&format!("[events]\nattribution = \"cloudwatch\"\n{BASE}"), &[]).unwrap_err();
+        assert!(typo.contains("cloudwatch"), "{typo}");
+    }
+
+    #[test]
     fn the_base_config_loads_with_its_profile_typed() {
         let settings = load(BASE, &[]).unwrap();
         assert_eq!(settings.targets[0].baseline, crate::baseline::BaselineRef::Profile(crate::baseline::Profile::Minimal));
@@ -930,6 +1010,8 @@ mod tests {
             ("[server]\nheader_read_timeout = \"0s\"\n", "2:23", "server.header_read_timeout must be between 1ms and 1h"),
             ("[server]\nmax_connections = 0\n", "2:19", "server.max_connections = 0 is out of range"),
             ("[server]\nexternal_url = \"ftp://x\"\n", "2:16", "server.external_url `ftp://x` is not an http(s) URL"),
+            ("[events]\nqueue_url = \"sgdrift-events\"\n", "2:13", "events.queue_url `sgdrift-events` is not an SQS queue URL"),
+            ("[events]\ncoalesce = \"1m\"\n", "2:12", "events.coalesce must be between 1ms and 10s"),
         ];
         for (extra, at, message) in cases {
             let err = load(&format!("{extra}{BASE}"), &[]).unwrap_err();

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::alert::{AlertMetrics, Dispatcher};
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::events::Events;
 use crate::export::metrics::Metrics;
 use crate::http::{self, AppState};
 use crate::scheduler::{self, Generation, Readiness, Scheduler};
@@ -45,7 +46,16 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let readiness = Arc::new(Readiness::default());
     let server = serve_http(listener, &settings, &store, &metrics, &readiness, &cancel)?;
-    let scheduler = Arc::new(Scheduler::new(Arc::clone(&store), Arc::clone(&metrics), Arc::clone(&readiness)));
+    let mut scheduler = Scheduler::new(Arc::clone(&store), Arc::clone(&metrics), Arc::clone(&readiness));
+    let events = Events::from_config(&settings.config, &metrics, &store, scheduler.trigger()).await;
+    let feed = Stage::new(&cancel);
+    if let Some(Events { attribution, feed: queue }) = events {
+        scheduler = scheduler.with_attribution(attribution);
+        if let Some(queue) = queue {
+            feed.tracker.spawn(queue.run(feed.cancel.clone()));
+        }
+    }
+    let scheduler = Arc::new(scheduler);
     let (accounts_tx, accounts_changed) = tokio::sync::mpsc::channel(1);
     let mut running = Running {
         config_path: config_path.to_path_buf(),
@@ -59,6 +69,7 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
         scheduler,
         polls: Stage::new(&cancel),
         delivery: Stage::new(&cancel),
+        feed,
     };
     running.start(generation);
 
@@ -180,6 +191,7 @@ fn serve_http(
 /// within what is left of [`SHUTDOWN_BOUND`].
 async fn stop(running: &Running, server: &TaskTracker, store: &StateStore, state_path: &Path) {
     let stopped = tokio::time::timeout(TASKS_BOUND, async {
+        running.feed.stop().await;
         running.polls.stop().await;
         running.delivery.stop().await;
         server.close();
@@ -235,6 +247,8 @@ struct Running {
     scheduler: Arc<Scheduler>,
     polls: Stage,
     delivery: Stage,
+    /// The change feed, started once: `[events]` takes effect at a restart.
+    feed: Stage,
 }
 
 impl Running {
@@ -297,6 +311,9 @@ impl Running {
         }
         if settings.config.server.listen != self.settings.config.server.listen {
             tracing::warn!("server.listen changed: it takes effect at the next restart");
+        }
+        if settings.config.events != self.settings.config.events {
+            tracing::warn!("[events] changed: it takes effect at the next restart");
         }
         if settings.config.alerts.state_file != self.settings.config.alerts.state_file {
             tracing::warn!("alerts.state_file changed: it takes effect at the next restart");

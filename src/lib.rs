@@ -16,6 +16,8 @@
 //! - [`engine`]: one target polled and evaluated (what `check` and the scheduler share).
 //! - [`scheduler`]: the poll loop (timer, jitter, skips, concurrency cap) and the `Trigger`
 //!   that asks for a poll now; applying a poll to the state.
+//! - [`events`]: the SQS change feed (CloudTrail events → targeted re-polls) and the attribution
+//!   of new findings to the CloudTrail event that made them (`changed_by`).
 //! - [`state`]: the persisted findings, first-seen times, alert episodes and outbox.
 //! - [`alert`]: the pure episode policy, the sinks and the outbox dispatcher.
 //! - [`export`]: the report (JSON, text, HTML) and the Prometheus metrics.
@@ -37,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod diff;
 pub mod engine;
+pub mod events;
 pub mod export;
 pub mod flows;
 pub mod http;

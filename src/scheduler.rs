@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::alert::{AlertState, Dispatcher};
 use crate::engine::{self, ClusterOutcome, Engine};
+use crate::events::Attribution;
 use crate::export::metrics::Metrics;
 use crate::export::report::{ClusterReport, ClusterStatus};
 use crate::model::ClusterId;
@@ -177,8 +178,19 @@ pub fn apply_poll(
 fn succeeded(previous: Option<&ClusterState>, outcome: &ClusterOutcome, origin: Origin, now: DateTime<Utc>) -> ClusterState {
     let mut report = engine::cluster_report(outcome);
     report.mark_polled(now, |id| previous.and_then(|p| p.first_seen.get(id)).copied());
+    if let Some(p) = previous {
+        keep_changed_by(&mut report, &p.report);
+    }
     let first_seen = report.findings.iter().map(|f| (f.id.clone(), f.first_seen.unwrap_or(now))).collect();
     ClusterState { report, first_seen, origin, last_attempt: Some(now), last_error: None }
+}
+
+/// A finding keeps the actor it was attributed to when it first appeared (the poll that sees it
+/// again has no event for it), as it keeps its first-seen time.
+fn keep_changed_by(report: &mut ClusterReport, previous: &ClusterReport) {
+    for f in report.findings.iter_mut().filter(|f| f.changed_by.is_none()) {
+        f.changed_by = previous.findings.iter().find(|p| p.id == f.id).and_then(|p| p.changed_by.clone());
+    }
 }
 
 fn failed(
@@ -250,11 +262,19 @@ pub struct Scheduler {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
     trigger: Trigger,
+    /// Says who made the changes behind new findings, before they are recorded and alerted.
+    attribution: Option<Arc<Attribution>>,
 }
 
 impl Scheduler {
     pub fn new(store: Arc<StateStore>, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Self {
-        Scheduler { store, metrics, readiness, trigger: Trigger::default() }
+        Scheduler { store, metrics, readiness, trigger: Trigger::default(), attribution: None }
+    }
+
+    /// Attributes the new findings of every poll through `attribution` (design.md §2 events).
+    pub fn with_attribution(mut self, attribution: Arc<Attribution>) -> Self {
+        self.attribution = Some(attribution);
+        self
     }
 
     /// The handle that asks for polls besides the timer's; it follows every generation.
@@ -288,13 +308,21 @@ impl Scheduler {
                 Due::Asked(names) => TargetSpec { clusters: names.iter().cloned().collect(), ..task.spec.clone() },
             };
             let started = Instant::now();
-            let Some(result) = self.poll_once(&task, spec.clone(), &cancel).await else { return };
+            let Some(mut result) = self.poll_once(&task, spec.clone(), &cancel).await else { return };
             drop(permit);
             if due == Due::Timer {
                 // The histogram is of whole-target polls; one asked for a few clusters is not one.
                 self.metrics.poll_duration.observe(started.elapsed().as_secs_f64());
             }
+            if let (Some(attribution), Ok(outcomes)) = (&self.attribution, &mut result) {
+                attribution.attribute(&spec, outcomes, &self.store).await;
+            }
+            let polled: Vec<String> = match &result {
+                Ok(outcomes) => outcomes.iter().filter(|o| o.result.is_ok()).map(|o| cluster_key(&o.id)).collect(),
+                Err(_) => Vec::new(),
+            };
             self.record(&spec, &task, result).await;
+            self.trigger.polled(polled, started);
             let skipped = schedule.done(&due, Instant::now());
             if due == Due::Timer && std::mem::take(&mut first) {
                 if let Some(generation) = task.first_cycle {
@@ -405,6 +433,15 @@ struct TargetTask {
 #[derive(Clone, Default)]
 pub struct Trigger {
     routes: Arc<std::sync::Mutex<Vec<Route>>>,
+    polled: Arc<Polled>,
+}
+
+/// When the last successful poll of each cluster that has been recorded in the state started:
+/// what the event feed waits on before it deletes the messages that asked for the poll.
+#[derive(Default)]
+struct Polled {
+    started: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    changed: Notify,
 }
 
 /// One target task's share of the requests.
@@ -436,6 +473,41 @@ impl Trigger {
             routed += usize::from(hit);
         }
         routed
+    }
+
+    /// Waits until a successful poll of each of `clusters` that started at or after `since` is
+    /// recorded in the state; `false` when `bound` passes first (a poll failed, or is slow).
+    pub async fn wait_polled(&self, clusters: &[ClusterId], since: Instant, bound: Duration) -> bool {
+        let keys: Vec<String> = clusters.iter().map(cluster_key).collect();
+        let done = || {
+            let started = self.polled.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            keys.iter().all(|k| started.get(k).is_some_and(|t| *t >= since))
+        };
+        let wait = async {
+            loop {
+                let notified = self.polled.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if done() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(bound, wait).await.is_ok()
+    }
+
+    /// Polls of `clusters` that started at `started` succeeded and are in the state.
+    fn polled(&self, clusters: Vec<String>, started: Instant) {
+        if clusters.is_empty() {
+            return;
+        }
+        let mut map = self.polled.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in clusters {
+            map.insert(key, started);
+        }
+        drop(map);
+        self.polled.changed.notify_waiters();
     }
 
     /// Sends requests to the tasks of a new generation from now on.
@@ -656,6 +728,25 @@ mod tests {
         let c = &state.clusters["111122223333/eu-west-1/prod"];
         let times: Vec<DateTime<Utc>> = c.report.findings.iter().map(|f| c.first_seen[&f.id]).collect();
         assert_eq!(times, vec![at(0), at(60)]);
+    }
+
+    #[test]
+    fn a_finding_keeps_the_actor_it_was_attributed_to_across_polls() {
+        let by = crate::model::ChangedBy {
+            arn: "arn:aws:sts::111122223333:assumed-role/Admin/jo".into(),
+            source_ip: Some("203.0.113.7".into()),
+            user_agent: None,
+            event_time: at(0),
+            event_name: "AuthorizeSecurityGroupIngress".into(),
+            event_id: "e-1".into(),
+        };
+        let mut state = PersistedState::default();
+        let attributed = Finding { changed_by: Some(by.clone()), ..finding("prod", 22) };
+        run(&mut state, Ok(vec![ok("prod", vec![attributed])]), at(0));
+        run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22), finding("prod", 23)])]), at(60));
+        let c = &state.clusters["111122223333/eu-west-1/prod"];
+        let actors: Vec<Option<&str>> = c.report.findings.iter().map(|f| f.changed_by.as_ref().map(|b| b.event_id.as_str())).collect();
+        assert_eq!(actors, vec![Some("e-1"), None]);
     }
 
     #[test]
@@ -892,6 +983,27 @@ mod tests {
             drop(held);
             let log = run.until(50).await;
             assert_eq!(log, vec![(0, Due::Timer, 0), (30, asked(&["a"]), 0)]);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_waiter_is_released_only_by_a_poll_that_started_after_its_request() {
+            let trigger = Trigger::default();
+            let before = Instant::now();
+            tokio::time::advance(secs(1)).await;
+            let since = Instant::now();
+            let key = cluster_key(&id("prod"));
+            let waiter = {
+                let trigger = trigger.clone();
+                tokio::spawn(async move { trigger.wait_polled(&[id("prod")], since, secs(30)).await })
+            };
+            tokio::task::yield_now().await;
+            trigger.polled(vec![key.clone()], before);
+            tokio::task::yield_now().await;
+            assert!(!waiter.is_finished(), "a poll that started before the request does not cover it");
+            trigger.polled(vec![key], since + secs(2));
+            assert!(waiter.await.unwrap());
+            let never = trigger.wait_polled(&[id("other")], since, secs(5)).await;
+            assert!(!never, "a cluster never polled releases its waiter at the bound, as failed");
         }
 
         #[test]

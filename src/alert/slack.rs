@@ -298,6 +298,9 @@ fn line(e: &Event, n: &Notification) -> String {
             s.push_str(&format!(": {}", esc(&f.reason)));
         }
     }
+    if let (EventStatus::Firing, Some(by)) = (e.status, &f.changed_by) {
+        s.push_str(&format!(" · changed by {}", esc(&by.to_string())));
+    }
     match e.status {
         EventStatus::Firing if e.reminder => {
             s.push_str(&format!(" · open for {}", human(n.created_at - e.opened_at)));
@@ -474,6 +477,25 @@ mod tests {
             assert_eq!(p["blocks"][0]["text"]["text"], want, "{name}");
             assert!(!p["text"].as_str().unwrap().is_empty(), "{name}: a text fallback");
         }
+    }
+
+    #[test]
+    fn a_firing_line_names_who_made_the_change_where_known() {
+        let mut e = event("ssh", FindingKind::Unexpected, EventStatus::Firing, false, 0, 0);
+        e.finding.changed_by = Some(crate::model::ChangedBy {
+            arn: "arn:aws:sts::111122223333:assumed-role/Admin/jo".into(),
+            source_ip: Some("203.0.113.7".into()),
+            user_agent: Some("aws-cli/2.15.0".into()),
+            event_time: at(-1),
+            event_name: "AuthorizeSecurityGroupIngress".into(),
+            event_id: "e-1".into(),
+        });
+        let n = notification(0, vec![e], 1);
+        let text = line(&n.events[0], &n);
+        assert!(
+            text.ends_with(" · changed by arn:aws:sts::111122223333:assumed-role/Admin/jo (AuthorizeSecurityGroupIngress from 203.0.113.7 at 2026-11-28 09:59:00 UTC)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -297,6 +297,7 @@ mod tests {
         f.changed_by = Some(ChangedBy {
             arn: "arn:aws:sts::111122223333:assumed-role/admin/jo".into(),
             source_ip: None,
+            user_agent: None,
             event_time: at("2026-11-30T09:59:00Z"),
             event_name: "AuthorizeSecurityGroupIngress".into(),
             event_id: "e-1".into(),
@@ -327,6 +328,7 @@ mod tests {
         Some(ChangedBy {
             arn: "arn:aws:sts::111122223333:assumed-role/admin/jo".into(),
             source_ip: Some("203.0.113.7".into()),
+            user_agent: Some("aws-cli/2.17.0".into()),
             event_time: "2026-11-30T09:59:00Z".parse().unwrap(),
             event_name: "AuthorizeSecurityGroupIngress".into(),
             event_id: "e-1".into(),

@@ -347,7 +347,8 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
             description,
             esc(&f.reason),
             remediation_html(f),
-            first_seen.get(&f.id).map_or_else(String::new, |t| time(*t)),
+            first_seen.get(&f.id).map_or_else(String::new, |t| time(*t))
+                + &f.changed_by.as_ref().map_or_else(String::new, |by| format!("<br><span class=\"meta\">by {}</span>", esc(&by.to_string()))),
             f.suppressed_by.as_deref().map_or_else(String::new, esc),
         );
     }

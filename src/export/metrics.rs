@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::flows::FlowStatus;
 use crate::source::AwsCallMetrics;
@@ -23,6 +23,11 @@ use crate::state::{ClusterState, StateStore};
 /// Buckets of a whole target poll (ecosystem.md §1.5, with two more below 0.5 s for the files
 /// source and small accounts).
 pub const POLL_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+/// Buckets of the detection latency (change event time → finding recorded), around the 3 s target
+/// of design.md §5 with room for CloudTrail's own delivery delay.
+pub const DETECTION_BUCKETS: &[f64] = &[0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0];
+/// The outcomes of `sgdrift_events_received_total`, each exported from the start at 0.
+pub const EVENT_OUTCOMES: [&str; 4] = ["matched", "unknown_group", "ignored", "malformed"];
 /// A rendered scrape: the body and the Content-Type the encoder says it is.
 pub struct Rendered {
     pub content_type: String,
@@ -50,6 +55,12 @@ pub struct Metrics {
     pub state_write_failures: IntCounter,
     /// 0 from a failed state write until the next successful one; read from the store at scrape.
     state_write_ok: IntGauge,
+    /// Change-feed messages by outcome (`EVENT_OUTCOMES`).
+    pub events_received: IntCounterVec,
+    /// From a change event's time to its re-poll recorded in the state.
+    pub detection_latency: Histogram,
+    /// Exported only while a feed runs (no labels, created by `events_feed_receiving`).
+    events_last_receive: GaugeVec,
 }
 
 impl Metrics {
@@ -110,6 +121,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(state_write_ok.clone()))?;
         let aws_calls = AwsCallMetrics::register(&registry)?;
+        let (events_received, detection_latency, events_last_receive) = event_metrics(&registry)?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -127,7 +139,20 @@ impl Metrics {
             config_reload_success_timestamp,
             state_write_failures,
             state_write_ok,
+            events_received,
+            detection_latency,
+            events_last_receive,
         })
+    }
+
+    /// One change-feed message handled, with its outcome (one of `EVENT_OUTCOMES`).
+    pub fn event_received(&self, outcome: &str) {
+        self.events_received.with_label_values(&[outcome]).inc();
+    }
+
+    /// The feed received from its queue (or started): the stalled-feed alert measures from here.
+    pub fn events_feed_receiving(&self, now: DateTime<Utc>) {
+        self.events_last_receive.with_label_values::<&str>(&[]).set(unix_seconds(now));
     }
 
     /// For other parts to register their own metrics (the alert dispatcher's).
@@ -168,6 +193,40 @@ impl Metrics {
         self.last_size.store(body.len(), Ordering::Relaxed);
         Ok(Rendered { content_type: encoder.format_type().to_string(), body: body.into_bytes() })
     }
+}
+
+/// The change feed's metrics (design.md §3): outcomes at 0 from the start, the latency histogram,
+/// and the last successful receive, exported only once a feed runs so that a daemon without a
+/// queue never looks like a stalled feed.
+fn event_metrics(registry: &Registry) -> Result<(IntCounterVec, Histogram, GaugeVec), prometheus::Error> {
+    let received = IntCounterVec::new(
+        Opts::new(
+            "sgdrift_events_received_total",
+            "Change-feed messages handled, by outcome: matched (a cluster was re-polled), unknown_group (no cluster uses its groups), ignored (a call that changes nothing sgdrift reads), malformed (not a CloudTrail event; deleted).",
+        ),
+        &["outcome"],
+    )?;
+    for outcome in EVENT_OUTCOMES {
+        received.with_label_values(&[outcome]);
+    }
+    let latency = Histogram::with_opts(
+        HistogramOpts::new(
+            "sgdrift_detection_latency_seconds",
+            "From a change event's time (CloudTrail eventTime) to the re-poll of its clusters recorded in the state.",
+        )
+        .buckets(DETECTION_BUCKETS.to_vec()),
+    )?;
+    let last = GaugeVec::new(
+        Opts::new(
+            "sgdrift_events_last_receive_success_timestamp_seconds",
+            "Unix time of the change feed's last successful ReceiveMessage (or of its start); absent without a feed.",
+        ),
+        &[],
+    )?;
+    registry.register(Box::new(received.clone()))?;
+    registry.register(Box::new(latency.clone()))?;
+    registry.register(Box::new(last.clone()))?;
+    Ok((received, latency, last))
 }
 
 fn unix_seconds(t: DateTime<Utc>) -> f64 {
@@ -483,6 +542,23 @@ mod tests {
             assert!(body.lines().any(|l| l == line), "missing `{line}` in\n{body}");
         }
         assert!(!body.contains(&format!("sgdrift_security_group_drift_first_seen_timestamp_seconds{{{IDS},{cluster}}}")));
+    }
+
+    #[test]
+    fn event_outcomes_start_at_zero_and_the_feed_timestamp_appears_only_once_a_feed_runs() {
+        let (_, m, _dir) = metrics_with(PersistedState::default());
+        let body = text(&m);
+        for outcome in EVENT_OUTCOMES {
+            let line = format!(r#"sgdrift_events_received_total{{outcome="{outcome}"}} 0"#);
+            assert!(body.lines().any(|l| l == line), "missing `{line}`");
+        }
+        assert!(body.contains("sgdrift_detection_latency_seconds_count 0"), "{body}");
+        assert!(!body.contains("sgdrift_events_last_receive_success_timestamp_seconds "), "no feed, no timestamp");
+        m.event_received("matched");
+        m.events_feed_receiving("2026-11-28T10:00:00Z".parse().unwrap());
+        let body = text(&m);
+        assert!(body.lines().any(|l| l == r#"sgdrift_events_received_total{outcome="matched"} 1"#), "{body}");
+        assert!(body.lines().any(|l| l == "sgdrift_events_last_receive_success_timestamp_seconds 1795860000"), "{body}");
     }
 
     #[test]

@@ -188,6 +188,9 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
                 if let Some(s) = &f.suppressed_by {
                     let _ = write!(out, "  (suppressed: {s})");
                 }
+                if let Some(by) = &f.changed_by {
+                    let _ = write!(out, "  changed by {by}");
+                }
                 out.push('\n');
                 if let Some(r) = f.remediation.as_ref().filter(|_| f.is_drift()) {
                     for line in r.aws_cli.lines() {

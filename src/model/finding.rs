@@ -167,9 +167,24 @@ pub struct ChangedBy {
     /// `userIdentity.arn`.
     pub arn: String,
     pub source_ip: Option<String>,
+    /// `userAgent`: the console, the CLI, terraform, a controller.
+    #[serde(default)]
+    pub user_agent: Option<String>,
     pub event_time: DateTime<Utc>,
     pub event_name: String,
     pub event_id: String,
+}
+
+impl fmt::Display for ChangedBy {
+    /// `arn:aws:sts::…:assumed-role/admin/jo (AuthorizeSecurityGroupIngress from 203.0.113.7 at 2026-11-30 07:00:00 UTC)`:
+    /// the one line every output shows.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}", self.arn, self.event_name)?;
+        if let Some(ip) = &self.source_ip {
+            write!(f, " from {ip}")?;
+        }
+        write!(f, " at {})", self.event_time.format("%Y-%m-%d %H:%M:%S UTC"))
+    }
 }
 
 /// What restores the baseline for one finding.

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::proto::Metric;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-use super::convert::Operation;
+use super::convert::{classify, CallFailure, Operation};
 use super::{CallCounts, SourceError};
 
 /// Upper bounds (seconds) of the call-duration histogram: from a cached STS answer (ms) to a
@@ -77,6 +80,29 @@ impl AwsCallMetrics {
         if let Some(e) = error {
             self.errors.with_label_values(&[op.service, op.name, e.kind()]).inc();
         }
+    }
+
+    /// Runs one SDK call of `op`: timed, counted, and a failure classified (`timeout` is the
+    /// per-call bound it names). Every SDK edge calls through this.
+    pub async fn timed<T, E>(
+        &self,
+        op: Operation,
+        timeout: Duration,
+        fut: impl std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, CallFailure>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let started = std::time::Instant::now();
+        let result = fut.await;
+        let elapsed = started.elapsed();
+        result.map_err(|e| {
+            let failure = classify(op, e, timeout);
+            self.record(op, elapsed, Some(&failure.error));
+            tracing::debug!(operation = %op.action(), error = %failure.error, "AWS call failed");
+            failure
+        })
+        .inspect(|_| self.record(op, elapsed, None))
     }
 
     /// `"<service>:<operation>"` → requests, e.g. `"ec2:DescribeSecurityGroups"`.

@@ -503,6 +503,11 @@ baseline = "baseline.toml"
 webhook_ports = [9443, 8443]
 trust_controllers = ["aws-load-balancer-controller", "eks-auto-mode", "in-tree-cloud-provider"]
 
+[events]
+queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/sgdrift-events"
+attribution = "cloudtrail"
+coalesce = "500ms"
+
 [alerts]
 state_file = "state.json"
 repeat_interval = "24h"

@@ -24,18 +24,12 @@ fn spawn(server: &moto::Moto, dir: &std::path::Path, port: u16) -> Daemon {
     )
     .unwrap();
     let log = dir.join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sgdrift"));
+    server.point(&mut command, REGION);
+    let child = command
         .args(["run", "--config"])
         .arg(&config)
         .env("RUST_LOG", "info,sgdrift=debug")
-        .env("AWS_ENDPOINT_URL", &server.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())

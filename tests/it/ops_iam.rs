@@ -92,7 +92,7 @@ fn sdk_operations_of(services: &[(&str, &str)]) -> BTreeMap<String, String> {
         }
     }
     assert!(
-        ops.len() > 30,
+        ops.len() > 20,
         "found only {} SDK operations: the SDK sources look incomplete",
         ops.len()
     );
@@ -385,6 +385,38 @@ fn the_fix_policy_allows_exactly_the_calls_of_fix_and_nothing_the_read_policy_ha
     }
 }
 
+/// The SDK crates the change feed calls (src/events/aws.rs).
+const EVENT_SERVICES: [(&str, &str); 2] = [("aws-sdk-sqs", "sqs"), ("aws-sdk-cloudtrail", "cloudtrail")];
+
+/// Batch calls that IAM authorizes with the single call's action.
+const BATCH_ACTIONS: [(&str, &str); 1] = [("sqs:DeleteMessageBatch", "sqs:DeleteMessage")];
+
+#[test]
+fn the_events_policy_allows_exactly_the_calls_of_the_change_feed() {
+    let ops = sdk_operations_of(&EVENT_SERVICES);
+    let code = strip_line_comments(&read("src/events/aws.rs"));
+    let needed: BTreeSet<String> = method_calls(&code)
+        .iter()
+        .filter_map(|m| ops.get(m).cloned())
+        .map(|a| BATCH_ACTIONS.iter().find(|(batch, _)| *batch == a).map_or(a, |(_, single)| single.to_string()))
+        .collect();
+    assert!(needed.contains("sqs:ReceiveMessage") && needed.contains("cloudtrail:LookupEvents"), "{needed:?}");
+    let policy = read_json("deploy/iam/sgdrift-events.json");
+    let granted = allowed_actions("sgdrift-events.json", &policy);
+    assert!(
+        granted == needed,
+        "deploy/iam/sgdrift-events.json and src/events/aws.rs disagree\n  called but not granted: {:?}\n  granted but never called: {:?}",
+        diff(&needed, &granted),
+        diff(&granted, &needed)
+    );
+    for s in policy["Statement"].as_array().unwrap() {
+        let sqs = s["Action"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("sqs:"));
+        if sqs {
+            assert_ne!(s["Resource"], "*", "the queue actions are scoped to the queue ({})", s["Sid"]);
+        }
+    }
+}
+
 #[test]
 fn only_the_fix_command_writes_and_the_daemon_never_does() {
     // The read source makes no write call.
@@ -403,4 +435,15 @@ fn only_the_fix_command_writes_and_the_daemon_never_does() {
         .map(|f| f.strip_prefix(repo()).unwrap_or(&f).display().to_string())
         .collect();
     assert_eq!(users, ["src/app.rs"], "only `sgdrift fix` may build the EC2 writer");
+}
+
+#[test]
+fn the_events_template_grants_the_daemon_the_queue_actions_of_the_events_policy() {
+    let template = read_json("deploy/events/sgdrift-events.json");
+    let inline = &template["Resources"]["DaemonQueueAccess"]["Properties"]["PolicyDocument"];
+    let in_template = allowed_actions("sgdrift-events.json (template)", inline);
+    let policy = read_json("deploy/iam/sgdrift-events.json");
+    let queue_actions: BTreeSet<String> =
+        allowed_actions("sgdrift-events.json", &policy).into_iter().filter(|a| a.starts_with("sqs:")).collect();
+    assert_eq!(in_template, queue_actions);
 }

@@ -147,6 +147,20 @@ impl Moto {
         assert!(matches!(answer, Some((200, _))), "moto reset failed: {answer:?}");
     }
 
+    /// Points a `sgdrift` process at this server only, in `region`: static test credentials, no
+    /// profile, no IMDS, one attempt per call.
+    pub fn point(&self, command: &mut Command, region: &str) {
+        command
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", region)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_MAX_ATTEMPTS", "1");
+    }
+
     /// An SDK config for `region` that talks to this server only: static test credentials, no
     /// profile, no IMDS, one attempt per call (an unimplemented API fails at once).
     pub fn sdk_config(&self, region: &str) -> SdkConfig {
