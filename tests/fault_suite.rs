@@ -6,7 +6,14 @@
 //! them all and closes with `N passed, N failed`.
 
 mod daemon_harness;
+#[path = "support/moto.rs"]
+mod moto;
+#[path = "support/proxy.rs"]
+mod proxy;
+#[path = "support/receiver.rs"]
+mod receiver;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
@@ -15,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use daemon_harness::{free_port, Daemon, Fixture, PATIENCE};
+use receiver::Reply;
 
 /// The descriptor limit of issue 10: systemd's default soft limit.
 const NOFILE: u32 = 1024;
@@ -513,4 +521,108 @@ fn a_newline_in_a_cluster_name_from_the_files_source_cannot_forge_a_log_line() {
     assert!(!log.contains('\u{1b}'), "an escape sequence reached the log (stderr is not a terminal: no colours either)");
     let escaped = log.lines().filter(|l| l.contains("ledger\\n2026")).count();
     figure("log-forging", format!("{escaped} log lines name the cluster with its newline escaped; 0 forged lines, 0 escape sequences"));
+}
+
+/// A multi-threaded runtime for the test receiver (`support/receiver.rs` is async): it serves
+/// from the runtime's own threads while the test blocks on the daemon.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A field of `/proc/<pid>/status` given in kB (`VmRSS`, `VmHWM`), in MiB.
+fn proc_mib(pid: u32, field: &str) -> f64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    kb / 1024.0
+}
+
+/// The webhook sink's whole-request timeout (`DeliveryOptions::default`, src/alert/outbox.rs).
+const SINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `Retry-After` HTTP-date of the second 429: further out than any backoff of that attempt
+/// (at most 4 s), so only reading the date explains the wait.
+const RETRY_AFTER_DATE: Duration = Duration::from_secs(8);
+/// The error body of the last failure: sgdrift must read at most 4 KiB of it.
+const HUGE_BODY: usize = 50 << 20;
+/// A bound on the resident memory of the daemon while it is answered with that body.
+const RSS_BOUND_MIB: f64 = 200.0;
+/// Six attempts backing off (about 45 s with the longest jitter): waited for, not timed.
+const DELIVERY_PATIENCE: Duration = Duration::from_secs(240);
+
+fn failed_count(d: &Daemon, reason: &str) -> f64 {
+    d.value("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", reason)]).unwrap_or(0.0)
+}
+
+#[test]
+fn a_receiver_failing_every_way_gets_the_notification_once_in_the_end_and_each_failure_is_counted_by_reason() {
+    let rt = runtime();
+    let receiver = rt.block_on(receiver::Receiver::start());
+    receiver.script(
+        "/flaky",
+        [
+            Reply::status(500),
+            Reply::status(429).header("retry-after", "1"),
+            Reply::status(429).retry_after_date(RETRY_AFTER_DATE),
+            Reply::status(503).delay(SINK_REQUEST_TIMEOUT + Duration::from_secs(5)),
+            Reply::status(500).body(&"x".repeat(HUGE_BODY)),
+        ],
+    );
+    let mut fx = Fixture::demo();
+    // The second sink's receiver is down: nothing listens on its port.
+    fx.webhooks = vec![receiver.url("/flaky"), format!("http://127.0.0.1:{}/down", free_port())];
+    let mut d = fx.start();
+    let pid = d.child.id();
+    d.wait_ready();
+    let rss_ready = proc_mib(pid, "VmRSS");
+
+    let fifth = d.wait_for_within(DELIVERY_PATIENCE, "the attempt answered with 50 MB", |_| receiver.requests("/flaky").get(4).map(|r| r.at));
+    d.wait_for("the 50 MB answer to be counted as a server error", |d| (failed_count(d, "server_error") >= 2.0).then_some(()));
+    let settled = fifth.elapsed();
+    let peak = proc_mib(pid, "VmHWM");
+    let got = d.wait_for_within(DELIVERY_PATIENCE, "the sixth attempt", |_| {
+        let got = receiver.requests("/flaky");
+        (got.len() >= 6).then_some(got)
+    });
+    let first = got[0].body["notification_id"].as_str().expect("a notification_id").to_string();
+    let statuses: Vec<u16> = got[..6].iter().map(|r| r.answered).collect();
+    assert_eq!(statuses, [500, 429, 429, 503, 500, 200]);
+    assert!(got[..6].iter().all(|r| r.body["notification_id"] == first.as_str()), "one notification, retried: {got:?}");
+    let date_wait = got[3].at - got[2].at;
+    assert!(date_wait + Duration::from_secs(2) >= RETRY_AFTER_DATE, "the HTTP-date Retry-After was not honoured: next try after {date_wait:?}");
+    assert!(got[2].at - got[1].at >= Duration::from_millis(900), "Retry-After: 1 was not honoured");
+
+    // The other notifications go through too; a few more polls add nothing (the demo's drift is
+    // unchanged), and each notification was accepted exactly once.
+    d.wait_for_more_polls(9.0);
+    let got = receiver.requests("/flaky");
+    let mut accepted: BTreeMap<String, usize> = BTreeMap::new();
+    for r in got.iter().filter(|r| r.answered == 200) {
+        *accepted.entry(r.body["notification_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(accepted.get(&first), Some(&1), "{accepted:?}");
+    assert!(accepted.values().all(|n| *n == 1), "a notification accepted twice: {accepted:?}");
+    let counted: Vec<(&str, f64)> =
+        ["server_error", "rate_limited", "timeout", "client_error", "connect"].into_iter().map(|r| (r, failed_count(&d, r))).collect();
+    assert_eq!(counted, [("server_error", 2.0), ("rate_limited", 2.0), ("timeout", 1.0), ("client_error", 0.0), ("connect", 0.0)]);
+    let refused = failed_count(&d, "connection_refused");
+    assert!(refused >= 1.0, "the receiver that is down is counted as connection_refused");
+    assert!(peak < RSS_BOUND_MIB, "peak resident memory {peak:.1} MiB with a 50 MiB error body (bound {RSS_BOUND_MIB} MiB)");
+    assert!(d.child.try_wait().unwrap().is_none());
+    figure(
+        "receivers",
+        format!(
+            "500, 429 (Retry-After: 1), 429 (HTTP-date +{}s: next try after {:.1}s), hang (cut at the {}s timeout), 500 with a 50 MiB body (settled in {:.2}s; peak RSS {peak:.1} MiB, {rss_ready:.1} at ready), then 200: accepted once after 6 attempts in {:.1}s; failed{{server_error={}, rate_limited={}, timeout={}}}; receiver down: connection_refused={refused}",
+            RETRY_AFTER_DATE.as_secs(),
+            date_wait.as_secs_f64(),
+            SINK_REQUEST_TIMEOUT.as_secs(),
+            settled.as_secs_f64(),
+            (got[5].at - got[0].at).as_secs_f64(),
+            counted[0].1,
+            counted[1].1,
+            counted[2].1,
+        ),
+    );
 }
