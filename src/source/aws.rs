@@ -409,10 +409,11 @@ impl Inner {
         }
     }
 
-    /// The clusters `target` wants among those `ListClusters` names. When the listing fails for
-    /// a passing reason (throttled, timed out, a 5xx) after an earlier one succeeded, the
-    /// clusters of that earlier listing: one throttled call must not leave every cluster of the
-    /// target unevaluated for a cycle (each cluster's own calls still say whether it is there).
+    /// The clusters `target` wants among those `ListClusters` names. When the listing is
+    /// throttled (past the SDK's retries) after an earlier one succeeded, the clusters of that
+    /// earlier listing: AWS throttles each API on its own, so one throttled call must not leave
+    /// every cluster of the target unevaluated for a cycle (each cluster's own calls still say
+    /// whether it is there). AWS down or failing stays a failure of the whole target.
     async fn wanted_clusters(&self, scope: &Scope, target: &TargetSpec) -> Result<BTreeSet<String>, CallFailure> {
         let all: BTreeSet<String> = match self.list_clusters(scope).await {
             Ok(names) => {
@@ -420,11 +421,11 @@ impl Inner {
                 lock(&self.listed).insert(scope.key.clone(), names.clone());
                 names
             }
-            Err(e) if matches!(e.error.kind(), "throttled" | "timeout" | "server") => {
+            Err(e) if e.error.kind() == "throttled" => {
                 let Some(last) = lock(&self.listed).get(&scope.key).cloned() else { return Err(e) };
                 tracing::warn!(
                     region = %scope.key.region, error = %e.error, clusters = last.len(),
-                    "ListClusters failed; polling the clusters it listed last time"
+                    "ListClusters throttled; polling the clusters it listed last time"
                 );
                 last
             }
