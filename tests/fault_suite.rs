@@ -1,9 +1,11 @@
 //! The fault suite (issue 10): the real `sgdrift run`, on loopback only, driven through what an
 //! attacker or a bad day can do to it: half-open and slow HTTP clients at a low descriptor
 //! limit, a state directory that cannot be written, corrupt state files, SIGHUP with bad and
-//! good configs, a cluster name that tries to forge a log line, an AWS endpoint that refuses or
-//! hangs. Each case prints one `fault <case>:` line with its figure; `scripts/fault-suite` runs
-//! them all and closes with `N passed, N failed`.
+//! good configs, a cluster name that tries to forge a log line, an AWS endpoint that refuses,
+//! hangs or throttles, kill -9 at random moments while rules churn, and webhook receivers that
+//! fail in every way. Each case prints one `fault <case>:` line with its figure;
+//! `scripts/fault-suite` runs them all and closes with `N passed, N failed`. Randomized cases
+//! print their seed (`SGDRIFT_FAULT_SEED` replays it).
 
 mod daemon_harness;
 #[path = "support/moto.rs"]
@@ -848,7 +850,8 @@ const THROTTLED_SHARE: f64 = 0.25;
 /// Poll cycles observed under throttling (at least; more until a call ran out of retries).
 const THROTTLED_CYCLES: usize = 12;
 /// The longest run of cycles a cluster may stay unevaluated: a call fails for good only when
-/// all 3 attempts are throttled (1 in 27 here), and the next cycle tries again.
+/// all 3 attempts are throttled (1 in 64 here), and the next cycle tries again. The first
+/// cycles read every cluster's metadata (about 10 calls), so they fail more often.
 const LONGEST_ERROR_RUN: usize = 4;
 
 /// AWS's own throttling answers: EC2 (query protocol) `RequestLimitExceeded` in its XML error
