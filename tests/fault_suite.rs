@@ -781,9 +781,9 @@ fn kill_9_at_random_moments_under_rule_churn_loses_and_duplicates_no_alert_per_s
     for _ in 0..KILLS {
         let mut d = fx.start();
         let life = Duration::from_millis(rng.random_range(200..LONGEST_LIFE_MS));
-        // Half the kills wait, after that life, for the next notification a receiver accepts
-        // (at most 3 s more) and land right then: between its 2xx and the journal entry that
-        // records the delivery.
+        // Half the kills wait, after that life, for the next notification a receiver takes
+        // (at most 3 s more) and land right then: while its 200 is on the way or before the
+        // journal records the delivery, so the receiver has it and sgdrift does not know.
         let on_delivery = rng.random_bool(0.5);
         let born = Instant::now();
         std::thread::sleep(life);
@@ -848,7 +848,7 @@ fn kill_9_at_random_moments_under_rule_churn_loses_and_duplicates_no_alert_per_s
     figure(
         "kill-9",
         format!(
-            "seed {seed}: {KILLS} SIGKILLs after {:.1}–{:.1}s of life ({in_flight} right after a receiver's 200) under {changes} rule changes, {} open at the end; {}",
+            "seed {seed}: {KILLS} SIGKILLs after {:.1}–{:.1}s of life ({in_flight} as a receiver took a notification) under {changes} rule changes, {} open at the end; {}",
             lives.iter().cloned().fold(f64::MAX, f64::min),
             lives.iter().cloned().fold(0.0, f64::max),
             open.len(),
