@@ -605,6 +605,8 @@ fn a_receiver_failing_every_way_gets_the_notification_once_in_the_end_and_each_f
     let date_wait = got[3].at - got[2].at;
     assert!(date_wait + Duration::from_secs(2) >= RETRY_AFTER_DATE, "the HTTP-date Retry-After was not honoured: next try after {date_wait:?}");
     assert!(got[2].at - got[1].at >= Duration::from_millis(900), "Retry-After: 1 was not honoured");
+    let hang = got[4].at - got[3].at;
+    assert!(hang >= SINK_REQUEST_TIMEOUT, "the hung request was given up after {hang:?}, before the request timeout");
 
     // The other notifications go through too; a few more polls add nothing (the demo's drift is
     // unchanged), and each notification was accepted exactly once.
@@ -626,10 +628,11 @@ fn a_receiver_failing_every_way_gets_the_notification_once_in_the_end_and_each_f
     figure(
         "receivers",
         format!(
-            "500, 429 (Retry-After: 1), 429 (HTTP-date +{}s: next try after {:.1}s), hang (cut at the {}s timeout), 500 with a 50 MiB body (settled in {:.2}s; peak RSS {peak:.1} MiB, {rss_ready:.1} at ready), then 200: accepted once after 6 attempts in {:.1}s; failed{{server_error={}, rate_limited={}, timeout={}}}; receiver down: connection_refused={refused}",
+            "500, 429 (Retry-After: 1), 429 (HTTP-date +{}s: next try after {:.1}s), hang (given up at the {}s timeout, next try {:.1}s after it began), 500 with a 50 MiB body (settled in {:.2}s; peak RSS {peak:.1} MiB, {rss_ready:.1} at ready), then 200: accepted once after 6 attempts in {:.1}s; failed{{server_error={}, rate_limited={}, timeout={}}}; receiver down: connection_refused={refused}",
             RETRY_AFTER_DATE.as_secs(),
             date_wait.as_secs_f64(),
             SINK_REQUEST_TIMEOUT.as_secs(),
+            hang.as_secs_f64(),
             settled.as_secs_f64(),
             (got[5].at - got[0].at).as_secs_f64(),
             counted[0].1,
