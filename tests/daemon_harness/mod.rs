@@ -184,8 +184,14 @@ impl Daemon {
 
     /// Waits until `check` returns `Some`, failing the test with the daemon's log after
     /// [`PATIENCE`].
-    pub fn wait_for<T>(&mut self, what: &str, mut check: impl FnMut(&Daemon) -> Option<T>) -> T {
-        let deadline = Instant::now() + PATIENCE;
+    pub fn wait_for<T>(&mut self, what: &str, check: impl FnMut(&Daemon) -> Option<T>) -> T {
+        self.wait_for_within(PATIENCE, what, check)
+    }
+
+    /// [`wait_for`](Self::wait_for) with its own bound, for what takes longer by design (a
+    /// delivery that backs off through several failures).
+    pub fn wait_for_within<T>(&mut self, bound: Duration, what: &str, mut check: impl FnMut(&Daemon) -> Option<T>) -> T {
+        let deadline = Instant::now() + bound;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("the daemon exited ({status}) while waiting for {what}\n--- daemon log ---\n{}", self.log_text());

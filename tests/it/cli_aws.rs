@@ -2,6 +2,7 @@
 //! binary, config and credentials chain users run, pointed at moto by AWS_ENDPOINT_URL.
 
 use crate::support::moto;
+use crate::support::proxy;
 use crate::support::schema;
 
 use std::path::{Path, PathBuf};
@@ -184,78 +185,19 @@ fn boto3(server: &moto::Moto, script: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// An HTTP/1.1 pass-through to the emulator that answers `sts:AssumeRole` of `refused_account`
-/// with AccessDenied, as AWS does when the role is missing or does not trust the caller (moto
-/// lets any role be assumed). One request per connection.
+/// A pass-through to the emulator (`support/proxy.rs`) that answers `sts:AssumeRole` of
+/// `refused_account` with AccessDenied, as AWS does when the role is missing or does not trust
+/// the caller (moto lets any role be assumed).
 fn refusing_proxy(upstream: &str, refused_account: &str) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = upstream.trim_start_matches("http://").to_string();
     let refused = format!("iam%3A%3A{refused_account}%3Arole");
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let (upstream, refused) = (upstream.clone(), refused.clone());
-            std::thread::spawn(move || {
-                let mut client = client;
-                let Some(request) = read_request(&mut client) else { return };
-                let text = String::from_utf8_lossy(&request);
-                let response = if text.contains("Action=AssumeRole") && text.contains(&refused) {
-                    let body = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
-                    format!("HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_bytes()
-                } else {
-                    let mut moto = std::net::TcpStream::connect(&upstream).unwrap();
-                    moto.write_all(&with_connection_close(&request)).unwrap();
-                    let mut answer = Vec::new();
-                    moto.read_to_end(&mut answer).unwrap();
-                    with_connection_close(&answer)
-                };
-                let _ = client.write_all(&response);
-            });
-        }
-    });
-    url
-}
-
-/// One request: headers, then `Content-Length` bytes of body.
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-            while buf.len() < end + 4 + length {
-                let n = stream.read(&mut chunk).ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buf);
-        }
-    }
-}
-
-/// The message with its `Connection` header replaced by `close`: each side then ends the
-/// connection after one exchange.
-fn with_connection_close(message: &[u8]) -> Vec<u8> {
-    let end = message.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP message");
-    let head = String::from_utf8_lossy(&message[..end]);
-    let mut lines: Vec<&str> = head.split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
-    lines.push("Connection: close");
-    let mut out = lines.join("\r\n").into_bytes();
-    out.extend_from_slice(&message[end..]);
-    out
+    let rule = move |request: &[u8]| {
+        let text = String::from_utf8_lossy(request);
+        (text.contains("Action=AssumeRole") && text.contains(&refused)).then(|| {
+            let body = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
+            proxy::response("403 Forbidden", &[("Content-Type", "text/xml")], body)
+        })
+    };
+    proxy::Proxy::start(upstream, std::sync::Arc::new(rule)).url
 }
 
 #[test]

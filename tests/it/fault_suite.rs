@@ -1,20 +1,32 @@
 //! The fault suite (issue 10): the real `sgdrift run`, on loopback only, driven through what an
 //! attacker or a bad day can do to it: half-open and slow HTTP clients at a low descriptor
 //! limit, a state directory that cannot be written, corrupt state files, SIGHUP with bad and
-//! good configs, a cluster name that tries to forge a log line, an AWS endpoint that refuses or
-//! hangs. Each case prints one `fault <case>:` line with its figure; `scripts/fault-suite` runs
-//! them all and closes with `N passed, N failed`.
+//! good configs, a cluster name that tries to forge a log line, an AWS endpoint that refuses,
+//! hangs or throttles, kill -9 at random moments while rules churn, and webhook receivers that
+//! fail in every way. Each case prints one `fault <case>:` line with its figure;
+//! `scripts/fault-suite` runs them all and closes with `N passed, N failed`. Randomized cases
+//! print their seed (`SGDRIFT_FAULT_SEED` replays it).
 
 use crate::daemon_harness;
+use crate::support::moto;
+use crate::support::proxy;
+use crate::support::receiver;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use crate::daemon_harness::{free_port, Daemon, Fixture, PATIENCE};
+use crate::support::receiver::Reply;
 
 /// The descriptor limit of issue 10: systemd's default soft limit.
 const NOFILE: u32 = 1024;
@@ -419,17 +431,21 @@ fn sighup_with_an_invalid_config_keeps_the_running_one_and_a_valid_one_takes_eff
 
 /// `sgdrift run` against an AWS endpoint at `endpoint`, with 1 s calls polled every 2 s.
 fn aws_daemon(dir: &Path, endpoint: &str) -> Daemon {
+    let config = format!(
+        "[poll]\ninterval = \"2s\"\njitter = \"0s\"\ntimeout = \"1s\"\n[source]\nkind = \"aws\"\n\
+         [[targets]]\nregions = [\"eu-west-1\"]\n[alerts]\nstate_file = \"{}\"\n",
+        dir.join("state.json").display()
+    );
+    aws_daemon_with(dir, endpoint, &config)
+}
+
+/// `sgdrift run` against an AWS endpoint at `endpoint` with `config` (all but `[server]`), the
+/// SDK's standard retry left as it is (3 attempts).
+fn aws_daemon_with(dir: &Path, endpoint: &str, config: &str) -> Daemon {
     let port = free_port();
-    let config = dir.join("sgdrift.toml");
-    fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[poll]\ninterval = \"2s\"\njitter = \"0s\"\ntimeout = \"1s\"\n\
-             [source]\nkind = \"aws\"\n[[targets]]\nregions = [\"eu-west-1\"]\n[alerts]\nstate_file = \"{}\"\n",
-            dir.join("state.json").display()
-        ),
-    )
-    .unwrap();
+    let path = dir.join("sgdrift.toml");
+    fs::write(&path, format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{config}")).unwrap();
+    let config = path;
     let log = dir.join("daemon.log");
     let child = Command::new(env!("CARGO_BIN_EXE_sgdrift"))
         .args(["run", "--config"])
@@ -442,6 +458,7 @@ fn aws_daemon(dir: &Path, endpoint: &str) -> Daemon {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_MAX_ATTEMPTS")
         .env_remove("SGDRIFT_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -513,4 +530,491 @@ fn a_newline_in_a_cluster_name_from_the_files_source_cannot_forge_a_log_line() {
     assert!(!log.contains('\u{1b}'), "an escape sequence reached the log (stderr is not a terminal: no colours either)");
     let escaped = log.lines().filter(|l| l.contains("ledger\\n2026")).count();
     figure("log-forging", format!("{escaped} log lines name the cluster with its newline escaped; 0 forged lines, 0 escape sequences"));
+}
+
+/// A multi-threaded runtime for the test receiver (`support/receiver.rs` is async): it serves
+/// from the runtime's own threads while the test blocks on the daemon.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A field of `/proc/<pid>/status` given in kB (`VmRSS`, `VmHWM`), in MiB.
+fn proc_mib(pid: u32, field: &str) -> f64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    kb / 1024.0
+}
+
+/// The webhook sink's whole-request timeout (`DeliveryOptions::default`, src/alert/outbox.rs).
+const SINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `Retry-After` HTTP-date of the second 429: further out than any backoff of that attempt
+/// (at most 4 s), so only reading the date explains the wait.
+const RETRY_AFTER_DATE: Duration = Duration::from_secs(8);
+/// The error body of the last failure: sgdrift must read at most 4 KiB of it.
+const HUGE_BODY: usize = 50 << 20;
+/// A bound on the resident memory of the daemon while it is answered with that body.
+const RSS_BOUND_MIB: f64 = 200.0;
+/// Six attempts backing off (about 45 s with the longest jitter): waited for, not timed.
+const DELIVERY_PATIENCE: Duration = Duration::from_secs(240);
+
+fn failed_count(d: &Daemon, reason: &str) -> f64 {
+    d.value("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", reason)]).unwrap_or(0.0)
+}
+
+#[test]
+fn a_receiver_failing_every_way_gets_the_notification_once_in_the_end_and_each_failure_is_counted_by_reason() {
+    let rt = runtime();
+    let receiver = rt.block_on(receiver::Receiver::start());
+    receiver.script(
+        "/flaky",
+        [
+            Reply::status(500),
+            Reply::status(429).header("retry-after", "1"),
+            Reply::status(429).retry_after_date(RETRY_AFTER_DATE),
+            Reply::status(503).delay(SINK_REQUEST_TIMEOUT + Duration::from_secs(5)),
+            Reply::status(500).body(&"x".repeat(HUGE_BODY)),
+        ],
+    );
+    let mut fx = Fixture::demo();
+    // The second sink's receiver is down: nothing listens on its port.
+    fx.webhooks = vec![receiver.url("/flaky"), format!("http://127.0.0.1:{}/down", free_port())];
+    let mut d = fx.start();
+    let pid = d.child.id();
+    d.wait_ready();
+    let rss_ready = proc_mib(pid, "VmRSS");
+
+    let fifth = d.wait_for_within(DELIVERY_PATIENCE, "the attempt answered with 50 MB", |_| receiver.requests("/flaky").get(4).map(|r| r.at));
+    d.wait_for("the 50 MB answer to be counted as a server error", |d| (failed_count(d, "server_error") >= 2.0).then_some(()));
+    let settled = fifth.elapsed();
+    let peak = proc_mib(pid, "VmHWM");
+    let got = d.wait_for_within(DELIVERY_PATIENCE, "the sixth attempt", |_| {
+        let got = receiver.requests("/flaky");
+        (got.len() >= 6).then_some(got)
+    });
+    let first = got[0].body["notification_id"].as_str().expect("a notification_id").to_string();
+    let statuses: Vec<u16> = got[..6].iter().map(|r| r.answered).collect();
+    assert_eq!(statuses, [500, 429, 429, 503, 500, 200]);
+    assert!(got[..6].iter().all(|r| r.body["notification_id"] == first.as_str()), "one notification, retried: {got:?}");
+    let date_wait = got[3].at - got[2].at;
+    assert!(date_wait + Duration::from_secs(2) >= RETRY_AFTER_DATE, "the HTTP-date Retry-After was not honoured: next try after {date_wait:?}");
+    assert!(got[2].at - got[1].at >= Duration::from_millis(900), "Retry-After: 1 was not honoured");
+    let hang = got[4].at - got[3].at;
+    assert!(hang >= SINK_REQUEST_TIMEOUT, "the hung request was given up after {hang:?}, before the request timeout");
+
+    // The other notifications go through too; a few more polls add nothing (the demo's drift is
+    // unchanged), and each notification was accepted exactly once.
+    d.wait_for_more_polls(9.0);
+    let got = receiver.requests("/flaky");
+    let mut accepted: BTreeMap<String, usize> = BTreeMap::new();
+    for r in got.iter().filter(|r| r.answered == 200) {
+        *accepted.entry(r.body["notification_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(accepted.get(&first), Some(&1), "{accepted:?}");
+    assert!(accepted.values().all(|n| *n == 1), "a notification accepted twice: {accepted:?}");
+    let counted: Vec<(&str, f64)> =
+        ["server_error", "rate_limited", "timeout", "client_error", "connect"].into_iter().map(|r| (r, failed_count(&d, r))).collect();
+    assert_eq!(counted, [("server_error", 2.0), ("rate_limited", 2.0), ("timeout", 1.0), ("client_error", 0.0), ("connect", 0.0)]);
+    let refused = failed_count(&d, "connection_refused");
+    assert!(refused >= 1.0, "the receiver that is down is counted as connection_refused");
+    assert!(peak < RSS_BOUND_MIB, "peak resident memory {peak:.1} MiB with a 50 MiB error body (bound {RSS_BOUND_MIB} MiB)");
+    assert!(d.child.try_wait().unwrap().is_none());
+    figure(
+        "receivers",
+        format!(
+            "500, 429 (Retry-After: 1), 429 (HTTP-date +{}s: next try after {:.1}s), hang (given up at the {}s timeout, next try {:.1}s after it began), 500 with a 50 MiB body (settled in {:.2}s; peak RSS {peak:.1} MiB, {rss_ready:.1} at ready), then 200: accepted once after 6 attempts in {:.1}s; failed{{server_error={}, rate_limited={}, timeout={}}}; receiver down: connection_refused={refused}",
+            RETRY_AFTER_DATE.as_secs(),
+            date_wait.as_secs_f64(),
+            SINK_REQUEST_TIMEOUT.as_secs(),
+            hang.as_secs_f64(),
+            settled.as_secs_f64(),
+            (got[5].at - got[0].at).as_secs_f64(),
+            counted[0].1,
+            counted[1].1,
+            counted[2].1,
+        ),
+    );
+}
+
+/// The demo clusters whose cluster security group the churn edits, and the ports it opens to
+/// the whole internet there.
+const CHURNED: [&str; 2] = ["payments", "ledger"];
+const CHURN_PORTS: [u16; 2] = [22, 3389];
+/// SIGKILLs of the daemon, each at a random moment of its life.
+const KILLS: usize = 9;
+/// The longest a daemon lives before its SIGKILL (the shortest: before its first poll).
+const LONGEST_LIFE_MS: u64 = 5000;
+
+/// The seed of a randomized case: `SGDRIFT_FAULT_SEED` to replay one, else the clock.
+fn seed() -> u64 {
+    std::env::var("SGDRIFT_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    })
+}
+
+/// One churned cluster: its describe-security-groups.json as the demo has it, and the id of
+/// the cluster security group the internet-open rules go on.
+struct Churned {
+    file: std::path::PathBuf,
+    original: serde_json::Value,
+    group: String,
+}
+
+impl Churned {
+    fn of(fx: &Fixture, name: &str) -> Churned {
+        let dir = fx.cluster_dir(name);
+        let cluster: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.join("describe-cluster.json")).unwrap()).unwrap();
+        let group = cluster["cluster"]["resourcesVpcConfig"]["clusterSecurityGroupId"].as_str().unwrap().to_string();
+        let file = dir.join("describe-security-groups.json");
+        let original: serde_json::Value = serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+        assert!(original["SecurityGroups"].as_array().unwrap().iter().any(|g| g["GroupId"] == group.as_str()), "{name}: {group} is described");
+        Churned { file, original, group }
+    }
+
+    /// Writes the file (atomically) with `ports` open from 0.0.0.0/0 on the cluster group.
+    fn write(&self, ports: &BTreeSet<u16>) {
+        let mut groups = self.original.clone();
+        let target = groups["SecurityGroups"].as_array_mut().unwrap().iter_mut().find(|g| g["GroupId"] == self.group.as_str()).unwrap();
+        for port in ports {
+            target["IpPermissions"].as_array_mut().unwrap().push(serde_json::json!({
+                "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "churn"}],
+                "Ipv6Ranges": [], "PrefixListIds": [], "UserIdGroupPairs": []
+            }));
+        }
+        daemon_harness::write_atomically(&self.file, &serde_json::to_string_pretty(&groups).unwrap());
+    }
+}
+
+/// Toggles a random churned port every 0.1–1.5 s until `stop`; returns how many changes it made.
+fn churn(clusters: Arc<Vec<Churned>>, seed: u64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut open: Vec<BTreeSet<u16>> = vec![BTreeSet::new(); clusters.len()];
+        let mut changes = 0;
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(rng.random_range(100..1500)));
+            let (i, port) = (rng.random_range(0..clusters.len()), CHURN_PORTS[rng.random_range(0..CHURN_PORTS.len())]);
+            if !open[i].remove(&port) {
+                open[i].insert(port);
+            }
+            clusters[i].write(&open[i]);
+            changes += 1;
+        }
+        changes
+    })
+}
+
+/// What one sink's receiver got: each (episode, status, opened_at) transition with the
+/// notification ids that carried it, and how often each notification id arrived.
+#[derive(Default)]
+struct Delivered {
+    transitions: BTreeMap<(String, String, chrono::DateTime<chrono::Utc>), BTreeSet<String>>,
+    arrivals: BTreeMap<String, usize>,
+}
+
+impl Delivered {
+    fn of(requests: &[receiver::Recorded]) -> Delivered {
+        let mut out = Delivered::default();
+        for r in requests.iter().filter(|r| r.answered == 200) {
+            let id = r.body["notification_id"].as_str().expect("a notification_id").to_string();
+            *out.arrivals.entry(id.clone()).or_default() += 1;
+            for e in r.body["events"].as_array().expect("events") {
+                if e["reminder"] == true {
+                    continue;
+                }
+                let key = (e["episode_id"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string(), time(&e["opened_at"]));
+                out.transitions.entry(key).or_default().insert(id.clone());
+            }
+        }
+        out
+    }
+
+    fn has(&self, episode: &(String, chrono::DateTime<chrono::Utc>), status: &str) -> bool {
+        self.transitions.contains_key(&(episode.0.clone(), status.to_string(), episode.1))
+    }
+
+    fn count(&self, status: &str) -> usize {
+        self.transitions.keys().filter(|k| k.1 == status).count()
+    }
+
+    /// The same notification id received more than once (at-least-once delivery).
+    fn redeliveries(&self) -> usize {
+        self.arrivals.values().map(|n| n - 1).sum()
+    }
+}
+
+fn time(v: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not a timestamp: {v}"))
+}
+
+/// The open episodes (id, opened_at) in a state file.
+fn open_episodes(state_file: &Path) -> BTreeSet<(String, chrono::DateTime<chrono::Utc>)> {
+    let state: serde_json::Value = serde_json::from_str(&fs::read_to_string(state_file).unwrap()).unwrap();
+    let clusters = state["alerts"]["clusters"].as_object().cloned().unwrap_or_default();
+    clusters
+        .values()
+        .flat_map(|c| c["open"].as_object().cloned().unwrap_or_default().into_values())
+        .map(|e| (e["episode_id"].as_str().unwrap().to_string(), time(&e["opened_at"])))
+        .collect()
+}
+
+/// Starts and SIGKILLs the daemon [`KILLS`] times, each after a random life; returns the lives
+/// (s) and how many kills landed as a receiver took a notification.
+fn kill_at_random_moments(fx: &Fixture, rng: &mut StdRng, receiver: &receiver::Receiver, sinks: &[&str]) -> (Vec<f64>, usize) {
+    let delivered = |r: &receiver::Receiver| sinks.iter().map(|p| r.requests(p).len()).sum::<usize>();
+    let (mut lives, mut in_flight) = (Vec::new(), 0);
+    for _ in 0..KILLS {
+        let mut d = fx.start();
+        let life = Duration::from_millis(rng.random_range(200..LONGEST_LIFE_MS));
+        // Half the kills wait, after that life, for the next notification a receiver takes
+        // (at most 3 s more) and land right then: while its 200 is on the way or before the
+        // journal records the delivery, so the receiver has it and sgdrift does not know.
+        let on_delivery = rng.random_bool(0.5);
+        let born = Instant::now();
+        std::thread::sleep(life);
+        if on_delivery {
+            let before = delivered(receiver);
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until && delivered(receiver) == before {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            in_flight += usize::from(Instant::now() < until);
+        }
+        assert!(d.child.try_wait().unwrap().is_none(), "the daemon died by itself\n{}", d.log_text());
+        d.child.kill().unwrap();
+        d.wait_exit(Duration::from_secs(5)).expect("SIGKILL ends the daemon");
+        lives.push(born.elapsed().as_secs_f64());
+    }
+    (lives, in_flight)
+}
+
+/// Checks one sink's deliveries against the episodes open at the end: 0 lost, 0 duplicated.
+/// Returns its figure.
+fn check_sink(sink: &str, got: &Delivered, open: &BTreeSet<(String, chrono::DateTime<chrono::Utc>)>, seed: u64) -> String {
+    let lost_firing: Vec<_> = open.iter().filter(|e| !got.has(e, "firing")).collect();
+    assert!(lost_firing.is_empty(), "{sink}: open at the end, never delivered firing: {lost_firing:?} (seed {seed})");
+    let lost_resolved: Vec<_> = got
+        .transitions
+        .keys()
+        .filter(|(id, status, at)| status == "firing" && !open.contains(&(id.clone(), *at)))
+        .filter(|(id, _, at)| !got.has(&(id.clone(), *at), "resolved"))
+        .collect();
+    assert!(lost_resolved.is_empty(), "{sink}: fired, gone at the end, never delivered resolved: {lost_resolved:?} (seed {seed})");
+    let unannounced: Vec<_> =
+        got.transitions.keys().filter(|(id, status, at)| status == "resolved" && !got.has(&(id.clone(), *at), "firing")).collect();
+    assert!(unannounced.is_empty(), "{sink}: resolved, never delivered firing: {unannounced:?} (seed {seed})");
+    let duplicated: Vec<_> = got.transitions.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(duplicated.is_empty(), "{sink}: one transition under several notification ids: {duplicated:?} (seed {seed})");
+    assert!(got.count("resolved") >= 1, "{sink}: the churn resolved something (seed {seed})");
+    format!(
+        "{sink}: {} firing + {} resolved transitions, 0 lost, 0 duplicated, {} redelivered (same notification_id)",
+        got.count("firing"),
+        got.count("resolved"),
+        got.redeliveries()
+    )
+}
+
+#[test]
+fn kill_9_at_random_moments_under_rule_churn_loses_and_duplicates_no_alert_per_sink() {
+    let seed = seed();
+    println!("kill-9 seed {seed} (SGDRIFT_FAULT_SEED={seed} replays its schedule)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let rt = runtime();
+    let receiver = rt.block_on(receiver::Receiver::start());
+    let sinks = ["/a", "/b"];
+    let mut fx = Fixture::demo();
+    fx.webhooks = sinks.iter().map(|p| receiver.url(p)).collect();
+    let churned = Arc::new(CHURNED.map(|name| Churned::of(&fx, name)).into_iter().collect::<Vec<_>>());
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = churn(churned.clone(), rng.random(), stop.clone());
+    let (lives, in_flight) = kill_at_random_moments(&fx, &mut rng, &receiver, &sinks);
+    stop.store(true, Ordering::SeqCst);
+    let changes = churner.join().unwrap();
+    // The known final state: SSH open on payments, the churned rules gone from ledger.
+    churned[0].write(&BTreeSet::from([22]));
+    churned[1].write(&BTreeSet::new());
+
+    let mut d = fx.start();
+    d.wait_ready();
+    d.wait_for_more_polls(3.0 * 3.0);
+    d.wait_for("the outbox to empty", |d| (d.value("sgdrift_notification_queue_length", &[]) == Some(0.0)).then_some(()));
+    let report = d.report();
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(10)).expect("SIGTERM ends the daemon");
+    let open = open_episodes(&fx.state_file);
+    let payments = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == "payments").unwrap();
+    let ssh = payments["findings"].as_array().unwrap().iter().find(|f| f["from_port"] == 22 && f["peer"] == "0.0.0.0/0");
+    let ssh = ssh.expect("the final state's SSH rule on payments is a finding")["id"].as_str().unwrap().to_string();
+    assert!(open.iter().any(|(id, _)| *id == ssh), "the final SSH finding is an open episode");
+
+    let per_sink: Vec<String> = sinks.iter().map(|sink| check_sink(sink, &Delivered::of(&receiver.requests(sink)), &open, seed)).collect();
+    figure(
+        "kill-9",
+        format!(
+            "seed {seed}: {KILLS} SIGKILLs after {:.1}–{:.1}s of life ({in_flight} as a receiver took a notification) under {changes} rule changes, {} open at the end; {}",
+            lives.iter().cloned().fold(f64::MAX, f64::min),
+            lives.iter().cloned().fold(0.0, f64::max),
+            open.len(),
+            per_sink.join("; ")
+        ),
+    );
+}
+
+/// The region of the throttled fleet, and its clusters (build.py `styles` names).
+const THROTTLED_REGION: &str = "eu-west-1";
+const THROTTLED_CLUSTERS: &str = "console-public,eksctl-public-private,terraform-private";
+/// The share of EC2 and EKS requests the proxy answers with a throttling error.
+const THROTTLED_SHARE: f64 = 0.25;
+/// Poll cycles observed under throttling (at least; more until a call ran out of retries).
+const THROTTLED_CYCLES: usize = 12;
+/// The longest run of cycles a cluster may stay unevaluated: a call fails for good only when
+/// all 3 attempts are throttled (1 in 64 here), and the next cycle tries again. The first
+/// cycles read every cluster's metadata (about 10 calls), so they fail more often.
+const LONGEST_ERROR_RUN: usize = 4;
+
+/// AWS's own throttling answers: EC2 (query protocol) `RequestLimitExceeded` in its XML error
+/// document, EKS (REST-JSON) `ThrottlingException` in `x-amzn-ErrorType`.
+fn throttled(service: &str) -> Vec<u8> {
+    if service == "ec2" {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>f3b1c2d4-0000-4000-8000-000000000000</RequestID></Response>";
+        proxy::response("400 Bad Request", &[("Content-Type", "text/xml;charset=UTF-8")], body)
+    } else {
+        let body = "{\"message\":\"Rate exceeded\"}";
+        proxy::response(
+            "400 Bad Request",
+            &[("Content-Type", "application/json"), ("x-amzn-ErrorType", "ThrottlingException"), ("x-amzn-RequestId", "f3b1c2d4-0000-4000-8000-000000000001")],
+            body,
+        )
+    }
+}
+
+/// Per cycle (`sgdrift_poll_duration_seconds_count` of the one target), which clusters were
+/// evaluated (`sgdrift_cluster_poll_success` 1).
+fn evaluated_by_cycle(d: &mut Daemon, clusters: &[String], wanted: usize) -> Vec<BTreeSet<String>> {
+    let mut cycles = Vec::new();
+    let mut seen = d.total("sgdrift_poll_duration_seconds_count");
+    d.wait_for_within(DELIVERY_PATIENCE, &format!("{wanted} poll cycles and a call throttled to the end"), |d| {
+        let m = d.metrics();
+        let count: f64 = daemon_harness::select(&m, "sgdrift_poll_duration_seconds_count", &[]).iter().map(|s| s.value).sum();
+        if count > seen {
+            seen = count;
+            let ok = |c: &String| daemon_harness::find(&m, "sgdrift_cluster_poll_success", &[("eks_cluster", c)]).is_some_and(|s| s.value == 1.0);
+            cycles.push(clusters.iter().filter(|c| ok(c)).cloned().collect());
+        }
+        let throttled = daemon_harness::select(&m, "sgdrift_aws_api_request_errors_total", &[("error", "throttled")]).iter().map(|s| s.value).sum::<f64>();
+        (cycles.len() >= wanted && throttled > 0.0).then_some(())
+    });
+    cycles
+}
+
+/// The longest run of consecutive cycles in which `cluster` was not evaluated.
+fn longest_miss(cycles: &[BTreeSet<String>], cluster: &str) -> usize {
+    let (mut run, mut longest) = (0, 0);
+    for c in cycles {
+        run = if c.contains(cluster) { 0 } else { run + 1 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+/// The proxy of the throttling case: it throttles a random share of EC2 and EKS requests or,
+/// once `listing_only` is set, every `ListClusters` and nothing else. `counts` is (EC2/EKS
+/// requests, throttled).
+struct Throttler {
+    proxy: proxy::Proxy,
+    counts: Arc<std::sync::Mutex<(usize, usize)>>,
+    listing_only: Arc<AtomicBool>,
+}
+
+impl Throttler {
+    fn start(upstream: &str, seed: u64) -> Throttler {
+        let rng = std::sync::Mutex::new(StdRng::seed_from_u64(seed));
+        let counts = Arc::new(std::sync::Mutex::new((0usize, 0usize)));
+        let listing_only = Arc::new(AtomicBool::new(false));
+        let (tally, only_listing) = (counts.clone(), listing_only.clone());
+        let proxy = proxy::Proxy::start(
+            upstream,
+            Arc::new(move |request: &[u8]| {
+                let service = proxy::signed_service(request).filter(|s| s == "ec2" || s == "eks")?;
+                let throttle = if only_listing.load(Ordering::SeqCst) {
+                    request.starts_with(b"GET /clusters ") || request.starts_with(b"GET /clusters?")
+                } else {
+                    rng.lock().unwrap().random_bool(THROTTLED_SHARE)
+                };
+                let mut t = tally.lock().unwrap();
+                t.0 += 1;
+                t.1 += usize::from(throttle);
+                throttle.then(|| throttled(&service))
+            }),
+        );
+        Throttler { proxy, counts, listing_only }
+    }
+}
+
+/// Throttles every `ListClusters` from now on; returns the clusters evaluated in each of the
+/// next cycles but the first (which may have begun before the switch), after checking that the
+/// listing did run out of retries in each.
+fn with_every_listing_throttled(d: &mut Daemon, throttler: &Throttler, clusters: &[String]) -> Vec<BTreeSet<String>> {
+    throttler.listing_only.store(true, Ordering::SeqCst);
+    let listing = [("operation", "ListClusters"), ("error", "throttled")];
+    let before = d.value("sgdrift_aws_api_request_errors_total", &listing).unwrap_or(0.0);
+    let cycles = evaluated_by_cycle(d, clusters, 5);
+    let failed = d.value("sgdrift_aws_api_request_errors_total", &listing).unwrap_or(0.0) - before;
+    assert!(failed >= 4.0, "ListClusters ran out of retries each cycle ({failed} times)");
+    cycles[1..].to_vec()
+}
+
+#[test]
+fn aws_throttling_a_quarter_of_requests_still_evaluates_every_cluster_and_resolves_nothing() {
+    let seed = seed();
+    println!("aws-throttled seed {seed}");
+    let server = moto::server_for(module_path!());
+    let manifest = server.build_fixture(&["--region", THROTTLED_REGION, "--only", THROTTLED_CLUSTERS]);
+    let clusters = moto::manifest_clusters(&manifest);
+    let throttler = Throttler::start(&server.url, seed);
+    let receiver = daemon_harness::Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[poll]\ninterval = \"2s\"\njitter = \"0s\"\ntimeout = \"30s\"\n[source]\nkind = \"aws\"\n\
+         [[targets]]\nregions = [\"{THROTTLED_REGION}\"]\nclusters = [\"*\"]\nbaseline = \"eks-minimal\"\n\
+         [alerts]\nstate_file = \"{}\"\n[[alerts.webhook]]\nurl = \"{}\"\nmin_severity = \"low\"\n",
+        dir.path().join("state.json").display(),
+        receiver.url()
+    );
+    let mut d = aws_daemon_with(dir.path(), &throttler.proxy.url, &config);
+    d.wait_ready();
+    let cycles = evaluated_by_cycle(&mut d, &clusters, THROTTLED_CYCLES);
+    let throttled_calls: f64 =
+        daemon_harness::select(&d.metrics(), "sgdrift_aws_api_request_errors_total", &[("error", "throttled")]).iter().map(|s| s.value).sum();
+    let (requests, throttled_requests) = *throttler.counts.lock().unwrap();
+    let longest = clusters.iter().map(|c| longest_miss(&cycles, c)).max().unwrap_or(0);
+    let per_cycle: Vec<usize> = cycles.iter().map(BTreeSet::len).collect();
+    let mean = per_cycle.iter().sum::<usize>() as f64 / per_cycle.len() as f64;
+    assert!(throttled_calls > 0.0, "calls that ran out of retries are counted as throttled");
+    assert!(longest <= LONGEST_ERROR_RUN, "a cluster went {longest} cycles unevaluated: {cycles:?} (seed {seed})");
+    assert!(clusters.iter().all(|c| cycles.iter().any(|cycle| cycle.contains(c))), "every cluster is evaluated");
+
+    let unlisted = with_every_listing_throttled(&mut d, &throttler, &clusters);
+    assert!(unlisted.iter().all(|c| c.len() == clusters.len()), "with every ListClusters throttled: {unlisted:?}");
+
+    let bodies: Vec<serde_json::Value> = receiver.bodies().iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    let events = bodies.iter().flat_map(|b| b["events"].as_array().cloned().unwrap_or_default());
+    let firing = events.filter(|e| e["status"] == "firing").count();
+    let resolved = bodies.iter().filter(|b| daemon_harness::mentions_resolved(b)).count();
+    assert!(firing > 0, "the fleet has drift to alert on (else a false resolved could not show)");
+    assert_eq!(resolved, 0, "a throttled poll resolved drift: {bodies:?}");
+    assert!(d.child.try_wait().unwrap().is_none());
+    let n = clusters.len();
+    figure(
+        "aws-throttled",
+        format!(
+            "seed {seed}: {throttled_requests} of {requests} EC2/EKS requests throttled ({:.0}%); clusters evaluated per cycle {per_cycle:?} of {n} (mean {mean:.2}), longest unevaluated run {longest} cycle(s); {throttled_calls} calls out of retries counted as throttled; then every ListClusters throttled: {n} of {n} evaluated in each of {} cycles; {firing} firing sent, resolved sent = {resolved}",
+            100.0 * throttled_requests as f64 / requests.max(1) as f64,
+            unlisted.len()
+        ),
+    );
 }

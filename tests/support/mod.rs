@@ -5,5 +5,6 @@
 pub mod alerting;
 pub mod layouts;
 pub mod moto;
+pub mod proxy;
 pub mod receiver;
 pub mod schema;

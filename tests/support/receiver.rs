@@ -35,6 +35,9 @@ pub struct Reply {
     pub body: String,
     /// Wait this long before answering (to make the client time out).
     pub delay: Duration,
+    /// Answer with `Retry-After` as the HTTP-date this long after the answer (the header's
+    /// second form), computed when the request arrives rather than when the script is written.
+    pub retry_after_date_in: Option<Duration>,
 }
 
 impl Reply {
@@ -43,7 +46,7 @@ impl Reply {
     }
 
     pub fn status(status: u16) -> Self {
-        Reply { status, headers: Vec::new(), body: String::new(), delay: Duration::ZERO }
+        Reply { status, headers: Vec::new(), body: String::new(), delay: Duration::ZERO, retry_after_date_in: None }
     }
 
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
@@ -58,6 +61,12 @@ impl Reply {
 
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// `Retry-After: <HTTP-date>` for `after` from the moment of answering (RFC 9110 §10.2.3).
+    pub fn retry_after_date(mut self, after: Duration) -> Self {
+        self.retry_after_date_in = Some(after);
         self
     }
 }
@@ -143,6 +152,11 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
         tokio::time::sleep(reply.delay).await;
     }
     let mut response = (StatusCode::from_u16(reply.status).expect("a valid status"), reply.body).into_response();
+    if let Some(after) = reply.retry_after_date_in {
+        let at = chrono::Utc::now() + chrono::Duration::from_std(after).expect("a short delay");
+        let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        response.headers_mut().insert("retry-after", HeaderValue::from_str(&date).expect("an HTTP-date"));
+    }
     for (name, value) in reply.headers {
         response
             .headers_mut()
