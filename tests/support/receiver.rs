@@ -106,6 +106,11 @@ impl Receiver {
         inner.scripts.entry(path.to_string()).or_default().extend(replies);
     }
 
+    /// Drops what is left of `path`'s script: its next requests get `200 ok`.
+    pub fn clear_script(&self, path: &str) {
+        self.inner.lock().unwrap().scripts.remove(path);
+    }
+
     /// Every request to `path` so far, in arrival order.
     pub fn requests(&self, path: &str) -> Vec<Recorded> {
         self.inner.lock().unwrap().requests.iter().filter(|r| r.path == path).cloned().collect()
