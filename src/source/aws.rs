@@ -293,9 +293,9 @@ impl Inner {
         };
         self.forget_other_clusters(&scope.key, &names, wildcard);
 
-        let prepared = self.prepare(&scope, &names).await;
-        let batch = self.fetch_cluster_groups(&scope, &prepared).await;
-        let (prefix_lists, prefix_warning) = self.prefix_lists(&scope).await;
+        let prepared = Box::pin(self.prepare(&scope, &names)).await;
+        let batch = Box::pin(self.fetch_cluster_groups(&scope, &prepared)).await;
+        let (prefix_lists, prefix_warning) = Box::pin(self.prefix_lists(&scope)).await;
 
         let clusters = prepared
             .into_iter()
@@ -348,7 +348,7 @@ impl Inner {
         if stale.is_empty() {
             return out;
         }
-        let refreshed = metadata::refresh(self, scope, stale.keys().cloned().collect()).await;
+        let refreshed = Box::pin(metadata::refresh(self, scope, stale.keys().cloned().collect())).await;
         for (name, result) in refreshed {
             let key = (scope.key.clone(), name.clone());
             let prepared = match (result, stale.remove(&name).flatten()) {

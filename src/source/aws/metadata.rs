@@ -74,7 +74,8 @@ pub(super) async fn refresh(inner: &Arc<Inner>, scope: &Arc<Scope>, names: Vec<S
         let (inner, scope) = (Arc::clone(inner), Arc::clone(scope));
         async move { eks_part(&inner, &scope, &name).await }
     });
-    let (eks, instances) = tokio::join!(eks, instances(inner, scope, &names));
+    // Boxed: the SDK's futures are large, and side by side on one stack they would overflow it.
+    let (eks, instances) = tokio::join!(Box::pin(eks), Box::pin(instances(inner, scope, &names)));
     let mut parts: BTreeMap<String, Result<EksPart, RefreshFailure>> = BTreeMap::new();
     for (name, part) in names.into_iter().zip(eks) {
         let part = part.map_err(|error| RefreshFailure::from(CallFailure { error, code: None, message: String::new() }));
@@ -90,11 +91,11 @@ pub(super) async fn refresh(inner: &Arc<Inner>, scope: &Arc<Scope>, names: Vec<S
     let refs: BTreeSet<LaunchTemplateRef> =
         ready.iter().flat_map(|p| p.nodegroups.iter().filter_map(|ng| ng.launch_template.clone())).collect();
     let (vpcs, endpoints, route_tables, interfaces, templates) = tokio::join!(
-        vpcs(inner, scope, &vpc_ids),
-        endpoints(inner, scope, &vpc_ids),
-        route_tables(inner, scope, &vpc_ids),
-        branch_interfaces(inner, scope, &vpc_ids),
-        launch_templates(inner, scope, &refs),
+        Box::pin(vpcs(inner, scope, &vpc_ids)),
+        Box::pin(endpoints(inner, scope, &vpc_ids)),
+        Box::pin(route_tables(inner, scope, &vpc_ids)),
+        Box::pin(branch_interfaces(inner, scope, &vpc_ids)),
+        Box::pin(launch_templates(inner, scope, &refs)),
     );
     let regional = Regional { instances, vpcs, endpoints, route_tables, interfaces, templates };
     let mut out: Refreshed = BTreeMap::new();
