@@ -157,6 +157,7 @@ impl AwsSource {
                 metadata: Mutex::new(HashMap::new()),
                 due: Mutex::new(HashSet::new()),
                 peers: Mutex::new(HashMap::new()),
+                own_groups_found: Mutex::new(HashMap::new()),
                 prefix_lists: Mutex::new(HashMap::new()),
             }),
         }
@@ -262,6 +263,9 @@ struct Inner {
     /// The peers each cluster's groups named at the last poll: read in the first batch, so a
     /// steady poll needs no second one.
     peers: Mutex<HashMap<ClusterKey, BTreeSet<String>>>,
+    /// Whether the groups `DescribeCluster` names were all found at the last poll: when they
+    /// vanish from cached metadata, the cluster was probably replaced, and is read again.
+    own_groups_found: Mutex<HashMap<ClusterKey, bool>>,
     prefix_lists: Mutex<HashMap<ScopeKey, Arc<PrefixLists>>>,
 }
 
@@ -403,7 +407,23 @@ impl Inner {
             batch.found.extend(more.found);
             batch.failed.extend(more.failed);
         }
+        for (name, p) in &ready {
+            self.notice_vanished_cluster_groups(&(scope.key.clone(), (*name).clone()), &p.metadata.info, &batch);
+        }
         batch
+    }
+
+    /// A cluster SG or control-plane SG of cached metadata that was there at the last poll and
+    /// is gone now means the cluster was deleted and made again under its name, or its groups
+    /// replaced: its metadata is read again at the next poll, once. A group that stays gone
+    /// after that (deleted by hand) is drift to report, and costs no further reads.
+    fn notice_vanished_cluster_groups(&self, key: &ClusterKey, info: &ClusterInfo, batch: &GroupBatch) {
+        let mut own = info.cluster_security_group_id.iter().chain(&info.security_group_ids);
+        let found = own.all(|id| batch.found.contains_key(id) || batch.failed.contains_key(id));
+        let before = lock(&self.own_groups_found).insert(key.clone(), found);
+        if before == Some(true) && !found {
+            lock(&self.due).insert(key.clone());
+        }
     }
 
     async fn scope(&self, target: &TargetSpec) -> Arc<Scope> {
@@ -591,6 +611,7 @@ impl Inner {
             lock(&self.metadata).retain(|(s, name), _| s != scope || names.contains(name));
             lock(&self.peers).retain(|(s, name), _| s != scope || names.contains(name));
             lock(&self.due).retain(|(s, name)| s != scope || names.contains(name));
+            lock(&self.own_groups_found).retain(|(s, name), _| s != scope || names.contains(name));
         }
     }
 }

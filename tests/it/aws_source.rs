@@ -1146,6 +1146,42 @@ async fn a_rule_naming_a_deleted_peer_costs_one_call_in_the_first_poll_and_none_
 }
 
 #[tokio::test]
+async fn a_cluster_group_that_vanishes_from_cached_metadata_has_the_cluster_read_again_once() {
+    // alpha's cluster SG is deleted after the first poll: the cluster may have been made
+    // again under its name, so its DescribeCluster is read again, once; the group stays gone
+    // (deleted by hand), which is reported and costs nothing more.
+    let deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gone = Arc::clone(&deleted);
+    let (_server, source) = canned_source(
+        move |req: &Req| {
+            let mut resp = world(req);
+            if is_dsg(req) && gone.load(std::sync::atomic::Ordering::SeqCst) {
+                let group = group_xml("sg-a0", &perm_from_group("-1", -1, -1, "sg-a0"), &all_to_internet());
+                resp.body = resp.body.replace(&group, "");
+            }
+            resp
+        },
+        options(HOUR),
+    )
+    .await;
+    let spec = target("eu-west-1", None);
+    let described = |source: &AwsSource| count(source, "eks:DescribeCluster");
+    snapshots(source.poll(&spec).await);
+    assert_eq!(described(&source), 3);
+    deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let noticed = snapshots(source.poll(&spec).await);
+    assert!(ids_in_warnings(&noticed["alpha"].warnings).contains("sg-a0"), "{:?}", noticed["alpha"].warnings);
+    assert_eq!(described(&source), 3, "the poll that notices uses the cache");
+    snapshots(source.poll(&spec).await);
+    assert_eq!(described(&source), 4, "alpha, and only alpha, is read again");
+    for _ in 0..2 {
+        let after = snapshots(source.poll(&spec).await);
+        assert!(ids_in_warnings(&after["alpha"].warnings).contains("sg-a0"));
+    }
+    assert_eq!(described(&source), 4, "a group that stays gone costs no further reads");
+}
+
+#[tokio::test]
 async fn a_call_slower_than_the_timeout_fails_that_cluster_as_a_timeout() {
     let (_server, source) = canned_source(
         |req: &Req| {
