@@ -18,6 +18,7 @@
 //! flight and an optional request rate; the SDK's adaptive retry slows down further when AWS
 //! throttles.
 
+mod groups;
 mod limits;
 mod metadata;
 
@@ -28,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::config::SharedCredentialsProvider;
-use aws_sdk_ec2::types::Filter;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -37,7 +37,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
-use super::assemble::{self, ClusterInfo, ClusterMetadata, GroupBatch, GroupRecord, RawCluster};
+use super::assemble::{self, ClusterInfo, ClusterMetadata, RawCluster};
 use super::convert::{self, CallFailure};
 use super::{AwsCallMetrics, CallCounts, ClusterPoll, SourceError, TargetPoll, TargetSpec};
 use crate::config::PollConfig;
@@ -56,7 +56,6 @@ const EC2_PAGE: i32 = 1000;
 const MAX_PAGES: usize = 1000;
 
 const LIST_CLUSTERS: Operation = Operation::new("eks", "ListClusters");
-const DESCRIBE_SECURITY_GROUPS: Operation = Operation::new("ec2", "DescribeSecurityGroups");
 const DESCRIBE_MANAGED_PREFIX_LISTS: Operation = Operation::new("ec2", "DescribeManagedPrefixLists");
 const GET_CALLER_IDENTITY: Operation = Operation::new("sts", "GetCallerIdentity");
 
@@ -158,6 +157,7 @@ impl AwsSource {
                 due: Mutex::new(HashSet::new()),
                 peers: Mutex::new(HashMap::new()),
                 own_groups_found: Mutex::new(HashMap::new()),
+                seen_groups: Mutex::new(HashMap::new()),
                 prefix_lists: Mutex::new(HashMap::new()),
             }),
         }
@@ -266,6 +266,8 @@ struct Inner {
     /// Whether the groups `DescribeCluster` names were all found at the last poll: when they
     /// vanish from cached metadata, the cluster was probably replaced, and is read again.
     own_groups_found: Mutex<HashMap<ClusterKey, bool>>,
+    /// Per scope, the groups its last poll found and those it asked for in vain.
+    seen_groups: Mutex<HashMap<ScopeKey, groups::Seen>>,
     prefix_lists: Mutex<HashMap<ScopeKey, Arc<PrefixLists>>>,
 }
 
@@ -274,10 +276,6 @@ struct Prepared {
     metadata: Arc<CachedMetadata>,
     warnings: Vec<String>,
 }
-
-/// One group of a `DescribeSecurityGroups` answer, or why it cannot be used (with its id when
-/// it has one).
-type GroupResult = Result<GroupRecord, (Option<String>, SourceError)>;
 
 impl Inner {
     async fn poll(self: Arc<Self>, target: TargetSpec) -> TargetPoll {
@@ -298,7 +296,7 @@ impl Inner {
         self.forget_other_clusters(&scope.key, &names, wildcard);
 
         let prepared = Box::pin(self.prepare(&scope, &names)).await;
-        let batch = Box::pin(self.fetch_cluster_groups(&scope, &prepared)).await;
+        let batch = Box::pin(groups::fetch_cluster_groups(&self, &scope, &prepared)).await;
         let (prefix_lists, prefix_warning) = Box::pin(self.prefix_lists(&scope)).await;
 
         let clusters = prepared
@@ -378,52 +376,6 @@ impl Inner {
             out.insert(name, prepared);
         }
         out
-    }
-
-    /// The groups of every prepared cluster in batches, with the peers their rules name: those
-    /// seen at the last poll in the first batch, new ones in one more. An id asked for and not
-    /// found is not asked again in the same poll: a deleted group costs no call.
-    async fn fetch_cluster_groups(
-        self: &Arc<Self>,
-        scope: &Arc<Scope>,
-        prepared: &BTreeMap<String, Result<Prepared, SourceError>>,
-    ) -> GroupBatch {
-        let ready: Vec<(&String, &Prepared)> = prepared.iter().filter_map(|(n, p)| Some((n, p.as_ref().ok()?))).collect();
-        let known_peers = lock(&self.peers).clone();
-        let mut ids: BTreeSet<String> = BTreeSet::new();
-        for (name, p) in &ready {
-            ids.extend(assemble::referenced_groups(&p.metadata.info, &p.metadata.raw));
-            ids.extend(known_peers.get(&(scope.key.clone(), (*name).clone())).into_iter().flatten().cloned());
-        }
-        let mut batch = self.fetch_groups(scope, ids.iter().cloned().collect()).await;
-        let mut new_peers: BTreeSet<String> = BTreeSet::new();
-        for (name, p) in &ready {
-            let peers = assemble::peer_ids(&p.metadata.info, &p.metadata.raw, &batch.found);
-            new_peers.extend(peers.iter().filter(|id| !ids.contains(*id)).cloned());
-            lock(&self.peers).insert((scope.key.clone(), (*name).clone()), peers);
-        }
-        if !new_peers.is_empty() {
-            let more = self.fetch_groups(scope, new_peers.into_iter().collect()).await;
-            batch.found.extend(more.found);
-            batch.failed.extend(more.failed);
-        }
-        for (name, p) in &ready {
-            self.notice_vanished_cluster_groups(&(scope.key.clone(), (*name).clone()), &p.metadata.info, &batch);
-        }
-        batch
-    }
-
-    /// A cluster SG or control-plane SG of cached metadata that was there at the last poll and
-    /// is gone now means the cluster was deleted and made again under its name, or its groups
-    /// replaced: its metadata is read again at the next poll, once. A group that stays gone
-    /// after that (deleted by hand) is drift to report, and costs no further reads.
-    fn notice_vanished_cluster_groups(&self, key: &ClusterKey, info: &ClusterInfo, batch: &GroupBatch) {
-        let mut own = info.cluster_security_group_id.iter().chain(&info.security_group_ids);
-        let found = own.all(|id| batch.found.contains_key(id) || batch.failed.contains_key(id));
-        let before = lock(&self.own_groups_found).insert(key.clone(), found);
-        if before == Some(true) && !found {
-            lock(&self.due).insert(key.clone());
-        }
     }
 
     async fn scope(&self, target: &TargetSpec) -> Arc<Scope> {
@@ -561,50 +513,6 @@ impl Inner {
         }
     }
 
-    /// Reads `ids` through `group-id` filters of `FILTER_VALUES` ids, the batches side by side
-    /// (the EC2 gate caps how many at once). An id that no longer exists is simply absent from
-    /// the answer: `assemble` warns on the cluster that names it, and nothing is asked twice.
-    async fn fetch_groups(self: &Arc<Self>, scope: &Arc<Scope>, ids: Vec<String>) -> GroupBatch {
-        let chunks: Vec<Vec<String>> = ids.chunks(FILTER_VALUES).map(<[String]>::to_vec).collect();
-        let answers = each(chunks.clone(), |chunk| {
-            let (inner, scope) = (Arc::clone(self), Arc::clone(scope));
-            async move { inner.describe_groups(&scope, &chunk).await }
-        })
-        .await;
-        let mut batch = GroupBatch::default();
-        for (chunk, answer) in chunks.iter().zip(answers) {
-            match answer.and_then(|r| r.map_err(|f| f.error)) {
-                Ok(records) => take_records(&mut batch, chunk, records),
-                Err(e) => batch.failed.extend(chunk.iter().map(|id| (id.clone(), e.clone()))),
-            }
-        }
-        batch
-    }
-
-    /// One `DescribeSecurityGroups` walk for `ids`, by `group-id` filter.
-    async fn describe_groups(&self, scope: &Scope, ids: &[String]) -> Result<Vec<GroupResult>, CallFailure> {
-        paginate(DESCRIBE_SECURITY_GROUPS, |token| async move {
-            let by_id = Filter::builder().name("group-id").set_values(Some(ids.to_vec())).build();
-            let req = scope.ec2.describe_security_groups().filters(by_id).max_results(EC2_PAGE).set_next_token(token);
-            let out = self.scoped(scope, DESCRIBE_SECURITY_GROUPS, req.send()).await?;
-            let records = out
-                .security_groups()
-                .iter()
-                .map(|sg| {
-                    GroupRecord::try_from(sg).map_err(|e| {
-                        let error = SourceError::Server {
-                            operation: DESCRIBE_SECURITY_GROUPS.action(),
-                            message: format!("cannot read security group {e}"),
-                        };
-                        (sg.group_id().map(str::to_string), error)
-                    })
-                })
-                .collect();
-            Ok((records, out.next_token().map(str::to_string)))
-        })
-        .await
-    }
-
     /// Drops cached metadata of clusters the scope no longer has, when the poll saw them all.
     fn forget_other_clusters(&self, scope: &ScopeKey, names: &BTreeSet<String>, saw_all: bool) {
         if saw_all {
@@ -612,27 +520,6 @@ impl Inner {
             lock(&self.peers).retain(|(s, name), _| s != scope || names.contains(name));
             lock(&self.due).retain(|(s, name)| s != scope || names.contains(name));
             lock(&self.own_groups_found).retain(|(s, name), _| s != scope || names.contains(name));
-        }
-    }
-}
-
-fn take_records(batch: &mut GroupBatch, asked: &[String], records: Vec<GroupResult>) {
-    let mut anonymous = None;
-    for r in records {
-        match r {
-            Ok(g) => {
-                batch.found.insert(g.id.clone(), g);
-            }
-            Err((Some(id), e)) => {
-                batch.failed.insert(id, e);
-            }
-            Err((None, e)) => anonymous = Some(e),
-        }
-    }
-    // A group without an id could be any of the batch's ids that was not read.
-    if let Some(e) = anonymous {
-        for id in asked.iter().filter(|id| !batch.found.contains_key(*id)) {
-            batch.failed.entry(id.clone()).or_insert_with(|| e.clone());
         }
     }
 }

@@ -1182,6 +1182,54 @@ async fn a_cluster_group_that_vanishes_from_cached_metadata_has_the_cluster_read
 }
 
 #[tokio::test]
+async fn groups_sure_to_exist_are_asked_by_id_and_one_gone_after_all_costs_its_batch_one_call_once() {
+    // Without managed node groups every group of a cluster is attached to something (the
+    // control plane, an instance): asked by GroupIds; the peers their rules name (the canned
+    // launch-template groups, on no node here) are new: by filter. At the next poll everything
+    // was found last time: by GroupIds. Then bravo's instance SG is deleted while the instance
+    // data is still cached: the batch fails once and is asked again by filter; from then on
+    // the id is known missing and its batch goes by filter straight away.
+    let deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gone = Arc::clone(&deleted);
+    let (server, source) = canned_source(
+        move |req: &Req| {
+            if req.path.ends_with("/node-groups") {
+                return json(serde_json::json!({ "nodegroups": [] }));
+            }
+            let gone = gone.load(std::sync::atomic::Ordering::SeqCst);
+            if is_dsg(req) && gone && req.list("GroupId").contains(&"sg-b3".to_string()) {
+                return ec2_error(400, "InvalidGroup.NotFound", "The security group 'sg-b3' does not exist");
+            }
+            let mut resp = world(req);
+            if is_dsg(req) && gone {
+                let group = group_xml("sg-b3", &perm_from_group("udp", 53, 53, "sg-b2"), &all_to_internet());
+                resp.body = resp.body.replace(&group, "");
+            }
+            resp
+        },
+        options(HOUR),
+    )
+    .await;
+    let spec = target("eu-west-1", None);
+    let by_ids = |r: &Req| is_dsg(r) && !r.list("GroupId").is_empty();
+    let by_filter = |r: &Req| is_dsg(r) && r.filter("group-id").is_some();
+    let first = snapshots(source.poll(&spec).await);
+    assert!(first.values().all(|s| s.warnings.is_empty()));
+    let counts = || (server.requests(by_ids).len(), server.requests(by_filter).len());
+    assert_eq!(counts(), (2, 2), "the clusters' groups by id, the new peers by filter, two pages each");
+    assert_eq!(snapshots(source.poll(&spec).await), first);
+    assert_eq!(counts(), (4, 2), "everything found last time, by id");
+
+    deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let gone = snapshots(source.poll(&spec).await);
+    assert!(ids_in_warnings(&gone["bravo"].warnings).contains("sg-b3"), "{:?}", gone["bravo"].warnings);
+    assert_eq!(counts(), (5, 4), "the failed batch, again by filter");
+
+    assert_eq!(snapshots(source.poll(&spec).await), gone);
+    assert_eq!(counts(), (5, 6), "by filter at once: no retry");
+}
+
+#[tokio::test]
 async fn a_call_slower_than_the_timeout_fails_that_cluster_as_a_timeout() {
     let (_server, source) = canned_source(
         |req: &Req| {
