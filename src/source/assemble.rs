@@ -688,7 +688,7 @@ fn managed_group_ids(
 }
 
 /// The version of `lt` among those read: by number, `$Latest` (the highest) or `$Default`.
-fn find_version<'a>(
+pub fn find_version<'a>(
     versions: &'a [LaunchTemplateVersionInfo],
     lt: &LaunchTemplateRef,
 ) -> Option<&'a LaunchTemplateVersionInfo> {

@@ -161,28 +161,10 @@ fn pick_versions(nodegroups: &[NodegroupInfo], pool: &[LaunchTemplateVersionInfo
     let mut out = Vec::new();
     for lt in nodegroups.iter().filter_map(|ng| ng.launch_template.as_ref()) {
         if asked.insert(lt) {
-            out.extend(version_of(pool, lt).cloned());
+            out.extend(assemble::find_version(pool, lt).cloned());
         }
     }
     out
-}
-
-/// The version of `lt` in `pool`: by number, `$Latest` (the highest) or `$Default`.
-fn version_of<'a>(pool: &'a [LaunchTemplateVersionInfo], lt: &LaunchTemplateRef) -> Option<&'a LaunchTemplateVersionInfo> {
-    let same_template = |v: &&LaunchTemplateVersionInfo| match (&lt.id, &lt.name) {
-        (Some(id), _) => v.template_id.as_deref() == Some(id.as_str()),
-        (None, Some(name)) => v.template_name.as_deref() == Some(name.as_str()),
-        (None, None) => false,
-    };
-    let mut candidates = pool.iter().filter(same_template);
-    match lt.version.as_deref() {
-        Some("$Latest") => candidates.max_by_key(|v| v.version_number),
-        None | Some("$Default") => candidates.find(|v| v.default_version),
-        Some(n) => {
-            let n: i64 = n.parse().ok()?;
-            candidates.find(|v| v.version_number == n)
-        }
-    }
 }
 
 /// `DescribeCluster`, the node groups and the Fargate profiles of one cluster.
@@ -442,7 +424,7 @@ async fn launch_templates(
     let pinned: Vec<LaunchTemplateRef> = refs
         .iter()
         .filter(|lt| lt.id.is_some() || lt.name.is_some())
-        .filter(|lt| version_of(&pool, lt).is_none())
+        .filter(|lt| assemble::find_version(&pool, lt).is_none())
         .filter(|lt| lt.version.as_deref().is_some_and(|v| v.parse::<i64>().is_ok()))
         .cloned()
         .collect();
@@ -493,4 +475,57 @@ async fn template_walk(
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_keys_of_many_clusters_fill_filters_of_200_with_the_shared_keys_once() {
+        // (clusters, the sizes of the filters)
+        let table: [(usize, &[usize]); 4] = [(1, &[4]), (41, &[44]), (197, &[200]), (200, &[200, 3])];
+        for (n, want) in table {
+            let names: Vec<String> = (0..n).map(|i| format!("c{i:03}")).collect();
+            let filters = instance_tag_keys(&names);
+            assert_eq!(filters.iter().map(Vec::len).collect::<Vec<_>>(), want, "{n} clusters");
+            let keys: BTreeSet<&String> = filters.iter().flatten().collect();
+            for name in &names {
+                for (key, _) in assemble::node_instance_tags(name) {
+                    assert!(keys.contains(&key), "{key}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_cluster_gets_the_one_version_each_of_its_template_references_names() {
+        let version = |id: &str, n: i64, default: bool, sg: &str| LaunchTemplateVersionInfo {
+            template_id: Some(id.into()),
+            template_name: Some(format!("{id}-name")),
+            version_number: n,
+            default_version: default,
+            security_group_ids: vec![sg.into()],
+        };
+        let pool = [version("lt-a", 3, false, "sg-a3"), version("lt-a", 2, true, "sg-a2"), version("lt-a", 1, false, "sg-a1"), version("lt-b", 1, true, "sg-b1")];
+        let ng = |name: &str, id: Option<&str>, tname: Option<&str>, v: Option<&str>| NodegroupInfo {
+            name: name.into(),
+            launch_template: Some(LaunchTemplateRef { id: id.map(Into::into), name: tname.map(Into::into), version: v.map(Into::into) }),
+            remote_access_security_group: None,
+            auto_scaling_groups: Vec::new(),
+            subnets: Vec::new(),
+        };
+        // (node groups, the groups of the versions picked, in node-group order)
+        let table: Vec<(Vec<NodegroupInfo>, Vec<&str>)> = vec![
+            (vec![ng("latest", Some("lt-a"), None, Some("$Latest"))], vec!["sg-a3"]),
+            (vec![ng("default", Some("lt-a"), None, None), ng("again", Some("lt-a"), None, Some("$Default"))], vec!["sg-a2", "sg-a2"]),
+            (vec![ng("pinned", Some("lt-a"), None, Some("1")), ng("by-name", None, Some("lt-b-name"), Some("1"))], vec!["sg-a1", "sg-b1"]),
+            // The same reference twice is one version; a template nobody has, none.
+            (vec![ng("x", Some("lt-b"), None, Some("1")), ng("y", Some("lt-b"), None, Some("1")), ng("gone", Some("lt-z"), None, None)], vec!["sg-b1"]),
+        ];
+        for (nodegroups, want) in table {
+            let got: Vec<String> = pick_versions(&nodegroups, &pool).into_iter().flat_map(|v| v.security_group_ids).collect();
+            assert_eq!(got, want, "{:?}", nodegroups.iter().map(|n| &n.name).collect::<Vec<_>>());
+        }
+    }
 }
