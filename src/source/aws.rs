@@ -295,7 +295,7 @@ impl Inner {
         };
         self.forget_other_clusters(&scope.key, &names, wildcard);
 
-        let prepared = Box::pin(self.prepare(&scope, &names)).await;
+        let prepared = Box::pin(self.prepare(&scope, &names, wildcard)).await;
         let batch = Box::pin(groups::fetch_cluster_groups(&self, &scope, &prepared)).await;
         let (prefix_lists, prefix_warning) = Box::pin(self.prefix_lists(&scope)).await;
 
@@ -324,10 +324,12 @@ impl Inner {
     /// Every named cluster's metadata: from the cache while it is fresh, else read again for
     /// all the clusters that need it together. A refresh that fails keeps the last metadata
     /// with a warning; without one, or when the cluster itself is gone, the cluster fails.
+    /// `wildcard`: `names` are every cluster of the region.
     async fn prepare(
         self: &Arc<Self>,
         scope: &Arc<Scope>,
         names: &BTreeSet<String>,
+        wildcard: bool,
     ) -> BTreeMap<String, Result<Prepared, SourceError>> {
         let mut out = BTreeMap::new();
         let mut stale: BTreeMap<String, Option<Arc<CachedMetadata>>> = BTreeMap::new();
@@ -350,7 +352,8 @@ impl Inner {
         if stale.is_empty() {
             return out;
         }
-        let refreshed = Box::pin(metadata::refresh(self, scope, stale.keys().cloned().collect())).await;
+        let whole_region = wildcard && stale.len() == names.len();
+        let refreshed = Box::pin(metadata::refresh(self, scope, stale.keys().cloned().collect(), whole_region)).await;
         for (name, result) in refreshed {
             let key = (scope.key.clone(), name.clone());
             let prepared = match (result, stale.remove(&name).flatten()) {

@@ -493,7 +493,7 @@ async fn many_clusters_cost_three_eks_calls_each_and_a_few_ec2_calls_per_region_
     assert_eq!(stats.timed_calls(), want_second, "every call is timed once");
 
     // A change event for one cluster: its metadata (and only its) is read again, with the
-    // region's EC2 walks narrowed to it.
+    // region's EC2 walks narrowed to it: its instances by one filter per node tag, naming it.
     let one = "fleet-007";
     source.invalidate(&spec, one);
     let before = source.call_counts();
@@ -510,7 +510,7 @@ async fn many_clusters_cost_three_eks_calls_each_and_a_few_ec2_calls_per_region_
         ("eks:DescribeCluster", 1),
         ("eks:ListNodegroups", 1),
         ("eks:ListFargateProfiles", 1),
-        ("ec2:DescribeInstances", 1),
+        ("ec2:DescribeInstances", 4),
         ("ec2:DescribeVpcs", 1),
         ("ec2:DescribeVpcEndpoints", 1),
         ("ec2:DescribeRouteTables", 1),

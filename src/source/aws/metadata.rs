@@ -69,13 +69,14 @@ type Refreshed = BTreeMap<String, Result<CachedMetadata, RefreshFailure>>;
 /// Reads the metadata of `names` (clusters of `scope`): EKS per cluster side by side, the
 /// instance walk meanwhile, then the VPC-scoped walks and launch templates once the clusters'
 /// VPCs and node groups are known, then the add-on where pods have their own SGs.
-pub(super) async fn refresh(inner: &Arc<Inner>, scope: &Arc<Scope>, names: Vec<String>) -> Refreshed {
+/// `whole_region`: `names` are every cluster of the region (a wildcard target, all due).
+pub(super) async fn refresh(inner: &Arc<Inner>, scope: &Arc<Scope>, names: Vec<String>, whole_region: bool) -> Refreshed {
     let eks = each(names.clone(), |name| {
         let (inner, scope) = (Arc::clone(inner), Arc::clone(scope));
         async move { eks_part(&inner, &scope, &name).await }
     });
     // Boxed: the SDK's futures are large, and side by side on one stack they would overflow it.
-    let (eks, instances) = tokio::join!(Box::pin(eks), Box::pin(instances(inner, scope, &names)));
+    let (eks, instances) = tokio::join!(Box::pin(eks), Box::pin(instances(inner, scope, &names, whole_region)));
     let mut parts: BTreeMap<String, Result<EksPart, RefreshFailure>> = BTreeMap::new();
     for (name, part) in names.into_iter().zip(eks) {
         let part = part.map_err(|error| RefreshFailure::from(CallFailure { error, code: None, message: String::new() }));
@@ -267,24 +268,47 @@ async fn vpc_cni(inner: &Inner, scope: &Scope, cluster: &str) -> Result<VpcCniAd
     }
 }
 
-/// The `tag-key` values that find the live nodes of `clusters`, in filters of at most
-/// `FILTER_VALUES`: each cluster's own `kubernetes.io/cluster/<name>`, and once the keys whose
-/// value names the cluster (`assemble::node_instance_tags`). Which cluster an instance is a
-/// node of is decided locally, by the same tags.
-fn instance_tag_keys(clusters: &[String]) -> Vec<Vec<String>> {
-    let mut keys: BTreeSet<String> = BTreeSet::new();
-    for c in clusters {
-        keys.extend(assemble::node_instance_tags(c).into_iter().map(|(k, _)| k));
+/// The filters (name, values) that find the live nodes of `clusters`, each of at most
+/// `FILTER_VALUES` values. For a whole region's clusters, `tag-key` walks: each cluster's own
+/// `kubernetes.io/cluster/<name>`, and once the keys whose value names the cluster
+/// (`assemble::node_instance_tags`), which find only nodes of clusters read anyway. For some of
+/// a region's clusters (a named target, a cluster due early), one walk per tag with the
+/// clusters' names as values, so that the nodes of other clusters are not read. Which cluster an
+/// instance is a node of is decided locally, by the same tags.
+fn instance_filters(clusters: &[String], whole_region: bool) -> Vec<(String, Vec<String>)> {
+    let chunks = |name: String, values: Vec<String>| -> Vec<(String, Vec<String>)> {
+        values.chunks(FILTER_VALUES).map(|c| (name.clone(), c.to_vec())).collect()
+    };
+    if whole_region {
+        let mut keys: BTreeSet<String> = BTreeSet::new();
+        for c in clusters {
+            keys.extend(assemble::node_instance_tags(c).into_iter().map(|(k, _)| k));
+        }
+        return chunks("tag-key".into(), keys.into_iter().collect());
     }
-    keys.into_iter().collect::<Vec<_>>().chunks(FILTER_VALUES).map(<[String]>::to_vec).collect()
+    let mut by_filter: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in clusters {
+        for (key, value) in assemble::node_instance_tags(c) {
+            match value {
+                Some(v) => by_filter.entry(format!("tag:{key}")).or_default().push(v),
+                None => by_filter.entry("tag-key".into()).or_default().push(key),
+            }
+        }
+    }
+    by_filter.into_iter().flat_map(|(name, values)| chunks(name, values)).collect()
 }
 
-/// The live instances that may be nodes of `clusters`, one `tag-key` walk per
-/// `FILTER_VALUES` keys, the walks side by side.
-async fn instances(inner: &Arc<Inner>, scope: &Arc<Scope>, clusters: &[String]) -> Result<Vec<InstanceInfo>, CallFailure> {
-    let walks = each(instance_tag_keys(clusters), |keys| {
+/// The live instances that may be nodes of `clusters`, one walk per filter of
+/// [`instance_filters`], the walks side by side.
+async fn instances(
+    inner: &Arc<Inner>,
+    scope: &Arc<Scope>,
+    clusters: &[String],
+    whole_region: bool,
+) -> Result<Vec<InstanceInfo>, CallFailure> {
+    let walks = each(instance_filters(clusters, whole_region), |(name, values)| {
         let (inner, scope) = (Arc::clone(inner), Arc::clone(scope));
-        async move { instance_walk(&inner, &scope, keys).await }
+        async move { instance_walk(&inner, &scope, Filter::builder().name(name).set_values(Some(values)).build()).await }
     })
     .await;
     let mut by_id: BTreeMap<String, InstanceInfo> = BTreeMap::new();
@@ -295,8 +319,7 @@ async fn instances(inner: &Arc<Inner>, scope: &Arc<Scope>, clusters: &[String]) 
     Ok(by_id.into_values().collect())
 }
 
-async fn instance_walk(inner: &Inner, scope: &Scope, keys: Vec<String>) -> Result<Vec<InstanceInfo>, CallFailure> {
-    let tagged = Filter::builder().name("tag-key").set_values(Some(keys)).build();
+async fn instance_walk(inner: &Inner, scope: &Scope, tagged: Filter) -> Result<Vec<InstanceInfo>, CallFailure> {
     let live = Filter::builder()
         .name("instance-state-name")
         .values("pending")
@@ -482,18 +505,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_tag_keys_of_many_clusters_fill_filters_of_200_with_the_shared_keys_once() {
-        // (clusters, the sizes of the filters)
-        let table: [(usize, &[usize]); 4] = [(1, &[4]), (41, &[44]), (197, &[200]), (200, &[200, 3])];
-        for (n, want) in table {
+    fn a_whole_region_is_found_by_tag_keys_and_some_of_its_clusters_by_their_names() {
+        // (clusters, whole region, the filters: name and number of values)
+        let table: [(usize, bool, &[(&str, usize)]); 5] = [
+            (41, true, &[("tag-key", 44)]),
+            (197, true, &[("tag-key", 200)]),
+            (200, true, &[("tag-key", 200), ("tag-key", 3)]),
+            (
+                1,
+                false,
+                &[("tag-key", 1), ("tag:alpha.eksctl.io/cluster-name", 1), ("tag:eks:cluster-name", 1), ("tag:eks:eks-cluster-name", 1)],
+            ),
+            (
+                201,
+                false,
+                &[
+                    ("tag-key", 200),
+                    ("tag-key", 1),
+                    ("tag:alpha.eksctl.io/cluster-name", 200),
+                    ("tag:alpha.eksctl.io/cluster-name", 1),
+                    ("tag:eks:cluster-name", 200),
+                    ("tag:eks:cluster-name", 1),
+                    ("tag:eks:eks-cluster-name", 200),
+                    ("tag:eks:eks-cluster-name", 1),
+                ],
+            ),
+        ];
+        for (n, whole, want) in table {
             let names: Vec<String> = (0..n).map(|i| format!("c{i:03}")).collect();
-            let filters = instance_tag_keys(&names);
-            assert_eq!(filters.iter().map(Vec::len).collect::<Vec<_>>(), want, "{n} clusters");
-            let keys: BTreeSet<&String> = filters.iter().flatten().collect();
-            for name in &names {
-                for (key, _) in assemble::node_instance_tags(name) {
-                    assert!(keys.contains(&key), "{key}");
-                }
+            let filters = instance_filters(&names, whole);
+            let got: Vec<(&str, usize)> = filters.iter().map(|(f, v)| (f.as_str(), v.len())).collect();
+            assert_eq!(got, want, "{n} clusters, whole region {whole}");
+            if !whole {
+                let eks = filters.iter().filter(|(f, _)| f == "tag:eks:cluster-name").flat_map(|(_, v)| v);
+                assert_eq!(eks.cloned().collect::<Vec<_>>(), names, "the names are the values");
             }
         }
     }
