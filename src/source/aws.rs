@@ -159,13 +159,14 @@ impl AwsSource {
                 own_groups_found: Mutex::new(HashMap::new()),
                 seen_groups: Mutex::new(HashMap::new()),
                 prefix_lists: Mutex::new(HashMap::new()),
+                listed: Mutex::new(HashMap::new()),
             }),
         }
     }
 
     /// Reads every cluster `target` names. A failure before any cluster is known (credentials,
-    /// `GetCallerIdentity`, `ListClusters`) goes in `TargetPoll::error`; a failure of one cluster
-    /// fails that cluster only.
+    /// `GetCallerIdentity`, a first `ListClusters`) goes in `TargetPoll::error`; a failure of one
+    /// cluster fails that cluster only.
     pub async fn poll(&self, target: &TargetSpec) -> TargetPoll {
         Arc::clone(&self.inner).poll(target.clone()).await
     }
@@ -269,6 +270,8 @@ struct Inner {
     /// Per scope, the groups its last poll found and those it asked for in vain.
     seen_groups: Mutex<HashMap<ScopeKey, groups::Seen>>,
     prefix_lists: Mutex<HashMap<ScopeKey, Arc<PrefixLists>>>,
+    /// What each scope's last successful `ListClusters` named (see `wanted_clusters`).
+    listed: Mutex<HashMap<ScopeKey, BTreeSet<String>>>,
 }
 
 /// A cluster with its metadata, waiting for its groups.
@@ -286,8 +289,8 @@ impl Inner {
         };
         let wildcard = target.clusters.iter().any(|c| c == "*");
         let names = if wildcard {
-            match self.list_clusters(&scope).await {
-                Ok(names) => names.into_iter().filter(|n| target.wants(n)).collect::<BTreeSet<_>>(),
+            match self.wanted_clusters(&scope, &target).await {
+                Ok(names) => names,
                 Err(e) => return TargetPoll { clusters: Vec::new(), error: Some((target.region.clone(), e.error)) },
             }
         } else {
@@ -473,6 +476,31 @@ impl Inner {
                 Err(failure)
             }
         }
+    }
+
+    /// The clusters `target` wants among those `ListClusters` names. When the listing is
+    /// throttled (past the SDK's retries) after an earlier one succeeded, the clusters of that
+    /// earlier listing: AWS throttles each API on its own, so one throttled call must not leave
+    /// every cluster of the target unevaluated for a cycle (each cluster's own calls still say
+    /// whether it is there). AWS down or failing stays a failure of the whole target.
+    async fn wanted_clusters(&self, scope: &Scope, target: &TargetSpec) -> Result<BTreeSet<String>, CallFailure> {
+        let all: BTreeSet<String> = match self.list_clusters(scope).await {
+            Ok(names) => {
+                let names: BTreeSet<String> = names.into_iter().collect();
+                lock(&self.listed).insert(scope.key.clone(), names.clone());
+                names
+            }
+            Err(e) if e.error.kind() == "throttled" => {
+                let Some(last) = lock(&self.listed).get(&scope.key).cloned() else { return Err(e) };
+                tracing::warn!(
+                    region = %scope.key.region, error = %e.error, clusters = last.len(),
+                    "ListClusters throttled; polling the clusters it listed last time"
+                );
+                last
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(all.into_iter().filter(|n| target.wants(n)).collect())
     }
 
     async fn list_clusters(&self, scope: &Scope) -> Result<Vec<String>, CallFailure> {
