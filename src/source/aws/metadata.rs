@@ -199,17 +199,11 @@ async fn nodegroups(inner: &Inner, scope: &Scope, cluster: &str) -> Result<Vec<N
         Ok((out.nodegroups().to_vec(), out.next_token().map(str::to_string)))
     })
     .await?;
-    let mut nodegroups = Vec::new();
-    for ng in names {
-        let req = scope.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(&ng);
-        match inner.scoped(scope, DESCRIBE_NODEGROUP, req.send()).await {
-            Ok(out) => nodegroups.extend(out.nodegroup().map(NodegroupInfo::from)),
-            // Deleted between the list and the describe: it has no nodes to check.
-            Err(f) if f.error.kind() == "not_found" => {}
-            Err(f) => return Err(f),
-        }
-    }
-    Ok(nodegroups)
+    describe_each(names, |ng| async move {
+        let req = scope.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(ng);
+        Ok(inner.scoped(scope, DESCRIBE_NODEGROUP, req.send()).await?.nodegroup().map(NodegroupInfo::from))
+    })
+    .await
 }
 
 /// The cluster's Fargate profiles. EKS has no batch form: one list walk per cluster, one
@@ -221,17 +215,29 @@ async fn fargate_profiles(inner: &Inner, scope: &Scope, cluster: &str) -> Result
         Ok((out.fargate_profile_names().to_vec(), out.next_token().map(str::to_string)))
     })
     .await?;
-    let mut profiles = Vec::new();
+    describe_each(names, |name| async move {
+        let req = scope.eks.describe_fargate_profile().cluster_name(cluster).fargate_profile_name(name);
+        Ok(inner.scoped(scope, DESCRIBE_FARGATE_PROFILE, req.send()).await?.fargate_profile().map(FargateProfileInfo::from))
+    })
+    .await
+}
+
+/// Describes each of `names` in turn. One deleted between the list and the describe is left
+/// out: it has no nodes or pods to check.
+async fn describe_each<T, F, Fut>(names: Vec<String>, describe: F) -> Result<Vec<T>, CallFailure>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Option<T>, CallFailure>>,
+{
+    let mut out = Vec::new();
     for name in names {
-        let req = scope.eks.describe_fargate_profile().cluster_name(cluster).fargate_profile_name(&name);
-        match inner.scoped(scope, DESCRIBE_FARGATE_PROFILE, req.send()).await {
-            Ok(out) => profiles.extend(out.fargate_profile().map(FargateProfileInfo::from)),
-            // Deleted between the list and the describe: it has no pods to check.
+        match describe(name).await {
+            Ok(found) => out.extend(found),
             Err(f) if f.error.kind() == "not_found" => {}
             Err(f) => return Err(f),
         }
     }
-    Ok(profiles)
+    Ok(out)
 }
 
 /// The `vpc-cni` add-on of each cluster with pods that have their own SGs, side by side. The
