@@ -1,6 +1,5 @@
 //! Resolution: role-named baseline rules become concrete rules on concrete groups of one snapshot.
 
-use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
@@ -79,14 +78,6 @@ pub fn resolve_borrowed<'a, 's>(
     snapshot: &'s ClusterSnapshot,
 ) -> BTreeMap<&'s str, Vec<Expected<'a>>> {
     let mut out = BTreeMap::new();
-    // `role:` peers are the same for every holder: found once per snapshot, not per group
-    // and rule (1,000 clusters resolve in the poll loop).
-    let mut by_role: BTreeMap<Role, Vec<Peer>> = BTreeMap::new();
-    for rule in sets.iter().flat_map(|s| s.iter()) {
-        if let PeerSpec::Role(r) = rule.peer {
-            by_role.entry(r).or_insert_with(|| snapshot.groups_with_role(r).map(|g| Peer::group(&g.id)).collect());
-        }
-    }
     for holder in snapshot.groups.values() {
         // Per group, rules are met in the baseline's order, so the first of equal statements
         // keeps its explanation, as when rules were the outer loop.
@@ -95,8 +86,8 @@ pub fn resolve_borrowed<'a, 's>(
             if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
                 continue;
             }
-            for peer in resolve_peer(&rule.peer, holder, snapshot, &by_role).iter() {
-                match rules.entry((rule.direction, rule.traffic, peer.clone())) {
+            for peer in resolve_peer(&rule.peer, holder, snapshot) {
+                match rules.entry((rule.direction, rule.traffic, peer)) {
                     Entry::Vacant(v) => {
                         v.insert(rule);
                     }
@@ -125,31 +116,19 @@ pub fn resolve_borrowed<'a, 's>(
     out
 }
 
-/// The concrete peers `spec` names for a rule held by `holder`; `role:` peers from `by_role`,
-/// which holds every role the rules name.
-fn resolve_peer<'c>(
-    spec: &'c PeerSpec,
-    holder: &SecurityGroup,
-    snapshot: &ClusterSnapshot,
-    by_role: &'c BTreeMap<Role, Vec<Peer>>,
-) -> Cow<'c, [Peer]> {
+/// The concrete peers `spec` names for a rule held by `holder`.
+fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnapshot) -> Vec<Peer> {
     match spec {
-        PeerSpec::Concrete(p) => Cow::Borrowed(std::slice::from_ref(p)),
-        PeerSpec::SelfRef => Cow::Owned(vec![Peer::group(&holder.id)]),
-        PeerSpec::Role(r) => by_role.get(r).map_or(Cow::Owned(Vec::new()), |peers| Cow::Borrowed(peers.as_slice())),
-        PeerSpec::VpcCidr => Cow::Owned(cidr_peers(&snapshot.vpc_cidrs)),
+        PeerSpec::Concrete(p) => vec![p.clone()],
+        PeerSpec::SelfRef => vec![Peer::group(&holder.id)],
+        PeerSpec::Role(r) => snapshot.groups_with_role(*r).map(|g| Peer::group(&g.id)).collect(),
+        PeerSpec::VpcCidr => cidr_peers(&snapshot.vpc_cidrs),
         // No hybrid nodes: the rule drops out.
-        PeerSpec::RemoteNodeCidr => {
-            Cow::Owned(snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs)))
-        }
-        PeerSpec::RemotePodCidr => {
-            Cow::Owned(snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)))
-        }
-        PeerSpec::PrefixListName(name) => Cow::Owned(prefix_lists_named(snapshot, name)),
+        PeerSpec::RemoteNodeCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs)),
+        PeerSpec::RemotePodCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
+        PeerSpec::PrefixListName(name) => prefix_lists_named(snapshot, name),
         // Unknown in this region or not visible to the source: the rule drops out.
-        PeerSpec::S3PrefixList => {
-            Cow::Owned(prefix_lists_named(snapshot, &format!("com.amazonaws.{}.s3", snapshot.id.region)))
-        }
+        PeerSpec::S3PrefixList => prefix_lists_named(snapshot, &format!("com.amazonaws.{}.s3", snapshot.id.region)),
     }
 }
 
