@@ -106,6 +106,8 @@ fn d_max_connections() -> usize {
 /// The bounds `config check` and `run` hold every numeric setting to.
 pub const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=1024;
 pub const MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 1..=65536;
+/// Far above any AWS API's rate: a larger value is a typo.
+pub const MAX_REQUESTS_PER_SECOND: u32 = 10_000;
 const LONGEST_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -156,6 +158,20 @@ pub struct PollConfig {
     pub concurrency: usize,
     #[serde(with = "humantime_serde", default = "d_metadata")]
     pub metadata_interval: Duration,
+    /// EKS calls in flight at once per account and region.
+    #[serde(default = "d_eks_concurrency")]
+    pub eks_concurrency: usize,
+    /// EC2 calls in flight at once per account and region.
+    #[serde(default = "d_ec2_concurrency")]
+    pub ec2_concurrency: usize,
+    /// EKS calls started per second per account and region; 0: no limit.
+    #[serde(default)]
+    pub eks_requests_per_second: u32,
+    /// EC2 calls started per second per account and region; 0: no limit. EC2's `Describe*`
+    /// calls share one bucket per account and region with every other tool (refilled at 20 a
+    /// second): the default leaves half of it to them.
+    #[serde(default = "d_ec2_requests_per_second")]
+    pub ec2_requests_per_second: u32,
 }
 
 fn d_interval() -> Duration {
@@ -173,6 +189,15 @@ fn d_concurrency() -> usize {
 fn d_metadata() -> Duration {
     Duration::from_secs(1800)
 }
+fn d_eks_concurrency() -> usize {
+    8
+}
+fn d_ec2_concurrency() -> usize {
+    4
+}
+fn d_ec2_requests_per_second() -> u32 {
+    10
+}
 
 impl Default for PollConfig {
     fn default() -> Self {
@@ -182,6 +207,10 @@ impl Default for PollConfig {
             timeout: d_timeout(),
             concurrency: d_concurrency(),
             metadata_interval: d_metadata(),
+            eks_concurrency: d_eks_concurrency(),
+            ec2_concurrency: d_ec2_concurrency(),
+            eks_requests_per_second: 0,
+            ec2_requests_per_second: d_ec2_requests_per_second(),
         }
     }
 }
@@ -758,11 +787,25 @@ fn validate_poll(poll: &PollConfig, at: &Origins<'_>) -> Result<(), ConfigError>
             ),
         ));
     }
-    if !CONCURRENCY.contains(&poll.concurrency) {
-        return Err(at.error(
-            &key("concurrency"),
-            format!("poll.concurrency = {} is out of range: use {} to {} polls at a time", poll.concurrency, CONCURRENCY.start(), CONCURRENCY.end()),
-        ));
+    for (name, value, what) in [
+        ("concurrency", poll.concurrency, "polls"),
+        ("eks_concurrency", poll.eks_concurrency, "EKS calls"),
+        ("ec2_concurrency", poll.ec2_concurrency, "EC2 calls"),
+    ] {
+        if !CONCURRENCY.contains(&value) {
+            return Err(at.error(
+                &key(name),
+                format!("poll.{name} = {value} is out of range: use {} to {} {what} at a time", CONCURRENCY.start(), CONCURRENCY.end()),
+            ));
+        }
+    }
+    for (name, value) in [("eks_requests_per_second", poll.eks_requests_per_second), ("ec2_requests_per_second", poll.ec2_requests_per_second)] {
+        if value > MAX_REQUESTS_PER_SECOND {
+            return Err(at.error(
+                &key(name),
+                format!("poll.{name} = {value} is out of range: use 0 (no limit) to {MAX_REQUESTS_PER_SECOND}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -1002,6 +1045,9 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("[poll]\nconcurrency = 4611686018427387904\n", "2:15", "poll.concurrency = 4611686018427387904 is out of range: use 1 to 1024"),
             ("[poll]\nconcurrency = 0\n", "2:15", "poll.concurrency = 0 is out of range"),
+            ("[poll]\neks_concurrency = 0\n", "2:19", "poll.eks_concurrency = 0 is out of range: use 1 to 1024 EKS calls"),
+            ("[poll]\nec2_concurrency = 2000\n", "2:19", "poll.ec2_concurrency = 2000 is out of range"),
+            ("[poll]\nec2_requests_per_second = 20000\n", "2:27", "poll.ec2_requests_per_second = 20000 is out of range: use 0 (no limit) to 10000"),
             ("[poll]\ntimeout = \"0s\"\n", "2:11", "poll.timeout must be longer than zero"),
             ("[poll]\ninterval = \"0s\"\n", "2:12", "poll.interval must be longer than zero"),
             ("[poll]\ninterval = \"1m\"\njitter = \"2m\"\n", "3:10", "poll.jitter (2m) is longer than poll.interval (1m)"),

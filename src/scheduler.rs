@@ -292,7 +292,11 @@ impl Scheduler {
         let mut routes = Vec::with_capacity(specs.len());
         for (index, spec) in specs {
             let asked = Arc::new(Asked::default());
-            routes.push(Route { spec: spec.clone(), asked: Arc::clone(&asked) });
+            let forget: Arc<dyn Fn(&str) + Send + Sync> = {
+                let (engine, spec) = (Arc::clone(&generation.engine), spec.clone());
+                Arc::new(move |name: &str| engine.source.invalidate_metadata(&spec, name))
+            };
+            routes.push(Route { spec: spec.clone(), asked: Arc::clone(&asked), forget });
             let schedule = Schedule::new(Timer::new(Instant::now(), poll.interval, poll.jitter), asked, Arc::clone(&permits));
             let task = TargetTask { generation: Arc::clone(&generation), index, spec, first_cycle };
             tracker.spawn(Arc::clone(self).run_target(task, schedule, cancel.clone()));
@@ -448,6 +452,8 @@ struct Polled {
 struct Route {
     spec: TargetSpec,
     asked: Arc<Asked>,
+    /// Makes the source read a cluster's metadata again at its next poll.
+    forget: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl Route {
@@ -473,6 +479,17 @@ impl Trigger {
             routed += usize::from(hit);
         }
         routed
+    }
+
+    /// Makes the next poll of each of `clusters` read its metadata (cluster, node groups,
+    /// instances, endpoints, routes) again instead of the cached copy.
+    pub fn forget_metadata<'a>(&self, clusters: impl IntoIterator<Item = &'a ClusterId>) {
+        let routes = self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for id in clusters {
+            for route in routes.iter().filter(|r| r.reads(id)) {
+                (route.forget)(&id.name);
+            }
+        }
     }
 
     /// Waits until a successful poll of each of `clusters` that started at or after `since` is
@@ -869,7 +886,7 @@ mod tests {
             let permits = Arc::new(Semaphore::new(1));
             let asked = Arc::new(Asked::default());
             let trigger = Trigger::default();
-            trigger.route_to(vec![Route { spec: spec(), asked: Arc::clone(&asked) }]);
+            trigger.route_to(vec![Route { spec: spec(), asked: Arc::clone(&asked), forget: Arc::new(|_: &str| {}) }]);
             let mut schedule = Schedule::new(Timer::new(start, secs(interval), secs(jitter)), asked, Arc::clone(&permits));
             schedule.draw = |max| max / 2;
             let (cancel, log) = (CancellationToken::new(), Log::default());
@@ -1013,7 +1030,7 @@ mod tests {
                 TargetSpec { clusters: vec!["prod".into()], region: "us-east-1".into(), ..spec() },
                 TargetSpec { role_arn: Some("arn:aws:iam::444455556666:role/read".into()), ..spec() },
             ]
-            .map(|spec| Route { spec, asked: Arc::new(Asked::default()) });
+            .map(|spec| Route { spec, asked: Arc::new(Asked::default()), forget: Arc::new(|_: &str| {}) });
             let asked: Vec<Arc<Asked>> = routes.iter().map(|r| Arc::clone(&r.asked)).collect();
             let trigger = Trigger::default();
             trigger.route_to(routes.into());
@@ -1025,6 +1042,28 @@ mod tests {
             assert_eq!(names(&asked[0]), vec!["dev".to_string(), "prod".to_string()]);
             assert_eq!(names(&asked[1]), vec!["prod".to_string()]);
             assert_eq!(names(&asked[2]), vec!["dev".to_string()], "the role's account is 444455556666");
+        }
+
+        #[test]
+        fn forgetting_metadata_reaches_the_sources_of_the_targets_that_read_the_cluster_only() {
+            let forgotten: Arc<std::sync::Mutex<Vec<(usize, String)>>> = Arc::default();
+            let routes: Vec<Route> = [
+                TargetSpec { clusters: vec!["*".into()], ..spec() },
+                TargetSpec { clusters: vec!["prod".into()], region: "us-east-1".into(), ..spec() },
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let log = Arc::clone(&forgotten);
+                let forget: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |name: &str| log.lock().unwrap().push((i, name.to_string())));
+                Route { spec, asked: Arc::new(Asked::default()), forget }
+            })
+            .collect();
+            let trigger = Trigger::default();
+            trigger.route_to(routes);
+            let other_region = ClusterId { region: "us-east-1".into(), ..id("prod") };
+            trigger.forget_metadata([&id("dev"), &other_region, &ClusterId { region: "ap-south-1".into(), ..id("x") }]);
+            assert_eq!(*forgotten.lock().unwrap(), vec![(0, "dev".to_string()), (1, "prod".to_string())]);
         }
     }
 }

@@ -86,6 +86,26 @@ pub struct Change {
     pub rules: Vec<RuleHint>,
 }
 
+/// Calls that change only a group's rules: the re-poll reads rules anyway. Every other call of
+/// [`CHANGES`] changes what sgdrift caches as metadata (node groups, endpoint access, ENI and
+/// instance groups, VPC endpoints, routes, launch templates), which the re-poll must read again.
+const RULE_ONLY: &[&str] = &[
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+    "ModifySecurityGroupRules",
+    "UpdateSecurityGroupRuleDescriptionsIngress",
+    "UpdateSecurityGroupRuleDescriptionsEgress",
+];
+
+impl Change {
+    /// Whether the call changed more than rules: the clusters it concerns are re-read whole.
+    pub fn changes_topology(&self) -> bool {
+        !RULE_ONLY.contains(&self.actor.event_name.as_str())
+    }
+}
+
 /// The EC2 and EKS calls that change what sgdrift reads, and their effect. The EventBridge rule
 /// of deploy/events/sgdrift-events.json matches exactly these (tests/ops_events.rs).
 pub const CHANGES: &[(&str, &str, Effect)] = &[
@@ -460,6 +480,17 @@ mod tests {
         );
         let Ok(Parsed::Change(c)) = parse_message(&body) else { panic!("{body}") };
         assert_eq!(c.actor.arn, "eks.amazonaws.com");
+    }
+
+    #[test]
+    fn only_calls_beyond_rule_edits_make_the_re_poll_read_metadata_again() {
+        let rule_only = CHANGES.iter().filter(|(_, name, _)| RULE_ONLY.contains(name)).count();
+        assert_eq!(rule_only, RULE_ONLY.len(), "every rule-only call is one the feed acts on");
+        for (_, name, _) in CHANGES {
+            let topology = !RULE_ONLY.contains(name);
+            let expected = !name.contains("SecurityGroupIngress") && !name.contains("SecurityGroupEgress") && !name.contains("SecurityGroupRule");
+            assert_eq!(topology, expected, "{name}");
+        }
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl Feed {
         let mut settled: Vec<&Message> = Vec::new();
         let mut pending: Vec<Pending<'_>> = Vec::new();
         let mut clusters: BTreeSet<ClusterId> = BTreeSet::new();
+        let mut reread: BTreeSet<ClusterId> = BTreeSet::new();
         for m in batch {
             let change = match parse_message(&m.body) {
                 Err(e) => {
@@ -146,11 +147,16 @@ impl Feed {
                 settled.push(m);
             } else {
                 self.metrics.event_received("matched");
+                if change.changes_topology() {
+                    reread.extend(concerned.iter().cloned());
+                }
                 clusters.extend(concerned);
                 pending.push(Pending { message: m, event_time: change.actor.event_time });
             }
         }
         let since = Instant::now();
+        // An EKS, ENI, endpoint, route or launch-template change: cached metadata is stale now.
+        self.trigger.forget_metadata(&reread);
         let asked: Vec<ClusterId> = clusters.into_iter().filter(|id| self.trigger.poll_now([id]) > 0).collect();
         self.delete(&settled).await;
         if asked.is_empty() {

@@ -135,7 +135,7 @@ pub fn node_instance_tags(cluster: &str) -> [(String, Option<String>); 4] {
 }
 
 impl InstanceInfo {
-    fn belongs_to(&self, cluster: &str) -> bool {
+    pub fn belongs_to(&self, cluster: &str) -> bool {
         node_instance_tags(cluster)
             .iter()
             .any(|(k, v)| self.tags.get(k).is_some_and(|got| v.as_ref().is_none_or(|want| got == want)))
@@ -688,7 +688,7 @@ fn managed_group_ids(
 }
 
 /// The version of `lt` among those read: by number, `$Latest` (the highest) or `$Default`.
-fn find_version<'a>(
+pub fn find_version<'a>(
     versions: &'a [LaunchTemplateVersionInfo],
     lt: &LaunchTemplateRef,
 ) -> Option<&'a LaunchTemplateVersionInfo> {

@@ -150,6 +150,15 @@ impl Source {
         }
     }
 
+    /// Makes the next poll of `cluster` read its cluster and node-group metadata again, whatever
+    /// its age (the `aws` source caches it for `poll.metadata_interval`; `files` reads every
+    /// poll): for the event feed, when EKS reports a change to the cluster.
+    pub fn invalidate_metadata(&self, target: &TargetSpec, cluster: &str) {
+        if let Kind::Aws(s) = &self.kind {
+            s.invalidate(target, cluster);
+        }
+    }
+
     /// AWS calls made so far through this source's metrics (none for `files`).
     pub fn call_counts(&self) -> CallCounts {
         self.calls.call_counts()

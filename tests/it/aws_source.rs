@@ -22,7 +22,7 @@ use sgdrift::source::{ClusterPoll, TargetPoll, TargetSpec};
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn options(metadata_interval: Duration) -> AwsOptions {
-    AwsOptions { timeout: Duration::from_secs(60), metadata_interval, concurrency: 4, max_attempts: Some(1) }
+    AwsOptions { metadata_interval, eks_concurrency: 4, max_attempts: Some(1), ..AwsOptions::default() }
 }
 
 fn target(region: &str, role_arn: Option<&str>) -> TargetSpec {
@@ -308,8 +308,11 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
         |action: &str| after_two.get(action).copied().unwrap_or(0) - after_one.get(action).copied().unwrap_or(0);
     let clusters = moto::manifest_clusters(&fx.manifest).len() as u64;
     assert_eq!(delta("eks:ListClusters"), 1);
-    assert_eq!(delta("eks:DescribeCluster"), clusters);
+    assert!(clusters > 1);
+    // The node groups pin version 1 of their templates, the latest: the region-wide walk has it.
+    assert_eq!(after_one["ec2:DescribeLaunchTemplateVersions"], 1);
     for metadata in [
+        "eks:DescribeCluster",
         "eks:ListNodegroups",
         "eks:DescribeNodegroup",
         "eks:ListFargateProfiles",
@@ -325,17 +328,13 @@ async fn metadata_is_read_once_per_interval_and_security_groups_every_poll_in_ba
         assert!(after_one.get(metadata).copied().unwrap_or(0) > 0, "{metadata} was called in the first poll");
         assert_eq!(delta(metadata), 0, "{metadata} is not called again within metadata_interval");
     }
-    // Every group of the nine clusters in one batch; moto names every id of the batch when one
-    // (its fake remote-access SG) is unknown, so the batch is asked once more by filter. Never
-    // one call per group.
+    // Every group of the nine clusters in one batch by `group-id` filter, in which moto's fake
+    // remote-access SGs are simply absent: one call, never one per group nor a retry.
     let groups: usize = second.values().map(|s| s.groups.len()).sum();
     let want: usize = second.keys().map(|name| moto::manifest_all_groups(&fx.manifest, name).len()).sum();
     assert_eq!(groups, want, "every group the fixture made for the clusters, no other");
-    assert!(
-        delta("ec2:DescribeSecurityGroups") <= 2,
-        "{} calls for {groups} groups",
-        delta("ec2:DescribeSecurityGroups")
-    );
+    assert_eq!(delta("ec2:DescribeSecurityGroups"), 1, "{groups} groups");
+    assert_eq!(after_two.values().sum::<u64>() - after_one.values().sum::<u64>(), 2, "a steady poll: {after_two:?}");
     let fake: BTreeSet<String> = second.values().flat_map(|s| ids_in_warnings(&s.warnings)).collect();
     assert!(fake.iter().all(|id| !second.values().any(|s| s.groups.contains_key(id))));
 }
@@ -434,7 +433,7 @@ async fn two_regions_and_a_second_account_through_role_arn_are_read_apart() {
 // --- many clusters in one account and region ------------------------------------------------------
 
 #[tokio::test]
-async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
+async fn many_clusters_cost_three_eks_calls_each_and_a_few_ec2_calls_per_region_then_a_handful_per_poll() {
     let region = "ap-southeast-1";
     let clusters: u64 = 41;
     let m = moto::server_for(module_path!());
@@ -462,15 +461,17 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
     let want_first: BTreeMap<String, u64> = [
         ("sts:GetCallerIdentity", 1),
         ("eks:ListClusters", 1),
+        // EKS answers per cluster only: these three are the floor of a cluster without managed
+        // node groups or Fargate profiles.
         ("eks:DescribeCluster", clusters),
         ("eks:ListNodegroups", clusters),
-        // EKS lists Fargate profiles per cluster only; with the rest of the metadata.
         ("eks:ListFargateProfiles", clusters),
-        ("ec2:DescribeInstances", 4 * clusters),
-        ("ec2:DescribeVpcs", clusters),
-        ("ec2:DescribeVpcEndpoints", clusters),
-        ("ec2:DescribeRouteTables", clusters),
-        ("ec2:DescribeNetworkInterfaces", clusters),
+        // One walk each for the whole region: 44 tag keys, one VPC.
+        ("ec2:DescribeInstances", 1),
+        ("ec2:DescribeVpcs", 1),
+        ("ec2:DescribeVpcEndpoints", 1),
+        ("ec2:DescribeRouteTables", 1),
+        ("ec2:DescribeNetworkInterfaces", 1),
         ("ec2:DescribeManagedPrefixLists", 1),
         ("ec2:DescribeSecurityGroups", batches),
     ]
@@ -478,21 +479,48 @@ async fn security_groups_of_many_clusters_are_read_in_batches_of_200() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(first, want_first);
+    let cold: u64 = first.values().sum();
+    assert!(cold * 2 <= 7 * clusters, "{cold} calls for {clusters} clusters: more than 3.5 each");
 
     snapshots(source.poll(&spec).await);
     let mut want_second = want_first.clone();
     *want_second.entry("eks:ListClusters".into()).or_default() += 1;
-    *want_second.entry("eks:DescribeCluster".into()).or_default() += clusters;
     *want_second.entry("ec2:DescribeSecurityGroups".into()).or_default() += batches;
-    assert_eq!(
-        source.call_counts(),
-        want_second,
-        "a second poll: ListClusters, DescribeCluster per cluster, ⌈SGs/200⌉"
-    );
+    assert_eq!(source.call_counts(), want_second, "a steady poll: ListClusters and ⌈SGs/200⌉, nothing per cluster");
 
     let stats = source.stats();
     assert!(stats.error_counts().is_empty());
     assert_eq!(stats.timed_calls(), want_second, "every call is timed once");
+
+    // A change event for one cluster: its metadata (and only its) is read again, with the
+    // region's EC2 walks narrowed to it: its instances by one filter per node tag, naming it.
+    let one = "fleet-007";
+    source.invalidate(&spec, one);
+    let before = source.call_counts();
+    let again = snapshots(source.poll(&spec).await);
+    assert_eq!(again[one], snaps[one]);
+    let delta: BTreeMap<String, u64> = source
+        .call_counts()
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v - before.get(&k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    let want: BTreeMap<String, u64> = [
+        ("eks:ListClusters", 1),
+        ("eks:DescribeCluster", 1),
+        ("eks:ListNodegroups", 1),
+        ("eks:ListFargateProfiles", 1),
+        ("ec2:DescribeInstances", 4),
+        ("ec2:DescribeVpcs", 1),
+        ("ec2:DescribeVpcEndpoints", 1),
+        ("ec2:DescribeRouteTables", 1),
+        ("ec2:DescribeNetworkInterfaces", 1),
+        ("ec2:DescribeSecurityGroups", batches),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(delta, want);
 }
 
 // --- canned AWS: what moto cannot show --------------------------------------------------------------
@@ -739,35 +767,47 @@ fn world(req: &Req) -> Resp {
             ec2("DescribeSecurityGroups", format!("<securityGroupInfo>{}</securityGroupInfo>{}", page.concat(), next(!second_page)))
         }
         ("POST", "/", "DescribeLaunchTemplateVersions") => {
-            let lt = req.param("LaunchTemplateId").unwrap_or_default();
-            let p = lt.trim_start_matches("lt-");
-            ec2(
-                "DescribeLaunchTemplateVersions",
+            // Each template has two versions: 2, its latest and default, which the region-wide
+            // `$Latest`/`$Default` walk gives, and 1, which the node groups pin and which only
+            // a request naming the template and the version gives.
+            let version = |lt: &str, n: u32, group: &str| {
                 format!(
-                    "<launchTemplateVersionSet><item><launchTemplateId>{lt}</launchTemplateId><versionNumber>1</versionNumber>\
-                     <launchTemplateData><securityGroupIdSet><item>sg-{p}2</item></securityGroupIdSet></launchTemplateData></item></launchTemplateVersionSet>"
-                ),
-            )
+                    "<item><launchTemplateId>{lt}</launchTemplateId><versionNumber>{n}</versionNumber><defaultVersion>{}</defaultVersion>\
+                     <launchTemplateData><securityGroupIdSet><item>{group}</item></securityGroupIdSet></launchTemplateData></item>",
+                    n == 2
+                )
+            };
+            let items: String = match req.param("LaunchTemplateId") {
+                Some(lt) if req.list("LaunchTemplateVersion") == ["1"] => version(lt, 1, &format!("sg-{}2", lt.trim_start_matches("lt-"))),
+                Some(lt) => return ec2_error(400, "InvalidLaunchTemplateVersion", &format!("unexpected versions of {lt}")),
+                None if req.list("LaunchTemplateVersion") == ["$Latest", "$Default"] => {
+                    CANNED_CLUSTERS.iter().map(|c| version(&format!("lt-{}", &c[..1]), 2, "sg-0unused")).collect()
+                }
+                None => return ec2_error(400, "InvalidParameterCombination", "versions without a template"),
+            };
+            ec2("DescribeLaunchTemplateVersions", format!("<launchTemplateVersionSet>{items}</launchTemplateVersionSet>"))
         }
         ("POST", "/", "DescribeInstances") => {
-            // Only the `kubernetes.io/cluster/<name>` tag finds the cluster's instance; every
-            // filter answers in two pages, the instance on the second.
-            let cluster = req
-                .filter("tag-key")
-                .and_then(|v| v.first().cloned())
-                .and_then(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string));
-            let body = match (cluster, second_page) {
-                (Some(c), true) => format!(
-                    "<reservationSet><item><reservationId>r-{c}</reservationId><ownerId>{ACCOUNT}</ownerId><instancesSet><item>\
-                     <instanceId>i-{c}</instanceId><instanceState><code>16</code><name>running</name></instanceState>\
-                     <groupSet><item><groupId>sg-{p}3</groupId><groupName>n</groupName></item></groupSet>\
-                     <tagSet><item><key>kubernetes.io/cluster/{c}</key><value>owned</value></item>\
-                     <item><key>aws:autoscaling:groupName</key><value>{c}-asg</value></item></tagSet>\
-                     </item></instancesSet></item></reservationSet>",
-                    p = &c[..1]
-                ),
-                _ => "<reservationSet/>".to_string(),
-            };
+            // Each cluster's instance carries only its `kubernetes.io/cluster/<name>` tag, found
+            // when the `tag-key` filter names it; every walk answers in two pages, the instances
+            // on the second.
+            let keys = req.filter("tag-key").unwrap_or_default();
+            let clusters = keys.iter().filter_map(|k| k.strip_prefix("kubernetes.io/cluster/"));
+            let instances: String = clusters
+                .filter(|_| second_page)
+                .map(|c| {
+                    format!(
+                        "<item><reservationId>r-{c}</reservationId><ownerId>{ACCOUNT}</ownerId><instancesSet><item>\
+                         <instanceId>i-{c}</instanceId><instanceState><code>16</code><name>running</name></instanceState>\
+                         <groupSet><item><groupId>sg-{p}3</groupId><groupName>n</groupName></item></groupSet>\
+                         <tagSet><item><key>kubernetes.io/cluster/{c}</key><value>owned</value></item>\
+                         <item><key>aws:autoscaling:groupName</key><value>{c}-asg</value></item></tagSet>\
+                         </item></instancesSet></item>",
+                        p = &c[..1]
+                    )
+                })
+                .collect();
+            let body = format!("<reservationSet>{instances}</reservationSet>");
             ec2("DescribeInstances", format!("{body}{}", next(!second_page)))
         }
         ("POST", "/", "DescribeVpcs") => ec2(
@@ -889,10 +929,15 @@ async fn next_token_pages_are_followed_for_every_list() {
     }
     let counts = source.call_counts();
     assert_eq!(counts["eks:ListClusters"], 2);
-    assert_eq!(counts["ec2:DescribeSecurityGroups"], 2, "one batch of 15 groups, two pages");
+    assert_eq!(counts["ec2:DescribeSecurityGroups"], 2, "one batch of 15 groups by filter, two pages");
     assert_eq!(counts["eks:ListNodegroups"], 6);
-    assert_eq!(counts["ec2:DescribeInstances"], 24, "four tag filters × two pages × three clusters");
+    assert_eq!(counts["ec2:DescribeInstances"], 2, "one tag-key walk for the three clusters, two pages");
     assert_eq!(counts["ec2:DescribeManagedPrefixLists"], 2);
+    assert_eq!(
+        counts["ec2:DescribeLaunchTemplateVersions"],
+        4,
+        "the region's $Latest/$Default walk, then the pinned version 1 of each template, which is neither"
+    );
 }
 
 /// moto has no DescribeAddon (it answers 404 without an error code), so the `vpc-cni` add-on is
@@ -1039,8 +1084,12 @@ async fn a_throttled_call_is_retried_within_the_attempt_bound() {
     assert_eq!(source.call_counts()["eks:DescribeCluster"], 3, "a retried call counts once");
 }
 
+fn is_dsg(r: &Req) -> bool {
+    r.action() == "DescribeSecurityGroups"
+}
+
 #[tokio::test]
-async fn a_deleted_group_is_dropped_from_the_batch_and_reported_on_its_cluster() {
+async fn a_deleted_group_costs_no_extra_call_and_is_reported_on_its_cluster() {
     let (server, source) = canned_source(
         |req: &Req| {
             if req.path == "/clusters/alpha/node-groups/ssh" {
@@ -1053,45 +1102,131 @@ async fn a_deleted_group_is_dropped_from_the_batch_and_reported_on_its_cluster()
         options(HOUR),
     )
     .await;
-    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
+    let spec = target("eu-west-1", None);
+    let snaps = snapshots(source.poll(&spec).await);
     assert_eq!(ids_in_warnings(&snaps["alpha"].warnings), BTreeSet::from(["sg-0deleted0000000000".to_string()]));
     assert!(!snaps["alpha"].groups.contains_key("sg-0deleted0000000000"));
     assert_eq!(snaps["alpha"].groups.len(), 4, "the other groups of alpha are read");
     assert!(snaps["bravo"].warnings.is_empty() && snaps["charlie"].warnings.is_empty());
-    let dsg = server.requests(|r| r.action() == "DescribeSecurityGroups");
-    assert_eq!(dsg.len(), 3, "the failed batch, then the batch without the id in two pages");
-    assert!(dsg[0].list("GroupId").contains(&"sg-0deleted0000000000".to_string()));
-    assert!(dsg[1..].iter().all(|r| !r.list("GroupId").contains(&"sg-0deleted0000000000".to_string())));
-    assert_eq!(dsg[1].list("GroupId").len(), 14);
+    let dsg = server.requests(is_dsg);
+    assert_eq!(dsg.len(), 2, "one walk by group-id filter in two pages, no retry without the id");
+    let asked = dsg[0].filter("group-id").expect("by filter");
+    assert_eq!(asked.len(), 15);
+    assert!(asked.contains(&"sg-0deleted0000000000".to_string()));
+
+    let again = snapshots(source.poll(&spec).await);
+    assert_eq!(again, snaps);
+    assert_eq!(server.requests(is_dsg).len(), 4, "every poll costs the same walk, the deleted id in it");
 }
 
 #[tokio::test]
-async fn a_not_found_error_naming_the_whole_batch_falls_back_to_a_filter() {
-    // moto's answer: every id of the request named, whichever is missing.
+async fn a_rule_naming_a_deleted_peer_costs_one_call_in_the_first_poll_and_none_after() {
+    // alpha's control-plane group lets in a group that no longer exists (a stale reference,
+    // as EC2 keeps across a peering).
     let (server, source) = canned_source(
         |req: &Req| {
-            if req.action() == "DescribeSecurityGroups" && req.filter("group-id").is_none() {
-                let all = req.list("GroupId").join(", ");
-                return ec2_error(
-                    400,
-                    "InvalidGroup.NotFound",
-                    &format!("The security group '{{{all}}}' does not exist"),
-                );
+            let mut resp = world(req);
+            if is_dsg(req) {
+                resp.body = resp.body.replace("<groupId>sg-a2</groupId></item></groups>", "<groupId>sg-a2</groupId></item><item><userId>111122223333</userId><groupId>sg-stale</groupId></item></groups>");
             }
-            if req.path == "/clusters/bravo/node-groups/ssh" {
-                return json(serde_json::json!({ "nodegroup": {
-                    "nodegroupName": "ssh", "resources": { "remoteAccessSecurityGroup": "sg-gone" } } }));
-            }
-            world(req)
+            resp
         },
         options(HOUR),
     )
     .await;
-    let snaps = snapshots(source.poll(&target("eu-west-1", None)).await);
-    assert_eq!(ids_in_warnings(&snaps["bravo"].warnings), BTreeSet::from(["sg-gone".to_string()]));
-    assert_eq!(snaps.values().map(|s| s.groups.len()).sum::<usize>(), 14);
-    let by_filter = server.requests(|r| r.action() == "DescribeSecurityGroups" && r.filter("group-id").is_some());
-    assert_eq!(by_filter.len(), 2, "one filtered walk of two pages");
+    let spec = target("eu-west-1", None);
+    let first = snapshots(source.poll(&spec).await);
+    let peers_asked = server.requests(|r| is_dsg(r) && r.filter("group-id") == Some(vec!["sg-stale".to_string()]));
+    assert_eq!(peers_asked.len(), 2, "the new peer, asked once (two pages)");
+    assert!(first["alpha"].groups["sg-a1"].rules.iter().any(|r| r.peer == Peer::Group { id: "sg-stale".into(), owner: None }));
+    let before = server.requests(is_dsg).len();
+    let second = snapshots(source.poll(&spec).await);
+    assert_eq!(second, first);
+    assert_eq!(server.requests(is_dsg).len() - before, 2, "one walk with the known peer in it, nothing more");
+}
+
+#[tokio::test]
+async fn a_cluster_group_that_vanishes_from_cached_metadata_has_the_cluster_read_again_once() {
+    // alpha's cluster SG is deleted after the first poll: the cluster may have been made
+    // again under its name, so its DescribeCluster is read again, once; the group stays gone
+    // (deleted by hand), which is reported and costs nothing more.
+    let deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gone = Arc::clone(&deleted);
+    let (_server, source) = canned_source(
+        move |req: &Req| {
+            let mut resp = world(req);
+            if is_dsg(req) && gone.load(std::sync::atomic::Ordering::SeqCst) {
+                let group = group_xml("sg-a0", &perm_from_group("-1", -1, -1, "sg-a0"), &all_to_internet());
+                resp.body = resp.body.replace(&group, "");
+            }
+            resp
+        },
+        options(HOUR),
+    )
+    .await;
+    let spec = target("eu-west-1", None);
+    let described = |source: &AwsSource| count(source, "eks:DescribeCluster");
+    snapshots(source.poll(&spec).await);
+    assert_eq!(described(&source), 3);
+    deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let noticed = snapshots(source.poll(&spec).await);
+    assert!(ids_in_warnings(&noticed["alpha"].warnings).contains("sg-a0"), "{:?}", noticed["alpha"].warnings);
+    assert_eq!(described(&source), 3, "the poll that notices uses the cache");
+    snapshots(source.poll(&spec).await);
+    assert_eq!(described(&source), 4, "alpha, and only alpha, is read again");
+    for _ in 0..2 {
+        let after = snapshots(source.poll(&spec).await);
+        assert!(ids_in_warnings(&after["alpha"].warnings).contains("sg-a0"));
+    }
+    assert_eq!(described(&source), 4, "a group that stays gone costs no further reads");
+}
+
+#[tokio::test]
+async fn groups_sure_to_exist_are_asked_by_id_and_one_gone_after_all_costs_its_batch_one_call_once() {
+    // Without managed node groups every group of a cluster is attached to something (the
+    // control plane, an instance): asked by GroupIds; the peers their rules name (the canned
+    // launch-template groups, on no node here) are new: by filter. At the next poll everything
+    // was found last time: by GroupIds. Then bravo's instance SG is deleted while the instance
+    // data is still cached: the batch fails once and is asked again by filter; from then on
+    // the id is known missing and its batch goes by filter straight away.
+    let deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gone = Arc::clone(&deleted);
+    let (server, source) = canned_source(
+        move |req: &Req| {
+            if req.path.ends_with("/node-groups") {
+                return json(serde_json::json!({ "nodegroups": [] }));
+            }
+            let gone = gone.load(std::sync::atomic::Ordering::SeqCst);
+            if is_dsg(req) && gone && req.list("GroupId").contains(&"sg-b3".to_string()) {
+                return ec2_error(400, "InvalidGroup.NotFound", "The security group 'sg-b3' does not exist");
+            }
+            let mut resp = world(req);
+            if is_dsg(req) && gone {
+                let group = group_xml("sg-b3", &perm_from_group("udp", 53, 53, "sg-b2"), &all_to_internet());
+                resp.body = resp.body.replace(&group, "");
+            }
+            resp
+        },
+        options(HOUR),
+    )
+    .await;
+    let spec = target("eu-west-1", None);
+    let by_ids = |r: &Req| is_dsg(r) && !r.list("GroupId").is_empty();
+    let by_filter = |r: &Req| is_dsg(r) && r.filter("group-id").is_some();
+    let first = snapshots(source.poll(&spec).await);
+    assert!(first.values().all(|s| s.warnings.is_empty()));
+    let counts = || (server.requests(by_ids).len(), server.requests(by_filter).len());
+    assert_eq!(counts(), (2, 2), "the clusters' groups by id, the new peers by filter, two pages each");
+    assert_eq!(snapshots(source.poll(&spec).await), first);
+    assert_eq!(counts(), (4, 2), "everything found last time, by id");
+
+    deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let gone = snapshots(source.poll(&spec).await);
+    assert!(ids_in_warnings(&gone["bravo"].warnings).contains("sg-b3"), "{:?}", gone["bravo"].warnings);
+    assert_eq!(counts(), (5, 4), "the failed batch, again by filter");
+
+    assert_eq!(snapshots(source.poll(&spec).await), gone);
+    assert_eq!(counts(), (5, 6), "by filter at once: no retry");
 }
 
 #[tokio::test]
@@ -1230,7 +1365,8 @@ async fn an_emulator_that_goes_away_fails_the_poll_instead_of_hanging_or_panicki
     assert_eq!(err.kind(), "server", "{err}");
     let poll = source.poll(&named).await;
     assert!(poll.error.is_none(), "the account is known from the first poll");
-    let err = poll.clusters[0].result.as_ref().expect_err("DescribeCluster cannot be answered");
+    // Its metadata is cached: the groups are what cannot be read.
+    let err = poll.clusters[0].result.as_ref().expect_err("DescribeSecurityGroups cannot be answered");
     assert_eq!(err.kind(), "server", "{err}");
-    assert!(err.to_string().contains("eks:DescribeCluster"), "{err}");
+    assert!(err.to_string().contains("ec2:DescribeSecurityGroups"), "{err}");
 }

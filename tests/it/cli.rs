@@ -490,6 +490,10 @@ jitter = "30s"
 timeout = "60s"
 concurrency = 8
 metadata_interval = "30m"
+eks_concurrency = 8
+ec2_concurrency = 4
+eks_requests_per_second = 0
+ec2_requests_per_second = 10
 
 [source]
 kind = "files"

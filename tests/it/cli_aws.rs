@@ -63,7 +63,7 @@ fn ingress(server: &moto::Moto, region: &str, verb: &str, group: &str, port: u16
 }
 
 #[test]
-fn check_reads_every_cluster_of_a_region_with_one_security_group_call() {
+fn check_reads_every_cluster_of_a_region_with_one_security_group_call_and_one_walk_per_ec2_shape() {
     let server = moto::server_for(module_path!());
     let region = "ap-south-1";
     let manifest = server.build_fixture(&["--region", region]);
@@ -87,12 +87,17 @@ fn check_reads_every_cluster_of_a_region_with_one_security_group_call() {
         assert_eq!(c["endpoint_mode"], manifest["clusters"][name]["mode"], "{name}");
     }
     let calls = &report["stats"]["aws_calls"];
-    // One batched call for every group of the region; moto's managed node groups name a
-    // remote-access group that does not exist, which costs exactly one retry without it.
+    // One call by `group-id` filter for every group of the region; moto's managed node groups
+    // name a remote-access group that does not exist, which is simply absent: no retry.
     let missing = report["clusters"].as_array().unwrap().iter().any(|c| {
         c["warnings"].as_array().is_some_and(|w| w.iter().any(|w| w.as_str().unwrap_or("").contains("sg-")))
     });
-    assert_eq!(calls["ec2:DescribeSecurityGroups"], if missing { 2 } else { 1 }, "{calls}");
+    assert!(missing, "the fixture's managed node groups name a group that does not exist");
+    assert_eq!(calls["ec2:DescribeSecurityGroups"], 1, "{calls}");
+    // Everything else that can be batched is one walk for the region.
+    for walk in ["ec2:DescribeInstances", "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeNetworkInterfaces", "ec2:DescribeLaunchTemplateVersions"] {
+        assert_eq!(calls[walk], 1, "{walk}: {calls}");
+    }
     assert_eq!(calls["eks:DescribeCluster"], names.len(), "{calls}");
     assert_eq!(calls["eks:ListClusters"], 1, "{calls}");
 }
