@@ -35,7 +35,10 @@ fn main() {
     }
     let fleet: Vec<ClusterSnapshot> = (0..CLUSTERS).map(snapshot).collect();
     let rules: usize = fleet.iter().map(|c| c.groups.values().map(|g| g.rules.len()).sum::<usize>()).sum();
-    println!("fleet: {CLUSTERS} clusters, {} groups, {rules} rules", fleet.iter().map(|c| c.groups.len()).sum::<usize>());
+    println!(
+        "fleet: {CLUSTERS} clusters, {} groups, {rules} rules",
+        fleet.iter().map(|c| c.groups.len()).sum::<usize>()
+    );
 
     let evaluations = match evaluate_fleet(&fleet) {
         Some(evaluations) => evaluations,
@@ -67,7 +70,11 @@ fn main() {
     let store = Arc::new(StateStore::with_state(dir.join("state.json"), state));
     let serialize = time(5, || serde_json::to_vec(&store.read_now(|s| s.clone())).map(|v| v.len()).unwrap_or(0));
     let state_bytes = serde_json::to_vec(&store.read_now(|s| s.clone())).map(|v| v.len()).unwrap_or(0);
-    println!("state file: {:.1} MiB, serialized in {} (median of 5)", state_bytes as f64 / 1048576.0, ms(serialize.median));
+    println!(
+        "state file: {:.1} MiB, serialized in {} (median of 5)",
+        state_bytes as f64 / 1048576.0,
+        ms(serialize.median)
+    );
 
     let metrics = Metrics::new(Arc::clone(&store)).expect("metrics");
     let rendered = metrics.render().expect("render");
@@ -88,7 +95,9 @@ fn main() {
     });
     let registry = time(30, || {
         let mut out = Vec::new();
-        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &metrics.registry().gather(), &mut out).map(|()| out.len()).unwrap_or(0)
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &metrics.registry().gather(), &mut out)
+            .map(|()| out.len())
+            .unwrap_or(0)
     });
     println!(
         "  of which the drift series: median {}; the registry (self, AWS, process): median {}",

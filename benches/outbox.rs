@@ -38,9 +38,19 @@ fn state() -> PersistedState {
     }
     let sink = SinkName::explicit("hook").unwrap();
     for i in 0..2 * DELIVERIES {
-        let cluster = ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: format!("cluster-{i:04}") };
-        let notification = Notification { id: format!("n{i}"), created_at: now, cluster, events: vec![], open: BTreeMap::new() };
-        state.alerts.outbox.push(OutboxEntry { id: format!("n{i}@hook"), sink: sink.clone(), enqueued_at: now, notification });
+        let cluster = ClusterId {
+            account_id: "111122223333".into(),
+            region: "eu-west-1".into(),
+            name: format!("cluster-{i:04}"),
+        };
+        let notification =
+            Notification { id: format!("n{i}"), created_at: now, cluster, events: vec![], open: BTreeMap::new() };
+        state.alerts.outbox.push(OutboxEntry {
+            id: format!("n{i}@hook"),
+            sink: sink.clone(),
+            enqueued_at: now,
+            notification,
+        });
     }
     state
 }

@@ -24,13 +24,14 @@ const EXIT_ERROR: u8 = 2;
 pub fn main(cli: Cli) -> ExitCode {
     crate::telemetry::init(cli.log_format);
     let result = match cli.command {
-        Command::Run { config, reset_state } => runtime().and_then(|rt| {
-            let done = rt.block_on(crate::daemon::run(&config, reset_state));
-            // A files read stuck on a hung mount must not hold the exit past the shutdown bound.
-            rt.shutdown_timeout(std::time::Duration::from_secs(1));
-            done
-        })
-        .map(|()| 0),
+        Command::Run { config, reset_state } => runtime()
+            .and_then(|rt| {
+                let done = rt.block_on(crate::daemon::run(&config, reset_state));
+                // A files read stuck on a hung mount must not hold the exit past the shutdown bound.
+                rt.shutdown_timeout(std::time::Duration::from_secs(1));
+                done
+            })
+            .map(|()| 0),
         Command::Check { config, clusters, format, fail_on } => {
             runtime().and_then(|rt| rt.block_on(check(&config, &clusters, format, fail_on)))
         }
@@ -246,14 +247,18 @@ async fn read_cluster(
 async fn fix(config: &std::path::Path, cluster: &str, min: Severity, apply: bool) -> anyhow::Result<u8> {
     let settings = Arc::new(load(config)?);
     if apply && settings.config.source.kind != crate::config::SourceKind::Aws {
-        bail!("{}: `fix --apply` writes to AWS, so it needs source.kind = \"aws\"; without --apply it prints the plan", config.display());
+        bail!(
+            "{}: `fix --apply` writes to AWS, so it needs source.kind = \"aws\"; without --apply it prints the plan",
+            config.display()
+        );
     }
     let source = source(&settings).await?;
     let engine = Engine::new(settings.clone(), source);
     let (index, snapshot) = read_cluster(&engine, cluster, config).await?;
     let target = &settings.targets[index];
     let today = Utc::now().date_naive();
-    let evaluate = |s: &crate::model::ClusterSnapshot| engine::evaluate_snapshot(target, &settings.exceptions, s, today);
+    let evaluate =
+        |s: &crate::model::ClusterSnapshot| engine::evaluate_snapshot(target, &settings.exceptions, s, today);
     let options = remediation::Options { role_arn: target.role_for(&snapshot.id), min_severity: min };
     let eval = evaluate(&snapshot);
     let plan = remediation::plan(&snapshot, &eval, &options, evaluate);
@@ -266,7 +271,9 @@ async fn fix(config: &std::path::Path, cluster: &str, min: Severity, apply: bool
     let mut failed = false;
     for (i, step) in plan.steps.iter().enumerate() {
         match writer.apply(step).await {
-            Ok(done) => println!("applied {}/{}: {} ({})", i + 1, plan.steps.len(), step.summary(), applied_text(&done)),
+            Ok(done) => {
+                println!("applied {}/{}: {} ({})", i + 1, plan.steps.len(), step.summary(), applied_text(&done))
+            }
             Err(e) => {
                 eprintln!(
                     "error: step {} ({}) failed: {e}; stopped, {} step(s) not applied",

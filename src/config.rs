@@ -325,8 +325,10 @@ impl TryFrom<RawAlerts> for AlertsConfig {
 impl AlertsConfig {
     /// Every configured sink as (`[[alerts.kind]] #n`, name), in config order.
     pub fn sink_names(&self) -> Vec<(String, crate::alert::SinkName)> {
-        let slack = self.slack.iter().enumerate().map(|(i, s)| (format!("[[alerts.slack]] #{}", i + 1), s.name.clone()));
-        let hook = self.webhook.iter().enumerate().map(|(i, w)| (format!("[[alerts.webhook]] #{}", i + 1), w.name.clone()));
+        let slack =
+            self.slack.iter().enumerate().map(|(i, s)| (format!("[[alerts.slack]] #{}", i + 1), s.name.clone()));
+        let hook =
+            self.webhook.iter().enumerate().map(|(i, w)| (format!("[[alerts.webhook]] #{}", i + 1), w.name.clone()));
         let log = self.log.then(|| ("[alerts] log".to_string(), crate::alert::log::name()));
         slack.chain(hook).chain(log).collect()
     }
@@ -451,7 +453,9 @@ impl TryFrom<RawWebhook> for WebhookConfig {
             crate::alert::webhook::check_header_name(header).map_err(|e| format!("{what}: headers_env: {e}"))?;
         }
         if raw.signing_secret_env.as_deref() == Some("") {
-            return Err(format!("{what}: signing_secret_env is empty: name the environment variable that holds the key"));
+            return Err(format!(
+                "{what}: signing_secret_env is empty: name the environment variable that holds the key"
+            ));
         }
         Ok(WebhookConfig {
             name,
@@ -592,7 +596,8 @@ pub fn load_with_env(text: &str, path: &Path, env: &BTreeMap<String, String>) ->
         ConfigError::At { path: shown.clone(), line, column, message: e.message().trim().to_string() }
     })?;
     let origins = Origins::new(path, text, env);
-    let mut layered = ::config::Environment::with_prefix("SGDRIFT").prefix_separator("__").separator("__").try_parsing(true);
+    let mut layered =
+        ::config::Environment::with_prefix("SGDRIFT").prefix_separator("__").separator("__").try_parsing(true);
     layered = layered.source(Some(env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
     let config: Config = ::config::Config::builder()
         .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
@@ -637,7 +642,12 @@ impl<'a> Origins<'a> {
         let env = env
             .keys()
             .filter_map(|var| {
-                let key = var.strip_prefix(ENV_PREFIX)?.split("__").map(str::to_ascii_lowercase).collect::<Vec<_>>().join(".");
+                let key = var
+                    .strip_prefix(ENV_PREFIX)?
+                    .split("__")
+                    .map(str::to_ascii_lowercase)
+                    .collect::<Vec<_>>()
+                    .join(".");
                 Some((key, var.clone()))
             })
             .collect();
@@ -698,7 +708,9 @@ impl<'a> Origins<'a> {
 
 fn validate(mut config: Config, at: &Origins<'_>) -> Result<Settings, ConfigError> {
     let base_dir = at.path.parent().map(Path::to_path_buf).unwrap_or_default();
-    for file in [&mut config.server.tls_cert_file, &mut config.server.tls_key_file, &mut config.server.basic_auth_users_file] {
+    for file in
+        [&mut config.server.tls_cert_file, &mut config.server.tls_key_file, &mut config.server.basic_auth_users_file]
+    {
         if let Some(path) = file.as_mut() {
             *path = base_dir.join(&*path);
         }
@@ -737,24 +749,38 @@ fn validate_server(server: &ServerConfig, at: &Origins<'_>) -> Result<(), Config
     }
     for (key, value) in [("header_read_timeout", server.header_read_timeout), ("idle_timeout", server.idle_timeout)] {
         if value.is_zero() || value > LONGEST_TIMEOUT {
-            return Err(at.error(&["server".into(), key.into()], format!("server.{key} must be between 1ms and 1h, such as \"10s\"")));
+            return Err(at.error(
+                &["server".into(), key.into()],
+                format!("server.{key} must be between 1ms and 1h, such as \"10s\""),
+            ));
         }
     }
     if !MAX_CONNECTIONS.contains(&server.max_connections) {
         return Err(at.error(
             &["server".into(), "max_connections".into()],
-            format!("server.max_connections = {} is out of range: use {} to {}", server.max_connections, MAX_CONNECTIONS.start(), MAX_CONNECTIONS.end()),
+            format!(
+                "server.max_connections = {} is out of range: use {} to {}",
+                server.max_connections,
+                MAX_CONNECTIONS.start(),
+                MAX_CONNECTIONS.end()
+            ),
         ));
     }
     if let Some(url) = &server.external_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(at.error(&["server".into(), "external_url".into()], format!("server.external_url `{url}` is not an http(s) URL")));
+            return Err(at.error(
+                &["server".into(), "external_url".into()],
+                format!("server.external_url `{url}` is not an http(s) URL"),
+            ));
         }
     }
     match (&server.tls_cert_file, &server.tls_key_file) {
         (Some(_), None) | (None, Some(_)) => {
             let present = if server.tls_cert_file.is_some() { "tls_cert_file" } else { "tls_key_file" };
-            return Err(at.error(&["server".into(), present.into()], "TLS needs both server.tls_cert_file and server.tls_key_file"));
+            return Err(at.error(
+                &["server".into(), present.into()],
+                "TLS needs both server.tls_cert_file and server.tls_key_file",
+            ));
         }
         _ => {}
     }
@@ -768,13 +794,24 @@ fn validate_server(server: &ServerConfig, at: &Origins<'_>) -> Result<(), Config
 
 fn validate_poll(poll: &PollConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
     let key = |k: &'static str| [Key::Name("poll"), Key::Name(k)];
-    let durations = [("interval", poll.interval, LONGEST_INTERVAL), ("metadata_interval", poll.metadata_interval, LONGEST_INTERVAL), ("timeout", poll.timeout, LONGEST_TIMEOUT)];
+    let durations = [
+        ("interval", poll.interval, LONGEST_INTERVAL),
+        ("metadata_interval", poll.metadata_interval, LONGEST_INTERVAL),
+        ("timeout", poll.timeout, LONGEST_TIMEOUT),
+    ];
     for (name, value, longest) in durations {
         if value.is_zero() {
             return Err(at.error(&key(name), format!("poll.{name} must be longer than zero")));
         }
         if value > longest {
-            return Err(at.error(&key(name), format!("poll.{name} = {} is longer than {}", humantime::format_duration(value), humantime::format_duration(longest))));
+            return Err(at.error(
+                &key(name),
+                format!(
+                    "poll.{name} = {} is longer than {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(longest)
+                ),
+            ));
         }
     }
     if poll.jitter > poll.interval {
@@ -795,11 +832,18 @@ fn validate_poll(poll: &PollConfig, at: &Origins<'_>) -> Result<(), ConfigError>
         if !CONCURRENCY.contains(&value) {
             return Err(at.error(
                 &key(name),
-                format!("poll.{name} = {value} is out of range: use {} to {} {what} at a time", CONCURRENCY.start(), CONCURRENCY.end()),
+                format!(
+                    "poll.{name} = {value} is out of range: use {} to {} {what} at a time",
+                    CONCURRENCY.start(),
+                    CONCURRENCY.end()
+                ),
             ));
         }
     }
-    for (name, value) in [("eks_requests_per_second", poll.eks_requests_per_second), ("ec2_requests_per_second", poll.ec2_requests_per_second)] {
+    for (name, value) in [
+        ("eks_requests_per_second", poll.eks_requests_per_second),
+        ("ec2_requests_per_second", poll.ec2_requests_per_second),
+    ] {
         if value > MAX_REQUESTS_PER_SECOND {
             return Err(at.error(
                 &key(name),
@@ -815,7 +859,10 @@ fn validate_source(source: &SourceConfig, at: &Origins<'_>) -> Result<(), Config
         return Ok(());
     }
     let Some(dir) = &source.dir else {
-        return Err(at.error(&["source".into(), "kind".into()], "source.kind = \"files\" needs `dir`, the directory of AWS-CLI JSON"));
+        return Err(at.error(
+            &["source".into(), "kind".into()],
+            "source.kind = \"files\" needs `dir`, the directory of AWS-CLI JSON",
+        ));
     };
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
@@ -829,7 +876,8 @@ fn validate_source(source: &SourceConfig, at: &Origins<'_>) -> Result<(), Config
 
 fn validate_events(events: &EventsConfig, at: &Origins<'_>) -> Result<(), ConfigError> {
     if let Some(url) = &events.queue_url {
-        let path_ok = url.split("://").nth(1).is_some_and(|rest| rest.split('/').filter(|p| !p.is_empty()).count() >= 3);
+        let path_ok =
+            url.split("://").nth(1).is_some_and(|rest| rest.split('/').filter(|p| !p.is_empty()).count() >= 3);
         if !(url.starts_with("https://") || url.starts_with("http://")) || !path_ok {
             return Err(at.error(
                 &["events".into(), "queue_url".into()],
@@ -862,7 +910,10 @@ fn targets(raw: &[TargetConfig], base_dir: &Path, at: &Origins<'_>) -> Result<Ve
             return Err(at.error(&key("regions"), "a [[targets]] entry has an empty `regions` list"));
         }
         if t.clusters.is_empty() {
-            return Err(at.error(&key("clusters"), "a [[targets]] entry has an empty `clusters` list: name clusters, or \"*\" for all"));
+            return Err(at.error(
+                &key("clusters"),
+                "a [[targets]] entry has an empty `clusters` list: name clusters, or \"*\" for all",
+            ));
         }
         let baseline = match t.baseline.parse::<crate::baseline::Profile>() {
             Ok(profile) => crate::baseline::BaselineRef::Profile(profile),
@@ -947,16 +998,23 @@ fn organization(
 /// Do two targets poll the same clusters through the same role in some region?
 fn same_polls(a: &TargetConfig, b: &TargetConfig) -> bool {
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
-    a.role_arn == b.role_arn && a.organization == b.organization && !set(&a.regions).is_disjoint(&set(&b.regions)) && set(&a.clusters) == set(&b.clusters)
+    a.role_arn == b.role_arn
+        && a.organization == b.organization
+        && !set(&a.regions).is_disjoint(&set(&b.regions))
+        && set(&a.clusters) == set(&b.clusters)
 }
 
 /// The `[[exceptions]]`, and a warning for each that has expired.
-fn exceptions(raw: &[ExceptionConfig], at: &Origins<'_>) -> Result<(Vec<crate::baseline::Exception>, Vec<String>), ConfigError> {
+fn exceptions(
+    raw: &[ExceptionConfig],
+    at: &Origins<'_>,
+) -> Result<(Vec<crate::baseline::Exception>, Vec<String>), ConfigError> {
     let today = chrono::Utc::now().date_naive();
     let mut exceptions = Vec::new();
     let mut warnings = Vec::new();
     for (i, e) in raw.iter().enumerate() {
-        let exception = crate::baseline::Exception::from_config(e).map_err(|m| at.error(&[Key::Name("exceptions"), Key::Index(i)], m))?;
+        let exception = crate::baseline::Exception::from_config(e)
+            .map_err(|m| at.error(&[Key::Name("exceptions"), Key::Index(i)], m))?;
         if exception.is_expired(today) {
             warnings.push(format!(
                 "{}: exception `{}` expired on {}: it no longer suppresses anything",
@@ -996,8 +1054,16 @@ mod tests {
 
     #[test]
     fn an_organization_target_is_checked_for_role_name_ous_accounts_and_source() {
-        let aws = |org: &str| format!("[source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"eu-west-1\"]\norganization = {org}\n");
-        let ok = load(&aws("{ role_name = \"sgdrift-read\", ous = [\"ou-ab12-cdef3456\"], exclude_accounts = [\"111122223333\"] }"), &[]).unwrap();
+        let aws = |org: &str| {
+            format!("[source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"eu-west-1\"]\norganization = {org}\n")
+        };
+        let ok = load(
+            &aws(
+                "{ role_name = \"sgdrift-read\", ous = [\"ou-ab12-cdef3456\"], exclude_accounts = [\"111122223333\"] }",
+            ),
+            &[],
+        )
+        .unwrap();
         let org = ok.targets[0].organization.as_ref().unwrap();
         assert_eq!((org.role_name.as_str(), org.ous.len(), org.exclude_accounts.len()), ("sgdrift-read", 1, 1));
         // (organization, words the error must contain)
@@ -1020,7 +1086,9 @@ mod tests {
     #[test]
     fn the_events_table_is_optional_and_attributes_through_cloudtrail_by_default() {
         assert_eq!(load(BASE, &[]).unwrap().config.events, None);
-        let text = format!("[events]\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/111122223333/sgdrift-events\"\n{BASE}");
+        let text = format!(
+            "[events]\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/111122223333/sgdrift-events\"\n{BASE}"
+        );
         let events = load(&text, &[]).unwrap().config.events.unwrap();
         assert_eq!(events.attribution, Attribution::Cloudtrail);
         assert_eq!(events.coalesce, Duration::from_millis(500));
@@ -1036,27 +1104,54 @@ mod tests {
     #[test]
     fn the_base_config_loads_with_its_profile_typed() {
         let settings = load(BASE, &[]).unwrap();
-        assert_eq!(settings.targets[0].baseline, crate::baseline::BaselineRef::Profile(crate::baseline::Profile::Minimal));
+        assert_eq!(
+            settings.targets[0].baseline,
+            crate::baseline::BaselineRef::Profile(crate::baseline::Profile::Minimal)
+        );
         assert_eq!(settings.config.server.limits().max_connections, 512);
     }
 
     #[test]
     fn out_of_range_values_are_refused_at_their_line_and_column() {
         let cases: &[(&str, &str, &str)] = &[
-            ("[poll]\nconcurrency = 4611686018427387904\n", "2:15", "poll.concurrency = 4611686018427387904 is out of range: use 1 to 1024"),
+            (
+                "[poll]\nconcurrency = 4611686018427387904\n",
+                "2:15",
+                "poll.concurrency = 4611686018427387904 is out of range: use 1 to 1024",
+            ),
             ("[poll]\nconcurrency = 0\n", "2:15", "poll.concurrency = 0 is out of range"),
-            ("[poll]\neks_concurrency = 0\n", "2:19", "poll.eks_concurrency = 0 is out of range: use 1 to 1024 EKS calls"),
+            (
+                "[poll]\neks_concurrency = 0\n",
+                "2:19",
+                "poll.eks_concurrency = 0 is out of range: use 1 to 1024 EKS calls",
+            ),
             ("[poll]\nec2_concurrency = 2000\n", "2:19", "poll.ec2_concurrency = 2000 is out of range"),
-            ("[poll]\nec2_requests_per_second = 20000\n", "2:27", "poll.ec2_requests_per_second = 20000 is out of range: use 0 (no limit) to 10000"),
+            (
+                "[poll]\nec2_requests_per_second = 20000\n",
+                "2:27",
+                "poll.ec2_requests_per_second = 20000 is out of range: use 0 (no limit) to 10000",
+            ),
             ("[poll]\ntimeout = \"0s\"\n", "2:11", "poll.timeout must be longer than zero"),
             ("[poll]\ninterval = \"0s\"\n", "2:12", "poll.interval must be longer than zero"),
-            ("[poll]\ninterval = \"1m\"\njitter = \"2m\"\n", "3:10", "poll.jitter (2m) is longer than poll.interval (1m)"),
+            (
+                "[poll]\ninterval = \"1m\"\njitter = \"2m\"\n",
+                "3:10",
+                "poll.jitter (2m) is longer than poll.interval (1m)",
+            ),
             ("[poll]\ntimeout = \"2h\"\n", "2:11", "poll.timeout = 2h is longer than 1h"),
             ("[server]\nlisten = \"localhost\"\n", "2:10", "server.listen `localhost` is not an address:port"),
-            ("[server]\nheader_read_timeout = \"0s\"\n", "2:23", "server.header_read_timeout must be between 1ms and 1h"),
+            (
+                "[server]\nheader_read_timeout = \"0s\"\n",
+                "2:23",
+                "server.header_read_timeout must be between 1ms and 1h",
+            ),
             ("[server]\nmax_connections = 0\n", "2:19", "server.max_connections = 0 is out of range"),
             ("[server]\nexternal_url = \"ftp://x\"\n", "2:16", "server.external_url `ftp://x` is not an http(s) URL"),
-            ("[events]\nqueue_url = \"sgdrift-events\"\n", "2:13", "events.queue_url `sgdrift-events` is not an SQS queue URL"),
+            (
+                "[events]\nqueue_url = \"sgdrift-events\"\n",
+                "2:13",
+                "events.queue_url `sgdrift-events` is not an SQS queue URL",
+            ),
             ("[events]\ncoalesce = \"1m\"\n", "2:12", "events.coalesce must be between 1ms and 10s"),
         ];
         for (extra, at, message) in cases {
@@ -1085,7 +1180,9 @@ mod tests {
             let err = load(text, &[]).unwrap_err();
             assert!(err.starts_with(expected.as_str()), "{text:?}:\n  got      {err}\n  expected {expected}…");
         }
-        let other_role = format!("{BASE}\n[[targets]]\nregions = [\"eu-west-1\"]\nrole_arn = \"arn:aws:iam::111122223333:role/r\"\n");
+        let other_role = format!(
+            "{BASE}\n[[targets]]\nregions = [\"eu-west-1\"]\nrole_arn = \"arn:aws:iam::111122223333:role/r\"\n"
+        );
         assert!(load(&other_role, &[]).is_ok(), "another role polls other clusters");
     }
 

@@ -113,7 +113,8 @@ async fn start(config_path: &Path, reset_state: bool) -> anyhow::Result<Started>
     }
     let store = Arc::new(store);
     let metrics = Arc::new(Metrics::new(Arc::clone(&store)).context("cannot register the metrics")?);
-    let alert_metrics = Arc::new(AlertMetrics::register(metrics.registry()).context("cannot register the alert metrics")?);
+    let alert_metrics =
+        Arc::new(AlertMetrics::register(metrics.registry()).context("cannot register the alert metrics")?);
     let source = Source::from_config(&settings.config, metrics.aws_calls.clone()).await?;
     let engine = Arc::new(Engine::new(Arc::clone(&settings), source));
     let dispatcher = Arc::new(Dispatcher::new(&settings, Arc::clone(&alert_metrics))?);
@@ -262,7 +263,12 @@ impl Running {
         self.generation = Arc::clone(&generation);
         if generation.engine.settings.targets.iter().any(|t| t.organization.is_some()) {
             let every = generation.engine.settings.config.poll.metadata_interval;
-            let watch = watch_accounts(Arc::clone(&generation.engine), every, self.accounts_tx.clone(), self.polls.cancel.clone());
+            let watch = watch_accounts(
+                Arc::clone(&generation.engine),
+                every,
+                self.accounts_tx.clone(),
+                self.polls.cancel.clone(),
+            );
             self.polls.tracker.spawn(watch);
         }
         self.scheduler.spawn(generation, &self.polls.tracker, self.polls.cancel.clone());
@@ -284,7 +290,10 @@ impl Running {
                 tracing::error!(error = %e, "cannot persist the state after the accounts changed");
             }
         }
-        tracing::info!(specs = generation.engine.target_specs().len(), "organization accounts changed; polls restarted");
+        tracing::info!(
+            specs = generation.engine.target_specs().len(),
+            "organization accounts changed; polls restarted"
+        );
         self.spawn_polls(generation);
     }
 
@@ -343,7 +352,12 @@ impl Running {
 
 /// Lists the organization's accounts again every `every` (`poll.metadata_interval`), and says
 /// so on `changed` when the list differs: new accounts get polled, closed ones stop.
-async fn watch_accounts(engine: Arc<Engine>, every: Duration, changed: tokio::sync::mpsc::Sender<()>, cancel: CancellationToken) {
+async fn watch_accounts(
+    engine: Arc<Engine>,
+    every: Duration,
+    changed: tokio::sync::mpsc::Sender<()>,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -5,11 +5,14 @@ use chrono::NaiveDate;
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::baseline::{self, guardrails, Controller, Exception, OwnedRule, ExceptionMatch, Expected, ResolvedBaseline, ResolvedRule, RuleStatus};
+use crate::baseline::{
+    self, guardrails, Controller, Exception, ExceptionMatch, Expected, OwnedRule, ResolvedBaseline, ResolvedRule,
+    RuleStatus,
+};
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer,
-    Role, Rule, Severity, Traffic,
+    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer, Role,
+    Rule, Severity, Traffic,
 };
 
 /// Everything one cluster's evaluation produced.
@@ -313,7 +316,9 @@ fn sort_findings(findings: &mut Vec<Finding>) {
     keyed.sort_by(|(ka, a), (kb, b)| {
         (&a.group_id, a.kind, a.direction, &ka.0, a.traffic.from_port(), a.traffic.to_port(), &ka.1)
             .cmp(&(&b.group_id, b.kind, b.direction, &kb.0, b.traffic.from_port(), b.traffic.to_port(), &kb.1))
-            .then_with(|| (a.flow.map(FlowName::as_str), &a.reason, &a.id).cmp(&(b.flow.map(FlowName::as_str), &b.reason, &b.id)))
+            .then_with(|| {
+                (a.flow.map(FlowName::as_str), &a.reason, &a.id).cmp(&(b.flow.map(FlowName::as_str), &b.reason, &b.id))
+            })
     });
     findings.extend(keyed.into_iter().map(|(_, f)| f));
 }
@@ -358,8 +363,15 @@ mod tests {
             .iter()
             .map(|f| {
                 let t = &f.traffic;
-                let rule =
-                    format!("{} {} {} {}-{} {}", f.group_id, f.direction, t.protocol_name(), t.from_port(), t.to_port(), f.peer);
+                let rule = format!(
+                    "{} {} {} {}-{} {}",
+                    f.group_id,
+                    f.direction,
+                    t.protocol_name(),
+                    t.from_port(),
+                    t.to_port(),
+                    f.peer
+                );
                 (f.kind, f.severity, rule, f.reason.clone())
             })
             .collect()
@@ -372,11 +384,7 @@ mod tests {
             ("ingress tcp 22 from ::/0", Severity::Critical, "guardrail: SSH open to the internet"),
             ("ingress tcp 3389 from 0.0.0.0/0", Severity::Critical, "guardrail: RDP open to the internet"),
             ("ingress tcp 443 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on tcp 443"),
-            (
-                "ingress tcp 0-1024 from 0.0.0.0/0",
-                Severity::Critical,
-                "guardrail: SSH open to the internet",
-            ),
+            ("ingress tcp 0-1024 from 0.0.0.0/0", Severity::Critical, "guardrail: SSH open to the internet"),
             ("ingress all from ::/0", Severity::Critical, "guardrail: all traffic open to the internet"),
             ("ingress icmp 8/0 from 0.0.0.0/0", Severity::Critical, "ingress from the internet on icmp 8/0"),
             (
@@ -431,14 +439,28 @@ mod tests {
                 )],
                 "{status:?}"
             );
-            let eval = evaluate(&snap, &base, &FlowContext::default(), &[exception(text, None, "2027-03-31")], &Controller::ALL, day("2027-01-01"));
+            let eval = evaluate(
+                &snap,
+                &base,
+                &FlowContext::default(),
+                &[exception(text, None, "2027-03-31")],
+                &Controller::ALL,
+                day("2027-01-01"),
+            );
             let rules: Vec<&Finding> = eval.findings.iter().filter(|f| f.kind != FindingKind::Flow).collect();
             assert_eq!(rules.len(), 1);
             assert_eq!(rules[0].suppressed_by.as_deref(), Some("internal NLB NodePorts (until 2027-03-31)"));
         }
         // Covered rules that cross no guardrail stay quiet.
-        let quiet = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &["ingress tcp 443 from 0.0.0.0/0"])], &[]);
-        assert_eq!(diff_rules(&quiet, &resolved(&[("sg-node", &[("ingress tcp 443 from 0.0.0.0/0", ALLOWED)])])), Vec::new());
+        let quiet = snapshot(
+            EndpointMode::Public,
+            vec![group("sg-node", Role::Node, &["ingress tcp 443 from 0.0.0.0/0"])],
+            &[],
+        );
+        assert_eq!(
+            diff_rules(&quiet, &resolved(&[("sg-node", &[("ingress tcp 443 from 0.0.0.0/0", ALLOWED)])])),
+            Vec::new()
+        );
     }
 
     #[test]

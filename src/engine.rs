@@ -137,7 +137,11 @@ pub fn evaluate_with_remediation(
 pub fn specs(targets: &[Target], accounts: &BTreeMap<usize, Vec<String>>) -> Vec<(usize, TargetSpec)> {
     let mut specs = Vec::new();
     for (i, t) in targets.iter().enumerate() {
-        let spec = |region: &String, role_arn: Option<String>| TargetSpec { region: region.clone(), role_arn, clusters: t.clusters.clone() };
+        let spec = |region: &String, role_arn: Option<String>| TargetSpec {
+            region: region.clone(),
+            role_arn,
+            clusters: t.clusters.clone(),
+        };
         match &t.organization {
             None => specs.extend(t.regions.iter().map(|r| (i, spec(r, t.role_arn.clone())))),
             Some(org) => {

@@ -101,7 +101,8 @@ pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
         }
     }
     // Branch-ENI pods live on EC2 nodes: their kubelets are the ones that probe them.
-    let kubelets: Vec<Side> = nodes.iter().filter(|n| n.kind != EndpointKind::Nodes(NodeGroupKind::Fargate)).cloned().collect();
+    let kubelets: Vec<Side> =
+        nodes.iter().filter(|n| n.kind != EndpointKind::Nodes(NodeGroupKind::Fargate)).cloned().collect();
     for name in [FlowName::PodDns, FlowName::PodProbes] {
         for pod in &pods {
             let mut flow = Flow::new(snapshot, name, pod);
@@ -235,7 +236,8 @@ fn aws_service(flow: &mut Flow, node: &Side, service: &str) -> Option<String> {
     let snapshot = flow.snapshot;
     let of_service = |kind| snapshot.vpc_endpoints.iter().filter(move |e| e.kind == kind && e.service() == service);
     // Without private DNS the service's name still resolves to its public address.
-    let interface: Vec<&VpcEndpoint> = of_service(VpcEndpointKind::Interface).filter(|e| e.private_dns_enabled).collect();
+    let interface: Vec<&VpcEndpoint> =
+        of_service(VpcEndpointKind::Interface).filter(|e| e.private_dns_enabled).collect();
     if !interface.is_empty() {
         let gaps = interface_endpoint_gaps(flow, node, service, &interface);
         let open = gaps.is_empty();
@@ -383,7 +385,17 @@ impl Side {
     }
 
     fn new(kind: EndpointKind, name: String, label: String, ids: Vec<String>, fix: Option<String>, role: Role) -> Side {
-        Side { kind, name, label, ids, fix, default_role: role, routes: NO_ROUTE_DATA, cidrs: Vec::new(), groups_only: false }
+        Side {
+            kind,
+            name,
+            label,
+            ids,
+            fix,
+            default_role: role,
+            routes: NO_ROUTE_DATA,
+            cidrs: Vec::new(),
+            groups_only: false,
+        }
     }
 
     /// Hybrid nodes' remote networks (`remoteNetworkConfig`), one endpoint per CIDR: nodes
@@ -405,7 +417,11 @@ impl Side {
         let mut ids = set.security_group_ids.clone();
         ids.sort();
         ids.dedup();
-        let fix = ids.iter().find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node))).or(ids.first()).cloned();
+        let fix = ids
+            .iter()
+            .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node)))
+            .or(ids.first())
+            .cloned();
         let label = format!("the EFA SGs {} of node group {}", ids.join(", "), set.node_group);
         let mut side = Side::new(EndpointKind::Efa, set.node_group.clone(), label, ids, fix, Role::Node);
         side.groups_only = true;
@@ -710,7 +726,9 @@ impl<'a> Flow<'a> {
                 reasons.push(reason);
             }
             if let Some(side) = side {
-                if !missing.iter().any(|m| (&m.group_id, &m.rule, &m.absent_endpoint) == (&side.group_id, &side.rule, &side.absent_endpoint)) {
+                if !missing.iter().any(|m| {
+                    (&m.group_id, &m.rule, &m.absent_endpoint) == (&side.group_id, &side.rule, &side.absent_endpoint)
+                }) {
                     missing.push(side);
                 }
             }
@@ -1370,7 +1388,8 @@ mod tests {
             }
             if want == FlowStatus::Closed {
                 // Five services, each needing an endpoint: five fixes naming the service.
-                let peers: Vec<Option<&str>> = r.missing.iter().map(|m| m.absent_endpoint.as_ref().map(|e| e.as_str())).collect();
+                let peers: Vec<Option<&str>> =
+                    r.missing.iter().map(|m| m.absent_endpoint.as_ref().map(|e| e.as_str())).collect();
                 assert_eq!(peers.len(), 5, "{peers:?}");
                 assert!(peers.iter().all(|p| p.is_some_and(|p| p.starts_with("com.amazonaws.eu-west-1."))));
             }
@@ -1396,7 +1415,8 @@ mod tests {
     fn each_service_takes_its_own_path_and_endpoints_without_private_dns_do_not_count() {
         // ecr.api and ecr.dkr through endpoints; the rest over the internet, whose route is gone.
         let mut snap = terraform_v19(EndpointMode::Private);
-        snap.groups.insert("sg-endpoint".into(), group("sg-endpoint", Role::Endpoint, &["ingress tcp 443 from sg-node"]));
+        snap.groups
+            .insert("sg-endpoint".into(), group("sg-endpoint", Role::Endpoint, &["ingress tcp 443 from sg-node"]));
         snap.vpc_endpoints = ["ecr.api", "ecr.dkr"].iter().map(|s| interface_endpoint(s, &["sg-endpoint"])).collect();
         let mut sts = interface_endpoint("sts", &["sg-endpoint"]);
         sts.private_dns_enabled = false;
@@ -1412,7 +1432,8 @@ mod tests {
         let snap = no_route_out(snap);
         let results = check(&snap, &FlowContext::default());
         let r = flow(&results, FlowName::AwsApis, "ng-1");
-        let peers: Vec<&str> = r.missing.iter().filter_map(|m| m.absent_endpoint.as_ref().map(|e| e.as_str())).collect();
+        let peers: Vec<&str> =
+            r.missing.iter().filter_map(|m| m.absent_endpoint.as_ref().map(|e| e.as_str())).collect();
         assert_eq!(peers, ["com.amazonaws.eu-west-1.ec2", "com.amazonaws.eu-west-1.sts", "com.amazonaws.eu-west-1.s3"]);
     }
 
@@ -1441,7 +1462,8 @@ mod tests {
         let mut snap = base();
         routes(&mut snap, RouteOut::Internet, RouteOut::Internet);
         let results = check(&snap, &FlowContext::default());
-        let fixes: Vec<String> = flow(&results, FlowName::AwsApis, "ng-1").missing.iter().map(|m| m.rule.to_string()).collect();
+        let fixes: Vec<String> =
+            flow(&results, FlowName::AwsApis, "ng-1").missing.iter().map(|m| m.rule.to_string()).collect();
         assert_eq!(fixes, ["egress tcp 443 to ::/0"]);
     }
 

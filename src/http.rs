@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use conn::Limits;
-pub use security::Security;
 use conn::{Conn, ServerMetrics, Table};
+pub use security::Security;
 
 use crate::export::html;
 use crate::export::metrics::Metrics;
@@ -95,7 +95,14 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 table.make_room(limits.max_connections);
                 let conn = table.open();
-                let served = Served { app: app.clone(), auth: security.auth.clone(), conn, table: Arc::clone(&table), limits, shutdown: shutdown.clone() };
+                let served = Served {
+                    app: app.clone(),
+                    auth: security.auth.clone(),
+                    conn,
+                    table: Arc::clone(&table),
+                    limits,
+                    shutdown: shutdown.clone(),
+                };
                 match &security.tls {
                     None => conns.spawn(serve_conn(stream, served)),
                     Some(tls) => conns.spawn(serve_tls(tls.clone(), stream, served)),
@@ -232,7 +239,10 @@ fn body_too_large(headers: &HeaderMap) -> bool {
     if headers.contains_key(header::TRANSFER_ENCODING) {
         return true;
     }
-    headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).is_none_or(|n| n > MAX_BODY_BYTES))
+    headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .any(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).is_none_or(|n| n > MAX_BODY_BYTES))
 }
 
 async fn security_headers(mut response: Response) -> Response {
@@ -269,7 +279,9 @@ async fn metrics(State(state): State<AppState>, request: HeaderMap) -> Response 
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     let mut gzip = None;
     let mut any = None;
-    for coding in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
+    for coding in
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+    {
         let mut parts = coding.split(';');
         let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         let q = parts
@@ -297,7 +309,8 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(error) = state.store.write_error() {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the state cannot be written: {error}\n")).into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the state cannot be written: {error}\n"))
+            .into_response();
     }
     if state.readiness.is_ready() {
         (StatusCode::OK, "ready\n").into_response()

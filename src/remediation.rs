@@ -168,10 +168,12 @@ const DESCRIPTION_CHARS: &str = ". _-:/()#,@[]+=&;{}!$*";
 fn authorize_description(f: &Finding) -> String {
     let text = match (f.kind, f.flow) {
         // The differ writes a missing rule's reason as "recorded rule is gone (<why>)".
-        (FindingKind::Missing, _) => match f.reason.strip_prefix("recorded rule is gone (").and_then(|r| r.strip_suffix(')')) {
-            Some(why) => format!("sgdrift baseline: {why}"),
-            None => "sgdrift baseline rule".to_string(),
-        },
+        (FindingKind::Missing, _) => {
+            match f.reason.strip_prefix("recorded rule is gone (").and_then(|r| r.strip_suffix(')')) {
+                Some(why) => format!("sgdrift baseline: {why}"),
+                None => "sgdrift baseline rule".to_string(),
+            }
+        }
         (_, Some(flow)) => format!("sgdrift: EKS {flow} flow"),
         _ => "sgdrift baseline rule".to_string(),
     };
@@ -228,7 +230,8 @@ fn unsafe_because(before: &Evaluation, after: &Evaluation, known: &BTreeSet<&str
             .into_iter()
             .collect();
         if !first.is_empty() {
-            let _ = write!(reason, "; authorize {} first (add it to the baseline if it is not there)", first.join(" and "));
+            let _ =
+                write!(reason, "; authorize {} first (add it to the baseline if it is not there)", first.join(" and "));
         }
         return Some(reason);
     }
@@ -433,7 +436,8 @@ pub fn render(plan: &Plan, snapshot: &ClusterSnapshot, options: &Options) -> Str
         }
     }
     for r in &plan.refused {
-        let _ = writeln!(out, "  refused: {}  (finding {}): {}", r.step.summary(), r.step.finding_ids.join(", "), r.reason);
+        let _ =
+            writeln!(out, "  refused: {}  (finding {}): {}", r.step.summary(), r.step.finding_ids.join(", "), r.reason);
     }
     for u in &plan.unfixable {
         let _ = writeln!(out, "  not fixable by a rule: finding {}: {}", u.finding_id, u.reason);
@@ -489,19 +493,41 @@ mod tests {
     /// Every rule of every group but the ones the plan names, by key.
     fn untouched(snap: &ClusterSnapshot, plan: &Plan) -> Vec<(String, String)> {
         let named = |g: &str, r: &Rule| plan.steps.iter().any(|s| s.group_id == g && s.rule.key() == r.key());
-        snap.groups.values().flat_map(|g| g.rules.iter().filter(|r| !named(&g.id, r)).map(|r| (g.id.clone(), r.to_string()))).collect()
+        snap.groups
+            .values()
+            .flat_map(|g| g.rules.iter().filter(|r| !named(&g.id, r)).map(|r| (g.id.clone(), r.to_string())))
+            .collect()
     }
 
     #[test]
     fn each_drift_class_is_planned_away_and_nothing_else_is_touched() {
         let healthy = terraform_v19(EndpointMode::Public);
-        assert!(!evaluate_snapshot(&minimal(), &[], &healthy, today()).has_drift_at(Severity::Low), "fixture is healthy");
+        assert!(
+            !evaluate_snapshot(&minimal(), &[], &healthy, today()).has_drift_at(Severity::Low),
+            "fixture is healthy"
+        );
         type Drift = fn(ClusterSnapshot) -> ClusterSnapshot;
         let cases: [(&str, Drift, &[&str]); 7] = [
-            ("internet SSH", |s| with(s, "sg-node", "ingress tcp 22 from 0.0.0.0/0"), &["revoke ingress tcp 22 from 0.0.0.0/0 on sg-node"]),
-            ("wide NodePorts", |s| with(s, "sg-node", "ingress tcp 30000-32767 from 10.0.0.0/8"), &["revoke ingress tcp 30000-32767 from 10.0.0.0/8 on sg-node"]),
-            ("world-open control plane", |s| with(s, "sg-cp", "ingress tcp 443 from 0.0.0.0/0"), &["revoke ingress tcp 443 from 0.0.0.0/0 on sg-cp"]),
-            ("deleted kubelet rule", |s| without(s, "sg-node", "ingress tcp 10250 from sg-cp"), &["authorize ingress tcp 10250 from sg-cp on sg-node"]),
+            (
+                "internet SSH",
+                |s| with(s, "sg-node", "ingress tcp 22 from 0.0.0.0/0"),
+                &["revoke ingress tcp 22 from 0.0.0.0/0 on sg-node"],
+            ),
+            (
+                "wide NodePorts",
+                |s| with(s, "sg-node", "ingress tcp 30000-32767 from 10.0.0.0/8"),
+                &["revoke ingress tcp 30000-32767 from 10.0.0.0/8 on sg-node"],
+            ),
+            (
+                "world-open control plane",
+                |s| with(s, "sg-cp", "ingress tcp 443 from 0.0.0.0/0"),
+                &["revoke ingress tcp 443 from 0.0.0.0/0 on sg-cp"],
+            ),
+            (
+                "deleted kubelet rule",
+                |s| without(s, "sg-node", "ingress tcp 10250 from sg-cp"),
+                &["authorize ingress tcp 10250 from sg-cp on sg-node"],
+            ),
             (
                 "one peer of a merged permission",
                 |s| with(s, "sg-node", "ingress tcp 443 from 0.0.0.0/0"),
@@ -532,7 +558,10 @@ mod tests {
         let plan = plan_of(&minimal(), &[], &snap);
         assert!(!plan.steps.is_empty());
         for step in &plan.steps {
-            assert_eq!((step.action, step.group_id.as_str(), step.rule.direction), (RemediationAction::Authorize, "sg-node", Direction::Egress));
+            assert_eq!(
+                (step.action, step.group_id.as_str(), step.rule.direction),
+                (RemediationAction::Authorize, "sg-node", Direction::Egress)
+            );
             let d = step.rule.description.as_deref().expect("a description");
             assert!(d.starts_with("sgdrift: EKS ") && d.ends_with(" flow"), "{d}");
         }
@@ -569,8 +598,15 @@ mod tests {
         let plan = plan_of(&strict, &[], &snap);
         match flow {
             // The profile of the file may already allow it; then the plan restores it.
-            Some(_) if plan.refused.is_empty() => assert_eq!(summaries(&plan), ["authorize ingress tcp 10250 from sg-cp on sg-node"]),
-            Some(_) => assert!(plan.refused[0].reason.starts_with("it would create a new finding: unexpected ingress tcp 10250 from sg-cp on sg-node"), "{plan:#?}"),
+            Some(_) if plan.refused.is_empty() => {
+                assert_eq!(summaries(&plan), ["authorize ingress tcp 10250 from sg-cp on sg-node"])
+            }
+            Some(_) => assert!(
+                plan.refused[0]
+                    .reason
+                    .starts_with("it would create a new finding: unexpected ingress tcp 10250 from sg-cp on sg-node"),
+                "{plan:#?}"
+            ),
             None => panic!("no kubelet flow finding: {:#?}", eval.findings),
         }
     }
@@ -591,37 +627,71 @@ mod tests {
         .expect("exception");
         let mut snap = with(terraform_v19(EndpointMode::Public), "sg-node", "ingress tcp 22 from 0.0.0.0/0");
         snap = with(snap, "sg-node", "ingress tcp 3389 from 0.0.0.0/0");
-        let lbc = Rule { description: Some("elbv2.k8s.aws/targetGroupBinding=shared".into()), ..rule("ingress tcp 30080 from 10.0.1.0/24") };
+        let lbc = Rule {
+            description: Some("elbv2.k8s.aws/targetGroupBinding=shared".into()),
+            ..rule("ingress tcp 30080 from 10.0.1.0/24")
+        };
         snap.groups.get_mut("sg-node").expect("node").rules.push(lbc.clone());
         let plan = plan_of(&minimal(), &[exception], &snap);
         assert_eq!(summaries(&plan), ["revoke ingress tcp 3389 from 0.0.0.0/0 on sg-node"]);
         let fixed = apply(&snap, &plan);
         let node = &fixed.groups["sg-node"].rules;
-        assert!(node.iter().any(|r| r.key() == lbc.key()) && node.iter().any(|r| r.to_string() == "ingress tcp 22 from 0.0.0.0/0"));
+        assert!(
+            node.iter().any(|r| r.key() == lbc.key())
+                && node.iter().any(|r| r.to_string() == "ingress tcp 22 from 0.0.0.0/0")
+        );
         // The same rule from an untrusted controller is drift like any other.
         let untrusted = target(BaselineRef::Profile(Profile::Minimal), Vec::new());
-        assert!(summaries(&plan_of(&untrusted, &[], &snap)).contains(&"revoke ingress tcp 30080 from 10.0.1.0/24 on sg-node".to_string()));
+        assert!(summaries(&plan_of(&untrusted, &[], &snap))
+            .contains(&"revoke ingress tcp 30080 from 10.0.1.0/24 on sg-node".to_string()));
     }
 
     #[test]
     fn each_rule_form_becomes_one_ec2_permission_naming_one_peer() {
         let cases = [
-            ("ingress tcp 22 from 0.0.0.0/0", r#"{"IpProtocol":"tcp","FromPort":22,"ToPort":22,"IpRanges":[{"CidrIp":"0.0.0.0/0"}]}"#),
-            ("ingress tcp all from 10.0.0.0/16", r#"{"IpProtocol":"tcp","FromPort":0,"ToPort":65535,"IpRanges":[{"CidrIp":"10.0.0.0/16"}]}"#),
+            (
+                "ingress tcp 22 from 0.0.0.0/0",
+                r#"{"IpProtocol":"tcp","FromPort":22,"ToPort":22,"IpRanges":[{"CidrIp":"0.0.0.0/0"}]}"#,
+            ),
+            (
+                "ingress tcp all from 10.0.0.0/16",
+                r#"{"IpProtocol":"tcp","FromPort":0,"ToPort":65535,"IpRanges":[{"CidrIp":"10.0.0.0/16"}]}"#,
+            ),
             ("egress all to 0.0.0.0/0", r#"{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}"#),
-            ("ingress udp 53 from ::/0", r#"{"IpProtocol":"udp","FromPort":53,"ToPort":53,"Ipv6Ranges":[{"CidrIpv6":"::/0"}]}"#),
-            ("ingress icmp 8/0 from 10.0.0.0/8", r#"{"IpProtocol":"icmp","FromPort":8,"ToPort":0,"IpRanges":[{"CidrIp":"10.0.0.0/8"}]}"#),
-            ("ingress icmp all from 10.0.0.0/8", r#"{"IpProtocol":"icmp","FromPort":-1,"ToPort":-1,"IpRanges":[{"CidrIp":"10.0.0.0/8"}]}"#),
+            (
+                "ingress udp 53 from ::/0",
+                r#"{"IpProtocol":"udp","FromPort":53,"ToPort":53,"Ipv6Ranges":[{"CidrIpv6":"::/0"}]}"#,
+            ),
+            (
+                "ingress icmp 8/0 from 10.0.0.0/8",
+                r#"{"IpProtocol":"icmp","FromPort":8,"ToPort":0,"IpRanges":[{"CidrIp":"10.0.0.0/8"}]}"#,
+            ),
+            (
+                "ingress icmp all from 10.0.0.0/8",
+                r#"{"IpProtocol":"icmp","FromPort":-1,"ToPort":-1,"IpRanges":[{"CidrIp":"10.0.0.0/8"}]}"#,
+            ),
             ("ingress 47 from 10.0.0.0/8", r#"{"IpProtocol":"47","IpRanges":[{"CidrIp":"10.0.0.0/8"}]}"#),
-            ("egress tcp 443 to pl-6ea54007", r#"{"IpProtocol":"tcp","FromPort":443,"ToPort":443,"PrefixListIds":[{"PrefixListId":"pl-6ea54007"}]}"#),
-            ("ingress tcp 10250 from sg-0cp", r#"{"IpProtocol":"tcp","FromPort":10250,"ToPort":10250,"UserIdGroupPairs":[{"GroupId":"sg-0cp"}]}"#),
-            ("ingress tcp 10250 from 444455556666/sg-0cp", r#"{"IpProtocol":"tcp","FromPort":10250,"ToPort":10250,"UserIdGroupPairs":[{"GroupId":"sg-0cp","UserId":"444455556666"}]}"#),
+            (
+                "egress tcp 443 to pl-6ea54007",
+                r#"{"IpProtocol":"tcp","FromPort":443,"ToPort":443,"PrefixListIds":[{"PrefixListId":"pl-6ea54007"}]}"#,
+            ),
+            (
+                "ingress tcp 10250 from sg-0cp",
+                r#"{"IpProtocol":"tcp","FromPort":10250,"ToPort":10250,"UserIdGroupPairs":[{"GroupId":"sg-0cp"}]}"#,
+            ),
+            (
+                "ingress tcp 10250 from 444455556666/sg-0cp",
+                r#"{"IpProtocol":"tcp","FromPort":10250,"ToPort":10250,"UserIdGroupPairs":[{"GroupId":"sg-0cp","UserId":"444455556666"}]}"#,
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(ip_permission(&rule(text), Some("111122223333")).to_string(), want, "{text}");
         }
-        let described = Rule { description: Some("sgdrift: EKS kubelet flow".into()), ..rule("ingress tcp 10250 from sg-0cp") };
-        assert!(ip_permission(&described, None).to_string().contains(r#""GroupId":"sg-0cp","Description":"sgdrift: EKS kubelet flow""#));
+        let described =
+            Rule { description: Some("sgdrift: EKS kubelet flow".into()), ..rule("ingress tcp 10250 from sg-0cp") };
+        assert!(ip_permission(&described, None)
+            .to_string()
+            .contains(r#""GroupId":"sg-0cp","Description":"sgdrift: EKS kubelet flow""#));
     }
 
     #[test]
@@ -643,17 +713,26 @@ mod tests {
         let plan = plan_of(&minimal(), &[], &snap);
         let want = r#"aws ec2 revoke-security-group-ingress --region eu-west-1 --group-id sg-node --ip-permissions '[{"IpProtocol":"tcp","FromPort":22,"ToPort":22,"IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'"#;
         assert_eq!(aws_cli(&plan.steps[0], &snap, &Options::default()), want);
-        let cross = Options { role_arn: Some("arn:aws:iam::111122223333:role/sgdrift-read".into()), ..Options::default() };
+        let cross =
+            Options { role_arn: Some("arn:aws:iam::111122223333:role/sgdrift-read".into()), ..Options::default() };
         let text = aws_cli(&plan.steps[0], &snap, &cross);
         let (note, command) = text.split_once('\n').expect("two lines");
-        assert!(note.starts_with("# run in account 111122223333 with deploy/iam/sgdrift-fix.json allowed") && note.contains("role/sgdrift-read"), "{note}");
+        assert!(
+            note.starts_with("# run in account 111122223333 with deploy/iam/sgdrift-fix.json allowed")
+                && note.contains("role/sgdrift-read"),
+            "{note}"
+        );
         assert_eq!(command, want);
     }
 
     #[test]
     fn findings_carry_their_step_and_refused_ones_a_commented_command_and_the_reason() {
         let snap = with(
-            with(without(terraform_v19(EndpointMode::Public), "sg-node", "ingress tcp 10250 from sg-cp"), "sg-node", "ingress tcp 10250 from 0.0.0.0/0"),
+            with(
+                without(terraform_v19(EndpointMode::Public), "sg-node", "ingress tcp 10250 from sg-cp"),
+                "sg-node",
+                "ingress tcp 10250 from 0.0.0.0/0",
+            ),
             "sg-cp",
             "ingress tcp 443 from 0.0.0.0/0",
         );
@@ -661,7 +740,9 @@ mod tests {
         let mut eval = evaluate(&snap);
         let plan = plan(&snap, &eval, &Options::default(), evaluate);
         annotate(&mut eval.findings, &snap, &plan, &Options::default());
-        let of = |group: &str| eval.findings.iter().find(|f| f.group_id == group).and_then(|f| f.remediation.clone()).expect("remediation");
+        let of = |group: &str| {
+            eval.findings.iter().find(|f| f.group_id == group).and_then(|f| f.remediation.clone()).expect("remediation")
+        };
         let cp = of("sg-cp");
         assert_eq!((cp.action, cp.manual), (RemediationAction::Revoke, None));
         assert!(cp.aws_cli.starts_with("aws ec2 revoke-security-group-ingress --region eu-west-1 --group-id sg-cp"));
@@ -677,12 +758,19 @@ mod tests {
         assert_eq!(code_owner(&snap, &node), None, "an untagged group of an unknown style");
         node.tags.insert("terraform-aws-modules".into(), "eks".into());
         let tf = code_owner(&snap, &node).expect("terraform");
-        assert!(tf.contains("module.eks.aws_security_group.node") && tf.contains("a terraform apply reverts a console fix"), "{tf}");
+        assert!(
+            tf.contains("module.eks.aws_security_group.node") && tf.contains("a terraform apply reverts a console fix"),
+            "{tf}"
+        );
         node.tags.clear();
         node.tags.insert("aws:cloudformation:stack-name".into(), "eksctl-prod-cluster".into());
         node.tags.insert("aws:cloudformation:logical-id".into(), "ClusterSharedNodeSecurityGroup".into());
         snap.style = Style::Eksctl;
         let cfn = code_owner(&snap, &node).expect("eksctl");
-        assert!(cfn.contains("stack eksctl-prod-cluster (resource ClusterSharedNodeSecurityGroup)") && cfn.contains("eksctl"), "{cfn}");
+        assert!(
+            cfn.contains("stack eksctl-prod-cluster (resource ClusterSharedNodeSecurityGroup)")
+                && cfn.contains("eksctl"),
+            "{cfn}"
+        );
     }
 }

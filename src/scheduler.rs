@@ -175,7 +175,12 @@ pub fn apply_poll(
     applied
 }
 
-fn succeeded(previous: Option<&ClusterState>, outcome: &ClusterOutcome, origin: Origin, now: DateTime<Utc>) -> ClusterState {
+fn succeeded(
+    previous: Option<&ClusterState>,
+    outcome: &ClusterOutcome,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> ClusterState {
     let mut report = engine::cluster_report(outcome);
     report.mark_polled(now, |id| previous.and_then(|p| p.first_seen.get(id)).copied());
     if let Some(p) = previous {
@@ -297,7 +302,8 @@ impl Scheduler {
                 Arc::new(move |name: &str| engine.source.invalidate_metadata(&spec, name))
             };
             routes.push(Route { spec: spec.clone(), asked: Arc::clone(&asked), forget });
-            let schedule = Schedule::new(Timer::new(Instant::now(), poll.interval, poll.jitter), asked, Arc::clone(&permits));
+            let schedule =
+                Schedule::new(Timer::new(Instant::now(), poll.interval, poll.jitter), asked, Arc::clone(&permits));
             let task = TargetTask { generation: Arc::clone(&generation), index, spec, first_cycle };
             tracker.spawn(Arc::clone(self).run_target(task, schedule, cancel.clone()));
         }
@@ -348,7 +354,12 @@ impl Scheduler {
 
     /// Polls `spec` of one target; `None` when cancelled. A panicking poll becomes a failure of
     /// the target, never the end of its loop.
-    async fn poll_once(&self, task: &TargetTask, spec: TargetSpec, cancel: &CancellationToken) -> Option<Result<Vec<ClusterOutcome>, TargetFailure>> {
+    async fn poll_once(
+        &self,
+        task: &TargetTask,
+        spec: TargetSpec,
+        cancel: &CancellationToken,
+    ) -> Option<Result<Vec<ClusterOutcome>, TargetFailure>> {
         let engine = Arc::clone(&task.generation.engine);
         let index = task.index;
         let mut handle = tokio::spawn(async move { engine.poll_target(index, &spec).await });
@@ -667,9 +678,7 @@ fn random_jitter(max: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::diff::Evaluation;
-    use crate::model::{
-        ClusterSnapshot, EndpointMode, Finding, FindingKind, Role, SecurityGroup, Style,
-    };
+    use crate::model::{ClusterSnapshot, EndpointMode, Finding, FindingKind, Role, SecurityGroup, Style};
 
     fn id(name: &str) -> ClusterId {
         ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: name.into() }
@@ -680,7 +689,8 @@ mod tests {
     }
 
     fn finding(cluster: &str, port: i32) -> Finding {
-        let id = crate::model::finding_id(&id(cluster), "sg-0123456789abcdef0", FindingKind::Unexpected, &port.to_string());
+        let id =
+            crate::model::finding_id(&id(cluster), "sg-0123456789abcdef0", FindingKind::Unexpected, &port.to_string());
         let rule = format!("ingress tcp {port} from 0.0.0.0/0");
         Finding::test().critical().rule(&rule).reason("open to the internet").id(&id).build()
     }
@@ -719,7 +729,11 @@ mod tests {
     }
 
     fn ok(name: &str, findings: Vec<Finding>) -> ClusterOutcome {
-        ClusterOutcome { id: id(name), target: 0, result: Ok((snapshot(name), Evaluation { findings, flows: vec![], owned: vec![] })) }
+        ClusterOutcome {
+            id: id(name),
+            target: 0,
+            result: Ok((snapshot(name), Evaluation { findings, flows: vec![], owned: vec![] })),
+        }
     }
 
     fn err(name: &str) -> ClusterOutcome {
@@ -731,9 +745,14 @@ mod tests {
     }
 
     /// Applies and records what the alert observer saw: (cluster, poll ok, stale).
-    fn run(state: &mut PersistedState, result: Result<Vec<ClusterOutcome>, TargetFailure>, now: DateTime<Utc>) -> (Applied, Vec<(String, bool, bool)>) {
+    fn run(
+        state: &mut PersistedState,
+        result: Result<Vec<ClusterOutcome>, TargetFailure>,
+        now: DateTime<Utc>,
+    ) -> (Applied, Vec<(String, bool, bool)>) {
         let mut seen = Vec::new();
-        let applied = apply_poll(state, &spec(), &result, now, &mut |_, r, ok| seen.push((r.cluster.clone(), ok, r.stale)));
+        let applied =
+            apply_poll(state, &spec(), &result, now, &mut |_, r, ok| seen.push((r.cluster.clone(), ok, r.stale)));
         (applied, seen)
     }
 
@@ -762,7 +781,8 @@ mod tests {
         run(&mut state, Ok(vec![ok("prod", vec![attributed])]), at(0));
         run(&mut state, Ok(vec![ok("prod", vec![finding("prod", 22), finding("prod", 23)])]), at(60));
         let c = &state.clusters["111122223333/eu-west-1/prod"];
-        let actors: Vec<Option<&str>> = c.report.findings.iter().map(|f| f.changed_by.as_ref().map(|b| b.event_id.as_str())).collect();
+        let actors: Vec<Option<&str>> =
+            c.report.findings.iter().map(|f| f.changed_by.as_ref().map(|b| b.event_id.as_str())).collect();
         assert_eq!(actors, vec![Some("e-1"), None]);
     }
 
@@ -785,7 +805,8 @@ mod tests {
     fn a_failed_target_marks_every_cluster_it_named_stale_and_removes_none() {
         let mut state = PersistedState::default();
         run(&mut state, Ok(vec![ok("a", vec![finding("a", 22)]), ok("b", vec![])]), at(0));
-        let failure = TargetFailure { kind: "throttled", message: "throttled by AWS on ListClusters: slow down".into() };
+        let failure =
+            TargetFailure { kind: "throttled", message: "throttled by AWS on ListClusters: slow down".into() };
         let (applied, seen) = run(&mut state, Err(failure), at(60));
         assert_eq!(state.clusters.len(), 2);
         assert!(state.clusters.values().all(|c| c.report.stale && !c.poll_ok()));
@@ -887,7 +908,8 @@ mod tests {
             let asked = Arc::new(Asked::default());
             let trigger = Trigger::default();
             trigger.route_to(vec![Route { spec: spec(), asked: Arc::clone(&asked), forget: Arc::new(|_: &str| {}) }]);
-            let mut schedule = Schedule::new(Timer::new(start, secs(interval), secs(jitter)), asked, Arc::clone(&permits));
+            let mut schedule =
+                Schedule::new(Timer::new(start, secs(interval), secs(jitter)), asked, Arc::clone(&permits));
             schedule.draw = |max| max / 2;
             let (cancel, log) = (CancellationToken::new(), Log::default());
             let task = tokio::spawn({
@@ -1055,7 +1077,8 @@ mod tests {
             .enumerate()
             .map(|(i, spec)| {
                 let log = Arc::clone(&forgotten);
-                let forget: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |name: &str| log.lock().unwrap().push((i, name.to_string())));
+                let forget: Arc<dyn Fn(&str) + Send + Sync> =
+                    Arc::new(move |name: &str| log.lock().unwrap().push((i, name.to_string())));
                 Route { spec, asked: Arc::new(Asked::default()), forget }
             })
             .collect();

@@ -359,7 +359,10 @@ fn parse(text: &str) -> Result<PersistedState, Refusal> {
     }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| refuse(json_message(&e)))?;
     let serde_json::Value::Object(map) = &value else {
-        return Err(refuse(format!("expected a JSON object with version, clusters and alerts, found {}", kind_of(&value))));
+        return Err(refuse(format!(
+            "expected a JSON object with version, clusters and alerts, found {}",
+            kind_of(&value)
+        )));
     };
     let version = match map.get("version") {
         // sgdrift before the format was versioned wrote the version-1 shape.
@@ -674,7 +677,10 @@ mod tests {
                 )
             })
             .collect();
-        format!(r#"{{"version": 1, "clusters": {{}}, "alerts": {{"clusters": {{}}, "outbox": [{}]}}}}"#, entries.join(","))
+        format!(
+            r#"{{"version": 1, "clusters": {{}}, "alerts": {{"clusters": {{}}, "outbox": [{}]}}}}"#,
+            entries.join(",")
+        )
     }
 
     #[tokio::test]
@@ -683,7 +689,8 @@ mod tests {
         let path = dir.path().join("state.json");
         fs::write(&path, version_1(&["slack:0", "webhook:1", "log"])).unwrap();
         let store = StateStore::load(path.clone()).unwrap();
-        let keys = store.read_now(|s| s.alerts.outbox.iter().map(|e| (e.id.clone(), e.sink.to_string())).collect::<Vec<_>>());
+        let keys =
+            store.read_now(|s| s.alerts.outbox.iter().map(|e| (e.id.clone(), e.sink.to_string())).collect::<Vec<_>>());
         assert_eq!(
             keys,
             vec![

@@ -162,7 +162,8 @@ mod tests {
         assert_eq!(f.peer, FindingPeer::parse("sg-0dns").expect("peer"));
         assert_eq!(f.id, Finding::test().critical().on("sg-0abc").rule("egress udp 53 to sg-0dns").build().id);
         assert_ne!(f.id, Finding::test().on("sg-0abd").rule("egress udp 53 to sg-0dns").build().id);
-        let flow = Finding::test().flow(FlowName::AwsApis).rule("egress tcp 443 to com.amazonaws.eu-west-1.sts").build();
+        let flow =
+            Finding::test().flow(FlowName::AwsApis).rule("egress tcp 443 to com.amazonaws.eu-west-1.sts").build();
         assert_eq!((flow.kind, flow.severity), (FindingKind::Flow, Severity::Critical));
         assert_eq!(flow.peer, FindingPeer::AbsentEndpoint(EndpointService::new("eu-west-1", "sts")));
     }

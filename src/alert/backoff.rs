@@ -85,7 +85,11 @@ mod tests {
         p.sent(start + Duration::from_millis(300));
         let cases = [(0, 1300), (300, 1000), (800, 500), (1300, 0), (5000, 0)];
         for (after_ms, wait_ms) in cases {
-            assert_eq!(p.wait(start + Duration::from_millis(after_ms)), Duration::from_millis(wait_ms), "at {after_ms} ms");
+            assert_eq!(
+                p.wait(start + Duration::from_millis(after_ms)),
+                Duration::from_millis(wait_ms),
+                "at {after_ms} ms"
+            );
         }
     }
 

@@ -81,7 +81,8 @@ impl Dispatcher {
         for c in &sinks {
             metrics.known(c.sink.kind());
         }
-        let keep_orphans = if policy.repeat_interval.is_zero() { Duration::from_secs(24 * 3600) } else { policy.repeat_interval };
+        let keep_orphans =
+            if policy.repeat_interval.is_zero() { Duration::from_secs(24 * 3600) } else { policy.repeat_interval };
         let slots = sinks.into_iter().map(|configured| Slot { configured, wake: Arc::new(Notify::new()) }).collect();
         Dispatcher { slots, policy, keep_orphans, metrics, options }
     }
@@ -112,7 +113,8 @@ impl Dispatcher {
             if done.overflowed > 0 {
                 self.metrics.dropped.with_label_values(&["overflow"]).inc_by(done.overflowed as u64);
                 tracing::error!(
-                    dropped = done.overflowed, limit = policy::MAX_QUEUED_PER_SINK,
+                    dropped = done.overflowed,
+                    limit = policy::MAX_QUEUED_PER_SINK,
                     "a sink's queue is full: its oldest notifications were dropped undelivered"
                 );
             }
@@ -186,7 +188,8 @@ impl Dispatcher {
     }
 
     async fn adopt(&self, store: &StateStore) {
-        let configured: Vec<_> = self.slots.iter().map(|s| (s.configured.sink.name().clone(), s.configured.sink.kind())).collect();
+        let configured: Vec<_> =
+            self.slots.iter().map(|s| (s.configured.sink.name().clone(), s.configured.sink.kind())).collect();
         let names = self.configured();
         let now = Utc::now();
         let result = store

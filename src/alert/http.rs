@@ -91,7 +91,8 @@ fn from_transport(e: reqwest::Error, url: &Secret<Url>) -> DeliveryError {
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
-        refused |= s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        refused |=
+            s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
         source = s.source();
     }
     let message = scrub(&message, url);

@@ -202,7 +202,8 @@ impl Worker {
     /// waits until the state can be written.
     async fn remove(&self, entry: &OutboxEntry) {
         let gauge = &self.metrics.queue_length;
-        let recorded = self.store.outbox_delivered(std::slice::from_ref(&entry.id), |left| gauge.set(left as i64)).await;
+        let recorded =
+            self.store.outbox_delivered(std::slice::from_ref(&entry.id), |left| gauge.set(left as i64)).await;
         if let Err(e) = recorded {
             tracing::error!(error = %e, sink = %self.sink.name(), "cannot record a delivery in the state");
         }
@@ -270,7 +271,8 @@ mod tests {
     fn entry(sink: &SinkName, id: &str) -> OutboxEntry {
         let now = Utc::now();
         let cluster = ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: "prod".into() };
-        let notification = Notification { id: id.into(), created_at: now, cluster, events: vec![], open: Default::default() };
+        let notification =
+            Notification { id: id.into(), created_at: now, cluster, events: vec![], open: Default::default() };
         OutboxEntry { id: format!("{id}@{sink}"), sink: sink.clone(), enqueued_at: now, notification }
     }
 
@@ -362,5 +364,4 @@ mod tests {
         let again = StateStore::load(path).unwrap();
         assert_eq!(again.read_now(|s| s.alerts.outbox.len()), 0, "a restart would send it again");
     }
-
 }

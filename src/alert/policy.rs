@@ -281,7 +281,8 @@ fn open_or_remind(
     now: DateTime<Utc>,
 ) -> Option<Event> {
     let Some(ep) = episodes.open.get_mut(id) else {
-        let episode = Episode { episode_id: id.to_string(), opened_at: now, last_notified_at: now, finding: finding.clone() };
+        let episode =
+            Episode { episode_id: id.to_string(), opened_at: now, last_notified_at: now, finding: finding.clone() };
         episodes.open.insert(id.to_string(), episode);
         return Some(Event {
             episode_id: id.to_string(),
@@ -477,9 +478,27 @@ mod tests {
         let (firing, resolved) = (EventStatus::Firing, EventStatus::Resolved);
         // (events, anchor)
         let cases = [
-            (vec![event(Finding::test().high().build(), firing), event(Finding::test().critical().flow(crate::model::FlowName::Kubelet).build(), firing)], "sgdriftrequiredflowclosed"),
-            (vec![event(Finding::test().medium().build(), firing), event(Finding::test().critical().build(), firing)], "sgdriftcriticalfinding"),
-            (vec![event(Finding::test().high().build(), firing), event(Finding::test().critical().build(), resolved)], "sgdrifthighfinding"),
+            (
+                vec![
+                    event(Finding::test().high().build(), firing),
+                    event(Finding::test().critical().flow(crate::model::FlowName::Kubelet).build(), firing),
+                ],
+                "sgdriftrequiredflowclosed",
+            ),
+            (
+                vec![
+                    event(Finding::test().medium().build(), firing),
+                    event(Finding::test().critical().build(), firing),
+                ],
+                "sgdriftcriticalfinding",
+            ),
+            (
+                vec![
+                    event(Finding::test().high().build(), firing),
+                    event(Finding::test().critical().build(), resolved),
+                ],
+                "sgdrifthighfinding",
+            ),
             (vec![event(Finding::test().critical().build(), resolved)], "remediation-by-finding-kind"),
         ];
         let runbooks = include_str!("../../docs/runbooks.md").to_lowercase();
@@ -744,10 +763,7 @@ mod tests {
     #[test]
     fn each_route_gets_only_the_events_at_or_above_its_minimum_severity() {
         let policy = Policy { repeat_interval: HOUR };
-        let routes = [
-            route("slack:0", Severity::High),
-            route("webhook:0", Severity::Low),
-        ];
+        let routes = [route("slack:0", Severity::High), route("webhook:0", Severity::Low)];
         // (case, findings, entries per sink with their event counts)
         type Case = (&'static str, Vec<Finding>, Vec<(&'static str, usize)>);
         let cases: Vec<Case> = vec![
@@ -757,7 +773,11 @@ mod tests {
                 vec![("webhook:slack:0", 1), ("webhook:webhook:0", 2)],
             ),
             ("low only", vec![finding("prod", "egress", Severity::Low)], vec![("webhook:webhook:0", 1)]),
-            ("high only", vec![finding("prod", "api", Severity::High)], vec![("webhook:slack:0", 1), ("webhook:webhook:0", 1)]),
+            (
+                "high only",
+                vec![finding("prod", "api", Severity::High)],
+                vec![("webhook:slack:0", 1), ("webhook:webhook:0", 1)],
+            ),
         ];
         for (name, findings, want) in cases {
             let mut state = AlertState::default();
@@ -894,7 +914,12 @@ mod tests {
         let kept = SinkName::explicit("siem").unwrap();
         let gone = SinkName::explicit("old").unwrap();
         let mut state = AlertState {
-            outbox: vec![entry(gone.clone(), 0), entry(SinkName::legacy("webhook:1"), 10), entry(kept.clone(), 0), entry(gone.clone(), 50)],
+            outbox: vec![
+                entry(gone.clone(), 0),
+                entry(SinkName::legacy("webhook:1"), 10),
+                entry(kept.clone(), 0),
+                entry(gone.clone(), 50),
+            ],
             ..Default::default()
         };
         let configured = HashSet::from([kept.clone()]);

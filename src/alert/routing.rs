@@ -30,13 +30,16 @@ impl Match {
             ("severities", self.severities.as_ref().map(Vec::len)),
         ];
         match lists.iter().find(|(_, n)| *n == Some(0)) {
-            Some((key, _)) => Err(format!("match.{key} is empty: it would match nothing; leave the key out to match all")),
+            Some((key, _)) => {
+                Err(format!("match.{key} is empty: it would match nothing; leave the key out to match all"))
+            }
             None => Ok(()),
         }
     }
 
     pub fn cluster(&self, c: &ClusterId) -> bool {
-        let any = |list: &Option<Vec<String>>, f: &dyn Fn(&str) -> bool| list.as_ref().is_none_or(|l| l.iter().any(|v| f(v)));
+        let any =
+            |list: &Option<Vec<String>>, f: &dyn Fn(&str) -> bool| list.as_ref().is_none_or(|l| l.iter().any(|v| f(v)));
         any(&self.accounts, &|a| a == c.account_id)
             && any(&self.regions, &|r| r == c.region)
             && any(&self.clusters, &|g| glob(g, &c.name))

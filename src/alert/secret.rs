@@ -88,7 +88,9 @@ impl SecretSource {
             SecretSource::Inline(v) => v.expose().clone(),
             SecretSource::Env(var) => match std::env::var(var) {
                 Ok(v) => v,
-                Err(std::env::VarError::NotPresent) => return Err(format!("the environment variable {var} is not set")),
+                Err(std::env::VarError::NotPresent) => {
+                    return Err(format!("the environment variable {var} is not set"))
+                }
                 Err(std::env::VarError::NotUnicode(_)) => {
                     return Err(format!("the environment variable {var} is not valid UTF-8"))
                 }
@@ -162,7 +164,9 @@ mod tests {
 
     #[test]
     fn a_url_that_is_not_http_is_refused_without_being_shown() {
-        for raw in ["ftp://hooks.example.com/s3cret", "not a url s3cret", "mailto:s3cret@example.com", "https://[s3cret"] {
+        for raw in
+            ["ftp://hooks.example.com/s3cret", "not a url s3cret", "mailto:s3cret@example.com", "https://[s3cret"]
+        {
             let err = parse_url(&Secret::new(raw.to_string())).unwrap_err();
             assert!(!err.contains("s3cret"), "{err}");
         }

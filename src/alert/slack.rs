@@ -83,8 +83,8 @@ impl Sink for SlackSink {
 /// The JSON body to POST to a Slack incoming webhook.
 pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
     // The cluster's own section of the status page, not the page's top.
-    let status_url =
-        external_url.map(|u| crate::export::html::cluster_link(u, &n.cluster.account_id, &n.cluster.region, &n.cluster.name));
+    let status_url = external_url
+        .map(|u| crate::export::html::cluster_link(u, &n.cluster.account_id, &n.cluster.region, &n.cluster.name));
     let mut blocks = vec![json!({
         "type": "header",
         "text": { "type": "plain_text", "text": truncate(&header(n), MAX_HEADER), "emoji": true }
@@ -97,7 +97,9 @@ pub fn payload(n: &Notification, external_url: Option<&str>) -> Value {
         blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } }));
     }
     if let Some(text) = fix_section(n, status_url.as_deref()) {
-        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, MAX_SECTION_TEXT) } }));
+        blocks.push(
+            json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, MAX_SECTION_TEXT) } }),
+        );
     }
     if !omitted.is_empty() {
         let total: usize = omitted.iter().map(|(_, k)| k).sum();
@@ -277,7 +279,11 @@ fn fix_section(n: &Notification, status_url: Option<&str>) -> Option<String> {
     }
     match status_url {
         Some(url) if fixes.len() > shown.len() => text.push_str(&format!("\nThe rest: <{}|status page>", esc(url))),
-        Some(url) => text.push_str(&format!("\nOr run `sgdrift fix --cluster {}` · <{}|status page>", esc(&n.cluster.name), esc(url))),
+        Some(url) => text.push_str(&format!(
+            "\nOr run `sgdrift fix --cluster {}` · <{}|status page>",
+            esc(&n.cluster.name),
+            esc(url)
+        )),
         None => text.push_str(&format!("\nAll of them: `sgdrift fix --cluster {}`", esc(&n.cluster.name))),
     }
     Some(text)
@@ -402,7 +408,10 @@ mod tests {
             opened_at: at(opened),
             resolved_at: (status == EventStatus::Resolved).then(|| at(now)),
             finding: {
-                let f = Finding::test().on("sg-0abc").rule("ingress tcp 10250 from sg-0cp").reason(&format!("{label} reason"));
+                let f = Finding::test()
+                    .on("sg-0abc")
+                    .rule("ingress tcp 10250 from sg-0cp")
+                    .reason(&format!("{label} reason"));
                 let f = match kind {
                     FindingKind::Flow => f.flow(FlowName::parse(label).unwrap_or(FlowName::Kubelet)),
                     other => f.kind(other),
@@ -574,17 +583,36 @@ mod fix_tests {
 
     fn firing(i: usize, aws_cli: &str, manual: Option<&str>) -> Event {
         let at: DateTime<Utc> = "2026-11-28T10:00:00Z".parse().expect("time");
-        let mut finding = Finding::test().on("sg-0abc").rule(&format!("ingress tcp {} from 0.0.0.0/0", 1000 + i)).critical().id(&format!("f{i}")).build();
-        finding.remediation =
-            Some(Remediation { action: RemediationAction::Revoke, aws_cli: aws_cli.to_string(), manual: manual.map(str::to_string) });
-        Event { episode_id: format!("f{i}"), status: EventStatus::Firing, reminder: false, opened_at: at, resolved_at: None, finding }
+        let mut finding = Finding::test()
+            .on("sg-0abc")
+            .rule(&format!("ingress tcp {} from 0.0.0.0/0", 1000 + i))
+            .critical()
+            .id(&format!("f{i}"))
+            .build();
+        finding.remediation = Some(Remediation {
+            action: RemediationAction::Revoke,
+            aws_cli: aws_cli.to_string(),
+            manual: manual.map(str::to_string),
+        });
+        Event {
+            episode_id: format!("f{i}"),
+            status: EventStatus::Firing,
+            reminder: false,
+            opened_at: at,
+            resolved_at: None,
+            finding,
+        }
     }
 
     fn notification(events: Vec<Event>) -> Notification {
         Notification {
             id: "n1".into(),
             created_at: "2026-11-28T10:00:00Z".parse().expect("time"),
-            cluster: ClusterId { account_id: "111122223333".into(), region: "eu-west-1".into(), name: "prod-eu1".into() },
+            cluster: ClusterId {
+                account_id: "111122223333".into(),
+                region: "eu-west-1".into(),
+                name: "prod-eu1".into(),
+            },
             open: [(crate::model::Severity::Critical, events.len())].into(),
             events,
         }
@@ -592,15 +620,30 @@ mod fix_tests {
 
     fn fix_block(n: &Notification, url: Option<&str>) -> Option<String> {
         let body = payload(n, url);
-        body["blocks"].as_array().expect("blocks").iter().filter_map(|b| b["text"]["text"].as_str()).find(|t| t.starts_with("*Fix")).map(str::to_string)
+        body["blocks"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str())
+            .find(|t| t.starts_with("*Fix"))
+            .map(str::to_string)
     }
 
     #[test]
     fn the_first_few_commands_are_shown_then_the_status_page_for_the_rest() {
         let url = "https://sgdrift.example.com";
-        let cases: [(usize, &str, bool); 3] = [(1, "*Fix*\n", false), (3, "*Fix*\n", false), (5, "*Fix (first 3 of 5 commands)*\n", true)];
+        let cases: [(usize, &str, bool); 3] =
+            [(1, "*Fix*\n", false), (3, "*Fix*\n", false), (5, "*Fix (first 3 of 5 commands)*\n", true)];
         for (count, head, rest) in cases {
-            let events = (0..count).map(|i| firing(i, &format!("aws ec2 revoke-security-group-ingress --group-id sg-{i} --ip-permissions '[]'"), None)).collect();
+            let events = (0..count)
+                .map(|i| {
+                    firing(
+                        i,
+                        &format!("aws ec2 revoke-security-group-ingress --group-id sg-{i} --ip-permissions '[]'"),
+                        None,
+                    )
+                })
+                .collect();
             let text = fix_block(&notification(events), Some(url)).expect("a fix section");
             assert!(text.starts_with(head), "{count}: {text}");
             assert_eq!(text.matches("aws ec2 revoke").count(), count.min(MAX_FIX_COMMANDS), "{count}: {text}");
@@ -610,10 +653,18 @@ mod fix_tests {
 
     #[test]
     fn refused_steps_are_left_to_the_page_and_notes_on_code_are_shown() {
-        let refused = firing(0, "# not safe as it stands (see manual)\n# aws ec2 revoke-security-group-ingress", Some("would close kubelet"));
+        let refused = firing(
+            0,
+            "# not safe as it stands (see manual)\n# aws ec2 revoke-security-group-ingress",
+            Some("would close kubelet"),
+        );
         assert_eq!(fix_block(&notification(vec![refused]), None), None);
-        let coded = firing(1, "aws ec2 authorize-security-group-ingress --group-id sg-1", Some("sg-1 is managed by terraform"));
+        let coded =
+            firing(1, "aws ec2 authorize-security-group-ingress --group-id sg-1", Some("sg-1 is managed by terraform"));
         let text = fix_block(&notification(vec![coded]), None).expect("a fix section");
-        assert!(text.contains("_sg-1 is managed by terraform_") && text.contains("`sgdrift fix --cluster prod-eu1`"), "{text}");
+        assert!(
+            text.contains("_sg-1 is managed by terraform_") && text.contains("`sgdrift fix --cluster prod-eu1`"),
+            "{text}"
+        );
     }
 }

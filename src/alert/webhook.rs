@@ -66,14 +66,17 @@ impl WebhookSink {
         let url = config.url.read(ctx.base).and_then(|raw| parse_url(&raw))?;
         let mut headers = Vec::new();
         for (name, var) in &config.headers_env {
-            let value = SecretSource::Env(var.clone()).read(ctx.base).map_err(|e| format!("headers_env.{name}: {e}"))?;
+            let value =
+                SecretSource::Env(var.clone()).read(ctx.base).map_err(|e| format!("headers_env.{name}: {e}"))?;
             headers.push(header(name, value.expose()).map_err(|e| format!("headers_env.{name}: {e}"))?);
         }
         if let Some(file) = &config.headers_file {
             headers.extend(read_headers_file(file, ctx.base)?);
         }
         let signing_key = match &config.signing_secret_env {
-            Some(var) => Some(SecretSource::Env(var.clone()).read(ctx.base).map_err(|e| format!("signing_secret_env: {e}"))?),
+            Some(var) => {
+                Some(SecretSource::Env(var.clone()).read(ctx.base).map_err(|e| format!("signing_secret_env: {e}"))?)
+            }
             None => None,
         };
         Ok(WebhookSink {
@@ -118,12 +121,14 @@ impl Sink for WebhookSink {
 
 /// `X-Sgdrift-Timestamp` and `X-Sgdrift-Signature-256` for `body` sent at `timestamp`.
 pub fn signature_headers(key: &[u8], timestamp: u64, body: &[u8]) -> [(&'static str, HeaderValue); 2] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
     let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let value = |s: String| HeaderValue::from_str(&s).unwrap_or_else(|_| unreachable!("digits and hex are header-safe"));
+    let value =
+        |s: String| HeaderValue::from_str(&s).unwrap_or_else(|_| unreachable!("digits and hex are header-safe"));
     [(TIMESTAMP_HEADER, value(timestamp.to_string())), (SIGNATURE_HEADER, value(format!("sha256={hex}")))]
 }
 
@@ -132,7 +137,8 @@ const RESERVED: [&str; 5] = ["host", "content-type", "content-length", "transfer
 
 /// A header name a webhook may carry.
 pub fn check_header_name(name: &str) -> Result<HeaderName, String> {
-    let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{}` is not a valid header name", name.escape_debug()))?;
+    let parsed = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{}` is not a valid header name", name.escape_debug()))?;
     if RESERVED.contains(&parsed.as_str()) || parsed.as_str().starts_with("x-sgdrift-") {
         return Err(format!("`{name}` is set by sgdrift and cannot be configured"));
     }
@@ -150,7 +156,8 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, Secret<HeaderValue>), 
 /// never a value.
 fn read_headers_file(file: &Path, base: &Path) -> Result<Vec<(HeaderName, Secret<HeaderValue>)>, String> {
     let path = if file.is_relative() { base.join(file) } else { file.to_path_buf() };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("headers_file: cannot read {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("headers_file: cannot read {}: {e}", path.display()))?;
     let mut seen = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

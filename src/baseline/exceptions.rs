@@ -4,10 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::model::{
-    peer_covers, traffic_union_covers, ClusterId, Direction, Finding, ParseError, Role,
-    Traffic,
-};
+use crate::model::{peer_covers, traffic_union_covers, ClusterId, Direction, Finding, ParseError, Role, Traffic};
 
 use super::PeerSpec;
 
@@ -116,15 +113,15 @@ impl Exception {
             && same(&self.cluster, &cluster.name)
             && self.role.is_none_or(|r| r == finding.role)
             && same(&self.group_id, &finding.group_id)
-            && self.tags.iter().all(|(key, want)| {
-                group_tags.get(key).is_some_and(|have| want == "*" || want == have)
-            })
+            && self.tags.iter().all(|(key, want)| group_tags.get(key).is_some_and(|have| want == "*" || want == have))
     }
 
     fn peer_covers(&self, finding: &Finding) -> bool {
         match &self.peer {
             PeerSpec::Concrete(outer) => finding.peer.as_peer().is_some_and(|inner| peer_covers(outer, inner)),
-            PeerSpec::SelfRef => finding.peer.as_peer().is_some_and(|p| p.group_id() == Some(finding.group_id.as_str())),
+            PeerSpec::SelfRef => {
+                finding.peer.as_peer().is_some_and(|p| p.group_id() == Some(finding.group_id.as_str()))
+            }
             _ => false,
         }
     }
@@ -204,10 +201,25 @@ mod tests {
                 Traffic::Icmp(IcmpMatch { icmp_type: Some(8), code: Some(0) }),
                 cidr("::/0"),
             ),
-            ("ingress tcp from role:node", Direction::Ingress, Traffic::Tcp(PortRange::ALL), PeerSpec::Role(Role::Node)),
+            (
+                "ingress tcp from role:node",
+                Direction::Ingress,
+                Traffic::Tcp(PortRange::ALL),
+                PeerSpec::Role(Role::Node),
+            ),
             ("  egress   udp 53   to self ", Direction::Egress, Traffic::Udp(PortRange::single(53)), PeerSpec::SelfRef),
-            ("ingress tcp 443 from sg:sg-0abc", Direction::Ingress, tcp(443, 443), PeerSpec::Concrete(Peer::group("sg-0abc"))),
-            ("ingress tcp 443 from sg-0abc", Direction::Ingress, tcp(443, 443), PeerSpec::Concrete(Peer::group("sg-0abc"))),
+            (
+                "ingress tcp 443 from sg:sg-0abc",
+                Direction::Ingress,
+                tcp(443, 443),
+                PeerSpec::Concrete(Peer::group("sg-0abc")),
+            ),
+            (
+                "ingress tcp 443 from sg-0abc",
+                Direction::Ingress,
+                tcp(443, 443),
+                PeerSpec::Concrete(Peer::group("sg-0abc")),
+            ),
             ("egress tcp 443 to prefix-list:s3", Direction::Egress, tcp(443, 443), PeerSpec::S3PrefixList),
             ("egress 47 to vpc-cidr", Direction::Egress, Traffic::Other(47), PeerSpec::VpcCidr),
         ];
@@ -273,7 +285,10 @@ mod tests {
         bad(&|c| c.expires = "2027-02-30".into(), "YYYY-MM-DD");
         bad(&|c| c.expires = "".into(), "YYYY-MM-DD");
         bad(&|c| c.role = Some("worker".into()), "unknown role");
-        bad(&|c| c.rule = "ingress tcp 30000-32767 to 10.0.0.0/8".into(), "exception rule `ingress tcp 30000-32767 to 10.0.0.0/8`");
+        bad(
+            &|c| c.rule = "ingress tcp 30000-32767 to 10.0.0.0/8".into(),
+            "exception rule `ingress tcp 30000-32767 to 10.0.0.0/8`",
+        );
     }
 
     fn finding(kind: FindingKind, role: Role, group: &str, rule: &str) -> Finding {
@@ -311,7 +326,17 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
         let nodeports = "ingress tcp 30000-32767 from 10.0.0.0/8";
         // (exception rule, cluster, role, group, finding kind, finding role, finding group, finding rule, expected)
-        type Case<'a> = (&'a str, Option<&'a str>, Option<Role>, Option<&'a str>, FindingKind, Role, &'a str, &'a str, ExceptionMatch);
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<Role>,
+            Option<&'a str>,
+            FindingKind,
+            Role,
+            &'a str,
+            &'a str,
+            ExceptionMatch,
+        );
         #[rustfmt::skip]
         let cases: &[Case] = &[
             (nodeports, Some("prod-eu1"), None, None, Unexpected, Role::Node, "sg-1", "ingress tcp 30080 from 10.1.0.0/16", Suppresses),
@@ -354,7 +379,11 @@ mod tests {
         for (rule, cluster, role, group, kind, frole, fgroup, frule, want) in cases {
             let e = exception(rule, *cluster, *role, *group);
             let f = finding(*kind, *frole, fgroup, frule);
-            assert_eq!(e.matches(&prod, &BTreeMap::new(), &f, today), *want, "`{rule}` vs {kind:?} `{frule}` on {fgroup}");
+            assert_eq!(
+                e.matches(&prod, &BTreeMap::new(), &f, today),
+                *want,
+                "`{rule}` vs {kind:?} `{frule}` on {fgroup}"
+            );
         }
     }
 
@@ -362,8 +391,14 @@ mod tests {
     fn account_region_and_tag_filters_scope_an_exception_to_the_groups_they_name() {
         use ExceptionMatch::*;
         let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
-        let at = |account: &str, region: &str| ClusterId { account_id: account.into(), region: region.into(), name: "prod-eu1".into() };
-        let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        let at = |account: &str, region: &str| ClusterId {
+            account_id: account.into(),
+            region: region.into(),
+            name: "prod-eu1".into(),
+        };
+        let tags = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
+        };
         let f = finding(FindingKind::Unexpected, Role::Node, "sg-1", "ingress tcp 30080 from 10.1.0.0/16");
         let scoped = |account: Option<&str>, region: Option<&str>, want: &[(&str, &str)]| Exception {
             account: account.map(String::from),
@@ -390,7 +425,11 @@ mod tests {
         ];
         for (account, region, want, (acc, reg), group_tags, expect) in cases {
             let e = scoped(*account, *region, want);
-            assert_eq!(e.matches(&at(acc, reg), group_tags, &f, today), *expect, "{account:?} {region:?} {want:?} vs {acc}/{reg} {group_tags:?}");
+            assert_eq!(
+                e.matches(&at(acc, reg), group_tags, &f, today),
+                *expect,
+                "{account:?} {region:?} {want:?} vs {acc}/{reg} {group_tags:?}"
+            );
         }
     }
 

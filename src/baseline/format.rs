@@ -365,13 +365,28 @@ why = "kubelet API: logs, exec, metrics"
 
     #[test]
     fn numeric_ports_and_protocol_numbers_read_like_their_text() {
-        let a = parse_str(&rule("role = \"node\"\ndirection = \"ingress\"\nprotocol = 6\nports = 443\npeer = \"self\""), "a").unwrap();
-        let b = parse_str(&rule("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"self\""), "a").unwrap();
+        let a = parse_str(
+            &rule("role = \"node\"\ndirection = \"ingress\"\nprotocol = 6\nports = 443\npeer = \"self\""),
+            "a",
+        )
+        .unwrap();
+        let b = parse_str(
+            &rule("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"self\""),
+            "a",
+        )
+        .unwrap();
         assert_eq!(a, b);
     }
 
     fn every_kind_of_rule() -> Baseline {
-        let r = |role, group: Option<&str>, direction, traffic, peer: &str, status, why: Option<&str>, source: Option<&str>| {
+        let r = |role,
+                 group: Option<&str>,
+                 direction,
+                 traffic,
+                 peer: &str,
+                 status,
+                 why: Option<&str>,
+                 source: Option<&str>| {
             BaselineRule {
                 role,
                 group: group.map(String::from),
@@ -389,18 +404,117 @@ why = "kubelet API: logs, exec, metrics"
             origin: "round-trip.toml".into(),
             profile: Some("eks-strict".into()),
             rules: vec![
-                r(Role::Node, None, Ingress, Traffic::Tcp(PortRange::single(10250)), "role:control-plane", Required, Some("kubelet"), Some("D-2018, TF")),
-                r(Role::Node, Some("sg-0abc"), Ingress, Traffic::Tcp(PortRange::new(1025, 65535).unwrap()), "self", Allowed, None, None),
-                r(Role::Node, Some("my \"quoted\" name"), Egress, Traffic::All, "cidr:0.0.0.0/0", Allowed, Some("line one\nline two \\ with 'quotes' and \"more\""), Some("TF")),
+                r(
+                    Role::Node,
+                    None,
+                    Ingress,
+                    Traffic::Tcp(PortRange::single(10250)),
+                    "role:control-plane",
+                    Required,
+                    Some("kubelet"),
+                    Some("D-2018, TF"),
+                ),
+                r(
+                    Role::Node,
+                    Some("sg-0abc"),
+                    Ingress,
+                    Traffic::Tcp(PortRange::new(1025, 65535).unwrap()),
+                    "self",
+                    Allowed,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::Node,
+                    Some("my \"quoted\" name"),
+                    Egress,
+                    Traffic::All,
+                    "cidr:0.0.0.0/0",
+                    Allowed,
+                    Some("line one\nline two \\ with 'quotes' and \"more\""),
+                    Some("TF"),
+                ),
                 r(Role::Cluster, None, Egress, Traffic::All, "cidr:::/0", Allowed, None, Some("D-2024")),
-                r(Role::Endpoint, None, Ingress, Traffic::Tcp(PortRange::single(443)), "vpc-cidr", Required, None, None),
-                r(Role::Node, None, Egress, Traffic::Tcp(PortRange::single(443)), "prefix-list:s3", Allowed, None, None),
-                r(Role::Node, None, Egress, Traffic::Tcp(PortRange::single(443)), "prefix-list:com.amazonaws.eu-west-1.dynamodb", Allowed, None, None),
-                r(Role::Node, None, Egress, Traffic::Tcp(PortRange::single(443)), "prefix-list:pl-6ea54007", Allowed, None, None),
-                r(Role::RemoteAccess, None, Ingress, Traffic::Tcp(PortRange::single(22)), "sg:sg-0bastion", Required, None, None),
-                r(Role::ControlPlane, None, Ingress, Traffic::Tcp(PortRange::single(443)), "sg:111122223333/sg-0peer", Required, None, None),
-                r(Role::Node, None, Ingress, Traffic::Icmp(IcmpMatch { icmp_type: Some(8), code: Some(0) }), "cidr:10.0.0.0/8", Allowed, None, None),
-                r(Role::Node, None, Ingress, Traffic::Icmp(IcmpMatch { icmp_type: Some(3), code: None }), "cidr:10.0.0.0/8", Allowed, None, None),
+                r(
+                    Role::Endpoint,
+                    None,
+                    Ingress,
+                    Traffic::Tcp(PortRange::single(443)),
+                    "vpc-cidr",
+                    Required,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::Node,
+                    None,
+                    Egress,
+                    Traffic::Tcp(PortRange::single(443)),
+                    "prefix-list:s3",
+                    Allowed,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::Node,
+                    None,
+                    Egress,
+                    Traffic::Tcp(PortRange::single(443)),
+                    "prefix-list:com.amazonaws.eu-west-1.dynamodb",
+                    Allowed,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::Node,
+                    None,
+                    Egress,
+                    Traffic::Tcp(PortRange::single(443)),
+                    "prefix-list:pl-6ea54007",
+                    Allowed,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::RemoteAccess,
+                    None,
+                    Ingress,
+                    Traffic::Tcp(PortRange::single(22)),
+                    "sg:sg-0bastion",
+                    Required,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::ControlPlane,
+                    None,
+                    Ingress,
+                    Traffic::Tcp(PortRange::single(443)),
+                    "sg:111122223333/sg-0peer",
+                    Required,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::Node,
+                    None,
+                    Ingress,
+                    Traffic::Icmp(IcmpMatch { icmp_type: Some(8), code: Some(0) }),
+                    "cidr:10.0.0.0/8",
+                    Allowed,
+                    None,
+                    None,
+                ),
+                r(
+                    Role::Node,
+                    None,
+                    Ingress,
+                    Traffic::Icmp(IcmpMatch { icmp_type: Some(3), code: None }),
+                    "cidr:10.0.0.0/8",
+                    Allowed,
+                    None,
+                    None,
+                ),
                 r(Role::Node, None, Ingress, Traffic::Icmpv6(IcmpMatch::ALL), "cidr:fd00::/8", Allowed, None, None),
                 r(Role::Node, None, Ingress, Traffic::Udp(PortRange::ALL), "role:node", Allowed, None, None),
                 r(Role::Node, None, Ingress, Traffic::Other(47), "cidr:10.1.2.3/32", Allowed, None, None),

@@ -19,8 +19,14 @@ pub enum Guardrail {
 }
 
 impl Guardrail {
-    pub const ALL: [Guardrail; 6] =
-        [Guardrail::AllTraffic, Guardrail::Ssh, Guardrail::Rdp, Guardrail::Kubelet, Guardrail::Etcd, Guardrail::NodePort];
+    pub const ALL: [Guardrail; 6] = [
+        Guardrail::AllTraffic,
+        Guardrail::Ssh,
+        Guardrail::Rdp,
+        Guardrail::Kubelet,
+        Guardrail::Etcd,
+        Guardrail::NodePort,
+    ];
 
     /// What the reason calls it.
     pub fn label(self) -> &'static str {

@@ -14,8 +14,8 @@ use std::fmt;
 use crate::model::{Direction, EndpointMode, ParseError, Peer, Role, Style, Traffic};
 
 pub use exceptions::{Exception, ExceptionMatch};
-pub use owners::{owner, Controller, OwnedRule};
 pub use format::{load_file, parse_str, to_toml, BaselineError};
+pub use owners::{owner, Controller, OwnedRule};
 pub use profiles::{builtin, builtin_shared, Profile, UnknownProfile, PROFILES};
 pub use record::{record, Recording};
 pub use resolve::{resolve, resolve_borrowed, webhook_rules, Expected, ResolveContext, ResolvedBaseline, ResolvedRule};
@@ -271,7 +271,11 @@ pub(crate) mod fixtures {
             ip_family: crate::model::IpFamily::Ipv4,
             remote_network: None,
             vpc_id: "vpc-1".into(),
-            vpc_cidrs: vec!["10.0.0.0/16".parse().unwrap(), "100.64.0.0/16".parse().unwrap(), "2600:1f18:1:2300::/56".parse().unwrap()],
+            vpc_cidrs: vec![
+                "10.0.0.0/16".parse().unwrap(),
+                "100.64.0.0/16".parse().unwrap(),
+                "2600:1f18:1:2300::/56".parse().unwrap(),
+            ],
             cluster_security_group_id: Some("sg-cluster".into()),
             control_plane_security_group_ids: vec!["sg-cp".into()],
             groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),

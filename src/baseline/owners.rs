@@ -182,7 +182,10 @@ mod tests {
         s.peer_groups = [
             peer_group("sg-backend", &[("elbv2.k8s.aws/cluster", "demo"), ("elbv2.k8s.aws/resource", "backend-sg")]),
             peer_group("sg-frontend", &[("elbv2.k8s.aws/cluster", "demo"), ("ingress.k8s.aws/stack", "shop/web")]),
-            peer_group("sg-other-backend", &[("elbv2.k8s.aws/cluster", "staging"), ("elbv2.k8s.aws/resource", "backend-sg")]),
+            peer_group(
+                "sg-other-backend",
+                &[("elbv2.k8s.aws/cluster", "staging"), ("elbv2.k8s.aws/resource", "backend-sg")],
+            ),
             peer_group("sg-auto", &[("eks:eks-cluster-name", "demo"), ("service.eks.amazonaws.com/stack", "shop/web")]),
             peer_group("sg-plain", &[]),
         ]
@@ -199,7 +202,8 @@ mod tests {
         const IN_TREE: Option<Controller> = Some(Controller::InTreeCloudProvider);
         let lbc = "elbv2.k8s.aws/targetGroupBinding=shared";
         // (holder, direction, protocol, ports, peer, description, owner)
-        type Case = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, Option<Controller>);
+        type Case =
+            (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, Option<Controller>);
         let cases: &[Case] = &[
             ("sg-node-a", "ingress", "tcp", "8080", "sg-backend", lbc, LBC),
             ("sg-node-a", "ingress", "tcp", "80-8443", "sg-backend", lbc, LBC),

@@ -159,10 +159,7 @@ fn ephemeral() -> Traffic {
 }
 
 fn internet() -> Vec<PeerSpec> {
-    ["0.0.0.0/0", "::/0"]
-        .iter()
-        .map(|c| PeerSpec::Concrete(Peer::parse(c).expect("literal CIDR")))
-        .collect()
+    ["0.0.0.0/0", "::/0"].iter().map(|c| PeerSpec::Concrete(Peer::parse(c).expect("literal CIDR"))).collect()
 }
 
 use Direction::{Egress as OUT, Ingress as IN};
@@ -175,7 +172,15 @@ const POD: PeerSpec = PeerSpec::Role(Role::Pod);
 
 impl Builder {
     /// One `allowed` rule per peer (baseline rules are atomic, like normalized ones).
-    fn allow(&mut self, role: Role, direction: Direction, traffic: &[Traffic], peers: &[PeerSpec], why: &str, source: &str) {
+    fn allow(
+        &mut self,
+        role: Role,
+        direction: Direction,
+        traffic: &[Traffic],
+        peers: &[PeerSpec],
+        why: &str,
+        source: &str,
+    ) {
         for t in traffic {
             for peer in peers {
                 self.rules.push(BaselineRule {
@@ -200,18 +205,33 @@ impl Builder {
         self.allow(r, IN, &[Traffic::All], &[SELF],
             "EKS default: control-plane ENIs, managed nodes and Fargate pods in the cluster SG talk freely; EKS recreates it on every cluster update",
             "D-2022b, D-live");
-        self.allow(r, OUT, &[Traffic::All], &[SELF],
+        self.allow(
+            r,
+            OUT,
+            &[Traffic::All],
+            &[SELF],
             "EKS default on newer clusters (EFA traffic); EKS recreates it on every cluster update",
-            "D-live");
+            "D-live",
+        );
         self.allow(r, OUT, &[tcp(443), tcp(10250), tcp(53), udp(53)], &[SELF],
             "AWS 'restricting cluster traffic': the replacement for the default egress (API, kubelet, DNS within the cluster SG)",
             "D-2020, D-2022b");
-        self.allow(r, IN, &[tcp(443)], &[NODE],
+        self.allow(
+            r,
+            IN,
+            &[tcp(443)],
+            &[NODE],
             "nodes with their own SGs call the API server on the control-plane ENIs, which carry the cluster SG",
-            "D-2019, D-ep");
-        self.allow(r, IN, &[tcp(53), udp(53)], &[NODE],
+            "D-2019, D-ep",
+        );
+        self.allow(
+            r,
+            IN,
+            &[tcp(53), udp(53)],
+            &[NODE],
             "CoreDNS on managed nodes or Fargate (cluster SG) answers pods on node-SG nodes",
-            "D-2021, TF");
+            "D-2021, TF",
+        );
         self.allow(r, IN, &[ephemeral()], &[NODE],
             "pod-to-pod from node-SG nodes to managed nodes/Fargate that carry only the cluster SG (mirror of the node SG's node-to-node range)",
             "D-2018, TF");
@@ -223,15 +243,30 @@ impl Builder {
         self.allow(r, IN, &[tcp(53), udp(53)], &[POD],
             "security groups for pods: pods with their own SGs query CoreDNS on nodes that carry the cluster SG (user guide security-groups-pods-deployment)",
             "D-pods");
-        self.allow(r, IN, &[tcp(443)], &[PeerSpec::RemoteNodeCidr, PeerSpec::RemotePodCidr],
+        self.allow(
+            r,
+            IN,
+            &[tcp(443)],
+            &[PeerSpec::RemoteNodeCidr, PeerSpec::RemotePodCidr],
             "hybrid nodes and their pods (remoteNetworkConfig) call the API server on the control-plane ENIs",
-            "D-hyb");
-        self.allow(r, OUT, &[tcp(10250)], &[PeerSpec::RemoteNodeCidr],
+            "D-hyb",
+        );
+        self.allow(
+            r,
+            OUT,
+            &[tcp(10250)],
+            &[PeerSpec::RemoteNodeCidr],
             "control plane to the kubelets of hybrid nodes",
-            "D-hyb");
-        self.allow(r, OUT, &[ephemeral(), tcp(443)], &[PeerSpec::RemotePodCidr],
+            "D-hyb",
+        );
+        self.allow(
+            r,
+            OUT,
+            &[ephemeral(), tcp(443)],
+            &[PeerSpec::RemotePodCidr],
             "control plane to webhooks running on hybrid nodes' pods",
-            "D-hyb");
+            "D-hyb",
+        );
         if p.tool(Style::Eksctl) {
             self.allow(r, IN, &[Traffic::All], &[NODE],
                 "eksctl IngressNodeToDefaultClusterSG: unmanaged nodes (shared node SG) to control plane and managed nodes, all ports; allowed from every node SG since the shared one is not told apart",
@@ -252,20 +287,35 @@ impl Builder {
     fn control_plane(&mut self) {
         let p = self.p;
         let r = Role::ControlPlane;
-        self.allow(r, IN, &[tcp(443)], &[NODE, CLUSTER],
+        self.allow(
+            r,
+            IN,
+            &[tcp(443)],
+            &[NODE, CLUSTER],
             "nodes to the API server; kept in public mode too: AWS minimum and every tool creates it",
-            "D-2018, CFN-node, EKSCTL, TF");
+            "D-2018, CFN-node, EKSCTL, TF",
+        );
         if p.mode.api_in_vpc() {
             self.allow(r, IN, &[tcp(443)], &[VPC],
                 "private endpoint clients inside the VPC (bastion, CI runners) reach the API; not in public mode, where no private endpoint exists",
                 "D-ep");
         }
-        self.allow(r, OUT, &[tcp(10250)], &[NODE, CLUSTER],
+        self.allow(
+            r,
+            OUT,
+            &[tcp(10250)],
+            &[NODE, CLUSTER],
             "control plane to kubelet: logs, exec, port-forward, metrics",
-            "D-2018, TF");
-        self.allow(r, OUT, &[tcp(443)], &[NODE, CLUSTER],
+            "D-2018, TF",
+        );
+        self.allow(
+            r,
+            OUT,
+            &[tcp(443)],
+            &[NODE, CLUSTER],
             "control plane to extension API servers and webhooks on 443",
-            "D-2019, CFN-node, EKSCTL, TF");
+            "D-2019, CFN-node, EKSCTL, TF",
+        );
         if p.tool(Style::Terraform) {
             self.allow(r, OUT, &TF_WEBHOOK_PORTS.map(tcp), &[NODE],
                 "control plane to terraform-aws-eks's default webhook ports on nodes (the egress its v18 had; needed where the cluster SG's default egress is removed)",
@@ -285,21 +335,36 @@ impl Builder {
     fn node(&mut self) {
         let p = self.p;
         let r = Role::Node;
-        self.allow(r, IN, &[tcp(10250)], &[CONTROL_PLANE, CLUSTER],
+        self.allow(
+            r,
+            IN,
+            &[tcp(10250)],
+            &[CONTROL_PLANE, CLUSTER],
             "kubelet API from the control plane: logs, exec, metrics",
-            "D-2018, CFN-node, EKSCTL, TF");
-        self.allow(r, IN, &[tcp(443)], &[CONTROL_PLANE, CLUSTER],
+            "D-2018, CFN-node, EKSCTL, TF",
+        );
+        self.allow(
+            r,
+            IN,
+            &[tcp(443)],
+            &[CONTROL_PLANE, CLUSTER],
             "control plane to extension API servers and webhooks on 443",
-            "D-2019, CFN-node, EKSCTL, TF");
+            "D-2019, CFN-node, EKSCTL, TF",
+        );
         self.allow(r, IN, &[tcp(53), udp(53)], &[NODE, CLUSTER],
             "CoreDNS between node groups (tcp and udp 53); the cluster SG for managed nodes and Fargate that query or host it",
             "D-2021, TF");
         self.allow(r, IN, &[tcp(53), udp(53)], &[POD],
             "security groups for pods: pods with their own SGs query CoreDNS on the nodes (user guide security-groups-pods-deployment)",
             "D-pods");
-        self.allow(r, IN, &[ephemeral()], &[NODE],
+        self.allow(
+            r,
+            IN,
+            &[ephemeral()],
+            &[NODE],
             "node to node (pod-to-pod) on ephemeral ports, terraform-aws-eks's choice of the narrow form",
-            "D-2018, TF");
+            "D-2018, TF",
+        );
         self.allow(r, IN, &[Traffic::All], &[SELF],
             "all traffic within one node SG: eksctl shared SG, AWS node template, terraform-aws-eks <= v17, and every tool's EFA SG; admits only the group's own members",
             "CFN-node, EKSCTL, TF");
@@ -315,13 +380,23 @@ impl Builder {
             self.allow(r, IN, &[Traffic::All], &[CLUSTER],
                 "eksctl IngressDefaultClusterToNodeSG: managed nodes and control plane (cluster SG) to the shared node SG, all ports",
                 "EKSCTL");
-            self.allow(r, IN, &[tcp(22)], &[VPC],
+            self.allow(
+                r,
+                IN,
+                &[tcp(22)],
+                &[VPC],
                 "eksctl SSH on unmanaged node groups with privateNetworking: from the VPC CIDR (never the internet)",
-                "EKSCTL");
+                "EKSCTL",
+            );
         }
-        self.allow(r, OUT, &[Traffic::All], &[SELF],
+        self.allow(
+            r,
+            OUT,
+            &[Traffic::All],
+            &[SELF],
             "EFA node-to-node traffic (eksctl EFASG, terraform-aws-eks all_self_efa); stays within the group",
-            "EKSCTL, TF, D-live");
+            "EKSCTL, TF, D-live",
+        );
         self.node_egress(r);
     }
 
@@ -340,9 +415,14 @@ impl Builder {
             }
             v
         };
-        self.allow(r, OUT, &[tcp(53), udp(53)], &with_cluster(&[NODE]),
+        self.allow(
+            r,
+            OUT,
+            &[tcp(53), udp(53)],
+            &with_cluster(&[NODE]),
             "pods query CoreDNS on any node group (mirror of the DNS ingress)",
-            "D-2021, TF");
+            "D-2021, TF",
+        );
         self.allow(r, OUT, &[ephemeral()], &with_cluster(&[NODE]),
             "pod-to-pod on ephemeral ports (mirror of the node-to-node ingress), kubelet 10250 for metrics-server included; on the cluster SG this is managed nodes to node-SG nodes",
             "D-2018, TF");
@@ -350,22 +430,37 @@ impl Builder {
             "to pods with their own SGs (security groups for pods): kubelet probes and traffic to those pods, the mirror of the pod SG's ingress from the nodes; a hardened cluster without allow-all egress needs it for probes in the VPC CNI's strict enforcing mode",
             "D-pods");
         if p.mode.api_in_vpc() || !p.strict {
-            self.allow(r, OUT, &[tcp(443)], &with_cluster(&[CONTROL_PLANE]),
+            self.allow(
+                r,
+                OUT,
+                &[tcp(443)],
+                &with_cluster(&[CONTROL_PLANE]),
                 "nodes to the API server through the control-plane ENIs (private endpoint)",
-                "D-2018, D-ep, TF");
+                "D-2018, D-ep, TF",
+            );
         }
         if p.mode == EndpointMode::Private || !p.strict {
-            self.allow(r, OUT, &[tcp(443)], &[ENDPOINT],
+            self.allow(
+                r,
+                OUT,
+                &[tcp(443)],
+                &[ENDPOINT],
                 "nodes to AWS APIs (ec2, ecr, sts, …) through interface VPC endpoints",
-                "D-priv, VPC-ie");
+                "D-priv, VPC-ie",
+            );
             if r != Role::Cluster {
                 self.allow(r, OUT, &[tcp(443)], &[NODE],
                     "nodes to AWS APIs through interface endpoints that carry a node SG (eksctl private clusters put its shared node SG on them)",
                     "EKSCTL, D-priv");
             }
-            self.allow(r, OUT, &[tcp(443)], &[PeerSpec::S3PrefixList],
+            self.allow(
+                r,
+                OUT,
+                &[tcp(443)],
+                &[PeerSpec::S3PrefixList],
                 "nodes to S3 (image layers) through the gateway endpoint's prefix list",
-                "D-priv, EC2-pl, EKSCTL");
+                "D-priv, EC2-pl, EKSCTL",
+            );
         }
         if p.strict {
             // Every mode: a private endpoint says how nodes reach the Kubernetes API, not whether
@@ -378,9 +473,14 @@ impl Builder {
                 "eks-strict's replacement for allow-all egress: AWS APIs (ECR, S3, STS, EC2) through a NAT or internet gateway in every endpoint mode, and the public API endpoint",
                 "D-2018, D-ep, D-priv, TF");
             if !p.internet_egress() {
-                self.allow(r, OUT, &[tcp(443)], &[VPC],
+                self.allow(
+                    r,
+                    OUT,
+                    &[tcp(443)],
+                    &[VPC],
                     "private mode: HTTPS to the VPC (interface endpoints whose SGs are not known, control-plane ENIs)",
-                    "D-priv, VPC-ie");
+                    "D-priv, VPC-ie",
+                );
             }
         } else {
             let why = if p.internet_egress() {
@@ -398,9 +498,14 @@ impl Builder {
         let p = self.p;
         let r = Role::RemoteAccess;
         if p.tool(Style::Eksctl) {
-            self.allow(r, IN, &[tcp(22)], &[VPC],
+            self.allow(
+                r,
+                IN,
+                &[tcp(22)],
+                &[VPC],
                 "eksctl ssh.allow with privateNetworking: SSH from the VPC CIDR (never the internet)",
-                "EKSCTL");
+                "EKSCTL",
+            );
         }
         self.node_egress(r);
     }
@@ -410,12 +515,15 @@ impl Builder {
     /// node egress, the pods' DNS and API traffic leaving through it.
     fn pod(&mut self) {
         let r = Role::Pod;
-        self.allow(r, IN, &[Traffic::All], &[NODE, CLUSTER],
+        self.allow(
+            r,
+            IN,
+            &[Traffic::All],
+            &[NODE, CLUSTER],
             "kubelet liveness and readiness probes from the nodes (strict enforcing mode filters them by the pod SG)",
-            "D-pods");
-        self.allow(r, IN, &[Traffic::All], &[SELF],
-            "pods of one pod SG talk to each other",
-            "D-pods");
+            "D-pods",
+        );
+        self.allow(r, IN, &[Traffic::All], &[SELF], "pods of one pod SG talk to each other", "D-pods");
         self.node_egress(r);
     }
 
@@ -430,9 +538,14 @@ impl Builder {
             "eksctl uses its shared node SG on the endpoints; an unspecified endpoint SG is the VPC default SG, which has this rule",
             "EKSCTL, VPC-ie");
         if !p.strict {
-            self.allow(r, OUT, &[Traffic::All], &internet(),
+            self.allow(
+                r,
+                OUT,
+                &[Traffic::All],
+                &internet(),
                 "default egress of a new or VPC-default SG; endpoint ENIs never initiate connections",
-                "CFN-sg, VPC-ie");
+                "CFN-sg, VPC-ie",
+            );
         }
     }
 }
@@ -444,8 +557,8 @@ mod tests {
     /// The source keys of reference §0.
     const KEYS: &[&str] = &[
         "D-2018", "D-2019", "D-2020", "D-2021", "D-2022a", "D-2022b", "D-2024", "D-live", "D-lt", "D-mng", "D-ep",
-        "D-priv", "D-sa", "D-fg", "D-hyb", "D-auto", "API-vpc", "API-ng", "CFN-node", "CFN-vpc", "CFN-sg",
-        "CFN-tags", "TFP-sg", "VPC-sg", "VPC-ie", "EC2-pl", "TF", "EKSCTL", "OBS", "D-pods",
+        "D-priv", "D-sa", "D-fg", "D-hyb", "D-auto", "API-vpc", "API-ng", "CFN-node", "CFN-vpc", "CFN-sg", "CFN-tags",
+        "TFP-sg", "VPC-sg", "VPC-ie", "EC2-pl", "TF", "EKSCTL", "OBS", "D-pods",
     ];
 
     fn all_variants() -> Vec<(&'static str, EndpointMode, Style, Baseline)> {
@@ -503,7 +616,8 @@ mod tests {
     fn printed_profiles_read_back_identically() {
         for (name, mode, style, b) in all_variants() {
             let text = super::super::to_toml(&b);
-            let back = super::super::parse_str(&text, &b.origin).unwrap_or_else(|e| panic!("{name}/{mode}/{style}: {e}"));
+            let back =
+                super::super::parse_str(&text, &b.origin).unwrap_or_else(|e| panic!("{name}/{mode}/{style}: {e}"));
             assert_eq!(back, b, "{name}/{mode}/{style}");
         }
     }
@@ -539,7 +653,8 @@ mod tests {
                         Traffic::Tcp(p) => p.to() - p.from() > 100,
                         _ => false,
                     };
-                    let cp_to_node = r.role == Role::ControlPlane && r.direction == OUT && (r.peer == NODE || r.peer == CLUSTER);
+                    let cp_to_node =
+                        r.role == Role::ControlPlane && r.direction == OUT && (r.peer == NODE || r.peer == CLUSTER);
                     assert!(!(wide && cp_to_node), "{mode}/{style}: wide control-plane → node rule {r:?}");
                 }
             }
@@ -610,7 +725,11 @@ mod tests {
         for (role, dir, traffic, peer, styles) in cases {
             for style in Style::ALL {
                 let b = builtin("eks-minimal", EndpointMode::Private, style).unwrap();
-                assert_eq!(has(&b, *role, *dir, *traffic, peer), styles.contains(&style), "{style}: {role} {dir} {traffic} {peer}");
+                assert_eq!(
+                    has(&b, *role, *dir, *traffic, peer),
+                    styles.contains(&style),
+                    "{style}: {role} {dir} {traffic} {peer}"
+                );
             }
         }
     }
@@ -653,9 +772,8 @@ mod tests {
                 assert!(has(&minimal, role, dir, traffic, peer), "minimal/{mode}: {role} {dir} {traffic} {peer}");
                 assert!(has(&strict, role, dir, traffic, peer), "strict/{mode}: {role} {dir} {traffic} {peer}");
             }
-            let ingress = |b: &Baseline| -> Vec<BaselineRule> {
-                b.rules.iter().filter(|r| r.direction == IN).cloned().collect()
-            };
+            let ingress =
+                |b: &Baseline| -> Vec<BaselineRule> { b.rules.iter().filter(|r| r.direction == IN).cloned().collect() };
             assert_eq!(ingress(&minimal), ingress(&strict), "{mode}: the profiles differ in egress only");
         }
     }
@@ -664,49 +782,125 @@ mod tests {
     /// (group id, role, rules as `direction protocol [ports] from|to peer`).
     type Layout = (Style, EndpointMode, &'static [(&'static str, Role, &'static [&'static str])]);
 
-    const TERRAFORM: Layout = (Style::Terraform, EndpointMode::Private, &[
-        ("sg-cluster", Role::Cluster, &["ingress all from sg-cluster", "egress all to 0.0.0.0/0", "egress all to ::/0"]),
-        ("sg-cp", Role::ControlPlane, &["ingress tcp 443 from sg-node"]),
-        ("sg-node", Role::Node, &[
-            "ingress tcp 443 from sg-cp", "ingress tcp 10250 from sg-cp", "ingress tcp 53 from sg-node",
-            "ingress udp 53 from sg-node", "ingress tcp 1025-65535 from sg-node", "ingress tcp 4443 from sg-cp",
-            "ingress tcp 6443 from sg-cp", "ingress tcp 8443 from sg-cp", "ingress tcp 9443 from sg-cp",
-            "ingress tcp 10251 from sg-cp", "egress all to 0.0.0.0/0", "egress all to ::/0",
-            // v18 leftovers.
-            "egress tcp 443 to sg-cp", "egress tcp 53 to sg-node", "egress udp 53 to sg-node",
-            "egress tcp 443 to 0.0.0.0/0", "egress udp 123 to 0.0.0.0/0",
-        ]),
-        ("sg-efa", Role::Node, &["ingress all from sg-efa", "egress all to sg-efa"]),
-    ]);
+    const TERRAFORM: Layout = (
+        Style::Terraform,
+        EndpointMode::Private,
+        &[
+            (
+                "sg-cluster",
+                Role::Cluster,
+                &["ingress all from sg-cluster", "egress all to 0.0.0.0/0", "egress all to ::/0"],
+            ),
+            ("sg-cp", Role::ControlPlane, &["ingress tcp 443 from sg-node"]),
+            (
+                "sg-node",
+                Role::Node,
+                &[
+                    "ingress tcp 443 from sg-cp",
+                    "ingress tcp 10250 from sg-cp",
+                    "ingress tcp 53 from sg-node",
+                    "ingress udp 53 from sg-node",
+                    "ingress tcp 1025-65535 from sg-node",
+                    "ingress tcp 4443 from sg-cp",
+                    "ingress tcp 6443 from sg-cp",
+                    "ingress tcp 8443 from sg-cp",
+                    "ingress tcp 9443 from sg-cp",
+                    "ingress tcp 10251 from sg-cp",
+                    "egress all to 0.0.0.0/0",
+                    "egress all to ::/0",
+                    // v18 leftovers.
+                    "egress tcp 443 to sg-cp",
+                    "egress tcp 53 to sg-node",
+                    "egress udp 53 to sg-node",
+                    "egress tcp 443 to 0.0.0.0/0",
+                    "egress udp 123 to 0.0.0.0/0",
+                ],
+            ),
+            ("sg-efa", Role::Node, &["ingress all from sg-efa", "egress all to sg-efa"]),
+        ],
+    );
 
-    const EKSCTL: Layout = (Style::Eksctl, EndpointMode::Public, &[
-        ("sg-cluster", Role::Cluster, &["ingress all from sg-cluster", "ingress all from sg-shared", "egress all to 0.0.0.0/0"]),
-        ("sg-cp", Role::ControlPlane, &[
-            "egress all to 0.0.0.0/0", "ingress tcp 443 from sg-ng", "egress tcp 1025-65535 to sg-ng", "egress tcp 443 to sg-ng",
-        ]),
-        ("sg-shared", Role::Node, &["ingress all from sg-shared", "ingress all from sg-cluster", "egress all to 0.0.0.0/0"]),
-        ("sg-ng", Role::Node, &[
-            "ingress tcp 1025-65535 from sg-cp", "ingress tcp 443 from sg-cp", "ingress tcp 22 from 10.0.0.0/16",
-            "egress all to 0.0.0.0/0",
-        ]),
-        ("sg-ssh", Role::RemoteAccess, &["ingress tcp 22 from 10.0.0.0/16", "egress all to 0.0.0.0/0"]),
-    ]);
+    const EKSCTL: Layout = (
+        Style::Eksctl,
+        EndpointMode::Public,
+        &[
+            (
+                "sg-cluster",
+                Role::Cluster,
+                &["ingress all from sg-cluster", "ingress all from sg-shared", "egress all to 0.0.0.0/0"],
+            ),
+            (
+                "sg-cp",
+                Role::ControlPlane,
+                &[
+                    "egress all to 0.0.0.0/0",
+                    "ingress tcp 443 from sg-ng",
+                    "egress tcp 1025-65535 to sg-ng",
+                    "egress tcp 443 to sg-ng",
+                ],
+            ),
+            (
+                "sg-shared",
+                Role::Node,
+                &["ingress all from sg-shared", "ingress all from sg-cluster", "egress all to 0.0.0.0/0"],
+            ),
+            (
+                "sg-ng",
+                Role::Node,
+                &[
+                    "ingress tcp 1025-65535 from sg-cp",
+                    "ingress tcp 443 from sg-cp",
+                    "ingress tcp 22 from 10.0.0.0/16",
+                    "egress all to 0.0.0.0/0",
+                ],
+            ),
+            ("sg-ssh", Role::RemoteAccess, &["ingress tcp 22 from 10.0.0.0/16", "egress all to 0.0.0.0/0"]),
+        ],
+    );
 
-    const CONSOLE: Layout = (Style::Console, EndpointMode::PublicPrivate, &[
-        ("sg-cluster", Role::Cluster, &[
-            "ingress all from sg-cluster", "egress all to sg-cluster", "egress all to 0.0.0.0/0", "egress all to ::/0",
-        ]),
-        ("sg-cp", Role::ControlPlane, &[
-            "egress all to 0.0.0.0/0", "egress tcp 1025-65535 to sg-node", "egress tcp 443 to sg-node",
-            "ingress tcp 443 from sg-node", "ingress tcp 443 from 10.0.0.0/16",
-        ]),
-        ("sg-node", Role::Node, &[
-            "ingress all from sg-node", "ingress tcp 1025-65535 from sg-cp", "ingress tcp 443 from sg-cp",
-            "egress all to 0.0.0.0/0",
-        ]),
-        ("sg-ssh", Role::RemoteAccess, &["egress all to 0.0.0.0/0"]),
-        ("sg-ep", Role::Endpoint, &["ingress tcp 443 from 10.0.0.0/16", "ingress all from sg-ep", "egress all to 0.0.0.0/0"]),
-    ]);
+    const CONSOLE: Layout = (
+        Style::Console,
+        EndpointMode::PublicPrivate,
+        &[
+            (
+                "sg-cluster",
+                Role::Cluster,
+                &[
+                    "ingress all from sg-cluster",
+                    "egress all to sg-cluster",
+                    "egress all to 0.0.0.0/0",
+                    "egress all to ::/0",
+                ],
+            ),
+            (
+                "sg-cp",
+                Role::ControlPlane,
+                &[
+                    "egress all to 0.0.0.0/0",
+                    "egress tcp 1025-65535 to sg-node",
+                    "egress tcp 443 to sg-node",
+                    "ingress tcp 443 from sg-node",
+                    "ingress tcp 443 from 10.0.0.0/16",
+                ],
+            ),
+            (
+                "sg-node",
+                Role::Node,
+                &[
+                    "ingress all from sg-node",
+                    "ingress tcp 1025-65535 from sg-cp",
+                    "ingress tcp 443 from sg-cp",
+                    "egress all to 0.0.0.0/0",
+                ],
+            ),
+            ("sg-ssh", Role::RemoteAccess, &["egress all to 0.0.0.0/0"]),
+            (
+                "sg-ep",
+                Role::Endpoint,
+                &["ingress tcp 443 from 10.0.0.0/16", "ingress all from sg-ep", "egress all to 0.0.0.0/0"],
+            ),
+        ],
+    );
 
     fn stock(layout: &Layout) -> crate::model::ClusterSnapshot {
         use super::super::fixtures::{group, snapshot};
@@ -776,31 +970,40 @@ mod tests {
     #[test]
     fn eks_strict_flags_exactly_the_stock_rules_beyond_the_hardened_minimum() {
         let cases: [(Layout, &[&str]); 3] = [
-            (TERRAFORM, &[
-                "sg-cluster: egress all to 0.0.0.0/0",
-                "sg-cluster: egress all to ::/0",
-                "sg-node: egress all to 0.0.0.0/0",
-                "sg-node: egress all to ::/0",
-                // v18's egress_https is eks-strict's own replacement, private endpoint or not.
-                "sg-node: egress udp 123 to 0.0.0.0/0",
-            ]),
-            (EKSCTL, &[
-                "sg-cluster: egress all to 0.0.0.0/0",
-                "sg-cp: egress all to 0.0.0.0/0",
-                "sg-cp: egress tcp 1025-65535 to sg-ng",
-                "sg-ng: egress all to 0.0.0.0/0",
-                "sg-shared: egress all to 0.0.0.0/0",
-                "sg-ssh: egress all to 0.0.0.0/0",
-            ]),
-            (CONSOLE, &[
-                "sg-cluster: egress all to 0.0.0.0/0",
-                "sg-cluster: egress all to ::/0",
-                "sg-cp: egress all to 0.0.0.0/0",
-                "sg-cp: egress tcp 1025-65535 to sg-node",
-                "sg-ep: egress all to 0.0.0.0/0",
-                "sg-node: egress all to 0.0.0.0/0",
-                "sg-ssh: egress all to 0.0.0.0/0",
-            ]),
+            (
+                TERRAFORM,
+                &[
+                    "sg-cluster: egress all to 0.0.0.0/0",
+                    "sg-cluster: egress all to ::/0",
+                    "sg-node: egress all to 0.0.0.0/0",
+                    "sg-node: egress all to ::/0",
+                    // v18's egress_https is eks-strict's own replacement, private endpoint or not.
+                    "sg-node: egress udp 123 to 0.0.0.0/0",
+                ],
+            ),
+            (
+                EKSCTL,
+                &[
+                    "sg-cluster: egress all to 0.0.0.0/0",
+                    "sg-cp: egress all to 0.0.0.0/0",
+                    "sg-cp: egress tcp 1025-65535 to sg-ng",
+                    "sg-ng: egress all to 0.0.0.0/0",
+                    "sg-shared: egress all to 0.0.0.0/0",
+                    "sg-ssh: egress all to 0.0.0.0/0",
+                ],
+            ),
+            (
+                CONSOLE,
+                &[
+                    "sg-cluster: egress all to 0.0.0.0/0",
+                    "sg-cluster: egress all to ::/0",
+                    "sg-cp: egress all to 0.0.0.0/0",
+                    "sg-cp: egress tcp 1025-65535 to sg-node",
+                    "sg-ep: egress all to 0.0.0.0/0",
+                    "sg-node: egress all to 0.0.0.0/0",
+                    "sg-ssh: egress all to 0.0.0.0/0",
+                ],
+            ),
         ];
         for (layout, want) in cases {
             assert_eq!(uncovered("eks-strict", layout.0, &stock(&layout)), want, "{}", layout.0);

@@ -144,7 +144,8 @@ mod tests {
             // Guardrail and controller-owned rules are written commented out: they resolve to nothing.
             let recorded = |r: &&Rule| guardrails::reason(r).is_none() && owners::owner(s, g, r).is_none();
             let want: Vec<_> = g.rules.iter().filter(recorded).map(Rule::key).collect();
-            let got: Vec<_> = resolved.by_group.get(&g.id).map(|v| v.iter().map(|r| r.rule.key()).collect()).unwrap_or_default();
+            let got: Vec<_> =
+                resolved.by_group.get(&g.id).map(|v| v.iter().map(|r| r.rule.key()).collect()).unwrap_or_default();
             assert_eq!(got, want, "group {}\n{text}", g.id);
             if let Some(v) = resolved.by_group.get(&g.id) {
                 assert!(v.iter().all(|r| r.status == RuleStatus::Required));
@@ -185,13 +186,20 @@ mod tests {
         block(&["protocol = \"47\"", "peer = \"cidr:10.0.0.0/16\""]);
         assert!(blocks.iter().all(|b| b.contains("status = \"required\"")));
         // Each group is introduced by its name and id, in role order.
-        let order: Vec<usize> = ["# eks-cluster-sg-demo-1234 (sg-cluster)", "# demo-cluster-2024 (sg-cp)", "# demo-node-a (sg-node-a)", "# demo-node-b (sg-node-b)", "# demo-endpoints (sg-ep)"]
-            .iter()
-            .map(|c| text.find(c).unwrap_or_else(|| panic!("no `{c}` in\n{text}")))
-            .collect();
+        let order: Vec<usize> = [
+            "# eks-cluster-sg-demo-1234 (sg-cluster)",
+            "# demo-cluster-2024 (sg-cp)",
+            "# demo-node-a (sg-node-a)",
+            "# demo-node-b (sg-node-b)",
+            "# demo-endpoints (sg-ep)",
+        ]
+        .iter()
+        .map(|c| text.find(c).unwrap_or_else(|| panic!("no `{c}` in\n{text}")))
+        .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
         assert!(text.starts_with("# sgdrift baseline recorded by `sgdrift record`"));
-        assert!(text.contains("cluster demo (account 111122223333, region eu-west-1; endpoint mode private, style terraform)"));
+        assert!(text
+            .contains("cluster demo (account 111122223333, region eu-west-1; endpoint mode private, style terraform)"));
     }
 
     #[test]
@@ -201,7 +209,8 @@ mod tests {
             rec.warnings,
             ["demo-node-b (sg-node-b): ingress tcp 22 from 0.0.0.0/0 not recorded, guardrail: SSH open to the internet"]
         );
-        let at = rec.text.find("# WARNING: guardrail: SSH open to the internet.").unwrap_or_else(|| panic!("{}", rec.text));
+        let at =
+            rec.text.find("# WARNING: guardrail: SSH open to the internet.").unwrap_or_else(|| panic!("{}", rec.text));
         let block: Vec<&str> = rec.text[at..].lines().skip(2).take(7).collect();
         assert_eq!(
             block,
@@ -278,7 +287,19 @@ mod tests {
             Just(("47", String::new())),
         ];
         let mut peers: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-        peers.extend(["0.0.0.0/0", "::/0", "10.0.0.0/16", "10.0.3.4/32", "pl-s3", "pl-zzz", "sg-outside", "444455556666/sg-peer"].map(String::from));
+        peers.extend(
+            [
+                "0.0.0.0/0",
+                "::/0",
+                "10.0.0.0/16",
+                "10.0.3.4/32",
+                "pl-s3",
+                "pl-zzz",
+                "sg-outside",
+                "444455556666/sg-peer",
+            ]
+            .map(String::from),
+        );
         (direction, traffic, prop::sample::select(peers)).prop_map(|(d, (p, ports), peer)| rule(d, p, &ports, &peer))
     }
 

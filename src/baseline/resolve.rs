@@ -83,7 +83,8 @@ pub fn resolve_borrowed<'a, 's>(
         // keeps its explanation, as when rules were the outer loop.
         let mut rules: BTreeMap<(Direction, Traffic, Peer), &'a BaselineRule> = BTreeMap::new();
         for rule in sets.iter().flat_map(|s| s.iter()) {
-            if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
+            if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name)
+            {
                 continue;
             }
             for peer in resolve_peer(&rule.peer, holder, snapshot) {
@@ -124,7 +125,9 @@ fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnaps
         PeerSpec::Role(r) => snapshot.groups_with_role(*r).map(|g| Peer::group(&g.id)).collect(),
         PeerSpec::VpcCidr => cidr_peers(&snapshot.vpc_cidrs),
         // No hybrid nodes: the rule drops out.
-        PeerSpec::RemoteNodeCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs)),
+        PeerSpec::RemoteNodeCidr => {
+            snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs))
+        }
         PeerSpec::RemotePodCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
         PeerSpec::PrefixListName(name) => prefix_lists_named(snapshot, name),
         // Unknown in this region or not visible to the source: the rule drops out.
@@ -216,9 +219,15 @@ mod tests {
             (one("node", None, "role:control-plane"), vec![g("sg-node-a", &["sg-cp"]), g("sg-node-b", &["sg-cp"])]),
             (one("control-plane", None, "role:node"), vec![g("sg-cp", &["sg-node-a", "sg-node-b"])]),
             (one("node", None, "self"), vec![g("sg-node-a", &["sg-node-a"]), g("sg-node-b", &["sg-node-b"])]),
-            (one("endpoint", None, "vpc-cidr"), vec![g("sg-ep", &["10.0.0.0/16", "100.64.0.0/16", "2600:1f18:1:2300::/56"])]),
+            (
+                one("endpoint", None, "vpc-cidr"),
+                vec![g("sg-ep", &["10.0.0.0/16", "100.64.0.0/16", "2600:1f18:1:2300::/56"])],
+            ),
             (one("node", Some("sg-node-b"), "prefix-list:s3"), vec![g("sg-node-b", &["pl-s3"])]),
-            (one("node", Some("demo-node-a"), "prefix-list:com.amazonaws.eu-west-1.dynamodb"), vec![g("sg-node-a", &["pl-ddb"])]),
+            (
+                one("node", Some("demo-node-a"), "prefix-list:com.amazonaws.eu-west-1.dynamodb"),
+                vec![g("sg-node-a", &["pl-ddb"])],
+            ),
             (one("node", Some("sg-node-a"), "prefix-list:pl-other"), vec![g("sg-node-a", &["pl-other"])]),
             (one("cluster", None, "cidr:10.1.2.3/8"), vec![g("sg-cluster", &["10.0.0.0/8"])]),
             (one("cluster", None, "sg:sg-elsewhere"), vec![g("sg-cluster", &["sg-elsewhere"])]),
@@ -272,7 +281,10 @@ mod tests {
         let r = resolve(&empty, &s, &ResolveContext { webhook_ports: vec![9443, 9443] });
         let rules = |id: &str| -> Vec<String> { r.by_group[id].iter().map(|x| x.rule.to_string()).collect() };
         assert_eq!(rules("sg-node-a"), ["ingress tcp 9443 from sg-cluster", "ingress tcp 9443 from sg-cp"]);
-        assert_eq!(rules("sg-cp"), ["egress tcp 9443 to sg-cluster", "egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]);
+        assert_eq!(
+            rules("sg-cp"),
+            ["egress tcp 9443 to sg-cluster", "egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]
+        );
         assert_eq!(
             rules("sg-cluster"),
             ["ingress tcp 9443 from sg-cp", "egress tcp 9443 to sg-node-a", "egress tcp 9443 to sg-node-b"]

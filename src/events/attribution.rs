@@ -66,7 +66,10 @@ impl Attribution {
 
     /// Where each cluster's groups and VPC are, from `state` and this process's polls.
     pub fn index(&self, state: &PersistedState) -> Index {
-        let vpcs = lock(&self.vpcs).iter().map(|(id, (region, vpc))| (region.clone(), vpc.clone(), id.clone())).collect::<Vec<_>>();
+        let vpcs = lock(&self.vpcs)
+            .iter()
+            .map(|(id, (region, vpc))| (region.clone(), vpc.clone(), id.clone()))
+            .collect::<Vec<_>>();
         Index::build(state, vpcs)
     }
 
@@ -81,7 +84,9 @@ impl Attribution {
             lock(&self.vpcs).insert(id.clone(), (id.region.clone(), snapshot.vpc_id.clone()));
             let key = cluster_key(&id);
             let previous = store.read_now(|s| {
-                s.clusters.get(&key).map(|c| (c.first_seen.keys().cloned().collect::<HashSet<String>>(), c.report.last_success))
+                s.clusters
+                    .get(&key)
+                    .map(|c| (c.first_seen.keys().cloned().collect::<HashSet<String>>(), c.report.last_success))
             });
             let Some((seen, last_success)) = previous else { continue };
             let mut new: Vec<&mut Finding> =
@@ -93,7 +98,8 @@ impl Attribution {
                 f.changed_by = matching::best(fresh(), f, &id).map(|c| c.actor.clone());
             }
             let (Some(lookup), Some(since)) = (&self.lookup, last_success) else { continue };
-            let groups: BTreeSet<String> = new.iter().filter(|f| f.changed_by.is_none()).map(|f| f.group_id.clone()).collect();
+            let groups: BTreeSet<String> =
+                new.iter().filter(|f| f.changed_by.is_none()).map(|f| f.group_id.clone()).collect();
             for group in groups {
                 let changes = lookup.changes(spec, &group, since - LOOKBACK_MARGIN).await;
                 for f in new.iter_mut().filter(|f| f.group_id == group && f.changed_by.is_none()) {

@@ -122,7 +122,9 @@ impl Queue {
             let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
                 .iter()
                 .enumerate()
-                .filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&m.receipt).build().ok())
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&m.receipt).build().ok()
+                })
                 .collect();
             let request = self.client.delete_message_batch().queue_url(&self.url).set_entries(Some(entries));
             let out = call(&self.calls, DELETE_MESSAGE_BATCH, self.timeout, request.send()).await?;
@@ -138,7 +140,8 @@ impl Queue {
     /// Whether the queue has a dead-letter queue (`RedrivePolicy`), asked once at start: it
     /// proves the queue is reachable and says where messages sgdrift cannot delete end up.
     pub async fn has_dead_letter_queue(&self) -> Result<bool, SourceError> {
-        let request = self.client.get_queue_attributes().queue_url(&self.url).attribute_names(QueueAttributeName::RedrivePolicy);
+        let request =
+            self.client.get_queue_attributes().queue_url(&self.url).attribute_names(QueueAttributeName::RedrivePolicy);
         let out = call(&self.calls, GET_QUEUE_ATTRIBUTES, self.timeout, request.send()).await?;
         Ok(out.attributes().is_some_and(|a| a.contains_key(&QueueAttributeName::RedrivePolicy)))
     }
@@ -181,7 +184,13 @@ impl CloudTrail {
 
     /// The records (`CloudTrailEvent` JSON) of the last 50 management events on `group` since
     /// `since`, newest first.
-    pub async fn lookup(&self, role_arn: Option<&str>, region: &str, group: &str, since: DateTime<Utc>) -> Result<Vec<String>, SourceError> {
+    pub async fn lookup(
+        &self,
+        role_arn: Option<&str>,
+        region: &str,
+        group: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, SourceError> {
         let client = self.client(role_arn, region).await;
         let attribute = LookupAttribute::builder()
             .attribute_key(LookupAttributeKey::ResourceName)

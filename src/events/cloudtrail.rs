@@ -149,7 +149,10 @@ fn effect_of(source: &str, name: &str) -> Option<Effect> {
 /// Parses one SQS message body: an EventBridge event whose `detail` is a CloudTrail record.
 pub fn parse_message(body: &str) -> Result<Parsed, Malformed> {
     let v: Value = serde_json::from_str(body).map_err(|e| Malformed(format!("not JSON: {e}")))?;
-    let kind = v.get("detail-type").and_then(Value::as_str).ok_or_else(|| Malformed("no `detail-type`: not an EventBridge event".into()))?;
+    let kind = v
+        .get("detail-type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Malformed("no `detail-type`: not an EventBridge event".into()))?;
     if kind != API_CALL {
         return Ok(Parsed::Ignored(format!("detail-type `{kind}`")));
     }
@@ -262,7 +265,8 @@ fn collect_ids(v: &Value, change: &mut Change) {
 
 /// `sg-0abc…`: the prefix, then hex digits only.
 fn is_id(s: &str, prefix: &str) -> bool {
-    s.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.len() <= 17 && rest.chars().all(|c| c.is_ascii_alphanumeric()))
+    s.strip_prefix(prefix)
+        .is_some_and(|rest| !rest.is_empty() && rest.len() <= 17 && rest.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// The groups the call changed (as opposed to those it names as peers).
@@ -281,7 +285,10 @@ fn subjects(name: &str, request: &Value, response: &Value, change: &mut Change) 
         }
     }
     // Attachments: the groups now on an interface or endpoint, and those removed from it.
-    if matches!(name, "ModifyNetworkInterfaceAttribute" | "ModifyInstanceAttribute" | "CreateVpcEndpoint" | "ModifyVpcEndpoint") {
+    if matches!(
+        name,
+        "ModifyNetworkInterfaceAttribute" | "ModifyInstanceAttribute" | "CreateVpcEndpoint" | "ModifyVpcEndpoint"
+    ) {
         change.groups.extend(change.mentioned_groups.iter().cloned());
     }
 }
@@ -318,7 +325,9 @@ fn permission(p: &Value, direction: Direction) -> Option<RuleHint> {
     let protocol = scalar(p.get("ipProtocol"))?;
     let traffic = traffic_from_ec2(&protocol, int(p.get("fromPort")), int(p.get("toPort"))).ok()?;
     let mut peers = Vec::new();
-    for (list, key) in [("ipRanges", "cidrIp"), ("ipv6Ranges", "cidrIpv6"), ("prefixListIds", "prefixListId"), ("groups", "groupId")] {
+    for (list, key) in
+        [("ipRanges", "cidrIp"), ("ipv6Ranges", "cidrIpv6"), ("prefixListIds", "prefixListId"), ("groups", "groupId")]
+    {
         for item in items(p.get(list)) {
             if let Some(peer) = item.get(key).and_then(Value::as_str).and_then(|s| Peer::parse(s).ok()) {
                 peers.push(peer);
@@ -422,7 +431,12 @@ mod tests {
             ("revoke-ingress.json", "RevokeSecurityGroupIngress", Effect::Removes, &["sg-0a1b2c3d4e5f60718"]),
             ("modify-rules.json", "ModifySecurityGroupRules", Effect::Any, &["sg-0a1b2c3d4e5f60718"]),
             ("create-security-group.json", "CreateSecurityGroup", Effect::Any, &["sg-82d531f4"]),
-            ("modify-network-interface.json", "ModifyNetworkInterfaceAttribute", Effect::Any, &["sg-0a1b2c3d4e5f60718", "sg-0ffee0000000000aa"]),
+            (
+                "modify-network-interface.json",
+                "ModifyNetworkInterfaceAttribute",
+                Effect::Any,
+                &["sg-0a1b2c3d4e5f60718", "sg-0ffee0000000000aa"],
+            ),
             ("update-cluster-config.json", "UpdateClusterConfig", Effect::Any, &[]),
         ];
         for (file, name, effect, groups) in cases {
@@ -449,7 +463,8 @@ mod tests {
         let ignored = [
             r#"{"detail-type":"EC2 Instance State-change Notification","detail":{}}"#.to_string(),
             fixture("authorize-ingress.json").replace("AuthorizeSecurityGroupIngress", "DescribeSecurityGroups"),
-            fixture("authorize-ingress.json").replace(r#""eventName""#, r#""errorCode": "Client.UnauthorizedOperation", "eventName""#),
+            fixture("authorize-ingress.json")
+                .replace(r#""eventName""#, r#""errorCode": "Client.UnauthorizedOperation", "eventName""#),
         ];
         for body in &ignored {
             assert!(matches!(parse_message(body), Ok(Parsed::Ignored(_))), "{body}");
@@ -462,7 +477,10 @@ mod tests {
             ("not json", "not JSON"),
             ("{}", "no `detail-type`"),
             (r#"{"detail-type":"AWS API Call via CloudTrail"}"#, "no `detail` object"),
-            (r#"{"detail-type":"AWS API Call via CloudTrail","detail":{"eventSource":"ec2.amazonaws.com"}}"#, "no `eventName`"),
+            (
+                r#"{"detail-type":"AWS API Call via CloudTrail","detail":{"eventSource":"ec2.amazonaws.com"}}"#,
+                "no `eventName`",
+            ),
         ];
         for (body, reason) in cases {
             let err = parse_message(body).unwrap_err();
@@ -488,7 +506,9 @@ mod tests {
         assert_eq!(rule_only, RULE_ONLY.len(), "every rule-only call is one the feed acts on");
         for (_, name, _) in CHANGES {
             let topology = !RULE_ONLY.contains(name);
-            let expected = !name.contains("SecurityGroupIngress") && !name.contains("SecurityGroupEgress") && !name.contains("SecurityGroupRule");
+            let expected = !name.contains("SecurityGroupIngress")
+                && !name.contains("SecurityGroupEgress")
+                && !name.contains("SecurityGroupRule");
             assert_eq!(topology, expected, "{name}");
         }
     }

@@ -188,8 +188,13 @@ impl Feed {
         }
         match self.queue.delete(messages).await {
             Ok(failed) if failed.is_empty() => {}
-            Ok(failed) => tracing::warn!(count = failed.len(), "SQS did not delete some change-feed messages; they come back and are handled again"),
-            Err(e) => tracing::warn!(kind = e.kind(), error = %e, "cannot delete change-feed messages; they come back and are handled again"),
+            Ok(failed) => tracing::warn!(
+                count = failed.len(),
+                "SQS did not delete some change-feed messages; they come back and are handled again"
+            ),
+            Err(e) => {
+                tracing::warn!(kind = e.kind(), error = %e, "cannot delete change-feed messages; they come back and are handled again")
+            }
         }
     }
 }

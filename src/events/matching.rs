@@ -55,7 +55,9 @@ impl Index {
         out.extend(
             self.clusters
                 .iter()
-                .filter(|c| c.account_id == change.account_id && c.region == change.region && change.clusters.contains(&c.name))
+                .filter(|c| {
+                    c.account_id == change.account_id && c.region == change.region && change.clusters.contains(&c.name)
+                })
                 .cloned(),
         );
         out
@@ -82,7 +84,11 @@ pub fn explains(change: &Change, finding: &Finding, cluster: &ClusterId) -> bool
 
 /// The change that best explains `finding`: one that spelled out its rule before one that only
 /// names its group, then the latest.
-pub fn best<'a>(changes: impl IntoIterator<Item = &'a Change>, finding: &Finding, cluster: &ClusterId) -> Option<&'a Change> {
+pub fn best<'a>(
+    changes: impl IntoIterator<Item = &'a Change>,
+    finding: &Finding,
+    cluster: &ClusterId,
+) -> Option<&'a Change> {
     changes
         .into_iter()
         .filter(|c| explains(c, finding, cluster))
@@ -114,10 +120,14 @@ mod tests {
     fn state_with(groups: &[&str]) -> PersistedState {
         let id = cluster();
         let mut report = ClusterReport::failed(&id.account_id, &id.region, &id.name, None);
-        report.groups = groups.iter().map(|g| GroupRef { id: g.to_string(), name: "n".into(), role: Role::Node }).collect();
+        report.groups =
+            groups.iter().map(|g| GroupRef { id: g.to_string(), name: "n".into(), role: Role::Node }).collect();
         let mut state = PersistedState::default();
         let origin = Origin { region: id.region.clone(), role_arn: None };
-        state.clusters.insert(id.to_string(), ClusterState { report, first_seen: BTreeMap::new(), origin, last_attempt: None, last_error: None });
+        state.clusters.insert(
+            id.to_string(),
+            ClusterState { report, first_seen: BTreeMap::new(), origin, last_attempt: None, last_error: None },
+        );
         state
     }
 
@@ -148,7 +158,8 @@ mod tests {
         let https = Finding::test().on(SG).rule("ingress tcp 443 from 0.0.0.0/0").build();
         let other_group = Finding::test().on("sg-0ffee0000000000aa").rule("ingress tcp 22 from 0.0.0.0/0").build();
         let missing_ssh = Finding::test().on(SG).missing().rule("ingress tcp 22 from 0.0.0.0/0").build();
-        let closed = Finding::test().on(SG).kind(FindingKind::Flow).rule("ingress tcp 10250 from sg-0cccccccccccccccc").build();
+        let closed =
+            Finding::test().on(SG).kind(FindingKind::Flow).rule("ingress tcp 10250 from sg-0cccccccccccccccc").build();
         let cases = [
             ("authorize-ingress.json", &ssh, true),
             ("authorize-ingress.json", &https, false),

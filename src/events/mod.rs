@@ -37,14 +37,25 @@ impl Events {
     /// Builds both from the config; AWS clients from the standard chain. CloudTrail is asked
     /// only with `attribution = "cloudtrail"` and the `aws` source (the files source has no
     /// account to ask).
-    pub async fn from_config(config: &Config, metrics: &Arc<Metrics>, store: &Arc<StateStore>, trigger: Trigger) -> Option<Events> {
+    pub async fn from_config(
+        config: &Config,
+        metrics: &Arc<Metrics>,
+        store: &Arc<StateStore>,
+        trigger: Trigger,
+    ) -> Option<Events> {
         config.events.as_ref()?;
         let base = aws::sdk_config(config.poll.timeout).await;
         Some(Events::with_sdk_config(config, base, metrics, store, trigger))
     }
 
     /// As [`from_config`](Self::from_config), from an SDK config built elsewhere (tests).
-    pub fn with_sdk_config(config: &Config, base: aws_config::SdkConfig, metrics: &Arc<Metrics>, store: &Arc<StateStore>, trigger: Trigger) -> Events {
+    pub fn with_sdk_config(
+        config: &Config,
+        base: aws_config::SdkConfig,
+        metrics: &Arc<Metrics>,
+        store: &Arc<StateStore>,
+        trigger: Trigger,
+    ) -> Events {
         let events = config.events.clone().unwrap_or_else(|| crate::config::EventsConfig {
             queue_url: None,
             attribution: Mode::Off,

@@ -243,13 +243,29 @@ mod tests {
 
     #[test]
     fn every_required_attribute_is_set_and_ids_name_the_partition_account_and_region() {
-        let f = Finding::test().critical().on("sg-0abc").role(crate::model::Role::Node).rule("ingress tcp 22 from 0.0.0.0/0").build();
-        let report = Report::new(at("2026-11-30T10:00:00Z"), vec![cluster("eu-west-1", vec![f.clone()])], Stats::default());
+        let f = Finding::test()
+            .critical()
+            .on("sg-0abc")
+            .role(crate::model::Role::Node)
+            .rule("ingress tcp 22 from 0.0.0.0/0")
+            .build();
+        let report =
+            Report::new(at("2026-11-30T10:00:00Z"), vec![cluster("eu-west-1", vec![f.clone()])], Stats::default());
         let json = serde_json::to_value(findings(&report)).unwrap();
         let one = &json[0];
         for key in [
-            "AwsAccountId", "CreatedAt", "Description", "GeneratorId", "Id", "ProductArn", "Resources",
-            "SchemaVersion", "Severity", "Title", "Types", "UpdatedAt",
+            "AwsAccountId",
+            "CreatedAt",
+            "Description",
+            "GeneratorId",
+            "Id",
+            "ProductArn",
+            "Resources",
+            "SchemaVersion",
+            "Severity",
+            "Title",
+            "Types",
+            "UpdatedAt",
         ] {
             assert!(!one[key].is_null(), "{key} missing in {one}");
         }
@@ -269,14 +285,23 @@ mod tests {
     fn suppressed_findings_and_unreadable_clusters_send_nothing() {
         let suppressed = Finding::test().suppressed_by("internal NLB (until 2027-03-31)").build();
         let failed = ClusterReport::failed("111122223333", "eu-west-1", "gone", Some("AccessDenied".into()));
-        let report = Report::new(at("2026-11-30T10:00:00Z"), vec![cluster("eu-west-1", vec![suppressed]), failed], Stats::default());
+        let report = Report::new(
+            at("2026-11-30T10:00:00Z"),
+            vec![cluster("eu-west-1", vec![suppressed]), failed],
+            Stats::default(),
+        );
         assert!(findings(&report).is_empty());
     }
 
     #[test]
     fn partitions_severities_and_generators_follow_the_finding() {
         // (region, partition)
-        for (region, want) in [("eu-west-1", "aws"), ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), ("us-iso-east-1", "aws-iso")] {
+        for (region, want) in [
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+        ] {
             assert_eq!(partition(region), want, "{region}");
         }
         // (finding, generator, severity label)
@@ -316,12 +341,21 @@ mod tests {
             "aws ec2 revoke-security-group-ingress --group-id sg-0abc"
         );
         let short = Finding::test().build();
-        let report = Report::new(at("2026-11-30T10:00:00Z"), vec![cluster("eu-west-1", vec![{
-            let mut s = short;
-            s.changed_by = one_actor();
-            s
-        }])], Stats::default());
-        assert!(findings(&report)[0].description.contains("Changed by arn:aws:sts::111122223333:assumed-role/admin/jo"));
+        let report = Report::new(
+            at("2026-11-30T10:00:00Z"),
+            vec![cluster(
+                "eu-west-1",
+                vec![{
+                    let mut s = short;
+                    s.changed_by = one_actor();
+                    s
+                }],
+            )],
+            Stats::default(),
+        );
+        assert!(findings(&report)[0]
+            .description
+            .contains("Changed by arn:aws:sts::111122223333:assumed-role/admin/jo"));
     }
 
     fn one_actor() -> Option<ChangedBy> {

@@ -283,7 +283,13 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
             c.groups.len()
         );
         for g in &c.groups {
-            let _ = writeln!(out, "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>", esc(&g.id), esc(&g.name), g.role);
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(&g.id),
+                esc(&g.name),
+                g.role
+            );
         }
         out.push_str("</tbody></table></div></details>\n");
     }
@@ -323,7 +329,9 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
     );
     for f in findings {
         let group = match names.get(f.group_id.as_str()) {
-            Some(name) if !name.is_empty() => format!("<code>{}</code><br>{} ({})", esc(&f.group_id), esc(name), f.role),
+            Some(name) if !name.is_empty() => {
+                format!("<code>{}</code><br>{} ({})", esc(&f.group_id), esc(name), f.role)
+            }
             _ => format!("<code>{}</code> ({})", esc(&f.group_id), f.role),
         };
         let kind = match &f.flow {
@@ -348,7 +356,10 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
             esc(&f.reason),
             remediation_html(f),
             first_seen.get(&f.id).map_or_else(String::new, |t| time(*t))
-                + &f.changed_by.as_ref().map_or_else(String::new, |by| format!("<br><span class=\"meta\">by {}</span>", esc(&by.to_string()))),
+                + &f.changed_by.as_ref().map_or_else(String::new, |by| format!(
+                    "<br><span class=\"meta\">by {}</span>",
+                    esc(&by.to_string())
+                )),
             f.suppressed_by.as_deref().map_or_else(String::new, esc),
         );
     }
@@ -378,7 +389,12 @@ fn flows_table(out: &mut String, flows: &[FlowReport]) {
     if open == flows.len() {
         let _ = write!(out, "<details><summary>Required flows: all {open} open</summary>");
     } else {
-        let _ = write!(out, "<details open><summary>Required flows: {} of {} not open</summary>", flows.len() - open, flows.len());
+        let _ = write!(
+            out,
+            "<details open><summary>Required flows: {} of {} not open</summary>",
+            flows.len() - open,
+            flows.len()
+        );
     }
     out.push_str("<div class=\"scroll\"><table><thead><tr><th>Flow</th><th>Node group</th><th>Status</th><th>Detail</th></tr></thead><tbody>\n");
     let mut ordered: Vec<&FlowReport> = flows.iter().collect();
@@ -456,7 +472,11 @@ mod tests {
                 style: None,
                 status: ClusterStatus::Drift,
                 error: Some("x.json:1:1: \"bad\" & worse".into()),
-                groups: vec![GroupRef { id: "sg-0123456789abcdef0".into(), name: "nodes & co".into(), role: Role::Node }],
+                groups: vec![GroupRef {
+                    id: "sg-0123456789abcdef0".into(),
+                    name: "nodes & co".into(),
+                    role: Role::Node,
+                }],
                 findings,
                 flows: vec![],
                 owned: Vec::new(),
@@ -470,11 +490,17 @@ mod tests {
 
     #[test]
     fn every_value_from_the_report_is_escaped() {
-        let page = render(&report(vec![finding("SSH <open> to the \"internet\"", None)]), &BTreeMap::new(), &Filter::default());
+        let page = render(
+            &report(vec![finding("SSH <open> to the \"internet\"", None)]),
+            &BTreeMap::new(),
+            &Filter::default(),
+        );
         for raw in ["<script>", "prod<eu>", "<b>ssh</b>", "<open>", "\"bad\" & worse", "nodes & co"] {
             assert!(!page.contains(raw), "unescaped `{raw}` in the page");
         }
-        for escaped in ["&lt;script&gt;", "prod&lt;eu&gt;", "SSH &lt;open&gt; to the &quot;internet&quot;", "nodes &amp; co"] {
+        for escaped in
+            ["&lt;script&gt;", "prod&lt;eu&gt;", "SSH &lt;open&gt; to the &quot;internet&quot;", "nodes &amp; co"]
+        {
             assert!(page.contains(escaped), "missing `{escaped}`");
         }
     }
@@ -565,7 +591,10 @@ mod tests {
         for c in fleet().clusters {
             let id = cluster_anchor(&c.account_id, &c.region, &c.cluster);
             assert!(page.contains(&format!("<section id=\"{id}\">")), "no section {id}");
-            assert!(page.contains(&format!("<a href=\"#{id}\">{}</a></td>", c.cluster)), "the summary does not link {id}");
+            assert!(
+                page.contains(&format!("<a href=\"#{id}\">{}</a></td>", c.cluster)),
+                "the summary does not link {id}"
+            );
         }
     }
 
@@ -578,7 +607,10 @@ mod tests {
             (&[("account", "222222222222")], &["broken", "critical-drift"]),
             (&[("severity", "high")], &["critical-drift"]),
             (&[("severity", "medium"), ("account", "111111111111")], &["medium-drift"]),
-            (&[("status", ""), ("account", ""), ("severity", "")], &["broken", "critical-drift", "medium-drift", "clean"]),
+            (
+                &[("status", ""), ("account", ""), ("severity", "")],
+                &["broken", "critical-drift", "medium-drift", "clean"],
+            ),
         ];
         for (query, want) in cases {
             let page = render(&fleet(), &BTreeMap::new(), &Filter::from_pairs(&pairs(query)));
@@ -601,7 +633,12 @@ mod tests {
 
     #[test]
     fn flows_are_collapsed_when_all_are_open_and_expanded_with_the_closed_first_otherwise() {
-        let flow = |name: &str, status| FlowReport { name: crate::model::FlowName::parse(name).unwrap(), status, detail: "d".into(), node_group: None };
+        let flow = |name: &str, status| FlowReport {
+            name: crate::model::FlowName::parse(name).unwrap(),
+            status,
+            detail: "d".into(),
+            node_group: None,
+        };
         let mut out = String::new();
         flows_table(&mut out, &[flow("kubelet", FlowStatus::Open), flow("dns", FlowStatus::Open)]);
         assert!(out.starts_with("<details><summary>Required flows: all 2 open</summary>"), "{out}");
@@ -617,7 +654,11 @@ mod tests {
         let hex: String = if hex.len() == 3 { hex.chars().flat_map(|c| [c, c]).collect() } else { hex.to_string() };
         let channel = |i: usize| {
             let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
-            if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
         };
         0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4)
     }
@@ -652,10 +693,27 @@ mod tests {
         let css = css_colours();
         let colour = |selector: &str, fg: bool| {
             let (c, b) = css.get(selector).cloned().unwrap_or_default();
-            if fg { c } else { b }
+            if fg {
+                c
+            } else {
+                b
+            }
         };
         let badge_text = colour(".b", true).expect(".b sets the badge text colour");
-        let badges = ["ok", "open", "drift", "high", "error", "critical", "closed", "medium", "low", "stale", "suppressed", "unknown"];
+        let badges = [
+            "ok",
+            "open",
+            "drift",
+            "high",
+            "error",
+            "critical",
+            "closed",
+            "medium",
+            "low",
+            "stale",
+            "suppressed",
+            "unknown",
+        ];
         for class in badges {
             let selector = format!(".{class}");
             let background = colour(&selector, false).unwrap_or_else(|| panic!("{selector} has no background"));

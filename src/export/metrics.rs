@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use prometheus::{Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 
 use crate::flows::FlowStatus;
 use crate::source::AwsCallMetrics;
@@ -323,7 +326,11 @@ pub fn render_drift<'a>(clusters: impl Iterator<Item = &'a ClusterState>, out: &
 
 /// As [`render_drift`], with `scratch` for the per-family bodies: kept between scrapes, its
 /// buffers are not grown (and faulted in) again every time.
-fn render_drift_with<'a>(clusters: impl Iterator<Item = &'a ClusterState>, scratch: &mut Vec<String>, out: &mut String) {
+fn render_drift_with<'a>(
+    clusters: impl Iterator<Item = &'a ClusterState>,
+    scratch: &mut Vec<String>,
+    out: &mut String,
+) {
     scratch.resize_with(Family::ALL.len(), String::new);
     let bodies = scratch;
     for body in bodies.iter_mut() {
@@ -541,7 +548,9 @@ mod tests {
         ] {
             assert!(body.lines().any(|l| l == line), "missing `{line}` in\n{body}");
         }
-        assert!(!body.contains(&format!("sgdrift_security_group_drift_first_seen_timestamp_seconds{{{IDS},{cluster}}}")));
+        assert!(
+            !body.contains(&format!("sgdrift_security_group_drift_first_seen_timestamp_seconds{{{IDS},{cluster}}}"))
+        );
     }
 
     #[test]
@@ -558,7 +567,10 @@ mod tests {
         m.events_feed_receiving("2026-11-28T10:00:00Z".parse().unwrap());
         let body = text(&m);
         assert!(body.lines().any(|l| l == r#"sgdrift_events_received_total{outcome="matched"} 1"#), "{body}");
-        assert!(body.lines().any(|l| l == "sgdrift_events_last_receive_success_timestamp_seconds 1795860000"), "{body}");
+        assert!(
+            body.lines().any(|l| l == "sgdrift_events_last_receive_success_timestamp_seconds 1795860000"),
+            "{body}"
+        );
     }
 
     #[test]

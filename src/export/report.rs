@@ -166,7 +166,16 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
             ClusterStatus::Error => "ERROR".to_string(),
             ClusterStatus::Drift => format!("DRIFT: {}", severity_counts(c.drift())),
         };
-        let _ = writeln!(out, "{}  ({} {}{}{})  {}", c.cluster, c.account_id, c.region, if what.is_empty() { "" } else { ", " }, what, status);
+        let _ = writeln!(
+            out,
+            "{}  ({} {}{}{})  {}",
+            c.cluster,
+            c.account_id,
+            c.region,
+            if what.is_empty() { "" } else { ", " },
+            what,
+            status
+        );
         if let Some(e) = &c.error {
             let _ = writeln!(out, "  error: {e}");
         }
@@ -181,7 +190,13 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
             let _ = writeln!(out, "  {}  {}  ({})", g.id, g.name, g.role);
             for f in findings {
                 let sev = f.severity.as_str().to_ascii_uppercase();
-                let _ = write!(out, "    {sev:<8}  {:<10}  {:<44}  {}", f.kind.as_str(), f.rule_text().to_string(), f.reason);
+                let _ = write!(
+                    out,
+                    "    {sev:<8}  {:<10}  {:<44}  {}",
+                    f.kind.as_str(),
+                    f.rule_text().to_string(),
+                    f.reason
+                );
                 if let Some(d) = &f.description {
                     let _ = write!(out, "  [\"{d}\"]");
                 }
@@ -342,10 +357,16 @@ mod tests {
             manual: Some("sg-0abc is managed by terraform".into()),
         });
         let text = render_text(&report(&f), Severity::Low);
-        assert!(text.contains("fix: aws ec2 revoke-security-group-ingress --region eu-west-1 --group-id sg-0abc\n"), "{text}");
+        assert!(
+            text.contains("fix: aws ec2 revoke-security-group-ingress --region eu-west-1 --group-id sg-0abc\n"),
+            "{text}"
+        );
         assert!(text.contains("note: sg-0abc is managed by terraform\n"), "{text}");
         let page = crate::export::html::render(&report(&f), &BTreeMap::new(), &crate::export::html::Filter::default());
-        assert!(page.contains("<summary>Fix: revoke</summary><code class=\"cmd\">aws ec2 revoke-security-group-ingress"), "{page}");
+        assert!(
+            page.contains("<summary>Fix: revoke</summary><code class=\"cmd\">aws ec2 revoke-security-group-ingress"),
+            "{page}"
+        );
         f.suppressed_by = Some("bastion (until 2027-03-31)".into());
         assert!(!render_text(&report(&f), Severity::Low).contains("fix: "), "a suppressed finding is not drift to fix");
     }

@@ -102,7 +102,11 @@ pub fn deadline(phase: Phase, since: Instant, limits: &Limits) -> Option<(Instan
 /// The connection to close to make room: waiting ones before idle ones, the oldest first;
 /// never a busy one.
 pub fn victim(conns: impl IntoIterator<Item = (u64, Phase, Instant)>) -> Option<u64> {
-    conns.into_iter().filter(|(_, phase, _)| *phase != Phase::Busy).min_by_key(|(id, phase, since)| (*phase, *since, *id)).map(|(id, _, _)| id)
+    conns
+        .into_iter()
+        .filter(|(_, phase, _)| *phase != Phase::Busy)
+        .min_by_key(|(id, phase, since)| (*phase, *since, *id))
+        .map(|(id, _, _)| id)
 }
 
 /// One open connection, as the accept loop and its own task see it.
@@ -263,7 +267,11 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits { header_read_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60), max_connections: 2 }
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 2,
+        }
     }
 
     #[test]

@@ -88,20 +88,28 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, SecurityError> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| SecurityError(format!("server.tls_cert_file {}: {e}: expected a PEM certificate chain", cert.display())))?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert).and_then(|certs| certs.collect::<Result<_, _>>()).map_err(|e| {
+            SecurityError(format!("server.tls_cert_file {}: {e}: expected a PEM certificate chain", cert.display()))
+        })?;
     if chain.is_empty() {
         return Err(SecurityError(format!("server.tls_cert_file {}: no PEM certificate in it", cert.display())));
     }
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        SecurityError(format!("server.tls_key_file {}: {e}: expected a PEM private key (PKCS#8, PKCS#1 or SEC1)", key.display()))
+        SecurityError(format!(
+            "server.tls_key_file {}: {e}: expected a PEM private key (PKCS#8, PKCS#1 or SEC1)",
+            key.display()
+        ))
     })?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&private)
         .map_err(|e| SecurityError(format!("server.tls_key_file {}: {e}", key.display())))?;
     let pair = CertifiedKey::new(chain, signer);
     pair.keys_match().map_err(|e| {
-        SecurityError(format!("server.tls_cert_file {} and server.tls_key_file {} do not belong together: {e}", cert.display(), key.display()))
+        SecurityError(format!(
+            "server.tls_cert_file {} and server.tls_key_file {} do not belong together: {e}",
+            cert.display(),
+            key.display()
+        ))
     })?;
     Ok(Arc::new(pair))
 }
@@ -160,7 +168,13 @@ impl BasicAuth {
         }
         let Some((user, password)) = credentials(headers) else { return false };
         let Some(hash) = self.users.get(&user) else { return false };
-        let key: [u8; 32] = Sha256::new().chain_update(user.as_bytes()).chain_update([0]).chain_update(password.as_bytes()).chain_update(hash.as_bytes()).finalize().into();
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(user.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .chain_update(hash.as_bytes())
+            .finalize()
+            .into();
         if self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
             return true;
         }

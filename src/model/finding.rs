@@ -29,9 +29,10 @@ impl Severity {
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        Severity::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
-            ParseError(format!("unknown severity `{s}`: expected low, medium, high or critical"))
-        })
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| ParseError(format!("unknown severity `{s}`: expected low, medium, high or critical")))
     }
 }
 
@@ -74,9 +75,7 @@ impl EndpointService {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         match s.strip_prefix(Self::PREFIX).and_then(|rest| rest.split_once('.')) {
             Some((region, service)) if !region.is_empty() && !service.is_empty() => Ok(EndpointService(s.to_string())),
-            _ => Err(ParseError(format!(
-                "bad VPC endpoint service `{s}`: expected com.amazonaws.<region>.<service>"
-            ))),
+            _ => Err(ParseError(format!("bad VPC endpoint service `{s}`: expected com.amazonaws.<region>.<service>"))),
         }
     }
 
@@ -344,7 +343,12 @@ mod tests {
             let f = Finding::test().rule(text).build();
             assert_eq!(f.rule_text().to_string(), text);
             let json = serde_json::to_value(&f).expect("serializes");
-            let got = (json["protocol"].as_str(), json["from_port"].as_i64(), json["to_port"].as_i64(), json["peer"].as_str());
+            let got = (
+                json["protocol"].as_str(),
+                json["from_port"].as_i64(),
+                json["to_port"].as_i64(),
+                json["peer"].as_str(),
+            );
             assert_eq!(got, (Some(protocol), Some(from), Some(to), Some(peer)), "{text}");
             let back: Finding = serde_json::from_value(json).expect("reads back");
             assert_eq!(back, f, "{text}");
@@ -358,14 +362,21 @@ mod tests {
         assert_eq!(serde_json::to_string(&f).expect("serializes"), want);
         let flow = Finding::test().flow(FlowName::AwsApis).description("x").suppressed_by("y").id("f").build();
         let json = serde_json::to_string(&flow).expect("serializes");
-        assert!(json.contains(r#""flow":"aws-apis","description":"x","suppressed_by":"y","first_seen":null,"#), "{json}");
+        assert!(
+            json.contains(r#""flow":"aws-apis","description":"x","suppressed_by":"y","first_seen":null,"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<Finding>(want).expect("reads back"), f);
     }
 
     #[test]
     fn a_finding_that_cannot_be_read_names_itself_and_what_is_wrong() {
         let good = serde_json::to_value(Finding::test().id("f-1").build()).expect("serializes");
-        let cases = [("protocol", "gre", "unknown IpProtocol `gre`"), ("peer", "bastion", "bad peer `bastion`"), ("peer", "com.amazonaws.sts", "bad VPC endpoint service")];
+        let cases = [
+            ("protocol", "gre", "unknown IpProtocol `gre`"),
+            ("peer", "bastion", "bad peer `bastion`"),
+            ("peer", "com.amazonaws.sts", "bad VPC endpoint service"),
+        ];
         for (field, value, want) in cases {
             let mut bad = good.clone();
             bad[field] = value.into();

@@ -63,15 +63,17 @@ fn traffic_of(perm: &RawPermission) -> Result<Traffic, ParseError> {
 
 /// The traffic of EC2's `IpProtocol`/`FromPort`/`ToPort` triple (also the rule fields of a
 /// finding in the report, which are written that way).
-pub fn traffic_from_ec2(ip_protocol: &str, from_port: Option<i32>, to_port: Option<i32>) -> Result<Traffic, ParseError> {
+pub fn traffic_from_ec2(
+    ip_protocol: &str,
+    from_port: Option<i32>,
+    to_port: Option<i32>,
+) -> Result<Traffic, ParseError> {
     let proto = ip_protocol.trim().to_ascii_lowercase();
     let ports = || -> Result<PortRange, ParseError> {
         match (from_port, to_port) {
             (None, _) | (_, None) | (Some(-1), _) | (_, Some(-1)) => Ok(PortRange::ALL),
             (Some(f), Some(t)) => {
-                let conv = |p: i32| {
-                    u16::try_from(p).map_err(|_| ParseError(format!("port {p} is outside 0-65535")))
-                };
+                let conv = |p: i32| u16::try_from(p).map_err(|_| ParseError(format!("port {p} is outside 0-65535")));
                 PortRange::new(conv(f)?, conv(t)?)
             }
         }
@@ -79,9 +81,9 @@ pub fn traffic_from_ec2(ip_protocol: &str, from_port: Option<i32>, to_port: Opti
     let icmp = || -> Result<IcmpMatch, ParseError> {
         let conv = |p: Option<i32>| match p {
             None | Some(-1) => Ok(None),
-            Some(v) => u8::try_from(v)
-                .map(Some)
-                .map_err(|_| ParseError(format!("ICMP type/code {v} is outside 0-255"))),
+            Some(v) => {
+                u8::try_from(v).map(Some).map_err(|_| ParseError(format!("ICMP type/code {v} is outside 0-255")))
+            }
         };
         let icmp_type = conv(from_port)?;
         // A code without a type cannot be expressed; EC2 treats it as every type.

@@ -15,7 +15,10 @@ pub enum Peer {
     /// A managed prefix list, by id (`pl-…`).
     PrefixList(String),
     /// A security group by id; `owner` is the account of a cross-account `UserId` reference.
-    Group { id: String, owner: Option<String> },
+    Group {
+        id: String,
+        owner: Option<String>,
+    },
 }
 
 impl Peer {

@@ -30,9 +30,7 @@ impl Direction {
         match s.to_ascii_lowercase().as_str() {
             "ingress" | "in" | "inbound" => Ok(Direction::Ingress),
             "egress" | "out" | "outbound" => Ok(Direction::Egress),
-            other => Err(ParseError(format!(
-                "unknown direction `{other}`: expected `ingress` or `egress`"
-            ))),
+            other => Err(ParseError(format!("unknown direction `{other}`: expected `ingress` or `egress`"))),
         }
     }
 }
@@ -89,11 +87,9 @@ impl PortRange {
             return Ok(Self::ALL);
         }
         let port = |p: &str| {
-            p.trim().parse::<u16>().map_err(|_| {
-                ParseError(format!(
-                    "bad port `{p}` in `{s}`: ports are whole numbers from 0 to 65535"
-                ))
-            })
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| ParseError(format!("bad port `{p}` in `{s}`: ports are whole numbers from 0 to 65535")))
         };
         match s.split_once('-') {
             Some((a, b)) => PortRange::new(port(a)?, port(b)?),

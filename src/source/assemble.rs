@@ -97,8 +97,7 @@ impl InstanceInterfaceInfo {
 
     /// A secondary ENI the VPC CNI attached for pods (not EFA, not a pod-SG trunk).
     fn is_secondary_pod_eni(&self) -> bool {
-        self.device_index.is_some_and(|d| d > 0)
-            && self.interface_type.as_deref().is_none_or(|t| t == "interface")
+        self.device_index.is_some_and(|d| d > 0) && self.interface_type.as_deref().is_none_or(|t| t == "interface")
     }
 }
 
@@ -608,7 +607,8 @@ fn custom_networking(live: &[&InstanceInfo]) -> Vec<AssembledGroup> {
     by_set
         .into_iter()
         .map(|(set, subnets)| {
-            let mut group = assembled(format!("ENIConfig {}", set.join("+")), NodeGroupKind::CustomNetworking, set, &[]);
+            let mut group =
+                assembled(format!("ENIConfig {}", set.join("+")), NodeGroupKind::CustomNetworking, set, &[]);
             group.subnets = subnets;
             group
         })
@@ -897,7 +897,11 @@ mod tests {
     fn ng(name: &str, lt: Option<&str>, ra: Option<&str>, subnets: &[&str]) -> NodegroupInfo {
         NodegroupInfo {
             name: name.into(),
-            launch_template: lt.map(|id| LaunchTemplateRef { id: Some(id.into()), name: None, version: Some("1".into()) }),
+            launch_template: lt.map(|id| LaunchTemplateRef {
+                id: Some(id.into()),
+                name: None,
+                version: Some("1".into()),
+            }),
             remote_access_security_group: ra.map(str::to_string),
             auto_scaling_groups: vec![format!("eks-{name}")],
             subnets: s(subnets),
@@ -984,7 +988,18 @@ mod tests {
             ],
             ..ClusterMetadata::default()
         };
-        let ids = ["sg-cluster", "sg-cp", "sg-ra", "sg-node", "sg-extra", "sg-self", "sg-old", "sg-asg", "sg-bare", "sg-karpenter"];
+        let ids = [
+            "sg-cluster",
+            "sg-cp",
+            "sg-ra",
+            "sg-node",
+            "sg-extra",
+            "sg-self",
+            "sg-old",
+            "sg-asg",
+            "sg-bare",
+            "sg-karpenter",
+        ];
         let mut groups = all_groups(&ids);
         groups.found.insert("sg-ssh".into(), record("sg-ssh", "eksctl-prod-nodegroup-ng-remoteAccess", &[], &[]));
         let snap = snapshot(&info(), &meta, &groups);
@@ -1043,7 +1058,12 @@ mod tests {
                 pool("i-4", "mixed", &["sg-general"]),
                 pool("i-5", "mixed", &["sg-general", "sg-gpu"]),
             ],
-            vpcs: Some(vec![VpcInfo { id: "vpc-1".into(), primary: "10.0.0.0/16".parse().ok(), ipv4: vec![], ipv6: vec![] }]),
+            vpcs: Some(vec![VpcInfo {
+                id: "vpc-1".into(),
+                primary: "10.0.0.0/16".parse().ok(),
+                ipv4: vec![],
+                ipv6: vec![],
+            }]),
             ..ClusterMetadata::default()
         };
         let cluster = rules_record("sg-cluster", &["ingress all from sg-cluster", "egress all to 0.0.0.0/0"]);
@@ -1073,7 +1093,10 @@ mod tests {
         use crate::flows::FlowStatus::{Closed, Open};
         assert_eq!(kubelet("general").status, Open, "{}", kubelet("general").detail);
         assert_eq!(kubelet("gpu").status, Closed);
-        assert_eq!(kubelet("gpu").detail, "sg-gpu (node) of NodePool gpu has no ingress tcp 10250 from the control plane");
+        assert_eq!(
+            kubelet("gpu").detail,
+            "sg-gpu (node) of NodePool gpu has no ingress tcp 10250 from the control plane"
+        );
         assert_eq!(kubelet("mixed [sg-general]").status, Open);
         assert_eq!(kubelet("mixed [sg-general+sg-gpu]").status, Open, "the set that holds sg-general admits it");
     }
@@ -1090,20 +1113,35 @@ mod tests {
     #[test]
     fn fargate_profiles_efa_interfaces_and_secondary_enis_with_other_sgs_become_endpoints() {
         let mut efa = instance("i-1", "subnet-a", &["sg-node", "sg-efa"], &[("karpenter.sh/nodepool", "training")]);
-        efa.interfaces = vec![nic(0, "efa", "subnet-a", &["sg-node", "sg-efa"]), nic(1, "efa", "subnet-a", &["sg-node", "sg-efa"])];
+        efa.interfaces =
+            vec![nic(0, "efa", "subnet-a", &["sg-node", "sg-efa"]), nic(1, "efa", "subnet-a", &["sg-node", "sg-efa"])];
         // Custom networking: the primary ENI in the node subnet, pods' ENIs in a pod subnet.
         let mut cn = instance("i-2", "subnet-a", &["sg-node", "sg-pods"], &[("aws:autoscaling:groupName", "workers")]);
-        cn.interfaces = vec![nic(0, "interface", "subnet-a", &["sg-node"]), nic(1, "interface", "subnet-pods", &["sg-pods"])];
+        cn.interfaces =
+            vec![nic(0, "interface", "subnet-a", &["sg-node"]), nic(1, "interface", "subnet-pods", &["sg-pods"])];
         // The VPC CNI's usual secondary ENIs carry the primary's SGs; a trunk ENI is no pod ENI.
         let mut plain = instance("i-3", "subnet-a", &["sg-node"], &[("aws:autoscaling:groupName", "workers")]);
-        plain.interfaces = vec![nic(0, "interface", "subnet-a", &["sg-node"]), nic(1, "interface", "subnet-a", &["sg-node"]), nic(2, "trunk", "subnet-a", &["sg-trunk"])];
-        let fargate = |name: &str, status: &str| FargateProfileInfo { name: name.into(), status: Some(status.into()), subnets: s(&["subnet-f"]) };
+        plain.interfaces = vec![
+            nic(0, "interface", "subnet-a", &["sg-node"]),
+            nic(1, "interface", "subnet-a", &["sg-node"]),
+            nic(2, "trunk", "subnet-a", &["sg-trunk"]),
+        ];
+        let fargate = |name: &str, status: &str| FargateProfileInfo {
+            name: name.into(),
+            status: Some(status.into()),
+            subnets: s(&["subnet-f"]),
+        };
         let meta = ClusterMetadata {
             instances: vec![efa, cn, plain],
-            fargate_profiles: vec![fargate("fp-b", "ACTIVE"), fargate("fp-a", "CREATING"), fargate("fp-gone", "DELETING")],
+            fargate_profiles: vec![
+                fargate("fp-b", "ACTIVE"),
+                fargate("fp-a", "CREATING"),
+                fargate("fp-gone", "DELETING"),
+            ],
             ..ClusterMetadata::default()
         };
-        let snap = snapshot(&info(), &meta, &all_groups(&["sg-cluster", "sg-cp", "sg-node", "sg-efa", "sg-pods", "sg-trunk"]));
+        let snap =
+            snapshot(&info(), &meta, &all_groups(&["sg-cluster", "sg-cp", "sg-node", "sg-efa", "sg-pods", "sg-trunk"]));
         let got: Vec<(&str, NodeGroupKind, Vec<String>)> =
             snap.node_groups.iter().map(|g| (g.name.as_str(), g.kind, g.security_group_ids.clone())).collect();
         assert_eq!(
@@ -1117,7 +1155,10 @@ mod tests {
                 ("ENIConfig sg-pods", NodeGroupKind::CustomNetworking, s(&["sg-pods"])),
             ]
         );
-        assert_eq!(snap.data_plane.efa, vec![EfaSet { node_group: "training".into(), security_group_ids: s(&["sg-efa", "sg-node"]) }]);
+        assert_eq!(
+            snap.data_plane.efa,
+            vec![EfaSet { node_group: "training".into(), security_group_ids: s(&["sg-efa", "sg-node"]) }]
+        );
         assert_eq!(snap.data_plane.pod_sg_enforcing_mode, PodSgEnforcingMode::Unknown, "no add-on read");
     }
 
@@ -1166,7 +1207,8 @@ mod tests {
 
     #[test]
     fn eksctls_shared_node_group_is_a_node_group_on_nodes_or_not_and_also_an_endpoint_group() {
-        let cluster_sg = record("sg-cluster", "eks-cluster-sg-prod-1", &[], &[("ingress", "sg-cluster"), ("ingress", "sg-shared")]);
+        let cluster_sg =
+            record("sg-cluster", "eks-cluster-sg-prod-1", &[], &[("ingress", "sg-cluster"), ("ingress", "sg-shared")]);
         let endpoint = |sg: &str| VpcEndpointInfo {
             id: "vpce-1".into(),
             vpc_id: Some("vpc-1".into()),
@@ -1177,10 +1219,17 @@ mod tests {
             private_dns_enabled: true,
         };
         let unmanaged = instance("i-1", "subnet-a", &["sg-shared"], &[("alpha.eksctl.io/nodegroup-name", "ng-1")]);
-        let shared = eksctl_shared("eksctl-prod-cluster-ClusterSharedNodeSecurityGroup-1", "ClusterSharedNodeSecurityGroup");
+        let shared =
+            eksctl_shared("eksctl-prod-cluster-ClusterSharedNodeSecurityGroup-1", "ClusterSharedNodeSecurityGroup");
         let impostor = eksctl_shared("eksctl-prod-cluster-Other-1", "SomethingElse");
         let table: [(&str, ClusterMetadata, GroupRecord, &[Role], bool); 4] = [
-            ("managed-only: a peer of the cluster SG", ClusterMetadata::default(), shared.clone(), &[Role::Node], false),
+            (
+                "managed-only: a peer of the cluster SG",
+                ClusterMetadata::default(),
+                shared.clone(),
+                &[Role::Node],
+                false,
+            ),
             (
                 "unmanaged nodes carry it",
                 ClusterMetadata { instances: vec![unmanaged], ..ClusterMetadata::default() },
@@ -1198,7 +1247,8 @@ mod tests {
             ("another group of the stack stays a peer", ClusterMetadata::default(), impostor, &[], true),
         ];
         for (case, meta, group, want, peer) in table {
-            let snap = snapshot(&info(), &meta, &batch(vec![cluster_sg.clone(), group, record("sg-cp", "cp", &[], &[])]));
+            let snap =
+                snapshot(&info(), &meta, &batch(vec![cluster_sg.clone(), group, record("sg-cp", "cp", &[], &[])]));
             assert_eq!(roles(&snap, "sg-shared"), want, "{case}");
             assert_eq!(snap.peer_groups.contains_key("sg-shared"), peer, "{case}");
         }
@@ -1217,7 +1267,10 @@ mod tests {
         assert_eq!(peer_ids(&info(), &ClusterMetadata::default(), &found.found), BTreeSet::from(["sg-lb".to_string()]));
         let snap = snapshot(&info(), &ClusterMetadata::default(), &found);
         let lb = &snap.peer_groups["sg-lb"];
-        assert_eq!((lb.name.as_str(), lb.tags.get("elbv2.k8s.aws/cluster").map(String::as_str)), ("k8s-traffic-prod", Some("prod")));
+        assert_eq!(
+            (lb.name.as_str(), lb.tags.get("elbv2.k8s.aws/cluster").map(String::as_str)),
+            ("k8s-traffic-prod", Some("prod"))
+        );
         assert_eq!(snap.peer_groups.len(), 1);
         assert!(!snap.groups.contains_key("sg-lb"));
     }
@@ -1230,7 +1283,11 @@ mod tests {
             subnet_ids: s(subnets),
             routes: routes
                 .iter()
-                .map(|(dest, target)| RouteInfo { destination: dest.parse().ok(), target: Some(target.to_string()), state: None })
+                .map(|(dest, target)| RouteInfo {
+                    destination: dest.parse().ok(),
+                    target: Some(target.to_string()),
+                    state: None,
+                })
                 .collect(),
         }
     }
@@ -1245,19 +1302,39 @@ mod tests {
         let cases: [(&str, Option<Vec<RouteTableInfo>>, &[&str], RouteOut, RouteOut); 6] = [
             ("NAT subnets", tables.clone(), &["subnet-nat"], RouteOut::Internet, RouteOut::Internet),
             ("a transit gateway only", tables.clone(), &["subnet-tgw"], RouteOut::Indirect, RouteOut::None),
-            ("no explicit association: the main table", tables.clone(), &["subnet-other"], RouteOut::None, RouteOut::None),
-            ("the worst subnet decides", tables.clone(), &["subnet-nat", "subnet-tgw"], RouteOut::Indirect, RouteOut::None),
+            (
+                "no explicit association: the main table",
+                tables.clone(),
+                &["subnet-other"],
+                RouteOut::None,
+                RouteOut::None,
+            ),
+            (
+                "the worst subnet decides",
+                tables.clone(),
+                &["subnet-nat", "subnet-tgw"],
+                RouteOut::Indirect,
+                RouteOut::None,
+            ),
             ("no route tables read", None, &["subnet-nat"], RouteOut::NoData, RouteOut::NoData),
             ("no subnet known", tables, &[], RouteOut::NoData, RouteOut::NoData),
         ];
         for (case, route_tables, subnets, v4, v6) in cases {
-            let meta = ClusterMetadata { nodegroups: vec![ng("ng", None, None, subnets)], route_tables, ..ClusterMetadata::default() };
+            let meta = ClusterMetadata {
+                nodegroups: vec![ng("ng", None, None, subnets)],
+                route_tables,
+                ..ClusterMetadata::default()
+            };
             let snap = snapshot(&info(), &meta, &all_groups(&["sg-cluster", "sg-cp"]));
             let g = &snap.node_groups[0];
             assert_eq!((g.route_out_v4, g.route_out_v6), (v4, v6), "{case}");
         }
         let blackhole = RouteTableInfo {
-            routes: vec![RouteInfo { destination: "0.0.0.0/0".parse().ok(), target: Some("nat-1".into()), state: Some("blackhole".into()) }],
+            routes: vec![RouteInfo {
+                destination: "0.0.0.0/0".parse().ok(),
+                target: Some("nat-1".into()),
+                state: Some("blackhole".into()),
+            }],
             ..table_of("rtb-b", true, &[], &[])
         };
         assert_eq!(default_route(&blackhole, false), RouteOut::None, "a blackholed NAT route leads nowhere");
@@ -1293,8 +1370,12 @@ mod tests {
 
     #[test]
     fn the_cluster_config_gives_style_ip_family_and_remote_networks() {
-        let remote = RemoteNetwork { node_cidrs: vec!["10.80.0.0/16".parse().unwrap()], pod_cidrs: vec!["10.85.0.0/16".parse().unwrap()] };
-        let auto = ClusterInfo { auto_mode: true, ip_family: IpFamily::Ipv6, remote_network: Some(remote.clone()), ..info() };
+        let remote = RemoteNetwork {
+            node_cidrs: vec!["10.80.0.0/16".parse().unwrap()],
+            pod_cidrs: vec!["10.85.0.0/16".parse().unwrap()],
+        };
+        let auto =
+            ClusterInfo { auto_mode: true, ip_family: IpFamily::Ipv6, remote_network: Some(remote.clone()), ..info() };
         let snap = snapshot(&auto, &ClusterMetadata::default(), &all_groups(&["sg-cluster", "sg-cp"]));
         assert_eq!((snap.style, snap.ip_family, snap.remote_network), (Style::AutoMode, IpFamily::Ipv6, Some(remote)));
         let plain = snapshot(&info(), &ClusterMetadata::default(), &all_groups(&["sg-cluster", "sg-cp"]));
@@ -1303,7 +1384,8 @@ mod tests {
 
     #[test]
     fn vpc_cidrs_skip_blocks_that_left_and_a_missing_vpc_is_a_warning() {
-        let block = |c: &str, state: Option<&str>| CidrBlock { cidr: c.parse().unwrap(), state: state.map(str::to_string) };
+        let block =
+            |c: &str, state: Option<&str>| CidrBlock { cidr: c.parse().unwrap(), state: state.map(str::to_string) };
         let vpc = VpcInfo {
             id: "vpc-1".into(),
             primary: "10.0.0.0/16".parse().ok(),
@@ -1342,7 +1424,10 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("ec2".to_string(), VpcEndpointKind::Interface, true), ("s3".to_string(), VpcEndpointKind::Gateway, false)]
+            vec![
+                ("ec2".to_string(), VpcEndpointKind::Interface, true),
+                ("s3".to_string(), VpcEndpointKind::Gateway, false)
+            ]
         );
     }
 }

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use prometheus::core::Collector;
-use prometheus::proto::Metric;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use prometheus::core::Collector;
+use prometheus::proto::Metric;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use super::convert::{classify, CallFailure, Operation};
@@ -96,13 +96,14 @@ impl AwsCallMetrics {
         let started = std::time::Instant::now();
         let result = fut.await;
         let elapsed = started.elapsed();
-        result.map_err(|e| {
-            let failure = classify(op, e, timeout);
-            self.record(op, elapsed, Some(&failure.error));
-            tracing::debug!(operation = %op.action(), error = %failure.error, "AWS call failed");
-            failure
-        })
-        .inspect(|_| self.record(op, elapsed, None))
+        result
+            .map_err(|e| {
+                let failure = classify(op, e, timeout);
+                self.record(op, elapsed, Some(&failure.error));
+                tracing::debug!(operation = %op.action(), error = %failure.error, "AWS call failed");
+                failure
+            })
+            .inspect(|_| self.record(op, elapsed, None))
     }
 
     /// `"<service>:<operation>"` → requests, e.g. `"ec2:DescribeSecurityGroups"`.
@@ -156,7 +157,11 @@ mod tests {
     const LIST: Operation = Operation::new("eks", "ListClusters");
 
     fn denied() -> SourceError {
-        SourceError::AccessDenied { operation: "x".into(), action: "ec2:DescribeSecurityGroups".into(), message: String::new() }
+        SourceError::AccessDenied {
+            operation: "x".into(),
+            action: "ec2:DescribeSecurityGroups".into(),
+            message: String::new(),
+        }
     }
 
     #[test]

@@ -152,7 +152,9 @@ impl From<&ec2::VpcEndpoint> for VpcEndpointInfo {
             service_name: e.service_name().unwrap_or_default().to_string(),
             endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
             state: e.state().map(|s| s.as_str().to_string()),
-            security_group_ids: sorted_unique(e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect()),
+            security_group_ids: sorted_unique(
+                e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect(),
+            ),
             private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
         }
     }
@@ -227,7 +229,9 @@ impl From<&ec2::NetworkInterface> for NetworkInterfaceInfo {
             interface_type: n.interface_type().map(|t| t.as_str().to_string()),
             description: n.description().map(str::to_string),
             vpc_id: n.vpc_id().map(str::to_string),
-            security_group_ids: sorted_unique(n.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect()),
+            security_group_ids: sorted_unique(
+                n.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect(),
+            ),
         }
     }
 }
@@ -425,7 +429,9 @@ where
             }
             // A REST API's 404 whose body names no error (a proxy's or an emulator's page):
             // the resource is not there all the same.
-            None if status == Some(404) => SourceError::NotFound(format!("{operation}: HTTP 404 without an error code")),
+            None if status == Some(404) => {
+                SourceError::NotFound(format!("{operation}: HTTP 404 without an error code"))
+            }
             _ if status.is_some_and(|s| s >= 500) => SourceError::Server { operation, message: message.clone() },
             // An unreadable body on a 2xx: AWS (or what stands in for it) sent garbage.
             _ if matches!(err, SdkError::ResponseError(_)) => {
@@ -440,8 +446,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_ec2::types::{IpPermission, IpRange, Tag, UserIdGroupPair};
     use crate::model::Direction;
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Tag, UserIdGroupPair};
 
     #[test]
     fn a_group_converts_to_canonical_rules_in_both_directions() {
@@ -493,7 +499,10 @@ mod tests {
                     .build(),
             )
             .build();
-        assert_eq!(LaunchTemplateVersionInfo::from(&direct).security_group_ids, vec!["sg-1".to_string(), "sg-2".to_string()]);
+        assert_eq!(
+            LaunchTemplateVersionInfo::from(&direct).security_group_ids,
+            vec!["sg-1".to_string(), "sg-2".to_string()]
+        );
         let nics = ec2::LaunchTemplateVersion::builder()
             .launch_template_data(
                 ec2::ResponseLaunchTemplateData::builder()
@@ -504,7 +513,9 @@ mod tests {
             )
             .build();
         assert_eq!(LaunchTemplateVersionInfo::from(&nics).security_group_ids, vec!["sg-3".to_string()]);
-        assert!(LaunchTemplateVersionInfo::from(&ec2::LaunchTemplateVersion::builder().build()).security_group_ids.is_empty());
+        assert!(LaunchTemplateVersionInfo::from(&ec2::LaunchTemplateVersion::builder().build())
+            .security_group_ids
+            .is_empty());
     }
 
     #[test]
@@ -522,7 +533,12 @@ mod tests {
                     .state(ec2::RouteState::Blackhole)
                     .build(),
             )
-            .routes(ec2::Route::builder().destination_ipv6_cidr_block("::/0").egress_only_internet_gateway_id("eigw-1").build())
+            .routes(
+                ec2::Route::builder()
+                    .destination_ipv6_cidr_block("::/0")
+                    .egress_only_internet_gateway_id("eigw-1")
+                    .build(),
+            )
             .build();
         let t = RouteTableInfo::from(&table);
         assert!(t.main);
@@ -530,7 +546,9 @@ mod tests {
         let got: Vec<(String, Option<&str>, Option<&str>)> = t
             .routes
             .iter()
-            .map(|r| (r.destination.map(|d| d.to_string()).unwrap_or_default(), r.target.as_deref(), r.state.as_deref()))
+            .map(|r| {
+                (r.destination.map(|d| d.to_string()).unwrap_or_default(), r.target.as_deref(), r.state.as_deref())
+            })
             .collect();
         assert_eq!(
             got,
@@ -573,7 +591,10 @@ mod tests {
             .build();
         let v = VpcInfo::from(&vpc);
         assert_eq!(v.primary, "10.0.0.0/16".parse().ok());
-        assert_eq!(v.ipv4, vec![CidrBlock { cidr: "10.1.0.0/16".parse().unwrap(), state: Some("disassociated".into()) }]);
+        assert_eq!(
+            v.ipv4,
+            vec![CidrBlock { cidr: "10.1.0.0/16".parse().unwrap(), state: Some("disassociated".into()) }]
+        );
         assert_eq!(v.ipv6, vec![CidrBlock { cidr: "2600:1f18::/56".parse().unwrap(), state: None }]);
     }
 

@@ -272,9 +272,7 @@ fn by_content(dir: &Path, key: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".json") && !canonical(n))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".json") && !canonical(n)))
         .filter(|p| {
             std::fs::read_to_string(p)
                 .ok()
@@ -314,7 +312,11 @@ fn per_name_files(dir: &Path, prefix: &str, key: &str) -> Result<Vec<PathBuf>, S
 }
 
 /// Everything the optional files say, as the raw shapes of `assemble`.
-fn read_metadata(dir: &Path, cluster: &str, vpc: &str) -> Result<(ClusterMetadata, BTreeMap<String, String>), SourceError> {
+fn read_metadata(
+    dir: &Path,
+    cluster: &str,
+    vpc: &str,
+) -> Result<(ClusterMetadata, BTreeMap<String, String>), SourceError> {
     let mut meta = ClusterMetadata::default();
     for path in per_name_files(dir, NODEGROUP_PREFIX, "nodegroup")? {
         if let Some(d) = read_optional::<DescribeNodegroup>(&path, cluster, vpc)? {
@@ -329,7 +331,11 @@ fn read_metadata(dir: &Path, cluster: &str, vpc: &str) -> Result<(ClusterMetadat
     let read = |file: &str, key: &str| pick(dir, file, key);
     meta.vpc_cni = read_optional::<DescribeAddon>(&read(ADDON_FILE, "addon"), cluster, vpc)?
         .map(|d| VpcCniAddon::Managed { configuration_values: d.addon.configuration_values });
-    if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(&read(LAUNCH_TEMPLATES_FILE, "LaunchTemplateVersions"), cluster, vpc)? {
+    if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(
+        &read(LAUNCH_TEMPLATES_FILE, "LaunchTemplateVersions"),
+        cluster,
+        vpc,
+    )? {
         meta.launch_templates = d.launch_template_versions.into_iter().map(Into::into).collect();
     }
     if let Some(d) = read_optional::<DescribeInstances>(&read(INSTANCES_FILE, "Reservations"), cluster, vpc)? {
@@ -534,7 +540,11 @@ impl From<Nodegroup> for NodegroupInfo {
         let resources = ng.resources.unwrap_or_default();
         NodegroupInfo {
             name: ng.nodegroup_name,
-            launch_template: ng.launch_template.map(|lt| LaunchTemplateRef { id: lt.id, name: lt.name, version: lt.version }),
+            launch_template: ng.launch_template.map(|lt| LaunchTemplateRef {
+                id: lt.id,
+                name: lt.name,
+                version: lt.version,
+            }),
             remote_access_security_group: resources.remote_access_security_group.filter(|s| !s.is_empty()),
             auto_scaling_groups: resources.auto_scaling_groups.into_iter().filter_map(|a| a.name).collect(),
             subnets: ng.subnets,
@@ -1013,7 +1023,10 @@ impl From<RouteTableJson> for RouteTableInfo {
                 .routes
                 .into_iter()
                 .map(|r| RouteInfo {
-                    destination: r.destination_cidr_block.or(r.destination_ipv6_cidr_block).and_then(|d| d.parse().ok()),
+                    destination: r
+                        .destination_cidr_block
+                        .or(r.destination_ipv6_cidr_block)
+                        .and_then(|d| d.parse().ok()),
                     target: [
                         r.gateway_id,
                         r.nat_gateway_id,

@@ -135,7 +135,10 @@ impl Source {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(e) => TargetPoll {
                         clusters: Vec::new(),
-                        error: Some((target.region.clone(), SourceError::Input(format!("reading the files stopped: {e}")))),
+                        error: Some((
+                            target.region.clone(),
+                            SourceError::Input(format!("reading the files stopped: {e}")),
+                        )),
                     },
                 }
             }

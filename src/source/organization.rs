@@ -34,7 +34,9 @@ pub struct Organization {
 impl Organization {
     /// `ou-<4–32 of 0-9a-z>-<8–32 of 0-9a-z>` or a root, `r-<4–32 of 0-9a-z>`, as AWS writes them.
     pub fn is_parent_id(id: &str) -> bool {
-        let run = |s: &str, min: usize| (min..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        let run = |s: &str, min: usize| {
+            (min..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        };
         if let Some(root) = id.strip_prefix("r-") {
             return run(root, 4);
         }
@@ -101,7 +103,10 @@ impl AwsSource {
             if seen.len() > MAX_OUS {
                 return Err(SourceError::Client {
                     operation: LIST_OUS_FOR_PARENT.action(),
-                    message: format!("more than {MAX_OUS} organizational units below {}: is the tree cyclic?", parents.join(", ")),
+                    message: format!(
+                        "more than {MAX_OUS} organizational units below {}: is the tree cyclic?",
+                        parents.join(", ")
+                    ),
                 });
             }
             accounts.extend(self.accounts_in(client, &parent).await?);

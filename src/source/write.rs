@@ -133,7 +133,9 @@ impl Writer {
         };
         match result {
             Ok(()) => Ok(Applied::Authorized),
-            Err(CallFailure { code: Some(code), .. }) if code == "InvalidPermission.Duplicate" => Ok(Applied::AlreadyDone),
+            Err(CallFailure { code: Some(code), .. }) if code == "InvalidPermission.Duplicate" => {
+                Ok(Applied::AlreadyDone)
+            }
             Err(f) => Err(f.error),
         }
     }
@@ -218,7 +220,11 @@ fn ip_permission(rule: &Rule) -> ec2::IpPermission {
             b.prefix_list_ids(ec2::PrefixListId::builder().prefix_list_id(id).set_description(description).build())
         }
         Peer::Group { id, owner } => b.user_id_group_pairs(
-            ec2::UserIdGroupPair::builder().group_id(id).set_user_id(owner.clone()).set_description(description).build(),
+            ec2::UserIdGroupPair::builder()
+                .group_id(id)
+                .set_user_id(owner.clone())
+                .set_description(description)
+                .build(),
         ),
     }
     .build()
@@ -247,7 +253,10 @@ mod tests {
             (sgr("-1", (-1, -1), true).cidr_ipv4("0.0.0.0/0").build(), "egress all to 0.0.0.0/0"),
             (sgr("udp", (53, 53), false).cidr_ipv6("::/0").build(), "ingress udp 53 from ::/0"),
             (sgr("tcp", (443, 443), true).prefix_list_id("pl-6ea54007").build(), "egress tcp 443 to pl-6ea54007"),
-            (sgr("tcp", (10250, 10250), false).referenced_group_info(group("111122223333")).build(), "ingress tcp 10250 from sg-cp"),
+            (
+                sgr("tcp", (10250, 10250), false).referenced_group_info(group("111122223333")).build(),
+                "ingress tcp 10250 from sg-cp",
+            ),
             (
                 sgr("tcp", (10250, 10250), false).referenced_group_info(group("444455556666")).build(),
                 "ingress tcp 10250 from 444455556666/sg-cp",
@@ -285,13 +294,27 @@ mod tests {
     fn the_sdk_permission_says_what_the_printed_command_says() {
         let rule = Rule {
             description: Some("sgdrift: EKS kubelet flow".into()),
-            ..Rule::new(Direction::Ingress, crate::model::Traffic::Tcp(crate::model::PortRange::single(10250)), Peer::group("sg-cp"))
+            ..Rule::new(
+                Direction::Ingress,
+                crate::model::Traffic::Tcp(crate::model::PortRange::single(10250)),
+                Peer::group("sg-cp"),
+            )
         };
         let p = ip_permission(&rule);
         assert_eq!((p.ip_protocol(), p.from_port(), p.to_port()), (Some("tcp"), Some(10250), Some(10250)));
         let pair = &p.user_id_group_pairs()[0];
-        assert_eq!((pair.group_id(), pair.user_id(), pair.description()), (Some("sg-cp"), None, Some("sgdrift: EKS kubelet flow")));
-        let all = ip_permission(&Rule::new(Direction::Egress, crate::model::Traffic::All, Peer::parse("0.0.0.0/0").expect("peer")));
-        assert_eq!((all.ip_protocol(), all.from_port(), all.ip_ranges()[0].cidr_ip()), (Some("-1"), None, Some("0.0.0.0/0")));
+        assert_eq!(
+            (pair.group_id(), pair.user_id(), pair.description()),
+            (Some("sg-cp"), None, Some("sgdrift: EKS kubelet flow"))
+        );
+        let all = ip_permission(&Rule::new(
+            Direction::Egress,
+            crate::model::Traffic::All,
+            Peer::parse("0.0.0.0/0").expect("peer"),
+        ));
+        assert_eq!(
+            (all.ip_protocol(), all.from_port(), all.ip_ranges()[0].cidr_ip()),
+            (Some("-1"), None, Some("0.0.0.0/0"))
+        );
     }
 }

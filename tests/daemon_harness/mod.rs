@@ -167,7 +167,8 @@ impl Daemon {
     }
 
     pub fn get(&self, path: &str) -> Response {
-        self.try_get(path).unwrap_or_else(|| panic!("GET {path} got no answer\n--- daemon log ---\n{}", self.log_text()))
+        self.try_get(path)
+            .unwrap_or_else(|| panic!("GET {path} got no answer\n--- daemon log ---\n{}", self.log_text()))
     }
 
     pub fn metrics(&self) -> Vec<Sample> {
@@ -190,11 +191,19 @@ impl Daemon {
 
     /// [`wait_for`](Self::wait_for) with its own bound, for what takes longer by design (a
     /// delivery that backs off through several failures).
-    pub fn wait_for_within<T>(&mut self, bound: Duration, what: &str, mut check: impl FnMut(&Daemon) -> Option<T>) -> T {
+    pub fn wait_for_within<T>(
+        &mut self,
+        bound: Duration,
+        what: &str,
+        mut check: impl FnMut(&Daemon) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + bound;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the daemon exited ({status}) while waiting for {what}\n--- daemon log ---\n{}", self.log_text());
+                panic!(
+                    "the daemon exited ({status}) while waiting for {what}\n--- daemon log ---\n{}",
+                    self.log_text()
+                );
             }
             if let Some(v) = check(self) {
                 return v;

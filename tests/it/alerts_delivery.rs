@@ -299,7 +299,10 @@ async fn five_hundred_findings_make_one_slack_message_inside_the_limits_with_the
     let n: usize = more["… and ".len()..].split(' ').next().unwrap().parse().unwrap();
     assert!(listed > 0 && n > 0);
     assert_eq!(listed + n, 500, "{listed} listed and {more}");
-    assert!(more.contains("<https://sgdrift.example.com/#cluster-111122223333-eu-west-1-prod-eu1|status page>"), "{more}");
+    assert!(
+        more.contains("<https://sgdrift.example.com/#cluster-111122223333-eu-west-1-prod-eu1|status page>"),
+        "{more}"
+    );
     let first = sections.iter().flat_map(|t| t.lines()).find(|l| l.starts_with("• ")).unwrap();
     assert!(first.contains("*critical*") && first.contains("opened by &lt;script&gt; &amp; friends"), "{first}");
     let whole = serde_json::to_string(body).unwrap();

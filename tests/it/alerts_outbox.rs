@@ -2,7 +2,6 @@
 //! state file, and a new dispatcher over a new `StateStore` of the same file delivers each
 //! exactly once.
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,8 +52,10 @@ async fn notifications_queued_while_the_receiver_is_down_survive_a_kill_and_are_
             run.poll(&report(c, vec![f.clone()]), true, at(0)).await;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while run.metric("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", "connection_refused")])
-            < 2.0
+        while run.metric(
+            "sgdrift_notifications_failed_total",
+            &[("integration", "webhook"), ("reason", "connection_refused")],
+        ) < 2.0
         {
             assert!(Instant::now() < deadline, "no delivery attempt against the dead receiver");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -140,7 +141,11 @@ async fn reordering_and_inserting_sinks_with_alerts_queued_sends_each_receiver_e
             run.poll(&report(&c, vec![finding(&c, "sg-0abc", 22, "0.0.0.0/0", Severity::Critical)]), true, at(0)).await;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while run.metric("sgdrift_notifications_failed_total", &[("integration", "webhook"), ("reason", "connection_refused")]) < 2.0 {
+        while run.metric(
+            "sgdrift_notifications_failed_total",
+            &[("integration", "webhook"), ("reason", "connection_refused")],
+        ) < 2.0
+        {
             assert!(Instant::now() < deadline, "no delivery attempt against the dead receiver");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -199,7 +204,12 @@ async fn a_position_keyed_outbox_goes_only_where_its_position_is_beyond_doubt_an
         for name in ["a-1", "b-1"] {
             let c = cluster(name);
             // Queued now: a quarantined entry is kept for repeat_interval from when it was queued.
-            run.poll(&report(&c, vec![finding(&c, "sg-0abc", 22, "0.0.0.0/0", Severity::Critical)]), true, chrono::Utc::now()).await;
+            run.poll(
+                &report(&c, vec![finding(&c, "sg-0abc", 22, "0.0.0.0/0", Severity::Critical)]),
+                true,
+                chrono::Utc::now(),
+            )
+            .await;
         }
         run.task.abort();
     }

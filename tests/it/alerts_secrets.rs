@@ -1,7 +1,6 @@
 //! What the alert path writes to logs: the `log` sink's structured events, and never a
 //! webhook URL, whatever goes wrong. Every log line of this test binary is captured.
 
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -82,7 +81,8 @@ async fn a_webhook_url_never_appears_in_logs_errors_or_debug_output() {
     receiver.wait_for(&hook_path, 4).await;
     // Slack keeps failing to connect: wait for a few attempts, then stop.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while run.metric("sgdrift_notifications_failed_total", &[("integration", "slack"), ("reason", "connection_refused")])
+    while run
+        .metric("sgdrift_notifications_failed_total", &[("integration", "slack"), ("reason", "connection_refused")])
         < 2.0
     {
         assert!(std::time::Instant::now() < deadline, "no failed Slack attempt");

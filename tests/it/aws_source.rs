@@ -68,8 +68,14 @@ const STYLES_REGION: &str = "eu-west-1";
 fn build_scenario(scenario: &str, region: &str) -> Styles {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("aws-source-{scenario}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let manifest =
-        moto::server_for(module_path!()).build_fixture(&["--region", region, "--scenario", scenario, "--out", &moto::path_of(&dir)]);
+    let manifest = moto::server_for(module_path!()).build_fixture(&[
+        "--region",
+        region,
+        "--scenario",
+        scenario,
+        "--out",
+        &moto::path_of(&dir),
+    ]);
     Styles { manifest, dir }
 }
 
@@ -184,7 +190,10 @@ async fn the_aws_and_files_sources_give_identical_snapshots_for_every_fixture() 
         let aws = AwsSource::from_sdk_config(moto::server_for(module_path!()).sdk_config(region), options(HOUR));
         let from_aws = snapshots(aws.poll(&spec).await);
         let from_files = snapshots(FilesSource::new(fx.dir.clone()).poll(&spec));
-        assert_eq!(from_aws.keys().collect::<Vec<_>>(), moto::manifest_clusters(&fx.manifest).iter().collect::<Vec<_>>());
+        assert_eq!(
+            from_aws.keys().collect::<Vec<_>>(),
+            moto::manifest_clusters(&fx.manifest).iter().collect::<Vec<_>>()
+        );
         assert_eq!(from_aws.keys().collect::<Vec<_>>(), from_files.keys().collect::<Vec<_>>());
         for (name, a) in &from_aws {
             assert_eq!(a, &from_files[name], "{name}: the AWS snapshot (left) differs from the files one (right)");
@@ -243,7 +252,10 @@ async fn route_tables_branch_enis_and_eksctls_shared_group_are_read_through_the_
         .expect("the shared node SG is on the endpoints");
     let roles: Vec<Role> = private["eksctl-private"].groups[&shared].roles.iter().copied().collect();
     assert_eq!(roles, [Role::Node, Role::Endpoint]);
-    assert!(private["eksctl-private"].vpc_endpoints.iter().all(|e| e.kind == VpcEndpointKind::Gateway || e.private_dns_enabled));
+    assert!(private["eksctl-private"]
+        .vpc_endpoints
+        .iter()
+        .all(|e| e.kind == VpcEndpointKind::Gateway || e.private_dns_enabled));
 }
 
 #[tokio::test]
@@ -275,20 +287,50 @@ async fn fargate_profiles_hybrid_networks_nodepools_and_custom_networking_are_en
         ]
     );
     let cn = ids("custom-networking", "node");
-    let custom: Vec<_> = snaps["custom-networking"].node_groups.iter().map(|g| (g.name.clone(), g.kind, g.security_group_ids.clone(), g.route_out_v4)).collect();
-    assert!(custom.contains(&("custom-networking-workers".to_string(), NodeGroupKind::SelfManaged, vec![cn[0].clone()], RouteOut::Internet)), "{custom:?}");
-    assert!(custom.contains(&(format!("ENIConfig {}", cn[1]), NodeGroupKind::CustomNetworking, vec![cn[1].clone()], RouteOut::Internet)), "{custom:?}");
+    let custom: Vec<_> = snaps["custom-networking"]
+        .node_groups
+        .iter()
+        .map(|g| (g.name.clone(), g.kind, g.security_group_ids.clone(), g.route_out_v4))
+        .collect();
+    assert!(
+        custom.contains(&(
+            "custom-networking-workers".to_string(),
+            NodeGroupKind::SelfManaged,
+            vec![cn[0].clone()],
+            RouteOut::Internet
+        )),
+        "{custom:?}"
+    );
+    assert!(
+        custom.contains(&(
+            format!("ENIConfig {}", cn[1]),
+            NodeGroupKind::CustomNetworking,
+            vec![cn[1].clone()],
+            RouteOut::Internet
+        )),
+        "{custom:?}"
+    );
 
     // Stock: every flow of every endpoint open (the terraform clusters' managed group too).
     let ctx = sgdrift::flows::FlowContext { webhook_ports: vec![9443] };
     for (name, snap) in &snaps {
         let flows = sgdrift::flows::check(snap, &ctx);
         for f in &flows {
-            assert_eq!(f.status, sgdrift::flows::FlowStatus::Open, "{name} {} {:?}: {}", f.name, f.node_group, f.detail);
+            assert_eq!(
+                f.status,
+                sgdrift::flows::FlowStatus::Open,
+                "{name} {} {:?}: {}",
+                f.name,
+                f.node_group,
+                f.detail
+            );
         }
         let endpoints: BTreeSet<&str> = flows.iter().filter_map(|f| f.node_group.as_deref()).collect();
         if name == "hybrid" {
-            assert!(endpoints.contains("hybrid nodes 10.80.0.0/16") && endpoints.contains("hybrid pods 10.85.0.0/16"), "{endpoints:?}");
+            assert!(
+                endpoints.contains("hybrid nodes 10.80.0.0/16") && endpoints.contains("hybrid pods 10.85.0.0/16"),
+                "{endpoints:?}"
+            );
         }
     }
 }
@@ -934,8 +976,7 @@ async fn next_token_pages_are_followed_for_every_list() {
     assert_eq!(counts["ec2:DescribeInstances"], 2, "one tag-key walk for the three clusters, two pages");
     assert_eq!(counts["ec2:DescribeManagedPrefixLists"], 2);
     assert_eq!(
-        counts["ec2:DescribeLaunchTemplateVersions"],
-        4,
+        counts["ec2:DescribeLaunchTemplateVersions"], 4,
         "the region's $Latest/$Default walk, then the pinned version 1 of each template, which is neither"
     );
 }
@@ -978,7 +1019,11 @@ async fn the_pod_sg_enforcing_mode_comes_from_the_vpc_cni_add_on_only_for_cluste
         snaps.iter().map(|(n, s)| (n.as_str(), s.data_plane.pod_sg_enforcing_mode)).collect();
     assert_eq!(
         modes,
-        [("alpha", PodSgEnforcingMode::Standard), ("bravo", PodSgEnforcingMode::Strict), ("charlie", PodSgEnforcingMode::Unknown)]
+        [
+            ("alpha", PodSgEnforcingMode::Standard),
+            ("bravo", PodSgEnforcingMode::Strict),
+            ("charlie", PodSgEnforcingMode::Unknown)
+        ]
     );
     assert!(snaps.values().all(|s| s.warnings.is_empty()), "a self-managed CNI is no warning");
     assert_eq!(source.call_counts()["eks:DescribeAddon"], 3, "once per cluster with pod SGs, with the metadata");
@@ -1138,7 +1183,10 @@ async fn a_rule_naming_a_deleted_peer_costs_one_call_in_the_first_poll_and_none_
     let first = snapshots(source.poll(&spec).await);
     let peers_asked = server.requests(|r| is_dsg(r) && r.filter("group-id") == Some(vec!["sg-stale".to_string()]));
     assert_eq!(peers_asked.len(), 2, "the new peer, asked once (two pages)");
-    assert!(first["alpha"].groups["sg-a1"].rules.iter().any(|r| r.peer == Peer::Group { id: "sg-stale".into(), owner: None }));
+    assert!(first["alpha"].groups["sg-a1"]
+        .rules
+        .iter()
+        .any(|r| r.peer == Peer::Group { id: "sg-stale".into(), owner: None }));
     let before = server.requests(is_dsg).len();
     let second = snapshots(source.poll(&spec).await);
     assert_eq!(second, first);

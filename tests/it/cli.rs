@@ -94,13 +94,35 @@ fn check_json_has_the_shape_of_the_design() {
     let clusters = v["clusters"].as_array().unwrap();
     assert!(clusters.len() >= 3);
     for c in clusters {
-        for key in ["account_id", "region", "cluster", "endpoint_mode", "style", "status", "error", "groups", "findings", "flows"] {
+        for key in [
+            "account_id",
+            "region",
+            "cluster",
+            "endpoint_mode",
+            "style",
+            "status",
+            "error",
+            "groups",
+            "findings",
+            "flows",
+        ] {
             assert!(c.get(key).is_some(), "cluster entry has `{key}`: {c}");
         }
         for f in c["findings"].as_array().unwrap() {
             for key in [
-                "id", "kind", "severity", "group_id", "role", "direction", "protocol", "from_port", "to_port", "peer",
-                "reason", "flow", "suppressed_by",
+                "id",
+                "kind",
+                "severity",
+                "group_id",
+                "role",
+                "direction",
+                "protocol",
+                "from_port",
+                "to_port",
+                "peer",
+                "reason",
+                "flow",
+                "suppressed_by",
             ] {
                 assert!(f.get(key).is_some(), "finding has `{key}`: {f}");
             }
@@ -114,9 +136,12 @@ fn fail_on_critical_ignores_lower_findings_but_not_critical_ones() {
     let cfg = repo().join("config/demo.toml");
     let json = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let has_critical = v["clusters"].as_array().unwrap().iter().flat_map(|c| c["findings"].as_array().unwrap()).any(|f| {
-        f["severity"] == "critical" && f["suppressed_by"].is_null()
-    });
+    let has_critical = v["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .any(|f| f["severity"] == "critical" && f["suppressed_by"].is_null());
     let out = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--fail-on", "critical"]);
     assert_eq!(out.status.code(), Some(if has_critical { 1 } else { 0 }));
 }
@@ -126,7 +151,8 @@ fn checking_one_clean_cluster_exits_0() {
     let cfg = repo().join("config/demo.toml");
     let json = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let clean = v["clusters"].as_array().unwrap().iter().find(|c| c["status"] == "ok").expect("the demo has a clean cluster");
+    let clean =
+        v["clusters"].as_array().unwrap().iter().find(|c| c["status"] == "ok").expect("the demo has a clean cluster");
     let name = clean["cluster"].as_str().unwrap();
     let out = sgdrift(&["check", "--config", cfg.to_str().unwrap(), "--cluster", name]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -175,7 +201,8 @@ fn a_missing_config_file_is_named() {
 #[test]
 fn a_missing_baseline_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "c.toml", "[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"baselines/absent.toml\"\n");
+    let cfg =
+        write(dir.path(), "c.toml", "[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"baselines/absent.toml\"\n");
     let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
     assert_clear_error(&out, &dir.path().join("baselines/absent.toml"), None);
 }
@@ -183,29 +210,45 @@ fn a_missing_baseline_file_is_named() {
 fn baseline_error(rule_body: &str, at: &str) {
     let dir = tempfile::tempdir().unwrap();
     let base = write(dir.path(), "base.toml", &format!("[[rule]]\n{rule_body}"));
-    let cfg = write(dir.path(), "c.toml", &format!("[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"{}\"\n", base.display()));
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &format!("[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"{}\"\n", base.display()),
+    );
     let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
     assert_clear_error(&out, &base, Some(at));
 }
 
 #[test]
 fn a_bad_cidr_in_a_baseline_names_file_line_and_column() {
-    baseline_error("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"cidr:10.0.0.0/33\"\n", "6:");
+    baseline_error(
+        "role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"cidr:10.0.0.0/33\"\n",
+        "6:",
+    );
 }
 
 #[test]
 fn a_bad_port_range_in_a_baseline_names_file_line_and_column() {
-    baseline_error("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"90-80\"\npeer = \"self\"\n", "5:");
+    baseline_error(
+        "role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"90-80\"\npeer = \"self\"\n",
+        "5:",
+    );
 }
 
 #[test]
 fn an_unknown_role_in_a_baseline_names_file_line_and_column() {
-    baseline_error("role = \"nodes\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"self\"\n", "2:");
+    baseline_error(
+        "role = \"nodes\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nports = \"443\"\npeer = \"self\"\n",
+        "2:",
+    );
 }
 
 #[test]
 fn an_unknown_baseline_key_names_file_line_and_column() {
-    baseline_error("role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nport = \"443\"\npeer = \"self\"\n", "5:1");
+    baseline_error(
+        "role = \"node\"\ndirection = \"ingress\"\nprotocol = \"tcp\"\nport = \"443\"\npeer = \"self\"\n",
+        "5:1",
+    );
 }
 
 #[test]
@@ -223,7 +266,10 @@ fn malformed_json_in_the_files_source_names_file_line_and_column() {
     assert!(text.contains(&format!("{name}:")), "report names {name} with line and column:\n{text}");
     // The other clusters are still checked.
     let others = std::fs::read_dir(dir.path().join("demo")).unwrap().count() - 1;
-    assert!(text.matches("DRIFT").count() + text.matches(") OK").count() + text.matches("  OK").count() >= others, "{text}");
+    assert!(
+        text.matches("DRIFT").count() + text.matches(") OK").count() + text.matches("  OK").count() >= others,
+        "{text}"
+    );
 }
 
 #[test]
@@ -275,7 +321,11 @@ fn baseline_show_prints_a_baseline_that_config_check_accepts() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
     let base = write(dir.path(), "strict.toml", &stdout(&out));
-    let cfg = write(dir.path(), "c.toml", &format!("[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"{}\"\n", base.display()));
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &format!("[[targets]]\nregions = [\"eu-west-1\"]\nbaseline = \"{}\"\n", base.display()),
+    );
     let check = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
 }
@@ -296,7 +346,15 @@ fn a_recorded_baseline_gives_no_findings_on_the_same_cluster() {
     for c in v["clusters"].as_array().unwrap() {
         let name = c["cluster"].as_str().unwrap();
         let out_file = dir.path().join(format!("{name}.toml"));
-        let rec = sgdrift(&["record", "--config", cfg.to_str().unwrap(), "--cluster", name, "--out", out_file.to_str().unwrap()]);
+        let rec = sgdrift(&[
+            "record",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--cluster",
+            name,
+            "--out",
+            out_file.to_str().unwrap(),
+        ]);
         assert_eq!(rec.status.code(), Some(0), "{}", stderr(&rec));
         let text = std::fs::read_to_string(&out_file).unwrap();
         assert!(text.contains("status = \"required\""), "{text}");
@@ -312,7 +370,8 @@ fn a_recorded_baseline_gives_no_findings_on_the_same_cluster() {
         );
         let again = sgdrift(&["check", "--config", rcfg.to_str().unwrap(), "--format", "json"]);
         let r: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-        let (guardrails, rule_findings): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = r["clusters"][0]["findings"]
+        let (guardrails, rule_findings): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = r["clusters"][0]
+            ["findings"]
             .as_array()
             .unwrap()
             .iter()
@@ -327,7 +386,10 @@ fn a_recorded_baseline_gives_no_findings_on_the_same_cluster() {
             assert!(text.contains("# WARNING: guardrail: SSH open to the internet."), "{text}");
             assert!(stderr(&rec).contains("guardrail: SSH open to the internet"), "{}", stderr(&rec));
             assert_eq!(guardrails.len(), 1, "{guardrails:?}");
-            assert_eq!((guardrails[0]["from_port"].as_i64(), guardrails[0]["severity"].as_str()), (Some(22), Some("critical")));
+            assert_eq!(
+                (guardrails[0]["from_port"].as_i64(), guardrails[0]["severity"].as_str()),
+                (Some(22), Some("critical"))
+            );
         } else {
             assert!(guardrails.is_empty(), "{name}: {guardrails:?}");
         }
@@ -409,7 +471,11 @@ for f in findings:
 print(len(findings))
 "#;
     let python = std::env::var_os("SGDRIFT_PYTHON").map_or_else(|| repo().join(".venv/bin/python"), PathBuf::from);
-    assert!(python.exists(), "Python with botocore is missing: nothing at {} (run scripts/setup-test-deps)", python.display());
+    assert!(
+        python.exists(),
+        "Python with botocore is missing: nothing at {} (run scripts/setup-test-deps)",
+        python.display()
+    );
     let mut child = Command::new(&python)
         .args(["-c", VALIDATE])
         .stdin(std::process::Stdio::piped())
@@ -562,7 +628,10 @@ expires = "2999-03-31"
     let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "config check refused the organization target: {}", stderr(&out));
     let both = org.replace("organization =", "role_arn = \"arn:aws:iam::111122223333:role/x\"\norganization =");
-    assert!(!schema::schema_errors("config.schema.json", &toml_as_json(&both)).is_empty(), "the schema takes role_arn with organization");
+    assert!(
+        !schema::schema_errors("config.schema.json", &toml_as_json(&both)).is_empty(),
+        "the schema takes role_arn with organization"
+    );
     let cfg = write(dir.path(), "both.toml", &both);
     let out = sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]);
     assert_clear_error(&out, &cfg, None);
@@ -570,7 +639,10 @@ expires = "2999-03-31"
 
     // A key the code refuses, the schema refuses too.
     let typo = every_key.replace("metadata_interval", "metadata_intervall");
-    assert!(!schema::schema_errors("config.schema.json", &toml_as_json(&typo)).is_empty(), "the schema takes an unknown key");
+    assert!(
+        !schema::schema_errors("config.schema.json", &toml_as_json(&typo)).is_empty(),
+        "the schema takes an unknown key"
+    );
     let cfg = write(dir.path(), "typo.toml", &typo);
     assert_eq!(sgdrift(&["config", "check", "--config", cfg.to_str().unwrap()]).status.code(), Some(2));
 }

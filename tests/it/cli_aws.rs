@@ -44,7 +44,11 @@ fn config(dir: &Path, region: &str, clusters: &str, baseline: &str) -> PathBuf {
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -58,7 +62,8 @@ fn ingress(server: &moto::Moto, region: &str, verb: &str, group: &str, port: u16
          ec2.{verb}_security_group_ingress(GroupId='{group}', IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': {port}, 'ToPort': {port}, 'IpRanges': [{{'CidrIp': '{cidr}'}}]}}])\n",
         server.url
     );
-    let out = Command::new(&python).arg("-c").arg(script).output().unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    let out =
+        Command::new(&python).arg("-c").arg(script).output().unwrap_or_else(|e| panic!("{}: {e}", python.display()));
     assert!(out.status.success(), "{verb} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -89,13 +94,21 @@ fn check_reads_every_cluster_of_a_region_with_one_security_group_call_and_one_wa
     let calls = &report["stats"]["aws_calls"];
     // One call by `group-id` filter for every group of the region; moto's managed node groups
     // name a remote-access group that does not exist, which is simply absent: no retry.
-    let missing = report["clusters"].as_array().unwrap().iter().any(|c| {
-        c["warnings"].as_array().is_some_and(|w| w.iter().any(|w| w.as_str().unwrap_or("").contains("sg-")))
-    });
+    let missing =
+        report["clusters"].as_array().unwrap().iter().any(|c| {
+            c["warnings"].as_array().is_some_and(|w| w.iter().any(|w| w.as_str().unwrap_or("").contains("sg-")))
+        });
     assert!(missing, "the fixture's managed node groups name a group that does not exist");
     assert_eq!(calls["ec2:DescribeSecurityGroups"], 1, "{calls}");
     // Everything else that can be batched is one walk for the region.
-    for walk in ["ec2:DescribeInstances", "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeNetworkInterfaces", "ec2:DescribeLaunchTemplateVersions"] {
+    for walk in [
+        "ec2:DescribeInstances",
+        "ec2:DescribeVpcs",
+        "ec2:DescribeVpcEndpoints",
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeLaunchTemplateVersions",
+    ] {
         assert_eq!(calls[walk], 1, "{walk}: {calls}");
     }
     assert_eq!(calls["eks:DescribeCluster"], names.len(), "{calls}");
@@ -231,7 +244,18 @@ fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assum
     let (a, b, c) = (id("a"), id("b"), id("c"));
     for (account, prefix) in [(&a, "orga"), (&b, "orgb")] {
         let role = format!("arn:aws:iam::{account}:role/sgdrift-read");
-        server.build_fixture(&["--region", region, "--scenario", "scale", "--count", "1", "--prefix", prefix, "--role-arn", &role]);
+        server.build_fixture(&[
+            "--region",
+            region,
+            "--scenario",
+            "scale",
+            "--count",
+            "1",
+            "--prefix",
+            prefix,
+            "--role-arn",
+            &role,
+        ]);
     }
     let proxy = refusing_proxy(&server.url, &c);
 
@@ -246,9 +270,15 @@ fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assum
         path
     };
     let management = org["management"].as_str().unwrap();
-    let whole = write_cfg("whole.toml", &format!("{{ role_name = \"sgdrift-read\", exclude_accounts = [\"{management}\"] }}"));
+    let whole =
+        write_cfg("whole.toml", &format!("{{ role_name = \"sgdrift-read\", exclude_accounts = [\"{management}\"] }}"));
     let out = sgdrift_at(&proxy, region, &["check", "--config", whole.to_str().unwrap(), "--format", "json"]);
-    assert_eq!(out.status.code(), Some(2), "one account cannot be read: the verdict is incomplete; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "one account cannot be read: the verdict is incomplete; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json(&out);
     schema::assert_matches_schema("report.schema.json", "an organization report with an account in error", &report);
     let clusters = report["clusters"].as_array().unwrap();
@@ -262,11 +292,19 @@ fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assum
     let errors: Vec<&serde_json::Value> = clusters.iter().filter(|c| c["status"] == "error").collect();
     assert_eq!(errors.len(), 1, "only the account whose role is refused fails: {report}");
     assert_eq!(errors[0]["account_id"], c.as_str());
-    assert!(errors[0]["error"].as_str().unwrap().contains("AssumeRole") || errors[0]["error"].as_str().unwrap().contains("denied"), "{}", errors[0]);
+    assert!(
+        errors[0]["error"].as_str().unwrap().contains("AssumeRole")
+            || errors[0]["error"].as_str().unwrap().contains("denied"),
+        "{}",
+        errors[0]
+    );
     assert_eq!(report["stats"]["aws_calls"]["organizations:ListAccounts"], 1, "{}", report["stats"]);
 
     // `ous`: the OU and everything below it; C, at the root, is not asked for at all.
-    let below = write_cfg("ous.toml", &format!("{{ role_name = \"sgdrift-read\", ous = [\"{}\"] }}", org["parent"].as_str().unwrap()));
+    let below = write_cfg(
+        "ous.toml",
+        &format!("{{ role_name = \"sgdrift-read\", ous = [\"{}\"] }}", org["parent"].as_str().unwrap()),
+    );
     let out = sgdrift_at(&proxy, region, &["check", "--config", below.to_str().unwrap(), "--format", "json"]);
     assert_ne!(out.status.code(), Some(2), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let report = json(&out);

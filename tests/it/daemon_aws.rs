@@ -69,7 +69,9 @@ fn the_daemon_sees_drift_keeps_it_through_an_aws_outage_and_recovers_by_itself()
     assert_eq!(d.value("sgdrift_findings", &critical), None, "the fixture is clean of critical drift");
 
     authorize_ssh(&server, &node);
-    d.wait_for("the injected SSH rule in /metrics", |d| (d.value("sgdrift_findings", &critical) == Some(1.0)).then_some(()));
+    d.wait_for("the injected SSH rule in /metrics", |d| {
+        (d.value("sgdrift_findings", &critical) == Some(1.0)).then_some(())
+    });
     assert_eq!(d.value("sgdrift_security_group_drifted", &[("security_group_id", node.as_str())]), Some(1.0));
 
     // AWS goes away: the poll fails, the drift stays, marked stale.
@@ -92,7 +94,9 @@ fn the_daemon_sees_drift_keeps_it_through_an_aws_outage_and_recovers_by_itself()
     // AWS is back where it was (a fresh emulator with the same cluster): polling recovers alone.
     let server = moto::Moto::start_on(port);
     server.build_fixture(&["--region", REGION, "--only", CLUSTER]);
-    d.wait_for("the poll to recover", |d| (d.value("sgdrift_cluster_poll_success", &cluster) == Some(1.0)).then_some(()));
+    d.wait_for("the poll to recover", |d| {
+        (d.value("sgdrift_cluster_poll_success", &cluster) == Some(1.0)).then_some(())
+    });
     let report = d.report();
     let c = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == CLUSTER).unwrap().clone();
     assert_eq!(c["stale"], false, "{c}");

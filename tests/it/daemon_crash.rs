@@ -1,7 +1,6 @@
 //! The outbox across a crash: the daemon killed with SIGKILL while the webhook receiver is down,
 //! restarted once it is back, delivers every pending message exactly once and repeats none.
 
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -114,7 +113,11 @@ fn a_kill_9_while_the_receiver_is_down_loses_and_repeats_no_alert() {
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(5)).expect("SIGKILL ends the daemon");
     let queued_again = pending(&fx.state_file);
-    assert_eq!(queued_again.keys().collect::<Vec<_>>(), queued.keys().collect::<Vec<_>>(), "the state on disk after the kill");
+    assert_eq!(
+        queued_again.keys().collect::<Vec<_>>(),
+        queued.keys().collect::<Vec<_>>(),
+        "the state on disk after the kill"
+    );
 
     let bodies = receive_on(hook_port);
     let port = first.port;

@@ -12,7 +12,8 @@ use crate::daemon_harness::{free_port, http_get, Fixture};
 use serde_json::Value;
 
 fn prometheus_binary() -> PathBuf {
-    let candidates = [std::env::var_os("SGDRIFT_PROMETHEUS").map(PathBuf::from), Some(PathBuf::from("/usr/bin/prometheus"))];
+    let candidates =
+        [std::env::var_os("SGDRIFT_PROMETHEUS").map(PathBuf::from), Some(PathBuf::from("/usr/bin/prometheus"))];
     candidates.into_iter().flatten().find(|p| p.is_file()).unwrap_or_else(|| {
         panic!("Prometheus is not installed (/usr/bin/prometheus or $SGDRIFT_PROMETHEUS): run scripts/setup-test-deps")
     })
@@ -118,9 +119,11 @@ fn a_real_prometheus_scrapes_the_daemon_and_promql_returns_its_findings() {
 
 #[test]
 fn promtool_finds_nothing_to_lint_in_the_metrics() {
-    let promtool = ["/usr/bin/promtool"].into_iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!("promtool is not installed (/usr/bin/promtool): run scripts/setup-test-deps")
-    });
+    let promtool = ["/usr/bin/promtool"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("promtool is not installed (/usr/bin/promtool): run scripts/setup-test-deps"));
     let fx = Fixture::demo();
     let mut d = fx.start();
     d.wait_ready();
@@ -165,7 +168,8 @@ fn https_get(port: u16, path: &str, ca_pem: &str, auth: Option<(&str, &str)>) ->
             request = request.basic_auth(user, Some(password));
         }
         let response = request.send().await.map_err(|e| format!("{e:?}"))?;
-        let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let challenge =
+            response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         Ok((response.status().as_u16(), challenge))
     })
 }
@@ -181,11 +185,18 @@ fn a_real_prometheus_scrapes_over_tls_with_basic_auth_and_a_renewed_certificate_
         fx.server.insert(k.into(), v.display().to_string().into());
     }
     let mut d = fx.start();
-    d.wait_for("the TLS listener", |d| https_get(d.port, "/healthz", &ca, None).ok().filter(|(s, _)| *s == 200).map(|_| ()));
+    d.wait_for("the TLS listener", |d| {
+        https_get(d.port, "/healthz", &ca, None).ok().filter(|(s, _)| *s == 200).map(|_| ())
+    });
 
     // Probes need no password; everything else does, and says how to give it.
     assert_eq!(https_get(d.port, "/readyz", &ca, None).map(|(s, _)| s == 200 || s == 503), Ok(true));
-    for (auth, want) in [(None, 401), (Some(("prometheus", "wrong")), 401), (Some(("grafana", "scrape-pass")), 401), (Some(("prometheus", "scrape-pass")), 200)] {
+    for (auth, want) in [
+        (None, 401),
+        (Some(("prometheus", "wrong")), 401),
+        (Some(("grafana", "scrape-pass")), 401),
+        (Some(("prometheus", "scrape-pass")), 200),
+    ] {
         let (status, challenge) = https_get(d.port, "/metrics", &ca, auth).unwrap();
         assert_eq!(status, want, "{auth:?}");
         if want == 401 {

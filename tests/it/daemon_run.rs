@@ -37,7 +37,11 @@ fn cluster_named(report: &Value, name: &str) -> Value {
 }
 
 /// The (labels, value) of every series of `name` for one cluster.
-fn series(samples: &[Sample], name: &str, ids: &[(&'static str, String); 3]) -> BTreeSet<(Vec<(String, String)>, String)> {
+fn series(
+    samples: &[Sample],
+    name: &str,
+    ids: &[(&'static str, String); 3],
+) -> BTreeSet<(Vec<(String, String)>, String)> {
     select(samples, name, &labels(ids, &[]))
         .into_iter()
         .map(|s| (s.labels.clone().into_iter().collect(), s.value.to_string()))
@@ -124,14 +128,24 @@ fn injected_drift_shows_in_the_metrics_and_disappears_when_the_rule_is_removed()
     write_atomically(&file, &serde_json::to_string_pretty(&groups).unwrap());
 
     let drifted = labels(&ids, &group);
-    d.wait_for("the cluster SG to be drifted", |d| (d.value("sgdrift_security_group_drifted", &drifted) == Some(1.0)).then_some(()));
+    d.wait_for("the cluster SG to be drifted", |d| {
+        (d.value("sgdrift_security_group_drifted", &drifted) == Some(1.0)).then_some(())
+    });
     let m = d.metrics();
     let critical = labels(&ids, &[("role", "cluster"), ("kind", "unexpected"), ("severity", "critical")]);
-    assert_eq!(find(&m, "sgdrift_findings", &critical).map(|s| s.value), Some(1.0), "{:?}", series(&m, "sgdrift_findings", &ids));
+    assert_eq!(
+        find(&m, "sgdrift_findings", &critical).map(|s| s.value),
+        Some(1.0),
+        "{:?}",
+        series(&m, "sgdrift_findings", &ids)
+    );
     let first = find(&m, "sgdrift_security_group_drift_first_seen_timestamp_seconds", &drifted)
         .expect("a drifted SG has a first-seen time")
         .value;
-    assert!(first >= injected.floor() && first <= now_s() + 1.0, "first seen {first} is not after the injection at {injected}");
+    assert!(
+        first >= injected.floor() && first <= now_s() + 1.0,
+        "first seen {first} is not after the injection at {injected}"
+    );
     let report = d.report();
     let finding = cluster_named(&report, &name)["findings"]
         .as_array()
@@ -143,7 +157,9 @@ fn injected_drift_shows_in_the_metrics_and_disappears_when_the_rule_is_removed()
     assert_eq!((finding["kind"].as_str(), finding["severity"].as_str()), (Some("unexpected"), Some("critical")));
 
     write_atomically(&file, &original);
-    d.wait_for("the drift to be gone", |d| (d.value("sgdrift_security_group_drifted", &drifted) == Some(0.0)).then_some(()));
+    d.wait_for("the drift to be gone", |d| {
+        (d.value("sgdrift_security_group_drifted", &drifted) == Some(0.0)).then_some(())
+    });
     let m = d.metrics();
     assert!(series(&m, "sgdrift_findings", &ids).is_empty(), "{:?}", series(&m, "sgdrift_findings", &ids));
     assert!(find(&m, "sgdrift_security_group_drift_first_seen_timestamp_seconds", &drifted).is_none());
@@ -158,7 +174,8 @@ fn a_failed_poll_keeps_the_findings_marked_stale_resolves_nothing_and_recovers_b
     let mut d = fx.start();
     d.wait_ready();
     let report = d.report();
-    let drifted = clusters(&report).into_iter().find(|c| c["status"] == "drift").expect("the demo has a drifted cluster");
+    let drifted =
+        clusters(&report).into_iter().find(|c| c["status"] == "drift").expect("the demo has a drifted cluster");
     let name = drifted["cluster"].as_str().unwrap().to_string();
     let ids = ids(&drifted);
     let before_ids = finding_ids(&drifted);
@@ -174,7 +191,9 @@ fn a_failed_poll_keeps_the_findings_marked_stale_resolves_nothing_and_recovers_b
     let original = fs::read_to_string(&file).unwrap();
     write_atomically(&file, "{\"SecurityGroups\": [ {\"GroupId\": ");
     let success = labels(&ids, &[]);
-    d.wait_for("the cluster's poll to fail", |d| (d.value("sgdrift_cluster_poll_success", &success) == Some(0.0)).then_some(()));
+    d.wait_for("the cluster's poll to fail", |d| {
+        (d.value("sgdrift_cluster_poll_success", &success) == Some(0.0)).then_some(())
+    });
     let region = [("account_id", ids[0].1.as_str()), ("region", ids[1].1.as_str())];
     let polls = d.value("sgdrift_polls_total", &region).unwrap();
     d.wait_for("two more polls", |d| (d.value("sgdrift_polls_total", &region)? >= polls + 2.0).then_some(()));
@@ -197,14 +216,19 @@ fn a_failed_poll_keeps_the_findings_marked_stale_resolves_nothing_and_recovers_b
     assert!(resolved.is_empty(), "a failed poll resolved something: {resolved:?}");
 
     write_atomically(&file, &original);
-    d.wait_for("the cluster's poll to recover", |d| (d.value("sgdrift_cluster_poll_success", &success) == Some(1.0)).then_some(()));
+    d.wait_for("the cluster's poll to recover", |d| {
+        (d.value("sgdrift_cluster_poll_success", &success) == Some(1.0)).then_some(())
+    });
     let recovered = cluster_named(&d.report(), &name);
     assert_eq!(recovered["stale"], false);
     assert_eq!(recovered["status"], "drift");
     assert!(recovered["error"].is_null());
     assert_eq!(finding_ids(&recovered), before_ids);
     assert_eq!(series(&d.metrics(), "sgdrift_findings", &ids), before_series);
-    assert!(receiver.bodies().iter().all(|b| !serde_json::from_str::<Value>(b).map(|v| mentions_resolved(&v)).unwrap_or(false)));
+    assert!(receiver
+        .bodies()
+        .iter()
+        .all(|b| !serde_json::from_str::<Value>(b).map(|v| mentions_resolved(&v)).unwrap_or(false)));
 }
 
 /// Every `sgdrift_security_group_drift_first_seen_timestamp_seconds` series → its value.
@@ -227,15 +251,29 @@ fn sigterm_exits_zero_with_the_state_written_and_a_restart_keeps_first_seen_time
 
     d.signal("TERM");
     // The contract of design.md: a clean shutdown within 5 s (Kubernetes waits longer).
-    let status = d.wait_exit(Duration::from_secs(5)).unwrap_or_else(|| panic!("no exit 5 s after SIGTERM\n{}", d.log_text()));
+    let status =
+        d.wait_exit(Duration::from_secs(5)).unwrap_or_else(|| panic!("no exit 5 s after SIGTERM\n{}", d.log_text()));
     assert_eq!(status.code(), Some(0), "{}", d.log_text());
     let state: Value = serde_json::from_str(&fs::read_to_string(&fx.state_file).expect("the state file is written"))
         .expect("the state file is JSON");
     for cluster in clusters(&report) {
-        let key = format!("{}/{}/{}", cluster["account_id"].as_str().unwrap(), cluster["region"].as_str().unwrap(), cluster["cluster"].as_str().unwrap());
+        let key = format!(
+            "{}/{}/{}",
+            cluster["account_id"].as_str().unwrap(),
+            cluster["region"].as_str().unwrap(),
+            cluster["cluster"].as_str().unwrap()
+        );
         let saved = &state["clusters"][&key];
-        assert_eq!(saved["report"]["findings"].as_array().map(Vec::len), cluster["findings"].as_array().map(Vec::len), "{key}");
-        assert_eq!(saved["first_seen"].as_object().map(|m| m.len()), cluster["findings"].as_array().map(Vec::len), "{key}");
+        assert_eq!(
+            saved["report"]["findings"].as_array().map(Vec::len),
+            cluster["findings"].as_array().map(Vec::len),
+            "{key}"
+        );
+        assert_eq!(
+            saved["first_seen"].as_object().map(|m| m.len()),
+            cluster["findings"].as_array().map(Vec::len),
+            "{key}"
+        );
     }
 
     // First-seen times have millisecond resolution and the restart polls later than any poll
@@ -260,7 +298,9 @@ fn sighup_with_a_broken_config_keeps_the_running_one_and_a_valid_one_takes_effec
     let good = fs::read_to_string(&fx.config).unwrap();
     write_atomically(&fx.config, &format!("{good}\n[[targets]\nregions = [\n"));
     d.signal("HUP");
-    d.wait_for("the failed reload", |d| (d.value("sgdrift_config_last_reload_successful", &[]) == Some(0.0)).then_some(()));
+    d.wait_for("the failed reload", |d| {
+        (d.value("sgdrift_config_last_reload_successful", &[]) == Some(0.0)).then_some(())
+    });
     assert!(d.log_text().contains(&fx.config.display().to_string()), "the reload error names the config file");
     let polls = sum(&d.metrics(), "sgdrift_polls_total");
     d.wait_for("polls to go on", |d| (sum(&d.metrics(), "sgdrift_polls_total") >= polls + 2.0).then_some(()));
@@ -274,11 +314,14 @@ fn sighup_with_a_broken_config_keeps_the_running_one_and_a_valid_one_takes_effec
     }
     write_atomically(&fx.config, &toml::to_string(&doc).unwrap());
     d.signal("HUP");
-    d.wait_for("the successful reload", |d| (d.value("sgdrift_config_last_reload_successful", &[]) == Some(1.0)).then_some(()));
+    d.wait_for("the successful reload", |d| {
+        (d.value("sgdrift_config_last_reload_successful", &[]) == Some(1.0)).then_some(())
+    });
     assert!(d.value("sgdrift_config_last_reload_success_timestamp_seconds", &[]).unwrap() > loaded);
     d.wait_for("only the named cluster in /metrics", |d| {
         let m = d.metrics();
-        let left: BTreeSet<&str> = m.iter().filter(|s| s.name == "sgdrift_cluster_info").map(|s| s.label("eks_cluster")).collect();
+        let left: BTreeSet<&str> =
+            m.iter().filter(|s| s.name == "sgdrift_cluster_info").map(|s| s.label("eks_cluster")).collect();
         (left == BTreeSet::from([names[0].as_str()])).then_some(())
     });
     let m = d.metrics();
@@ -301,11 +344,7 @@ fn readyz_is_503_until_the_first_poll_cycle_has_finished() {
         })
         .collect();
     let (name, region) = demo.first().expect("a demo cluster").clone();
-    let (elsewhere, _) = demo
-        .iter()
-        .find(|(_, r)| *r != region)
-        .expect("the demo has clusters in two regions")
-        .clone();
+    let (elsewhere, _) = demo.iter().find(|(_, r)| *r != region).expect("the demo has clusters in two regions").clone();
     // This cluster's groups behind a FIFO: its first poll blocks until the test writes them.
     let file = fx.cluster_dir(&name).join("describe-security-groups.json");
     let content = fs::read_to_string(&file).unwrap();
@@ -320,9 +359,9 @@ fn readyz_is_503_until_the_first_poll_cycle_has_finished() {
     // The other region's target is polled meanwhile: a stuck target delays no other.
     d.wait_for("the other region's cluster to be polled", |d| {
         let m = d.metrics();
-        let polled = m.iter().any(|s| {
-            s.name == "sgdrift_cluster_poll_success" && s.label("eks_cluster") == elsewhere && s.value == 1.0
-        });
+        let polled = m
+            .iter()
+            .any(|s| s.name == "sgdrift_cluster_poll_success" && s.label("eks_cluster") == elsewhere && s.value == 1.0);
         polled.then_some(())
     });
     let r = d.get("/readyz");
@@ -387,7 +426,11 @@ fn the_status_page_lists_every_demo_cluster_and_finding_and_never_a_secret() {
     assert!(all.len() >= 3, "the demo has at least three clusters");
     let mut findings = 0;
     for cluster in &all {
-        assert!(page.body.contains(&html_escape(cluster["cluster"].as_str().unwrap())), "{} missing from the page", cluster["cluster"]);
+        assert!(
+            page.body.contains(&html_escape(cluster["cluster"].as_str().unwrap())),
+            "{} missing from the page",
+            cluster["cluster"]
+        );
         for f in cluster["findings"].as_array().unwrap() {
             findings += 1;
             let reason = html_escape(f["reason"].as_str().unwrap());
@@ -476,7 +519,10 @@ fn check_prints_the_report_the_daemon_serves_and_both_follow_the_published_schem
     for c in printed["clusters"].as_array().expect("clusters") {
         for f in c["findings"].as_array().expect("findings") {
             if let Some(cli) = f["remediation"]["aws_cli"].as_str() {
-                assert!(cli.contains("aws ec2 ") && cli.contains(&format!("--region {}", c["region"].as_str().unwrap())), "{f}");
+                assert!(
+                    cli.contains("aws ec2 ") && cli.contains(&format!("--region {}", c["region"].as_str().unwrap())),
+                    "{f}"
+                );
                 fixes += 1;
             }
         }

@@ -7,7 +7,6 @@
 //! with the record of tests/fixtures/events/authorize-ingress.json exactly as `LookupEvents`
 //! returns records: a JSON string in `Events[].CloudTrailEvent`.
 
-
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -18,6 +17,7 @@ use aws_smithy_runtime_api::http::{Request, Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use chrono::{DateTime, Utc};
 
+use crate::support::layouts;
 use sgdrift::diff::Evaluation;
 use sgdrift::engine::ClusterOutcome;
 use sgdrift::events::aws::CloudTrail;
@@ -26,12 +26,12 @@ use sgdrift::model::{EndpointMode, Finding, Role, Style};
 use sgdrift::scheduler::{apply_poll, TargetFailure};
 use sgdrift::source::{AwsCallMetrics, TargetSpec};
 use sgdrift::state::{PersistedState, StateStore};
-use crate::support::layouts;
 
 /// `LookupEvents`' answer: the fixture's record on `group`, as a string, as CloudTrail returns it.
 fn lookup_answer(group: &str) -> String {
     let path = format!("{}/tests/fixtures/events/authorize-ingress.json", env!("CARGO_MANIFEST_DIR"));
-    let envelope: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap().replace("sg-0a1b2c3d4e5f60718", group)).unwrap();
+    let envelope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap().replace("sg-0a1b2c3d4e5f60718", group)).unwrap();
     let record = envelope["detail"].to_string();
     serde_json::json!({ "Events": [ {
         "EventId": envelope["detail"]["eventID"],
@@ -53,7 +53,10 @@ fn replay(answers: &[String]) -> StaticReplayClient {
             .map(|body| {
                 let mut request = Request::new(SdkBody::empty());
                 request.set_uri("https://cloudtrail.eu-west-1.amazonaws.com/").unwrap();
-                ReplayEvent::new(request, Response::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body.as_str())))
+                ReplayEvent::new(
+                    request,
+                    Response::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body.as_str())),
+                )
             })
             .collect(),
     )
@@ -63,13 +66,19 @@ fn sdk_config(client: StaticReplayClient) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(layouts::REGION))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "tests")))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
         .http_client(client)
         .build()
 }
 
 fn outcome(snapshot: &sgdrift::model::ClusterSnapshot, findings: Vec<Finding>) -> Vec<ClusterOutcome> {
-    vec![ClusterOutcome { id: snapshot.id.clone(), target: 0, result: Ok((snapshot.clone(), Evaluation { findings, flows: vec![], owned: vec![] })) }]
+    vec![ClusterOutcome {
+        id: snapshot.id.clone(),
+        target: 0,
+        result: Ok((snapshot.clone(), Evaluation { findings, flows: vec![], owned: vec![] })),
+    }]
 }
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -98,8 +107,10 @@ async fn a_finding_the_timer_found_is_attributed_from_lookup_events_once_per_gro
 
     let client = replay(&[lookup_answer(&node)]);
     let calls = AwsCallMetrics::unregistered();
-    let attribution = Attribution::new(Some(CloudTrail::new(sdk_config(client.clone()), calls.clone(), Duration::from_secs(5))));
-    let ssh = Finding::test().critical().on(&node).rule("ingress tcp 22 from 0.0.0.0/0").in_cluster(&snapshot.id).build();
+    let attribution =
+        Attribution::new(Some(CloudTrail::new(sdk_config(client.clone()), calls.clone(), Duration::from_secs(5))));
+    let ssh =
+        Finding::test().critical().on(&node).rule("ingress tcp 22 from 0.0.0.0/0").in_cluster(&snapshot.id).build();
     let mut polled = outcome(&snapshot, vec![ssh.clone()]);
     attribution.attribute(&spec, &mut polled, &store).await;
     record(&store, &spec, polled, at("2026-11-30T07:05:00Z")).await;
@@ -109,17 +120,26 @@ async fn a_finding_the_timer_found_is_attributed_from_lookup_events_once_per_gro
     assert_eq!(by.arn, "arn:aws:sts::111122223333:assumed-role/Admin/jo");
     assert_eq!(by.source_ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(by.user_agent.as_deref(), Some("aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64.amzn.2"));
-    assert_eq!((by.event_name.as_str(), by.event_id.as_str()), ("AuthorizeSecurityGroupIngress", "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"));
+    assert_eq!(
+        (by.event_name.as_str(), by.event_id.as_str()),
+        ("AuthorizeSecurityGroupIngress", "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+    );
     assert_eq!(by.event_time, at("2026-11-30T07:00:00Z"));
 
-    let requests: Vec<String> =
-        client.actual_requests().map(|r| String::from_utf8_lossy(r.body().bytes().unwrap_or_default()).into_owned()).collect();
+    let requests: Vec<String> = client
+        .actual_requests()
+        .map(|r| String::from_utf8_lossy(r.body().bytes().unwrap_or_default()).into_owned())
+        .collect();
     assert_eq!(requests.len(), 1);
     let asked: serde_json::Value = serde_json::from_str(&requests[0]).unwrap();
     assert_eq!(asked["LookupAttributes"][0]["AttributeKey"], "ResourceName");
     assert_eq!(asked["LookupAttributes"][0]["AttributeValue"], node.as_str());
     let since = asked["StartTime"].as_f64().unwrap() as i64;
-    assert_eq!(since, at("2026-11-30T06:50:00Z").timestamp(), "since the last clean poll, with a margin for changes made while it ran");
+    assert_eq!(
+        since,
+        at("2026-11-30T06:50:00Z").timestamp(),
+        "since the last clean poll, with a margin for changes made while it ran"
+    );
     assert_eq!(calls.call_counts()["cloudtrail:LookupEvents"], 1);
 
     // The next poll: the known finding is not looked up again, and a new one on the same group
@@ -127,8 +147,15 @@ async fn a_finding_the_timer_found_is_attributed_from_lookup_events_once_per_gro
     let again = Finding { id: "another-ssh-finding".into(), ..ssh.clone() };
     let mut next = outcome(&snapshot, vec![ssh, again]);
     attribution.attribute(&spec, &mut next, &store).await;
-    assert_eq!(findings(&next)[0].changed_by, None, "a finding already known is not attributed again (the state keeps its actor)");
-    assert_eq!(findings(&next)[1].changed_by.as_ref().map(|b| b.event_id.as_str()), Some("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"));
+    assert_eq!(
+        findings(&next)[0].changed_by,
+        None,
+        "a finding already known is not attributed again (the state keeps its actor)"
+    );
+    assert_eq!(
+        findings(&next)[1].changed_by.as_ref().map(|b| b.event_id.as_str()),
+        Some("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+    );
     assert_eq!(client.actual_requests().count(), 1, "one look-up per group, cached");
     record(&store, &spec, next, at("2026-11-30T07:10:00Z")).await;
     let kept = store.read_now(|s| s.clusters.values().next().unwrap().report.findings[0].changed_by.clone());
@@ -143,7 +170,11 @@ async fn a_cluster_polled_for_the_first_time_asks_cloudtrail_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::with_state(dir.path().join("state.json"), PersistedState::default());
     let client = replay(&[]);
-    let attribution = Attribution::new(Some(CloudTrail::new(sdk_config(client.clone()), AwsCallMetrics::unregistered(), Duration::from_secs(5))));
+    let attribution = Attribution::new(Some(CloudTrail::new(
+        sdk_config(client.clone()),
+        AwsCallMetrics::unregistered(),
+        Duration::from_secs(5),
+    )));
     let ssh = Finding::test().on(&node).rule("ingress tcp 22 from 0.0.0.0/0").in_cluster(&snapshot.id).build();
     let mut first = outcome(&snapshot, vec![ssh]);
     attribution.attribute(&spec, &mut first, &store).await;

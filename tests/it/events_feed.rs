@@ -12,8 +12,8 @@ use crate::support::moto;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use aws_sdk_ec2::types::{IpPermission, IpRange};
 use crate::daemon_harness::{free_port, Daemon, Receiver};
+use aws_sdk_ec2::types::{IpPermission, IpRange};
 
 const REGION: &str = "eu-south-1";
 const CLUSTER: &str = "console-public";
@@ -52,10 +52,22 @@ impl World {
         let ec2 = aws_sdk_ec2::Client::new(&aws.sdk_config(REGION));
         let sqs = aws_sdk_sqs::Client::new(&sqs_aws.as_ref().unwrap_or(&aws).sdk_config(REGION));
         let queue = rt.block_on(async {
-            let out = sqs.create_queue().queue_name("sgdrift-events").send().await.expect("the emulator creates the queue");
+            let out =
+                sqs.create_queue().queue_name("sgdrift-events").send().await.expect("the emulator creates the queue");
             out.queue_url().expect("a queue URL").to_string()
         });
-        World { aws, sqs_aws, rt, ec2, sqs, queue, node, account, slack: Receiver::start(), dir: tempfile::tempdir().unwrap() }
+        World {
+            aws,
+            sqs_aws,
+            rt,
+            ec2,
+            sqs,
+            queue,
+            node,
+            account,
+            slack: Receiver::start(),
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// `sgdrift run` with the feed on this world's queue (attribution off: the emulator has no
@@ -96,13 +108,25 @@ impl World {
     /// Authorizes `tcp port` from `cidr` on the node group, as an operator would.
     fn authorize(&self, port: i32, cidr: &str) {
         self.rt
-            .block_on(self.ec2.authorize_security_group_ingress().group_id(&self.node).ip_permissions(permission(port, cidr)).send())
+            .block_on(
+                self.ec2
+                    .authorize_security_group_ingress()
+                    .group_id(&self.node)
+                    .ip_permissions(permission(port, cidr))
+                    .send(),
+            )
             .expect("the emulator authorizes the rule");
     }
 
     fn revoke(&self, port: i32, cidr: &str) {
         self.rt
-            .block_on(self.ec2.revoke_security_group_ingress().group_id(&self.node).ip_permissions(permission(port, cidr)).send())
+            .block_on(
+                self.ec2
+                    .revoke_security_group_ingress()
+                    .group_id(&self.node)
+                    .ip_permissions(permission(port, cidr))
+                    .send(),
+            )
             .expect("the emulator revokes the rule");
     }
 
@@ -126,9 +150,19 @@ impl World {
         self.rt.block_on(async {
             for (i, chunk) in bodies.chunks(10).enumerate() {
                 let entries = chunk.iter().enumerate().map(|(j, b)| {
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{i}-{j}")).message_body(b).build().unwrap()
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}-{j}"))
+                        .message_body(b)
+                        .build()
+                        .unwrap()
                 });
-                self.sqs.send_message_batch().queue_url(&self.queue).set_entries(Some(entries.collect())).send().await.expect("posted");
+                self.sqs
+                    .send_message_batch()
+                    .queue_url(&self.queue)
+                    .set_entries(Some(entries.collect()))
+                    .send()
+                    .await
+                    .expect("posted");
             }
         });
     }
@@ -161,7 +195,12 @@ impl World {
 }
 
 fn permission(port: i32, cidr: &str) -> IpPermission {
-    IpPermission::builder().ip_protocol("tcp").from_port(port).to_port(port).ip_ranges(IpRange::builder().cidr_ip(cidr).build()).build()
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(port)
+        .to_port(port)
+        .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
+        .build()
 }
 
 fn repo() -> PathBuf {
@@ -171,13 +210,19 @@ fn repo() -> PathBuf {
 /// Ready, and every alert of the first poll delivered: what follows is the feed's doing.
 fn settled(d: &mut Daemon, world: &World) -> usize {
     d.wait_ready();
-    d.wait_for("the first poll's alerts delivered", |d| (d.value("sgdrift_notification_queue_length", &[]) == Some(0.0)).then_some(()));
+    d.wait_for("the first poll's alerts delivered", |d| {
+        (d.value("sgdrift_notification_queue_length", &[]) == Some(0.0)).then_some(())
+    });
     world.messages().len()
 }
 
 /// AWS calls made by the source (EC2, EKS, STS), the queue's own left out.
 fn source_calls(d: &Daemon) -> f64 {
-    d.metrics().iter().filter(|s| s.name == "sgdrift_aws_api_requests_total" && s.labels["service"] != "sqs").map(|s| s.value).sum()
+    d.metrics()
+        .iter()
+        .filter(|s| s.name == "sgdrift_aws_api_requests_total" && s.labels["service"] != "sqs")
+        .map(|s| s.value)
+        .sum()
 }
 
 fn outcome(d: &Daemon, outcome: &str) -> f64 {
@@ -197,7 +242,10 @@ fn an_authorize_event_alerts_once_naming_the_actor_and_its_revoke_resolves() {
     world.post(&[world.event("authorize-ingress.json", &world.node, 0)]);
     let alert = d.wait_for("the Slack message of the new SSH rule", |_| world.messages().get(before).cloned());
     assert!(alert.contains("Drift: 1 new finding"), "{alert}");
-    assert!(alert.contains("tcp 22 from 0.0.0.0/0") && alert.contains(ACTOR), "the message names the rule and who made it: {alert}");
+    assert!(
+        alert.contains("tcp 22 from 0.0.0.0/0") && alert.contains(ACTOR),
+        "the message names the rule and who made it: {alert}"
+    );
     assert!(alert.contains("AuthorizeSecurityGroupIngress"), "{alert}");
     assert_eq!(d.total("sgdrift_polls_total"), polls + 1.0, "one re-poll of the one cluster");
     let report = d.report();
@@ -253,7 +301,8 @@ fn events_for_groups_no_cluster_uses_cost_no_aws_call_and_poison_messages_are_dr
         r#"{"detail-type": "AWS API Call via CloudTrail", "detail": {"eventSource": "s3.amazonaws.com", "eventName": "PutObject"}}"#.to_string(),
     ]);
     d.wait_for("the three messages handled", |d| {
-        (outcome(d, "unknown_group") == 1.0 && outcome(d, "malformed") == 1.0 && outcome(d, "ignored") == 1.0).then_some(())
+        (outcome(d, "unknown_group") == 1.0 && outcome(d, "malformed") == 1.0 && outcome(d, "ignored") == 1.0)
+            .then_some(())
     });
     d.wait_for("every message deleted", |_| (world.queued() == 0).then_some(()));
     assert_eq!(source_calls(&d), calls, "no EC2, EKS or STS call for a group no cluster uses");

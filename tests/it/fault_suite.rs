@@ -15,8 +15,8 @@ use crate::support::receiver;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::path::Path;
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -83,7 +83,14 @@ fn open_fds(pid: u32) -> usize {
 
 fn nofile_of(pid: u32) -> String {
     let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
-    limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or("").split_whitespace().nth(3).unwrap_or("?").to_string()
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or("?")
+        .to_string()
 }
 
 /// A connection that sent half a request.
@@ -151,13 +158,20 @@ fn two_thousand_half_open_connections_at_a_1024_descriptor_limit_neither_starve_
     let mut last_close = last_opened;
     for (opened, s) in &mut held {
         let closed = closed_by(s, until).unwrap_or_else(|| {
-            panic!("a half-open connection opened {:?} into the test was still open after {:?}", opened.duration_since(started), until.duration_since(*opened))
+            panic!(
+                "a half-open connection opened {:?} into the test was still open after {:?}",
+                opened.duration_since(started),
+                until.duration_since(*opened)
+            )
         });
         last_close = last_close.max(closed);
     }
     let slowest = last_close.duration_since(last_opened);
     let m = d.metrics();
-    let closed = |reason: &str| daemon_harness::find(&m, "sgdrift_http_connections_closed_total", &[("reason", reason)]).map_or(0.0, |s| s.value);
+    let closed = |reason: &str| {
+        daemon_harness::find(&m, "sgdrift_http_connections_closed_total", &[("reason", reason)])
+            .map_or(0.0, |s| s.value)
+    };
     assert!(closed("header_timeout") >= 1.0 && closed("evicted") >= 1.0, "{m:?}");
     assert!(!d.log_text().contains("Too many open files"), "{}", d.log_text());
     d.wait_for("another poll with the state written", |d| (d.get("/readyz").status == 200).then_some(()));
@@ -242,7 +256,10 @@ fn the_status_page_carries_security_headers_and_metrics_are_gzipped_when_asked()
     assert!(head.starts_with("HTTP/1.1 431"), "a 32 KiB header is refused: {head}");
     let with_body = raw_get(d.port, "/metrics", "Content-Length: 5\r\n");
     assert!(split_response(&with_body).0.starts_with("HTTP/1.1 413"), "{}", split_response(&with_body).0);
-    figure("http-limits", format!("/metrics {} B plain, {} B gzip; 32 KiB header → 431; request body → 413", plain.len(), body.len()));
+    figure(
+        "http-limits",
+        format!("/metrics {} B plain, {} B gzip; 32 KiB header → 431; request body → 413", plain.len(), body.len()),
+    );
 }
 
 fn raw_get(port: u16, path: &str, extra: &str) -> Vec<u8> {
@@ -259,7 +276,6 @@ fn split_response(raw: &[u8]) -> (String, &[u8]) {
     (String::from_utf8_lossy(&raw[..end]).into_owned(), &raw[end..])
 }
 
-
 /// The temp file every state write goes through (`state.rs`: `.<name>.tmp` beside the file).
 fn state_tmp(fx: &Fixture) -> std::path::PathBuf {
     let name = fx.state_file.file_name().unwrap().to_string_lossy().into_owned();
@@ -269,7 +285,12 @@ fn state_tmp(fx: &Fixture) -> std::path::PathBuf {
 /// Runs one state-write fault: `break_it` makes writes fail (tests run as root, so permissions
 /// cannot), `repair` undoes it; the daemon must say so on /readyz and in /metrics, keep serving,
 /// and recover by itself.
-fn state_write_fault(case: &str, errno_text: &str, break_it: impl FnOnce(&std::path::Path), repair: impl FnOnce(&std::path::Path)) {
+fn state_write_fault(
+    case: &str,
+    errno_text: &str,
+    break_it: impl FnOnce(&std::path::Path),
+    repair: impl FnOnce(&std::path::Path),
+) {
     let fx = Fixture::demo();
     let mut d = fx.start();
     d.wait_ready();
@@ -323,7 +344,12 @@ fn a_full_disk_makes_readyz_503_with_the_reason_counts_the_failures_and_recovers
 fn an_unwritable_state_directory_makes_readyz_503_and_recovers() {
     // A directory where the temp file must go: the open for writing fails (EISDIR), as a
     // read-only directory would for a non-root user.
-    state_write_fault("state-dir-unwritable", "Is a directory", |tmp| fs::create_dir(tmp).unwrap(), |tmp| fs::remove_dir(tmp).unwrap());
+    state_write_fault(
+        "state-dir-unwritable",
+        "Is a directory",
+        |tmp| fs::create_dir(tmp).unwrap(),
+        |tmp| fs::remove_dir(tmp).unwrap(),
+    );
 }
 
 fn run_once(config: &Path, extra: &[&str]) -> std::process::Output {
@@ -354,7 +380,10 @@ fn a_corrupt_state_file_refuses_the_start_and_reset_state_moves_it_aside() {
         let refused = run_once(&fx.config, &[]);
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(2), "{what}: {stderr}");
-        assert!(stderr.contains(&fx.state_file.display().to_string()) && stderr.contains("--reset-state"), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&fx.state_file.display().to_string()) && stderr.contains("--reset-state"),
+            "{what}: {stderr}"
+        );
         assert_eq!(fs::read_to_string(&fx.state_file).unwrap(), *text, "{what}: the file was changed");
 
         let log = fx.path("reset.log");
@@ -424,9 +453,17 @@ fn sighup_with_an_invalid_config_keeps_the_running_one_and_a_valid_one_takes_eff
     doc.get_mut("poll").and_then(|p| p.as_table_mut()).unwrap().insert("concurrency".into(), 2.into());
     daemon_harness::write_atomically(&fx.config, &toml::to_string(&doc).unwrap());
     d.signal("HUP");
-    d.wait_for("the good reload", |d| (d.value("sgdrift_config_last_reload_successful", &[]) == Some(1.0)).then_some(()));
+    d.wait_for("the good reload", |d| {
+        (d.value("sgdrift_config_last_reload_successful", &[]) == Some(1.0)).then_some(())
+    });
     assert!(d.child.try_wait().unwrap().is_none());
-    figure("sighup", format!("{} invalid configs refused on SIGHUP (old config kept, reload gauge 0, /readyz 200); a valid one applied", bad_values.len()));
+    figure(
+        "sighup",
+        format!(
+            "{} invalid configs refused on SIGHUP (old config kept, reload gauge 0, /readyz 200); a valid one applied",
+            bad_values.len()
+        ),
+    );
 }
 
 /// `sgdrift run` against an AWS endpoint at `endpoint`, with 1 s calls polled every 2 s.
@@ -475,7 +512,11 @@ fn aws_fault(case: &str, endpoint: &str) {
     let mut d = aws_daemon(dir.path(), endpoint);
     d.wait_for("a failed AWS call to be counted", |d| {
         let m = d.try_get("/metrics")?;
-        let errors: f64 = daemon_harness::parse_metrics(&m.body).iter().filter(|s| s.name == "sgdrift_aws_api_request_errors_total").map(|s| s.value).sum();
+        let errors: f64 = daemon_harness::parse_metrics(&m.body)
+            .iter()
+            .filter(|s| s.name == "sgdrift_aws_api_request_errors_total")
+            .map(|s| s.value)
+            .sum();
         (errors >= 2.0).then_some(())
     });
     let asked = Instant::now();
@@ -484,8 +525,11 @@ fn aws_fault(case: &str, endpoint: &str) {
     assert_eq!(r.status, 200);
     assert!(answered < Duration::from_secs(1), "/metrics took {answered:?} while AWS fails");
     let m = daemon_harness::parse_metrics(&r.body);
-    let kinds: std::collections::BTreeSet<String> =
-        m.iter().filter(|s| s.name == "sgdrift_aws_api_request_errors_total" && s.value > 0.0).map(|s| s.label("error").to_string()).collect();
+    let kinds: std::collections::BTreeSet<String> = m
+        .iter()
+        .filter(|s| s.name == "sgdrift_aws_api_request_errors_total" && s.value > 0.0)
+        .map(|s| s.label("error").to_string())
+        .collect();
     assert_eq!(d.get("/healthz").status, 200);
     assert!(d.child.try_wait().unwrap().is_none());
     figure(case, format!("polls fail with {kinds:?}, /metrics answered in {:.3}s, daemon up", answered.as_secs_f64()));
@@ -523,13 +567,21 @@ fn a_newline_in_a_cluster_name_from_the_files_source_cannot_forge_a_log_line() {
     // Its poll fails, so the daemon logs a warning naming the cluster.
     fs::write(dir.join("describe-security-groups.json"), "{\"SecurityGroups\": [").unwrap();
     let mut d = fx.start();
-    d.wait_for("the failed poll of the renamed cluster in the log", |d| d.log_text().contains("ledger\\n2026").then_some(()));
+    d.wait_for("the failed poll of the renamed cluster in the log", |d| {
+        d.log_text().contains("ledger\\n2026").then_some(())
+    });
     let log = d.log_text();
     let forged = log.lines().filter(|l| l.starts_with(FORGED)).count();
     assert_eq!(forged, 0, "a forged line:\n{log}");
-    assert!(!log.contains('\u{1b}'), "an escape sequence reached the log (stderr is not a terminal: no colours either)");
+    assert!(
+        !log.contains('\u{1b}'),
+        "an escape sequence reached the log (stderr is not a terminal: no colours either)"
+    );
     let escaped = log.lines().filter(|l| l.contains("ledger\\n2026")).count();
-    figure("log-forging", format!("{escaped} log lines name the cluster with its newline escaped; 0 forged lines, 0 escape sequences"));
+    figure(
+        "log-forging",
+        format!("{escaped} log lines name the cluster with its newline escaped; 0 forged lines, 0 escape sequences"),
+    );
 }
 
 /// A multi-threaded runtime for the test receiver (`support/receiver.rs` is async): it serves
@@ -587,8 +639,12 @@ fn a_receiver_failing_every_way_gets_the_notification_once_in_the_end_and_each_f
     d.wait_ready();
     let rss_ready = proc_mib(pid, "VmRSS");
 
-    let fifth = d.wait_for_within(DELIVERY_PATIENCE, "the attempt answered with 50 MB", |_| receiver.requests("/flaky").get(4).map(|r| r.at));
-    d.wait_for("the 50 MB answer to be counted as a server error", |d| (failed_count(d, "server_error") >= 2.0).then_some(()));
+    let fifth = d.wait_for_within(DELIVERY_PATIENCE, "the attempt answered with 50 MB", |_| {
+        receiver.requests("/flaky").get(4).map(|r| r.at)
+    });
+    d.wait_for("the 50 MB answer to be counted as a server error", |d| {
+        (failed_count(d, "server_error") >= 2.0).then_some(())
+    });
     let settled = fifth.elapsed();
     let peak = proc_mib(pid, "VmHWM");
     let got = d.wait_for_within(DELIVERY_PATIENCE, "the sixth attempt", |_| {
@@ -600,7 +656,10 @@ fn a_receiver_failing_every_way_gets_the_notification_once_in_the_end_and_each_f
     assert_eq!(statuses, [500, 429, 429, 503, 500, 200]);
     assert!(got[..6].iter().all(|r| r.body["notification_id"] == first.as_str()), "one notification, retried: {got:?}");
     let date_wait = got[3].at - got[2].at;
-    assert!(date_wait + Duration::from_secs(2) >= RETRY_AFTER_DATE, "the HTTP-date Retry-After was not honoured: next try after {date_wait:?}");
+    assert!(
+        date_wait + Duration::from_secs(2) >= RETRY_AFTER_DATE,
+        "the HTTP-date Retry-After was not honoured: next try after {date_wait:?}"
+    );
     assert!(got[2].at - got[1].at >= Duration::from_millis(900), "Retry-After: 1 was not honoured");
     let hang = got[4].at - got[3].at;
     assert!(hang >= SINK_REQUEST_TIMEOUT, "the hung request was given up after {hang:?}, before the request timeout");
@@ -615,12 +674,20 @@ fn a_receiver_failing_every_way_gets_the_notification_once_in_the_end_and_each_f
     }
     assert_eq!(accepted.get(&first), Some(&1), "{accepted:?}");
     assert!(accepted.values().all(|n| *n == 1), "a notification accepted twice: {accepted:?}");
-    let counted: Vec<(&str, f64)> =
-        ["server_error", "rate_limited", "timeout", "client_error", "connect"].into_iter().map(|r| (r, failed_count(&d, r))).collect();
-    assert_eq!(counted, [("server_error", 2.0), ("rate_limited", 2.0), ("timeout", 1.0), ("client_error", 0.0), ("connect", 0.0)]);
+    let counted: Vec<(&str, f64)> = ["server_error", "rate_limited", "timeout", "client_error", "connect"]
+        .into_iter()
+        .map(|r| (r, failed_count(&d, r)))
+        .collect();
+    assert_eq!(
+        counted,
+        [("server_error", 2.0), ("rate_limited", 2.0), ("timeout", 1.0), ("client_error", 0.0), ("connect", 0.0)]
+    );
     let refused = failed_count(&d, "connection_refused");
     assert!(refused >= 1.0, "the receiver that is down is counted as connection_refused");
-    assert!(peak < RSS_BOUND_MIB, "peak resident memory {peak:.1} MiB with a 50 MiB error body (bound {RSS_BOUND_MIB} MiB)");
+    assert!(
+        peak < RSS_BOUND_MIB,
+        "peak resident memory {peak:.1} MiB with a 50 MiB error body (bound {RSS_BOUND_MIB} MiB)"
+    );
     assert!(d.child.try_wait().unwrap().is_none());
     figure(
         "receivers",
@@ -666,18 +733,27 @@ struct Churned {
 impl Churned {
     fn of(fx: &Fixture, name: &str) -> Churned {
         let dir = fx.cluster_dir(name);
-        let cluster: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.join("describe-cluster.json")).unwrap()).unwrap();
+        let cluster: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.join("describe-cluster.json")).unwrap()).unwrap();
         let group = cluster["cluster"]["resourcesVpcConfig"]["clusterSecurityGroupId"].as_str().unwrap().to_string();
         let file = dir.join("describe-security-groups.json");
         let original: serde_json::Value = serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
-        assert!(original["SecurityGroups"].as_array().unwrap().iter().any(|g| g["GroupId"] == group.as_str()), "{name}: {group} is described");
+        assert!(
+            original["SecurityGroups"].as_array().unwrap().iter().any(|g| g["GroupId"] == group.as_str()),
+            "{name}: {group} is described"
+        );
         Churned { file, original, group }
     }
 
     /// Writes the file (atomically) with `ports` open from 0.0.0.0/0 on the cluster group.
     fn write(&self, ports: &BTreeSet<u16>) {
         let mut groups = self.original.clone();
-        let target = groups["SecurityGroups"].as_array_mut().unwrap().iter_mut().find(|g| g["GroupId"] == self.group.as_str()).unwrap();
+        let target = groups["SecurityGroups"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|g| g["GroupId"] == self.group.as_str())
+            .unwrap();
         for port in ports {
             target["IpPermissions"].as_array_mut().unwrap().push(serde_json::json!({
                 "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
@@ -726,7 +802,11 @@ impl Delivered {
                 if e["reminder"] == true {
                     continue;
                 }
-                let key = (e["episode_id"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string(), time(&e["opened_at"]));
+                let key = (
+                    e["episode_id"].as_str().unwrap().to_string(),
+                    e["status"].as_str().unwrap().to_string(),
+                    time(&e["opened_at"]),
+                );
                 out.transitions.entry(key).or_default().insert(id.clone());
             }
         }
@@ -764,7 +844,12 @@ fn open_episodes(state_file: &Path) -> BTreeSet<(String, chrono::DateTime<chrono
 
 /// Starts and SIGKILLs the daemon [`KILLS`] times, each after a random life; returns the lives
 /// (s) and how many kills landed as a receiver took a notification.
-fn kill_at_random_moments(fx: &Fixture, rng: &mut StdRng, receiver: &receiver::Receiver, sinks: &[&str]) -> (Vec<f64>, usize) {
+fn kill_at_random_moments(
+    fx: &Fixture,
+    rng: &mut StdRng,
+    receiver: &receiver::Receiver,
+    sinks: &[&str],
+) -> (Vec<f64>, usize) {
     let delivered = |r: &receiver::Receiver| sinks.iter().map(|p| r.requests(p).len()).sum::<usize>();
     let (mut lives, mut in_flight) = (Vec::new(), 0);
     for _ in 0..KILLS {
@@ -794,7 +879,12 @@ fn kill_at_random_moments(fx: &Fixture, rng: &mut StdRng, receiver: &receiver::R
 
 /// Checks one sink's deliveries against the episodes open at the end: 0 lost, 0 duplicated.
 /// Returns its figure.
-fn check_sink(sink: &str, got: &Delivered, open: &BTreeSet<(String, chrono::DateTime<chrono::Utc>)>, seed: u64) -> String {
+fn check_sink(
+    sink: &str,
+    got: &Delivered,
+    open: &BTreeSet<(String, chrono::DateTime<chrono::Utc>)>,
+    seed: u64,
+) -> String {
     let lost_firing: Vec<_> = open.iter().filter(|e| !got.has(e, "firing")).collect();
     assert!(lost_firing.is_empty(), "{sink}: open at the end, never delivered firing: {lost_firing:?} (seed {seed})");
     let lost_resolved: Vec<_> = got
@@ -803,12 +893,21 @@ fn check_sink(sink: &str, got: &Delivered, open: &BTreeSet<(String, chrono::Date
         .filter(|(id, status, at)| status == "firing" && !open.contains(&(id.clone(), *at)))
         .filter(|(id, _, at)| !got.has(&(id.clone(), *at), "resolved"))
         .collect();
-    assert!(lost_resolved.is_empty(), "{sink}: fired, gone at the end, never delivered resolved: {lost_resolved:?} (seed {seed})");
-    let unannounced: Vec<_> =
-        got.transitions.keys().filter(|(id, status, at)| status == "resolved" && !got.has(&(id.clone(), *at), "firing")).collect();
+    assert!(
+        lost_resolved.is_empty(),
+        "{sink}: fired, gone at the end, never delivered resolved: {lost_resolved:?} (seed {seed})"
+    );
+    let unannounced: Vec<_> = got
+        .transitions
+        .keys()
+        .filter(|(id, status, at)| status == "resolved" && !got.has(&(id.clone(), *at), "firing"))
+        .collect();
     assert!(unannounced.is_empty(), "{sink}: resolved, never delivered firing: {unannounced:?} (seed {seed})");
     let duplicated: Vec<_> = got.transitions.iter().filter(|(_, ids)| ids.len() > 1).collect();
-    assert!(duplicated.is_empty(), "{sink}: one transition under several notification ids: {duplicated:?} (seed {seed})");
+    assert!(
+        duplicated.is_empty(),
+        "{sink}: one transition under several notification ids: {duplicated:?} (seed {seed})"
+    );
     assert!(got.count("resolved") >= 1, "{sink}: the churn resolved something (seed {seed})");
     format!(
         "{sink}: {} firing + {} resolved transitions, 0 lost, 0 duplicated, {} redelivered (same notification_id)",
@@ -841,17 +940,21 @@ fn kill_9_at_random_moments_under_rule_churn_loses_and_duplicates_no_alert_per_s
     let mut d = fx.start();
     d.wait_ready();
     d.wait_for_more_polls(3.0 * 3.0);
-    d.wait_for("the outbox to empty", |d| (d.value("sgdrift_notification_queue_length", &[]) == Some(0.0)).then_some(()));
+    d.wait_for("the outbox to empty", |d| {
+        (d.value("sgdrift_notification_queue_length", &[]) == Some(0.0)).then_some(())
+    });
     let report = d.report();
     d.signal("TERM");
     d.wait_exit(Duration::from_secs(10)).expect("SIGTERM ends the daemon");
     let open = open_episodes(&fx.state_file);
     let payments = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == "payments").unwrap();
-    let ssh = payments["findings"].as_array().unwrap().iter().find(|f| f["from_port"] == 22 && f["peer"] == "0.0.0.0/0");
+    let ssh =
+        payments["findings"].as_array().unwrap().iter().find(|f| f["from_port"] == 22 && f["peer"] == "0.0.0.0/0");
     let ssh = ssh.expect("the final state's SSH rule on payments is a finding")["id"].as_str().unwrap().to_string();
     assert!(open.iter().any(|(id, _)| *id == ssh), "the final SSH finding is an open episode");
 
-    let per_sink: Vec<String> = sinks.iter().map(|sink| check_sink(sink, &Delivered::of(&receiver.requests(sink)), &open, seed)).collect();
+    let per_sink: Vec<String> =
+        sinks.iter().map(|sink| check_sink(sink, &Delivered::of(&receiver.requests(sink)), &open, seed)).collect();
     figure(
         "kill-9",
         format!(
@@ -886,7 +989,11 @@ fn throttled(service: &str) -> Vec<u8> {
         let body = "{\"message\":\"Rate exceeded\"}";
         proxy::response(
             "400 Bad Request",
-            &[("Content-Type", "application/json"), ("x-amzn-ErrorType", "ThrottlingException"), ("x-amzn-RequestId", "f3b1c2d4-0000-4000-8000-000000000001")],
+            &[
+                ("Content-Type", "application/json"),
+                ("x-amzn-ErrorType", "ThrottlingException"),
+                ("x-amzn-RequestId", "f3b1c2d4-0000-4000-8000-000000000001"),
+            ],
             body,
         )
     }
@@ -899,13 +1006,20 @@ fn evaluated_by_cycle(d: &mut Daemon, clusters: &[String], wanted: usize) -> Vec
     let mut seen = d.total("sgdrift_poll_duration_seconds_count");
     d.wait_for_within(DELIVERY_PATIENCE, &format!("{wanted} poll cycles and a call throttled to the end"), |d| {
         let m = d.metrics();
-        let count: f64 = daemon_harness::select(&m, "sgdrift_poll_duration_seconds_count", &[]).iter().map(|s| s.value).sum();
+        let count: f64 =
+            daemon_harness::select(&m, "sgdrift_poll_duration_seconds_count", &[]).iter().map(|s| s.value).sum();
         if count > seen {
             seen = count;
-            let ok = |c: &String| daemon_harness::find(&m, "sgdrift_cluster_poll_success", &[("eks_cluster", c)]).is_some_and(|s| s.value == 1.0);
+            let ok = |c: &String| {
+                daemon_harness::find(&m, "sgdrift_cluster_poll_success", &[("eks_cluster", c)])
+                    .is_some_and(|s| s.value == 1.0)
+            };
             cycles.push(clusters.iter().filter(|c| ok(c)).cloned().collect());
         }
-        let throttled = daemon_harness::select(&m, "sgdrift_aws_api_request_errors_total", &[("error", "throttled")]).iter().map(|s| s.value).sum::<f64>();
+        let throttled = daemon_harness::select(&m, "sgdrift_aws_api_request_errors_total", &[("error", "throttled")])
+            .iter()
+            .map(|s| s.value)
+            .sum::<f64>();
         (cycles.len() >= wanted && throttled > 0.0).then_some(())
     });
     cycles
@@ -989,7 +1103,10 @@ fn aws_throttling_a_quarter_of_requests_still_evaluates_every_cluster_and_resolv
     d.wait_ready();
     let cycles = evaluated_by_cycle(&mut d, &clusters, THROTTLED_CYCLES);
     let throttled_calls: f64 =
-        daemon_harness::select(&d.metrics(), "sgdrift_aws_api_request_errors_total", &[("error", "throttled")]).iter().map(|s| s.value).sum();
+        daemon_harness::select(&d.metrics(), "sgdrift_aws_api_request_errors_total", &[("error", "throttled")])
+            .iter()
+            .map(|s| s.value)
+            .sum();
     let (requests, throttled_requests) = *throttler.counts.lock().unwrap();
     let longest = clusters.iter().map(|c| longest_miss(&cycles, c)).max().unwrap_or(0);
     let per_cycle: Vec<usize> = cycles.iter().map(BTreeSet::len).collect();
@@ -1073,14 +1190,20 @@ fn sinks_removed_added_and_reordered_with_alerts_queued_send_each_receiver_exact
     d.signal("HUP");
     d.wait_for("the reload without a", |d| (reloads(d) >= 1).then_some(()));
     let tried_a = receiver.requests("/a").len();
-    d.wait_for("a's alerts kept aside", |d| (d.value("sgdrift_notification_queue_orphaned", &[]) == Some(per_sink as f64)).then_some(()));
+    d.wait_for("a's alerts kept aside", |d| {
+        (d.value("sgdrift_notification_queue_orphaned", &[]) == Some(per_sink as f64)).then_some(())
+    });
     receiver.clear_script("/b");
     let got_b = d.wait_for_within(DELIVERY_PATIENCE, "b's queued alerts at b", |_| {
         let got = accepted(&receiver, "/b");
         (got.len() >= per_sink).then_some(got)
     });
     assert_eq!(receiver.requests("/a").len(), tried_a, "a removed sink was sent to");
-    assert!(receiver.requests("/c").is_empty(), "a new sink got queued alerts of others: {:?}", receiver.requests("/c"));
+    assert!(
+        receiver.requests("/c").is_empty(),
+        "a new sink got queued alerts of others: {:?}",
+        receiver.requests("/c")
+    );
 
     // `a` back, first in the list: it gets exactly what was queued for it.
     receiver.clear_script("/a");

@@ -1,13 +1,12 @@
 //! The `files` source against the demo data and hand-made breakage, and the test layouts
 //! against style detection.
 
-
 use std::path::{Path, PathBuf};
 
+use crate::support::layouts;
 use sgdrift::model::{ClusterSnapshot, Direction, EndpointMode, NodeGroupKind, Role, Style, VpcEndpointKind};
 use sgdrift::source::files::FilesSource;
 use sgdrift::source::{style, ClusterPoll, SourceError, TargetSpec};
-use crate::support::layouts;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -514,10 +513,17 @@ fn fargate_profile_files_are_endpoints_with_the_cluster_sg() {
     let polls = poll(tmp.path(), "eu-west-1");
     let snap = snapshot(&polls, "shop-prod");
     let fargate = snap.node_groups.iter().find(|g| g.kind == NodeGroupKind::Fargate).expect("the profile");
-    assert_eq!((fargate.name.as_str(), &fargate.security_group_ids), ("fp-default", &vec![snap.cluster_security_group_id.clone().unwrap()]));
+    assert_eq!(
+        (fargate.name.as_str(), &fargate.security_group_ids),
+        ("fp-default", &vec![snap.cluster_security_group_id.clone().unwrap()])
+    );
 
-    std::fs::write(tmp.path().join("shop-prod/describe-fargate-profile-fp-default.json"), "{\"fargateProfile\": {}}").unwrap();
+    std::fs::write(tmp.path().join("shop-prod/describe-fargate-profile-fp-default.json"), "{\"fargateProfile\": {}}")
+        .unwrap();
     let e = error(&poll(tmp.path(), "eu-west-1"), "shop-prod");
     assert!(e.contains("describe-fargate-profile-fp-default.json:1:"), "{e}");
-    assert!(e.contains("aws eks describe-fargate-profile --cluster-name shop-prod --fargate-profile-name fp-default"), "{e}");
+    assert!(
+        e.contains("aws eks describe-fargate-profile --cluster-name shop-prod --fargate-profile-name fp-default"),
+        "{e}"
+    );
 }

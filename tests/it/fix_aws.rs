@@ -56,7 +56,10 @@ impl Fleet {
     }
 
     fn group(&self, cluster: &str, role: &str) -> String {
-        moto::manifest_groups(&self.manifest, cluster, role).first().cloned().unwrap_or_else(|| panic!("{cluster} has no {role} group"))
+        moto::manifest_groups(&self.manifest, cluster, role)
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("{cluster} has no {role} group"))
     }
 
     fn sgdrift(&self, args: &[&str]) -> Output {
@@ -120,10 +123,22 @@ fn drifts() -> Vec<Drift> {
     vec![
         d("internet SSH", "terraform-nat", "node", "authorize_security_group_ingress", world("tcp", 22, 22)),
         d("wide NodePorts", "terraform-nat", "node", "authorize_security_group_ingress", world("tcp", 30000, 32767)),
-        d("world-open control plane 443", "terraform-nat", "control-plane", "authorize_security_group_ingress", world("tcp", 443, 443)),
+        d(
+            "world-open control plane 443",
+            "terraform-nat",
+            "control-plane",
+            "authorize_security_group_ingress",
+            world("tcp", 443, 443),
+        ),
         // The node group already admits tcp 443 from the control plane: EC2 merges both peers
         // into one permission, of which only the internet must go.
-        d("one peer of a merged permission", "terraform-nat", "node", "authorize_security_group_ingress", world("tcp", 443, 443)),
+        d(
+            "one peer of a merged permission",
+            "terraform-nat",
+            "node",
+            "authorize_security_group_ingress",
+            world("tcp", 443, 443),
+        ),
         // Not one of the seed's classes: it exercises a revoke of egress and of a group reference.
         d(
             "egress to the control plane on a port EKS does not use",
@@ -140,8 +155,20 @@ fn drifts() -> Vec<Drift> {
             // moto matches a group pair's description on revoke (EC2 does not): name it.
             json!({"IpProtocol": "tcp", "FromPort": 10250, "ToPort": 10250, "UserIdGroupPairs": [{"GroupId": "", "Description": "Cluster API to node kubelets"}]}),
         ),
-        d("deleted node egress", "terraform-nat", "node", "revoke_security_group_egress", json!({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]})),
-        d("stripped cluster SG egress", "eksctl-managed", "cluster", "revoke_security_group_egress", json!({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]})),
+        d(
+            "deleted node egress",
+            "terraform-nat",
+            "node",
+            "revoke_security_group_egress",
+            json!({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}),
+        ),
+        d(
+            "stripped cluster SG egress",
+            "eksctl-managed",
+            "cluster",
+            "revoke_security_group_egress",
+            json!({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}),
+        ),
     ]
 }
 
@@ -194,7 +221,10 @@ fn each_drift_class_is_fixed_by_apply_and_by_pasting_the_printed_commands_alike(
         let injected: BTreeSet<String> = ids(&drifted).difference(&ids(&clean)).cloned().collect();
         assert_eq!(removed, injected, "{name}: revoked rules");
         let before: Vec<&Value> = drifted.iter().filter(|r| !removed.contains(r["id"].as_str().unwrap())).collect();
-        assert!(before.iter().all(|r| fixed.contains(r)), "{name}: a rule changed\nbefore {before:#?}\nafter {fixed:#?}");
+        assert!(
+            before.iter().all(|r| fixed.contains(r)),
+            "{name}: a rule changed\nbefore {before:#?}\nafter {fixed:#?}"
+        );
         for added in fixed.iter().filter(|r| !ids(&drifted).contains(r["id"].as_str().unwrap())) {
             assert!(added["description"].as_str().is_some_and(|d| d.starts_with("sgdrift")), "{name}: {added}");
         }
@@ -228,16 +258,25 @@ fn a_revoke_that_would_cut_off_the_kubelet_is_refused_and_excepted_rules_stay_ou
     let cp = fleet.group("terraform-nat", "control-plane");
     let world = |port: i32| json!({"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]});
     for permission in [world(10250), world(22)] {
-        fleet.ec2("call", &["authorize_security_group_ingress", &json!({"GroupId": node, "IpPermissions": [permission]}).to_string()]);
+        fleet.ec2(
+            "call",
+            &["authorize_security_group_ingress", &json!({"GroupId": node, "IpPermissions": [permission]}).to_string()],
+        );
     }
     let kubelet = json!({"IpProtocol": "tcp", "FromPort": 10250, "ToPort": 10250, "UserIdGroupPairs": [{"GroupId": cp, "Description": "Cluster API to node kubelets"}]});
-    fleet.ec2("call", &["revoke_security_group_ingress", &json!({"GroupId": node, "IpPermissions": [kubelet]}).to_string()]);
+    fleet.ec2(
+        "call",
+        &["revoke_security_group_ingress", &json!({"GroupId": node, "IpPermissions": [kubelet]}).to_string()],
+    );
     let before = fleet.rules();
 
     let out = fleet.sgdrift(&["fix", "--cluster", "terraform-nat", "--apply"]);
     assert_eq!(out.status.code(), Some(1), "drift is left\n{}", explain(&out));
     let text = stdout(&out);
-    let refused = text.lines().find(|l| l.contains("refused: revoke ingress tcp 10250 from 0.0.0.0/0")).unwrap_or_else(|| panic!("no refusal\n{text}"));
+    let refused = text
+        .lines()
+        .find(|l| l.contains("refused: revoke ingress tcp 10250 from 0.0.0.0/0"))
+        .unwrap_or_else(|| panic!("no refusal\n{text}"));
     assert!(refused.contains("it would close the kubelet flow of node group"), "{refused}");
     assert!(refused.contains(&format!("authorize ingress tcp 10250 from {cp} on {node} first")), "{refused}");
     assert!(!text.contains("applied"), "nothing is applied\n{text}");
@@ -249,7 +288,12 @@ fn a_revoke_that_would_cut_off_the_kubelet_is_refused_and_excepted_rules_stay_ou
 fn on_the_offline_demo_fix_prints_the_plan_and_will_not_apply_without_aws() {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_sgdrift")).args(args).arg("--config").arg(&demo).output().expect("sgdrift runs")
+        Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+            .args(args)
+            .arg("--config")
+            .arg(&demo)
+            .output()
+            .expect("sgdrift runs")
     };
     let out = run(&["fix", "--cluster", "shop-prod"]);
     assert_eq!(out.status.code(), Some(1), "the demo drifts\n{}", explain(&out));
@@ -257,7 +301,11 @@ fn on_the_offline_demo_fix_prints_the_plan_and_will_not_apply_without_aws() {
     assert!(plan.starts_with("111122223333/eu-west-1/shop-prod: "), "{plan}");
     assert!(commands(&plan).iter().all(|c| c.contains("--region eu-west-1 --group-id sg-")), "{plan}");
     let out = run(&["fix", "--cluster", "shop-prod", "--min-severity", "critical"]);
-    assert!(commands(&stdout(&out)).len() < commands(&plan).len(), "--min-severity leaves lower findings alone\n{}", explain(&out));
+    assert!(
+        commands(&stdout(&out)).len() < commands(&plan).len(),
+        "--min-severity leaves lower findings alone\n{}",
+        explain(&out)
+    );
     let out = run(&["fix", "--cluster", "shop-prod", "--apply"]);
     assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -5,12 +5,12 @@
 // Table-driven tests spell out the type of their rows; naming each one would hide the table.
 #![allow(clippy::type_complexity)]
 
-#[path = "../support/mod.rs"]
-mod support;
 #[path = "../daemon_harness/mod.rs"]
 mod daemon_harness;
 #[path = "../ops/common.rs"]
 mod ops_common;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod alerts_delivery;
 mod alerts_outbox;

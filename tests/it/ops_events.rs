@@ -31,7 +31,10 @@ fn the_queue_has_a_dead_letter_queue_and_outlasts_a_long_poll() {
     let template = common::read_json("deploy/events/sgdrift-events.json");
     let queue = &template["Resources"]["Queue"]["Properties"];
     assert_eq!(queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0], "DeadLetterQueue");
-    assert!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap() >= 3, "a message is retried before it is moved aside");
+    assert!(
+        queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap() >= 3,
+        "a message is retried before it is moved aside"
+    );
     assert!(queue["VisibilityTimeout"].as_u64().unwrap() > 20);
     let target = &template["Resources"]["HubRule"]["Properties"]["Targets"][0];
     assert_eq!(target["Arn"]["Fn::GetAtt"][0], "Queue");

@@ -4,7 +4,6 @@
 //! (tests/ops/check_helm.py); the config it renders passes `sgdrift config check`; its alert
 //! rules are the rule file's; and values that cannot work are refused, naming the key.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,9 +27,7 @@ fn value_sets() -> Vec<(&'static str, Option<PathBuf>)> {
 /// `helm template` of the chart as release `sgdrift` in namespace `sgdrift`.
 fn helm_template(values: Option<&Path>, extra: &[&str]) -> Command {
     let mut cmd = Command::new(tool("helm"));
-    cmd.args(["template", "sgdrift"])
-        .arg(repo().join(CHART))
-        .args(["--namespace", "sgdrift"]);
+    cmd.args(["template", "sgdrift"]).arg(repo().join(CHART)).args(["--namespace", "sgdrift"]);
     if let Some(values) = values {
         cmd.arg("--values").arg(values);
     }
@@ -42,8 +39,7 @@ fn helm_template(values: Option<&Path>, extra: &[&str]) -> Command {
 fn render(name: &str, values: Option<&Path>, dir: &Path) -> PathBuf {
     let out = run_ok(&mut helm_template(values, &[]));
     let path = dir.join("rendered.yaml");
-    std::fs::write(&path, &out.stdout)
-        .unwrap_or_else(|e| panic!("{name}: cannot write {}: {e}", path.display()));
+    std::fs::write(&path, &out.stdout).unwrap_or_else(|e| panic!("{name}: cannot write {}: {e}", path.display()));
     path
 }
 
@@ -57,10 +53,7 @@ fn helm_lint_passes_strictly_with_every_value_set() {
         }
         let out = run_ok(&mut cmd);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains("1 chart(s) linted, 0 chart(s) failed"),
-            "{name}: helm lint said:\n{text}"
-        );
+        assert!(text.contains("1 chart(s) linted, 0 chart(s) failed"), "{name}: helm lint said:\n{text}");
     }
 }
 
@@ -70,16 +63,10 @@ fn every_value_set_renders_manifests_that_kubernetes_validate_accepts_strictly()
         let dir = tempfile::tempdir().expect("temp dir");
         let rendered = render(name, values.as_deref(), dir.path());
         for version in KUBERNETES_VERSIONS {
-            let out = run(
-                Command::new(venv_tool("kubernetes-validate"))
-                    .args(["--strict", "--kubernetes-version", version])
-                    .arg(&rendered),
-            );
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = run(Command::new(venv_tool("kubernetes-validate"))
+                .args(["--strict", "--kubernetes-version", version])
+                .arg(&rendered));
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             assert!(
                 out.status.success() && !text.contains("ERROR"),
                 "{name}: kubernetes-validate --strict for {version} failed:\n{text}"
@@ -104,12 +91,7 @@ fn every_value_set_renders_objects_that_fit_together() {
     for (name, values) in value_sets() {
         let dir = tempfile::tempdir().expect("temp dir");
         let rendered = render(name, values.as_deref(), dir.path());
-        let out = run(
-            Command::new(python())
-                .arg(repo().join("tests/ops/check_helm.py"))
-                .arg(repo())
-                .arg(&rendered),
-        );
+        let out = run(Command::new(python()).arg(repo().join("tests/ops/check_helm.py")).arg(repo()).arg(&rendered));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && text.contains("; 0 problem(s)"),
@@ -135,12 +117,10 @@ fn the_config_every_value_set_renders_passes_sgdrift_config_check() {
         );
         let config = mounted.join("sgdrift.toml");
         place_secrets(&config, &dir.path().join("secrets"));
-        let out = run(
-            Command::new(env!("CARGO_BIN_EXE_sgdrift"))
-                .args(["config", "check", "--config"])
-                .arg(&config)
-                .env_remove("SGDRIFT_CONFIG"),
-        );
+        let out = run(Command::new(env!("CARGO_BIN_EXE_sgdrift"))
+            .args(["config", "check", "--config"])
+            .arg(&config)
+            .env_remove("SGDRIFT_CONFIG"));
         assert!(
             out.status.success(),
             "{name}: sgdrift config check rejects the rendered config:\n{}\n--- sgdrift.toml\n{}",

@@ -18,9 +18,7 @@ fn exported() -> BTreeSet<String> {
     files.extend(rust_files(&repo().join("src/alert")));
     let names: BTreeSet<String> = files
         .iter()
-        .flat_map(|f| {
-            sgdrift_string_literals(&std::fs::read_to_string(f).expect("readable source"))
-        })
+        .flat_map(|f| sgdrift_string_literals(&std::fs::read_to_string(f).expect("readable source")))
         .collect();
     assert!(
         !names.is_empty(),
@@ -37,22 +35,13 @@ fn used() -> BTreeMap<&'static str, BTreeSet<String>> {
     for (_, expr) in common::dashboard_queries(&dashboard) {
         names.extend(sgdrift_names(&expr));
     }
-    for var in dashboard["templating"]["list"]
-        .as_array()
-        .expect("templating.list")
-    {
+    for var in dashboard["templating"]["list"].as_array().expect("templating.list") {
         names.extend(sgdrift_names(&common::variable_query(var)));
     }
     out.insert("dashboards/sgdrift-overview.json", names);
-    for file in [
-        "deploy/prometheus/sgdrift-alerts.yaml",
-        "deploy/prometheus/sgdrift-alerts.test.yaml",
-    ] {
-        let text: String = read(file)
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
+    for file in ["deploy/prometheus/sgdrift-alerts.yaml", "deploy/prometheus/sgdrift-alerts.test.yaml"] {
+        let text: String =
+            read(file).lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n");
         out.insert(file, sgdrift_names(&text));
     }
     out
@@ -60,10 +49,7 @@ fn used() -> BTreeMap<&'static str, BTreeSet<String>> {
 
 fn is_exported(name: &str, exported: &BTreeSet<String>) -> bool {
     exported.contains(name)
-        || HISTOGRAM_SUFFIXES.iter().any(|s| {
-            name.strip_suffix(s)
-                .is_some_and(|base| exported.contains(base))
-        })
+        || HISTOGRAM_SUFFIXES.iter().any(|s| name.strip_suffix(s).is_some_and(|base| exported.contains(base)))
 }
 
 #[test]
@@ -71,10 +57,7 @@ fn every_metric_in_the_dashboard_and_alerts_is_one_the_daemon_exports() {
     let exported = exported();
     let mut unknown = Vec::new();
     for (file, names) in used() {
-        assert!(
-            !names.is_empty(),
-            "{file} uses no sgdrift metric: the scan is broken"
-        );
+        assert!(!names.is_empty(), "{file} uses no sgdrift metric: the scan is broken");
         for name in names {
             if !is_exported(&name, &exported) {
                 unknown.push(format!("{file}: {name}"));
@@ -90,11 +73,10 @@ fn every_metric_in_the_dashboard_and_alerts_is_one_the_daemon_exports() {
 
 #[test]
 fn the_scanner_reads_literals_and_skips_comments() {
-    let source = strip_line_comments("let a = \"sgdrift_x_total\"; // \"sgdrift_commented\"\nlet b = format!(\"sgdrift_{}\", 1);");
-    assert_eq!(
-        sgdrift_string_literals(&source),
-        BTreeSet::from(["sgdrift_x_total".to_string()])
+    let source = strip_line_comments(
+        "let a = \"sgdrift_x_total\"; // \"sgdrift_commented\"\nlet b = format!(\"sgdrift_{}\", 1);",
     );
+    assert_eq!(sgdrift_string_literals(&source), BTreeSet::from(["sgdrift_x_total".to_string()]));
     assert_eq!(
         sgdrift_names("rate(sgdrift_a_total[1m]) / xsgdrift_b + sgdrift_c{x=\"1\"}"),
         BTreeSet::from(["sgdrift_a_total".to_string(), "sgdrift_c".to_string()])

@@ -4,7 +4,6 @@
 //! their All value, `$__rate_interval` to 1m) must succeed and return at least one series,
 //! every variable must offer values, and every alert rule must evaluate without error.
 
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,11 +61,7 @@ impl Drop for Process {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .expect("address")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().expect("address").port()
 }
 
 /// Waits until `check` returns Some, failing with `what` and the processes' output after the bound.
@@ -84,14 +79,8 @@ where
             return v;
         }
         if Instant::now() > deadline {
-            let logs: Vec<String> = processes
-                .iter()
-                .map(|p| format!("--- {}\n{}", p.name, p.tail()))
-                .collect();
-            panic!(
-                "gave up waiting for {what} after {START_BOUND:?}\n{}",
-                logs.join("\n")
-            );
+            let logs: Vec<String> = processes.iter().map(|p| format!("--- {}\n{}", p.name, p.tail())).collect();
+            panic!("gave up waiting for {what} after {START_BOUND:?}\n{}", logs.join("\n"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -109,10 +98,7 @@ async fn query(http: &reqwest::Client, prom: &str, expr: &str) -> Result<Vec<Val
     if body["status"] != "success" {
         return Err(format!("{}: {}", body["errorType"], body["error"]));
     }
-    Ok(body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
+    Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
 }
 
 /// The dashboard's variables with the value they take when "All" is selected.
@@ -122,12 +108,7 @@ fn all_values(dashboard: &Value) -> Vec<(String, String)> {
         .expect("templating.list")
         .iter()
         .filter(|v| v["type"] == "query")
-        .map(|v| {
-            (
-                format!("${}", v["name"].as_str().unwrap()),
-                v["allValue"].as_str().unwrap_or(".*").to_string(),
-            )
-        })
+        .map(|v| (format!("${}", v["name"].as_str().unwrap()), v["allValue"].as_str().unwrap_or(".*").to_string()))
         .collect();
     subs.push(("$__rate_interval".into(), "1m".into()));
     // Longest first, so `$instance` is not replaced inside a longer name.
@@ -136,24 +117,16 @@ fn all_values(dashboard: &Value) -> Vec<(String, String)> {
 }
 
 fn substitute(expr: &str, subs: &[(String, String)]) -> String {
-    subs.iter()
-        .fold(expr.to_string(), |e, (k, v)| e.replace(k, v))
+    subs.iter().fold(expr.to_string(), |e, (k, v)| e.replace(k, v))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo() {
     let demo = repo().join("config/demo.toml");
-    assert!(
-        demo.exists(),
-        "{} does not exist: the demo configuration has not landed yet",
-        demo.display()
-    );
+    assert!(demo.exists(), "{} does not exist: the demo configuration has not landed yet", demo.display());
     let prometheus = tool("prometheus");
     let dir = tempfile::tempdir().expect("temp dir");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP client");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client");
 
     // The demo daemon, on its own port and state file; nothing may reach real AWS.
     let daemon_port = free_port();
@@ -163,10 +136,7 @@ async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo()
         Command::new(env!("CARGO_BIN_EXE_sgdrift"))
             .args(["run", "--config"])
             .arg(&demo)
-            .env(
-                "SGDRIFT__SERVER__LISTEN",
-                format!("127.0.0.1:{daemon_port}"),
-            )
+            .env("SGDRIFT__SERVER__LISTEN", format!("127.0.0.1:{daemon_port}"))
             .env("SGDRIFT__ALERTS__STATE_FILE", dir.path().join("state.json"))
             .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
             .env("AWS_CONFIG_FILE", "/dev/null")
@@ -176,14 +146,7 @@ async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo()
     wait_for("the demo daemon's /readyz", &mut [&mut daemon], || {
         let http = http.clone();
         let url = format!("{daemon_url}/readyz");
-        async move {
-            http.get(url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
+        async move { http.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
     })
     .await;
 
@@ -205,39 +168,19 @@ async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo()
         "prometheus",
         Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .arg("--log.level=warn"),
         dir.path(),
     );
-    let enough =
-        format!("count_over_time(sgdrift_build_info{{job=\"sgdrift\"}}[1m]) >= {MIN_SAMPLES}");
-    wait_for(
-        "Prometheus to hold a few scrapes of the daemon",
-        &mut [&mut daemon, &mut prometheus],
-        || {
-            let (http, prom, enough) = (http.clone(), prom.clone(), enough.clone());
-            async move {
-                query(&http, &prom, &enough)
-                    .await
-                    .ok()
-                    .filter(|r| !r.is_empty())
-                    .map(|_| ())
-            }
-        },
-    )
+    let enough = format!("count_over_time(sgdrift_build_info{{job=\"sgdrift\"}}[1m]) >= {MIN_SAMPLES}");
+    wait_for("Prometheus to hold a few scrapes of the daemon", &mut [&mut daemon, &mut prometheus], || {
+        let (http, prom, enough) = (http.clone(), prom.clone(), enough.clone());
+        async move { query(&http, &prom, &enough).await.ok().filter(|r| !r.is_empty()).map(|_| ()) }
+    })
     .await;
-    let up = query(&http, &prom, "up{job=\"sgdrift\"}")
-        .await
-        .expect("up query");
-    assert_eq!(
-        up.first().map(|s| s["value"][1].clone()),
-        Some(Value::from("1")),
-        "the daemon is not up: {up:?}"
-    );
+    let up = query(&http, &prom, "up{job=\"sgdrift\"}").await.expect("up query");
+    assert_eq!(up.first().map(|s| s["value"][1].clone()), Some(Value::from("1")), "the daemon is not up: {up:?}");
 
     let mut problems = Vec::new();
 
@@ -247,29 +190,17 @@ async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo()
     for (title, expr) in dashboard_queries(&dashboard) {
         let promql = substitute(&expr, &subs);
         match query(&http, &prom, &promql).await {
-            Ok(result) if result.is_empty() => {
-                problems.push(format!("panel {title}: no series for `{promql}`"))
-            }
+            Ok(result) if result.is_empty() => problems.push(format!("panel {title}: no series for `{promql}`")),
             Ok(_) => {}
             Err(e) => problems.push(format!("panel {title}: `{promql}` failed: {e}")),
         }
     }
 
     // Every variable offers at least one value.
-    for var in dashboard["templating"]["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["type"] == "query")
-    {
+    for var in dashboard["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
         let q = variable_query(var);
-        let inner = q
-            .strip_prefix("label_values(")
-            .and_then(|s| s.strip_suffix(')'))
-            .expect("label_values(…)");
-        let (selector, label) = inner
-            .rsplit_once(',')
-            .expect("label_values(selector, label)");
+        let inner = q.strip_prefix("label_values(").and_then(|s| s.strip_suffix(')')).expect("label_values(…)");
+        let (selector, label) = inner.rsplit_once(',').expect("label_values(selector, label)");
         let selector = substitute(selector.trim(), &subs);
         let body: Value = http
             .get(format!("{prom}/api/v1/label/{}/values", label.trim()))
@@ -281,10 +212,7 @@ async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo()
             .await
             .expect("JSON");
         if body["data"].as_array().is_none_or(|v| v.is_empty()) {
-            problems.push(format!(
-                "variable {}: no values for `{q}`: {body}",
-                var["name"]
-            ));
+            problems.push(format!("variable {}: no values for `{q}`: {body}", var["name"]));
         }
     }
 
@@ -293,49 +221,25 @@ async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo()
         .lines()
         .filter(|l| l.trim_start().starts_with("- alert:"))
         .count();
-    let rules: Vec<Value> = wait_for(
-        "every alert rule to be evaluated",
-        &mut [&mut daemon, &mut prometheus],
-        || {
-            let (http, prom) = (http.clone(), prom.clone());
-            async move {
-                let body: Value = http
-                    .get(format!("{prom}/api/v1/rules"))
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                let rules: Vec<Value> = body["data"]["groups"]
-                    .as_array()?
-                    .iter()
-                    .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-                    .collect();
-                let evaluated = rules.iter().all(|r| {
-                    !r["lastEvaluation"]
-                        .as_str()
-                        .unwrap_or("0001")
-                        .starts_with("0001")
-                });
-                (evaluated && !rules.is_empty()).then_some(rules)
-            }
-        },
-    )
+    let rules: Vec<Value> = wait_for("every alert rule to be evaluated", &mut [&mut daemon, &mut prometheus], || {
+        let (http, prom) = (http.clone(), prom.clone());
+        async move {
+            let body: Value = http.get(format!("{prom}/api/v1/rules")).send().await.ok()?.json().await.ok()?;
+            let rules: Vec<Value> = body["data"]["groups"]
+                .as_array()?
+                .iter()
+                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                .collect();
+            let evaluated = rules.iter().all(|r| !r["lastEvaluation"].as_str().unwrap_or("0001").starts_with("0001"));
+            (evaluated && !rules.is_empty()).then_some(rules)
+        }
+    })
     .await;
-    assert_eq!(
-        rules.len(),
-        defined,
-        "Prometheus loaded {} rules, the file defines {defined}",
-        rules.len()
-    );
+    assert_eq!(rules.len(), defined, "Prometheus loaded {} rules, the file defines {defined}", rules.len());
     for rule in &rules {
         let name = rule["name"].as_str().unwrap_or_default();
         if rule["health"] != "ok" {
-            problems.push(format!(
-                "alert {name}: health {} ({})",
-                rule["health"], rule["lastError"]
-            ));
+            problems.push(format!("alert {name}: health {} ({})", rule["health"], rule["lastError"]));
         }
         if let Err(e) = query(&http, &prom, rule["query"].as_str().unwrap_or_default()).await {
             problems.push(format!("alert {name}: expression failed: {e}"));
@@ -346,10 +250,7 @@ async fn a_real_prometheus_answers_every_dashboard_and_alert_query_on_the_demo()
         .filter(|r| r["name"] == "SgDriftDown" && r["state"] != "inactive")
         .map(|_| "SgDriftDown")
         .collect();
-    assert!(
-        down.is_empty(),
-        "SgDriftDown is pending or firing while the daemon is scraped as job sgdrift"
-    );
+    assert!(down.is_empty(), "SgDriftDown is pending or firing while the daemon is scraped as job sgdrift");
 
     assert!(
         problems.is_empty(),

@@ -2,7 +2,6 @@
 //! binary built here, since /usr/local/bin/sgdrift is not installed on the test machine), its
 //! hardening is in place, and `systemd-analyze security` rates its exposure OK.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,14 +20,8 @@ fn unit_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("sgdrift.service");
     let built = env!("CARGO_BIN_EXE_sgdrift");
-    std::fs::write(
-        &path,
-        text.replace(
-            &format!("ExecStart={INSTALLED_BINARY} "),
-            &format!("ExecStart={built} "),
-        ),
-    )
-    .expect("write unit");
+    std::fs::write(&path, text.replace(&format!("ExecStart={INSTALLED_BINARY} "), &format!("ExecStart={built} ")))
+        .expect("write unit");
     (dir, path)
 }
 
@@ -41,9 +34,7 @@ fn service_settings() -> Vec<(String, String)> {
         if line.starts_with('[') {
             in_service = line == "[Service]";
         } else if in_service && !line.is_empty() && !line.starts_with('#') {
-            let (k, v) = line
-                .split_once('=')
-                .unwrap_or_else(|| panic!("{UNIT}: `{line}` is not Key=value"));
+            let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("{UNIT}: `{line}` is not Key=value"));
             out.push((k.to_string(), v.to_string()));
         }
     }
@@ -53,28 +44,15 @@ fn service_settings() -> Vec<(String, String)> {
 #[test]
 fn systemd_analyze_verifies_the_unit() {
     let (_dir, path) = unit_copy();
-    let out = run_ok(
-        Command::new(tool("systemd-analyze"))
-            .arg("verify")
-            .arg(&path),
-    );
+    let out = run_ok(Command::new(tool("systemd-analyze")).arg("verify").arg(&path));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.trim().is_empty(),
-        "systemd-analyze verify warned:\n{stderr}"
-    );
+    assert!(stderr.trim().is_empty(), "systemd-analyze verify warned:\n{stderr}");
 }
 
 #[test]
 fn the_unit_runs_unprivileged_with_a_state_directory_and_reloads_on_sighup() {
     let settings = service_settings();
-    let get = |key: &str| -> Vec<&str> {
-        settings
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
+    let get = |key: &str| -> Vec<&str> { settings.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect() };
     for (key, value) in [
         ("DynamicUser", "yes"),
         ("StateDirectory", "sgdrift"),
@@ -86,17 +64,10 @@ fn the_unit_runs_unprivileged_with_a_state_directory_and_reloads_on_sighup() {
         ("PrivateDevices", "yes"),
         ("SystemCallFilter", "@system-service"),
         ("SystemCallArchitectures", "native"),
-        (
-            "RestrictAddressFamilies",
-            "AF_INET AF_INET6 AF_UNIX AF_NETLINK",
-        ),
+        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX AF_NETLINK"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
     ] {
-        assert!(
-            get(key).contains(&value),
-            "{UNIT}: expected {key}={value}, found {:?}",
-            get(key)
-        );
+        assert!(get(key).contains(&value), "{UNIT}: expected {key}={value}, found {:?}", get(key));
     }
     // The config's default state file must be where StateDirectory puts it.
     let config = sgdrift::config::AlertsConfig::default();
@@ -130,12 +101,6 @@ fn systemd_analyze_rates_the_units_exposure_ok() {
         .args(["security", "--offline=true", "--threshold=20", "--no-pager"])
         .arg(&path));
     let text = String::from_utf8_lossy(&out.stdout);
-    let overall = text
-        .lines()
-        .find(|l| l.contains("Overall exposure level"))
-        .unwrap_or("(no overall line)");
-    assert!(
-        out.status.success(),
-        "exposure above 2.0: {overall}\n{text}"
-    );
+    let overall = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or("(no overall line)");
+    assert!(out.status.success(), "exposure above 2.0: {overall}\n{text}");
 }

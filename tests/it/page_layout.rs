@@ -89,7 +89,8 @@ fn measure(html: &str, width: u32, dir: &Path) -> serde_json::Value {
     let dom = chromium(&page, width, "--dump-dom");
     let start = dom.find("<pre id=\"measured\">").unwrap_or_else(|| panic!("Chromium measured nothing:\n{dom}"));
     let json = &dom[start + "<pre id=\"measured\">".len()..];
-    let json = json[..json.find("</pre>").expect("the end of the measurement")].replace("&quot;", "\"").replace("&amp;", "&");
+    let json =
+        json[..json.find("</pre>").expect("the end of the measurement")].replace("&quot;", "\"").replace("&amp;", "&");
     serde_json::from_str(&json).unwrap_or_else(|e| panic!("the measurement is not JSON ({e}): {json}"))
 }
 
@@ -108,7 +109,8 @@ fn the_demo_page_fits_1280_and_390_pixels_without_horizontal_overflow() {
             let m = measure(&html, width, dir.path());
             assert_eq!(m["width"], width, "{path} was laid out {} wide, not {width}", m["width"]);
             assert!(
-                m["scrollWidth"].as_u64() <= m["width"].as_u64() && m["sticking_out"].as_array().is_some_and(Vec::is_empty),
+                m["scrollWidth"].as_u64() <= m["width"].as_u64()
+                    && m["sticking_out"].as_array().is_some_and(Vec::is_empty),
                 "{path} at {width} px overflows horizontally: scrollWidth {} > {width}; elements sticking out: {:#}",
                 m["scrollWidth"],
                 m["sticking_out"]

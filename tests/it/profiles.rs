@@ -1,7 +1,7 @@
 //! Every built-in profile on every layout the references describe: a clean cluster has no
 //! findings, and each injected drift gives exactly the findings and severities it should.
 
-
+use crate::support::layouts::{self, add_rule, remove_rules, rule};
 use chrono::NaiveDate;
 use sgdrift::baseline::{BaselineRef, Exception};
 use sgdrift::config::Target;
@@ -11,7 +11,6 @@ use sgdrift::flows::FlowStatus;
 use sgdrift::model::{
     ClusterSnapshot, Direction, EndpointMode, FindingKind, FlowName, Peer, Role, Rule, Severity, Style, Traffic,
 };
-use crate::support::layouts::{self, add_rule, remove_rules, rule};
 
 const WEBHOOKS: [u16; 1] = [9443];
 
@@ -38,12 +37,7 @@ fn eval(profile: &str, snap: &ClusterSnapshot) -> Evaluation {
 fn describe(e: &Evaluation) -> String {
     e.findings
         .iter()
-        .map(|f| {
-            format!(
-                "  {} {} {} {} ({})",
-                f.severity, f.kind.as_str(), f.group_id, f.rule_text(), f.reason
-            )
-        })
+        .map(|f| format!("  {} {} {} {} ({})", f.severity, f.kind.as_str(), f.group_id, f.rule_text(), f.reason))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -104,7 +98,11 @@ fn eks_strict_finds_nothing_on_hardened_layouts_and_flows_stay_open() {
 
 /// Runs `inject` on every layout under `profile` (hardened for eks-strict) and checks the
 /// findings it adds to the clean evaluation.
-fn injected(profile: &str, inject: impl Fn(&mut ClusterSnapshot) -> Rule, check: impl Fn(&ClusterSnapshot, &Rule, &Evaluation)) {
+fn injected(
+    profile: &str,
+    inject: impl Fn(&mut ClusterSnapshot) -> Rule,
+    check: impl Fn(&ClusterSnapshot, &Rule, &Evaluation),
+) {
     for snap in layouts_all() {
         let mut snap = if profile == "eks-strict" { hardened(snap) } else { snap };
         let injected = inject(&mut snap);
@@ -116,7 +114,13 @@ fn injected(profile: &str, inject: impl Fn(&mut ClusterSnapshot) -> Rule, check:
 fn exactly_one(snap: &ClusterSnapshot, e: &Evaluation, kind: FindingKind, severity: Severity, r: &Rule, group: &str) {
     assert_eq!(e.findings.len(), 1, "{}: one finding expected:\n{}", snap.id.name, describe(e));
     let f = &e.findings[0];
-    assert_eq!((f.kind, f.severity, f.group_id.as_str()), (kind, severity, group), "{}:\n{}", snap.id.name, describe(e));
+    assert_eq!(
+        (f.kind, f.severity, f.group_id.as_str()),
+        (kind, severity, group),
+        "{}:\n{}",
+        snap.id.name,
+        describe(e)
+    );
     assert_eq!((f.direction, f.traffic, f.peer.as_peer()), (r.direction, r.traffic, Some(&r.peer)));
     assert!(f.is_drift());
 }
@@ -311,7 +315,9 @@ fn a_private_cluster_reaches_aws_apis_through_a_nat_never_without_a_route_and_un
             assert_eq!(flow_status(&e, "aws-apis"), vec![want], "{profile} {route}: {:?}", e.flows);
             let flow_findings: Vec<_> = e.findings.iter().filter(|f| f.kind == FindingKind::Flow).collect();
             assert_eq!(!flow_findings.is_empty(), drift, "{profile} {route}:\n{}", describe(&e));
-            assert!(flow_findings.iter().all(|f| f.severity == Severity::Critical && f.flow == Some(sgdrift::model::FlowName::AwsApis)));
+            assert!(flow_findings
+                .iter()
+                .all(|f| f.severity == Severity::Critical && f.flow == Some(sgdrift::model::FlowName::AwsApis)));
             if profile == "eks-minimal" {
                 assert_eq!(e.findings.len(), flow_findings.len(), "{route}:\n{}", describe(&e));
             }
@@ -350,7 +356,10 @@ fn load_balancer_controller_rules_are_owned_not_drift_and_a_disguised_rule_is_fo
         assert!(e.findings.iter().all(|f| f.traffic.from_port() != 8080), "{profile}:\n{}", describe(&e));
         assert!(profile != "eks-minimal" || e.findings.is_empty(), "{profile}:\n{}", describe(&e));
         assert_eq!(e.owned.len(), 1);
-        assert_eq!((e.owned[0].group_id.as_str(), e.owned[0].owned_by), (node.as_str(), Controller::AwsLoadBalancerController));
+        assert_eq!(
+            (e.owned[0].group_id.as_str(), e.owned[0].owned_by),
+            (node.as_str(), Controller::AwsLoadBalancerController)
+        );
         assert_eq!(e.owned[0].rule.to_string(), "ingress tcp 8080 from sg-0backend0000000001");
     }
     // The controller's description on a rule from a CIDR wider than the VPC: drift, high.
@@ -410,12 +419,17 @@ fn pod_security_groups_are_stock_with_their_flows_open_and_a_lost_dns_rule_close
     assert_eq!(flow_status(&e, "pod-dns"), vec![FlowStatus::Open]);
     assert_eq!(flow_status(&e, "pod-probes"), vec![FlowStatus::Open]);
     let mut drifted = snap.clone();
-    remove_rules(&mut drifted, &node, |r| r.peer.group_id() == Some(pod.as_str()) && r.traffic.protocol_name() == "udp");
+    remove_rules(&mut drifted, &node, |r| {
+        r.peer.group_id() == Some(pod.as_str()) && r.traffic.protocol_name() == "udp"
+    });
     let e = eval("eks-minimal", &drifted);
     assert_eq!(flow_status(&e, "pod-dns"), vec![FlowStatus::Closed]);
     let f: Vec<_> = e.findings.iter().collect();
     assert_eq!(f.len(), 1, "{}", describe(&e));
-    assert_eq!((f[0].kind, f[0].severity, f[0].flow), (FindingKind::Flow, Severity::Critical, Some(sgdrift::model::FlowName::PodDns)));
+    assert_eq!(
+        (f[0].kind, f[0].severity, f[0].flow),
+        (FindingKind::Flow, Severity::Critical, Some(sgdrift::model::FlowName::PodDns))
+    );
 }
 
 #[test]
@@ -501,7 +515,12 @@ fn assert_closes(snap: &ClusterSnapshot, name: FlowName, endpoint: &str, label: 
     assert_eq!(closed, [(name, Some(endpoint))], "{}: {}", snap.id.name, flow_for(&e, name, endpoint).detail);
     assert!(!e.findings.is_empty(), "{}: a closed required flow is a finding", snap.id.name);
     for f in &e.findings {
-        assert_eq!((f.kind, f.severity, f.flow), (FindingKind::Flow, Severity::Critical, Some(name)), "{}", describe(&e));
+        assert_eq!(
+            (f.kind, f.severity, f.flow),
+            (FindingKind::Flow, Severity::Critical, Some(name)),
+            "{}",
+            describe(&e)
+        );
         assert!(f.reason.contains(label), "{}: the reason names {label}: {}", snap.id.name, f.reason);
     }
 }
@@ -592,7 +611,10 @@ fn hybrid_nodes_are_endpoints_and_deleting_the_node_cidr_rule_closes_their_api_f
     assert_closes(&broken, FlowName::Api, "hybrid nodes 10.200.0.0/22", "hybrid nodes 10.200.0.0/22");
     let e = eval("eks-minimal", &broken);
     let f = &e.findings[0];
-    assert_eq!((f.direction, f.traffic, f.peer.as_peer()), (Direction::Ingress, Traffic::parse("tcp", Some("443")).unwrap(), Some(&Peer::parse("10.200.0.0/22").unwrap())));
+    assert_eq!(
+        (f.direction, f.traffic, f.peer.as_peer()),
+        (Direction::Ingress, Traffic::parse("tcp", Some("443")).unwrap(), Some(&Peer::parse("10.200.0.0/22").unwrap()))
+    );
 }
 
 /// terraform-aws-eks `enable_efa_support` (modules/eks-managed-node-group, reference §3.1: a
@@ -605,12 +627,16 @@ fn with_efa() -> (ClusterSnapshot, String) {
     let mut snap = layouts::cluster(Style::Terraform, EndpointMode::Public);
     let node = layouts::group(&snap, Role::Node).id.clone();
     let efa = "sg-0efa000000000001".to_string();
-    new_group(&mut snap, &efa, "terraform-public-efa", Role::Node, vec![
-        rule(Direction::Ingress, "all", &efa),
-        rule(Direction::Egress, "all", &efa),
-    ]);
+    new_group(
+        &mut snap,
+        &efa,
+        "terraform-public-efa",
+        Role::Node,
+        vec![rule(Direction::Ingress, "all", &efa), rule(Direction::Egress, "all", &efa)],
+    );
     snap.node_groups.push(endpoint("efa", NodeGroupKind::Managed, &[&node, &efa]));
-    snap.data_plane.efa = vec![EfaSet { node_group: "efa".into(), security_group_ids: vec![node.clone(), efa.clone()] }];
+    snap.data_plane.efa =
+        vec![EfaSet { node_group: "efa".into(), security_group_ids: vec![node.clone(), efa.clone()] }];
     (snap, efa)
 }
 
@@ -638,10 +664,13 @@ fn with_custom_networking() -> (ClusterSnapshot, String) {
     let node = layouts::group(&snap, Role::Node).id.clone();
     let cp = layouts::group(&snap, Role::ControlPlane).id.clone();
     let pods = "sg-0e41c0f16000000001".to_string();
-    new_group(&mut snap, &pods, "eniconfig-pods", Role::Node, vec![
-        rule(Direction::Ingress, "all", &pods),
-        rule(Direction::Egress, "all", "0.0.0.0/0"),
-    ]);
+    new_group(
+        &mut snap,
+        &pods,
+        "eniconfig-pods",
+        Role::Node,
+        vec![rule(Direction::Ingress, "all", &pods), rule(Direction::Egress, "all", "0.0.0.0/0")],
+    );
     add_rule(&mut snap, &node, rule(Direction::Ingress, "tcp 53", &pods));
     add_rule(&mut snap, &node, rule(Direction::Ingress, "udp 53", &pods));
     add_rule(&mut snap, &cp, rule(Direction::Ingress, "tcp 443", &pods));
@@ -656,7 +685,8 @@ fn custom_networking_pods_are_endpoints_and_a_pod_sg_without_dns_egress_closes_t
     assert_stock(&snap);
     let name = format!("ENIConfig {pods}");
     let e = eval("eks-minimal", &snap);
-    let flows: Vec<FlowName> = e.flows.iter().filter(|f| f.node_group.as_deref() == Some(&name)).map(|f| f.name).collect();
+    let flows: Vec<FlowName> =
+        e.flows.iter().filter(|f| f.node_group.as_deref() == Some(&name)).map(|f| f.name).collect();
     assert_eq!(flows, [FlowName::Api, FlowName::Dns, FlowName::AwsApis]);
     // The pod SG's egress narrowed to HTTPS: the node SG still has egress_all, which does not help.
     let mut broken = snap.clone();
@@ -684,7 +714,9 @@ fn pod_probes_are_required_in_strict_mode_only_and_unknown_when_the_mode_is_unkn
         layouts::remove_rule(&mut broken, &pod, &rule(Direction::Ingress, "tcp 8080", &cluster));
         let name = format!("pods {pod}");
         match mode {
-            PodSgEnforcingMode::Strict => assert_closes(&broken, FlowName::PodProbes, &name, &format!("pods with SGs {pod}")),
+            PodSgEnforcingMode::Strict => {
+                assert_closes(&broken, FlowName::PodProbes, &name, &format!("pods with SGs {pod}"))
+            }
             _ => {
                 let e = eval("eks-minimal", &broken);
                 let want = if mode == PodSgEnforcingMode::Standard { FlowStatus::Open } else { FlowStatus::Unknown };
@@ -716,6 +748,11 @@ fn two_nodepools_with_different_sets_are_two_endpoints_with_dns_open_for_one_and
     add_rule(&mut snap, &gpu, rule(Direction::Ingress, "tcp 53", &node));
     add_rule(&mut snap, &gpu, rule(Direction::Ingress, "udp 53", &node));
     let e = eval("eks-minimal", &snap);
-    assert_eq!(flow_for(&e, FlowName::Dns, "general").status, FlowStatus::Open, "{}", flow_for(&e, FlowName::Dns, "general").detail);
+    assert_eq!(
+        flow_for(&e, FlowName::Dns, "general").status,
+        FlowStatus::Open,
+        "{}",
+        flow_for(&e, FlowName::Dns, "general").detail
+    );
     assert_closes(&snap, FlowName::Dns, "gpu", "NodePool gpu");
 }

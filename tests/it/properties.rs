@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use proptest::sample::select;
+use proptest::test_runner::FileFailurePersistence;
 
 use sgdrift::baseline::{self, guardrails, ResolveContext, ResolvedBaseline, ResolvedRule, RuleStatus};
 use sgdrift::diff::{diff_rules, evaluate};
@@ -141,7 +141,11 @@ fn snapshot() -> impl Strategy<Value = ClusterSnapshot> {
             };
             let node_ids = with_role(Role::Node);
             ClusterSnapshot {
-                id: ClusterId { account_id: OWNER.to_string(), region: "eu-west-1".to_string(), name: "prod".to_string() },
+                id: ClusterId {
+                    account_id: OWNER.to_string(),
+                    region: "eu-west-1".to_string(),
+                    name: "prod".to_string(),
+                },
                 endpoint_mode: mode,
                 public_access_cidrs: vec!["0.0.0.0/0".to_string()],
                 style: Style::Unknown,
@@ -181,10 +185,12 @@ fn baseline_of(snapshot: &ClusterSnapshot) -> ResolvedBaseline {
             .groups
             .values()
             .map(|g| {
-                let rules = g
-                    .rules
-                    .iter()
-                    .map(|r| ResolvedRule { rule: r.clone(), status: RuleStatus::Required, why: None, source: None });
+                let rules = g.rules.iter().map(|r| ResolvedRule {
+                    rule: r.clone(),
+                    status: RuleStatus::Required,
+                    why: None,
+                    source: None,
+                });
                 (g.id.clone(), rules.collect())
             })
             .collect(),

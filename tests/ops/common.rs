@@ -18,8 +18,7 @@ pub fn read(relative: &str) -> String {
 
 pub fn read_json(relative: &str) -> serde_json::Value {
     let text = read(relative);
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{relative}:{}:{}: {e}", e.line(), e.column()))
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{relative}:{}:{}: {e}", e.line(), e.column()))
 }
 
 /// The absolute path of a tool on `PATH` or in `<repo>/.tools/bin` (where scripts/setup-test-deps
@@ -39,28 +38,21 @@ pub fn tool(name: &str) -> PathBuf {
 pub fn venv_tool(name: &str) -> PathBuf {
     let python = python();
     let candidate = python.with_file_name(name);
-    assert!(
-        candidate.is_file(),
-        "{} does not exist: run scripts/setup-test-deps",
-        candidate.display()
-    );
+    assert!(candidate.is_file(), "{} does not exist: run scripts/setup-test-deps", candidate.display());
     candidate
 }
 
 /// The Python of the test virtualenv (`SGDRIFT_PYTHON`, default `<repo>/.venv/bin/python`),
 /// checked to have PyYAML and kubernetes-validate.
 pub fn python() -> PathBuf {
-    let python = std::env::var_os("SGDRIFT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    let python =
+        std::env::var_os("SGDRIFT_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/python"));
     assert!(
         python.exists(),
         "{} does not exist: run scripts/setup-test-deps (or set SGDRIFT_PYTHON)",
         python.display()
     );
-    let probe = Command::new(&python)
-        .args(["-c", "import yaml, kubernetes_validate"])
-        .output();
+    let probe = Command::new(&python).args(["-c", "import yaml, kubernetes_validate"]).output();
     match probe {
         Ok(out) if out.status.success() => python,
         Ok(out) => panic!(
@@ -68,17 +60,13 @@ pub fn python() -> PathBuf {
             python.display(),
             String::from_utf8_lossy(&out.stderr)
         ),
-        Err(e) => panic!(
-            "cannot run {}: {e}: run scripts/setup-test-deps",
-            python.display()
-        ),
+        Err(e) => panic!("cannot run {}: {e}: run scripts/setup-test-deps", python.display()),
     }
 }
 
 /// Runs `cmd` and returns its output; a failure to start it fails the test.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs `cmd` and fails the test, showing everything it printed, unless it exits 0.
@@ -120,9 +108,7 @@ pub fn sgdrift_string_literals(text: &str) -> BTreeSet<String> {
     let mut rest = text;
     while let Some(offset) = rest.find("\"sgdrift_") {
         let after = &rest[offset + 1..];
-        let end = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
         if after[end..].starts_with('"') {
             names.insert(after[..end].to_string());
         }
@@ -176,10 +162,7 @@ pub fn strip_line_comments(source: &str) -> String {
 /// Every panel of a dashboard, rows' nested panels included, rows excluded.
 pub fn dashboard_panels(dashboard: &serde_json::Value) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    for panel in dashboard["panels"]
-        .as_array()
-        .expect("dashboard has a panels array")
-    {
+    for panel in dashboard["panels"].as_array().expect("dashboard has a panels array") {
         if panel["type"] == "row" {
             out.extend(panel["panels"].as_array().cloned().unwrap_or_default());
         } else {
@@ -200,12 +183,7 @@ pub fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<(String, String)>
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .map(move |t| {
-                    (
-                        title.clone(),
-                        t["expr"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
+                .map(move |t| (title.clone(), t["expr"].as_str().unwrap_or_default().to_string()))
         })
         .collect()
 }

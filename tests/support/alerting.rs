@@ -21,7 +21,13 @@ pub fn cluster(name: &str) -> ClusterId {
 /// An unexpected ingress rule on `group`, opening tcp `port` to `peer`.
 pub fn finding(c: &ClusterId, group: &str, port: i32, peer: &str, severity: Severity) -> Finding {
     let rule = format!("ingress tcp {port} from {peer}");
-    Finding::test().in_cluster(c).on(group).rule(&rule).severity(severity).reason(&format!("tcp {port} open to {peer}")).build()
+    Finding::test()
+        .in_cluster(c)
+        .on(group)
+        .rule(&rule)
+        .severity(severity)
+        .reason(&format!("tcp {port} open to {peer}"))
+        .build()
 }
 
 pub fn report(c: &ClusterId, findings: Vec<Finding>) -> ClusterReport {

@@ -660,4 +660,3 @@ pub fn hardened(mut snap: ClusterSnapshot, webhooks: &[u16]) -> ClusterSnapshot 
     }
     snap
 }
-

@@ -125,7 +125,8 @@ pub fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
 pub fn with_connection_close(message: &[u8]) -> Vec<u8> {
     let end = message.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(message.len());
     let head = String::from_utf8_lossy(&message[..end]);
-    let mut lines: Vec<&str> = head.split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    let mut lines: Vec<&str> =
+        head.split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
     lines.push("Connection: close");
     let mut out = lines.join("\r\n").into_bytes();
     out.extend_from_slice(&message[end..]);

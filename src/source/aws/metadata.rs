@@ -70,7 +70,12 @@ type Refreshed = BTreeMap<String, Result<CachedMetadata, RefreshFailure>>;
 /// instance walk meanwhile, then the VPC-scoped walks and launch templates once the clusters'
 /// VPCs and node groups are known, then the add-on where pods have their own SGs.
 /// `whole_region`: `names` are every cluster of the region (a wildcard target, all due).
-pub(super) async fn refresh(inner: &Arc<Inner>, scope: &Arc<Scope>, names: Vec<String>, whole_region: bool) -> Refreshed {
+pub(super) async fn refresh(
+    inner: &Arc<Inner>,
+    scope: &Arc<Scope>,
+    names: Vec<String>,
+    whole_region: bool,
+) -> Refreshed {
     let eks = each(names.clone(), |name| {
         let (inner, scope) = (Arc::clone(inner), Arc::clone(scope));
         async move { eks_part(&inner, &scope, &name).await }
@@ -79,16 +84,13 @@ pub(super) async fn refresh(inner: &Arc<Inner>, scope: &Arc<Scope>, names: Vec<S
     let (eks, instances) = tokio::join!(Box::pin(eks), Box::pin(instances(inner, scope, &names, whole_region)));
     let mut parts: BTreeMap<String, Result<EksPart, RefreshFailure>> = BTreeMap::new();
     for (name, part) in names.into_iter().zip(eks) {
-        let part = part.map_err(|error| RefreshFailure::from(CallFailure { error, code: None, message: String::new() }));
+        let part =
+            part.map_err(|error| RefreshFailure::from(CallFailure { error, code: None, message: String::new() }));
         parts.insert(name, part.and_then(|p| p));
     }
     let ready: Vec<&EksPart> = parts.values().filter_map(|p| p.as_ref().ok()).collect();
-    let vpc_ids: Vec<String> = ready
-        .iter()
-        .filter_map(|p| p.info.vpc_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let vpc_ids: Vec<String> =
+        ready.iter().filter_map(|p| p.info.vpc_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let refs: BTreeSet<LaunchTemplateRef> =
         ready.iter().flat_map(|p| p.nodegroups.iter().filter_map(|ng| ng.launch_template.clone())).collect();
     let (vpcs, endpoints, route_tables, interfaces, templates) = tokio::join!(
@@ -143,9 +145,8 @@ fn cluster_metadata(part: EksPart, regional: &Regional) -> Result<CachedMetadata
             raw.route_tables = Some(keep(&regional.route_tables, |t| of_vpc(&t.vpc_id))?);
             raw.network_interfaces = Some(keep(&regional.interfaces, |n| of_vpc(&n.vpc_id))?);
         }
-        None => warnings.push(
-            "DescribeCluster names no VPC: `vpc-cidr` peers, VPC endpoints and routes cannot be resolved".into(),
-        ),
+        None => warnings
+            .push("DescribeCluster names no VPC: `vpc-cidr` peers, VPC endpoints and routes cannot be resolved".into()),
     }
     Ok(CachedMetadata { fetched_at: Instant::now(), info, raw, warnings })
 }
@@ -217,7 +218,11 @@ async fn fargate_profiles(inner: &Inner, scope: &Scope, cluster: &str) -> Result
     .await?;
     describe_each(names, |name| async move {
         let req = scope.eks.describe_fargate_profile().cluster_name(cluster).fargate_profile_name(name);
-        Ok(inner.scoped(scope, DESCRIBE_FARGATE_PROFILE, req.send()).await?.fargate_profile().map(FargateProfileInfo::from))
+        Ok(inner
+            .scoped(scope, DESCRIBE_FARGATE_PROFILE, req.send())
+            .await?
+            .fargate_profile()
+            .map(FargateProfileInfo::from))
     })
     .await
 }
@@ -254,9 +259,9 @@ async fn with_addons(inner: &Arc<Inner>, scope: &Arc<Scope>, clusters: Vec<(Stri
     for ((name, mut m), addon) in clusters.into_iter().zip(addons) {
         match addon.and_then(|a| a.map_err(|f| f.error)) {
             Ok(addon) => m.raw.vpc_cni = Some(addon),
-            Err(e) => {
-                m.warnings.push(format!("the vpc-cni add-on could not be read ({e}): the pod-SG enforcing mode is unknown"))
-            }
+            Err(e) => m
+                .warnings
+                .push(format!("the vpc-cni add-on could not be read ({e}): the pod-SG enforcing mode is unknown")),
         }
         out.insert(name, Ok(m));
     }
@@ -336,8 +341,13 @@ async fn instance_walk(inner: &Inner, scope: &Scope, tagged: Filter) -> Result<V
     paginate(DESCRIBE_INSTANCES, |token| {
         let (tagged, live) = (tagged.clone(), live.clone());
         async move {
-            let req =
-                scope.ec2.describe_instances().filters(tagged).filters(live).max_results(EC2_PAGE).set_next_token(token);
+            let req = scope
+                .ec2
+                .describe_instances()
+                .filters(tagged)
+                .filters(live)
+                .max_results(EC2_PAGE)
+                .set_next_token(token);
             let out = inner.scoped(scope, DESCRIBE_INSTANCES, req.send()).await?;
             let found: Vec<InstanceInfo> =
                 out.reservations().iter().flat_map(|r| r.instances()).map(InstanceInfo::from).collect();
@@ -480,11 +490,8 @@ async fn template_walk(
     versions: Vec<String>,
 ) -> Result<Vec<LaunchTemplateVersionInfo>, CallFailure> {
     paginate(DESCRIBE_LAUNCH_TEMPLATE_VERSIONS, |token| {
-        let mut req = scope
-            .ec2
-            .describe_launch_template_versions()
-            .set_versions(Some(versions.clone()))
-            .set_next_token(token);
+        let mut req =
+            scope.ec2.describe_launch_template_versions().set_versions(Some(versions.clone())).set_next_token(token);
         req = match lt.map(|lt| (&lt.id, &lt.name)) {
             Some((Some(id), _)) => req.launch_template_id(id),
             Some((None, Some(name))) => req.launch_template_name(name),
@@ -520,7 +527,12 @@ mod tests {
             (
                 1,
                 false,
-                &[("tag-key", 1), ("tag:alpha.eksctl.io/cluster-name", 1), ("tag:eks:cluster-name", 1), ("tag:eks:eks-cluster-name", 1)],
+                &[
+                    ("tag-key", 1),
+                    ("tag:alpha.eksctl.io/cluster-name", 1),
+                    ("tag:eks:cluster-name", 1),
+                    ("tag:eks:eks-cluster-name", 1),
+                ],
             ),
             (
                 201,
@@ -558,10 +570,19 @@ mod tests {
             default_version: default,
             security_group_ids: vec![sg.into()],
         };
-        let pool = [version("lt-a", 3, false, "sg-a3"), version("lt-a", 2, true, "sg-a2"), version("lt-a", 1, false, "sg-a1"), version("lt-b", 1, true, "sg-b1")];
+        let pool = [
+            version("lt-a", 3, false, "sg-a3"),
+            version("lt-a", 2, true, "sg-a2"),
+            version("lt-a", 1, false, "sg-a1"),
+            version("lt-b", 1, true, "sg-b1"),
+        ];
         let ng = |name: &str, id: Option<&str>, tname: Option<&str>, v: Option<&str>| NodegroupInfo {
             name: name.into(),
-            launch_template: Some(LaunchTemplateRef { id: id.map(Into::into), name: tname.map(Into::into), version: v.map(Into::into) }),
+            launch_template: Some(LaunchTemplateRef {
+                id: id.map(Into::into),
+                name: tname.map(Into::into),
+                version: v.map(Into::into),
+            }),
             remote_access_security_group: None,
             auto_scaling_groups: Vec::new(),
             subnets: Vec::new(),
@@ -569,13 +590,27 @@ mod tests {
         // (node groups, the groups of the versions picked, in node-group order)
         let table: Vec<(Vec<NodegroupInfo>, Vec<&str>)> = vec![
             (vec![ng("latest", Some("lt-a"), None, Some("$Latest"))], vec!["sg-a3"]),
-            (vec![ng("default", Some("lt-a"), None, None), ng("again", Some("lt-a"), None, Some("$Default"))], vec!["sg-a2", "sg-a2"]),
-            (vec![ng("pinned", Some("lt-a"), None, Some("1")), ng("by-name", None, Some("lt-b-name"), Some("1"))], vec!["sg-a1", "sg-b1"]),
+            (
+                vec![ng("default", Some("lt-a"), None, None), ng("again", Some("lt-a"), None, Some("$Default"))],
+                vec!["sg-a2", "sg-a2"],
+            ),
+            (
+                vec![ng("pinned", Some("lt-a"), None, Some("1")), ng("by-name", None, Some("lt-b-name"), Some("1"))],
+                vec!["sg-a1", "sg-b1"],
+            ),
             // The same reference twice is one version; a template nobody has, none.
-            (vec![ng("x", Some("lt-b"), None, Some("1")), ng("y", Some("lt-b"), None, Some("1")), ng("gone", Some("lt-z"), None, None)], vec!["sg-b1"]),
+            (
+                vec![
+                    ng("x", Some("lt-b"), None, Some("1")),
+                    ng("y", Some("lt-b"), None, Some("1")),
+                    ng("gone", Some("lt-z"), None, None),
+                ],
+                vec!["sg-b1"],
+            ),
         ];
         for (nodegroups, want) in table {
-            let got: Vec<String> = pick_versions(&nodegroups, &pool).into_iter().flat_map(|v| v.security_group_ids).collect();
+            let got: Vec<String> =
+                pick_versions(&nodegroups, &pool).into_iter().flat_map(|v| v.security_group_ids).collect();
             assert_eq!(got, want, "{:?}", nodegroups.iter().map(|n| &n.name).collect::<Vec<_>>());
         }
     }
