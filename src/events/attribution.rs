@@ -40,12 +40,19 @@ pub struct Attribution {
     lookup: Option<Lookup>,
 }
 
+/// A role (`None`: the daemon's own credentials) in a region: LookupEvents' rate-limit unit.
+type Slot = (Option<String>, String);
+/// A group of one role and region.
+type GroupKey = (Option<String>, String, String);
+/// When a group's history was asked, and the changes it held.
+type Answer = (Instant, Arc<Vec<Change>>);
+
 struct Lookup {
     trail: CloudTrail,
     /// (role, region) → when the next request may go.
-    slots: Mutex<HashMap<(Option<String>, String), Instant>>,
+    slots: Mutex<HashMap<Slot, Instant>>,
     /// (role, region, group) → when it was asked, and the changes found.
-    cache: Mutex<HashMap<(Option<String>, String, String), (Instant, Arc<Vec<Change>>)>>,
+    cache: Mutex<HashMap<GroupKey, Answer>>,
 }
 
 impl Attribution {
