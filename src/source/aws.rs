@@ -15,8 +15,8 @@
 //! prefix lists. What the reads mean is decided by `assemble`, shared with the files source.
 //!
 //! Calls of one account and region pass a gate per service ([`limits`]): a cap on calls in
-//! flight and an optional request rate; the SDK's adaptive retry slows down further when AWS
-//! throttles.
+//! flight and an optional request rate, which is what keeps sgdrift inside the account's quota;
+//! throttled calls are retried with the SDK's standard strategy (exponential backoff with jitter).
 
 mod groups;
 mod limits;
@@ -76,7 +76,7 @@ pub struct AwsOptions {
     pub eks_requests_per_second: Option<u32>,
     /// EC2 calls started per second per account and region; `None`: no limit.
     pub ec2_requests_per_second: Option<u32>,
-    /// Attempts per call with the adaptive retry strategy; `None` keeps what the SDK config
+    /// Attempts per call with the standard retry strategy; `None` keeps what the SDK config
     /// says (`AWS_MAX_ATTEMPTS`, else 3).
     pub max_attempts: Option<u32>,
 }
@@ -132,10 +132,12 @@ impl AwsSource {
         let mut b = base.to_builder();
         let timeouts = base.timeout_config().cloned().unwrap_or_else(TimeoutConfig::disabled);
         b.set_timeout_config(Some(timeouts.to_builder().operation_timeout(options.timeout).build()));
-        // Adaptive: besides retrying, the client slows its own request rate once AWS throttles
-        // it, instead of spending every attempt against a bucket that is empty.
+        // Standard, not adaptive: the adaptive strategy's client-side rate limiter is shared by
+        // every call of the client, and a few throttles cut its rate so far that a whole poll
+        // of every cluster waited past a minute (tests/it/fault_suite.rs, aws-throttled). The
+        // gates of `limits` keep the request rate per account and region instead.
         let attempts = options.max_attempts.or_else(|| base.retry_config().map(|r| r.max_attempts()));
-        let retry = RetryConfig::adaptive();
+        let retry = RetryConfig::standard();
         b.set_retry_config(Some(match attempts {
             Some(n) => retry.with_max_attempts(n.max(1)),
             None => retry,
