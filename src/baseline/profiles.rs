@@ -243,6 +243,26 @@ impl Builder {
         self.allow(r, IN, &[tcp(53), udp(53)], &[POD],
             "security groups for pods: pods with their own SGs query CoreDNS on nodes that carry the cluster SG (user guide security-groups-pods-deployment)",
             "D-pods");
+        self.cluster_hybrid();
+        if p.tool(Style::Eksctl) {
+            self.allow(r, IN, &[Traffic::All], &[NODE],
+                "eksctl IngressNodeToDefaultClusterSG: unmanaged nodes (shared node SG) to control plane and managed nodes, all ports; allowed from every node SG since the shared one is not told apart",
+                "EKSCTL");
+        }
+        self.allow(r, OUT, &[tcp(10250), tcp(443)], &[NODE],
+            "control plane to kubelet and extension API servers on nodes outside the cluster SG; terraform-aws-eks >= v19 relies on the cluster SG for it",
+            "D-2018, D-2022b, TF");
+        if p.tool(Style::Terraform) {
+            self.allow(r, OUT, &TF_WEBHOOK_PORTS.map(tcp), &[NODE],
+                "control plane to terraform-aws-eks's default webhook ports on nodes; v19+ relies on the cluster SG's egress for them",
+                "TF");
+        }
+        self.node_egress(r);
+    }
+
+    /// The cluster SG's rules for hybrid nodes: their node and pod CIDRs (`remoteNetworkConfig`).
+    fn cluster_hybrid(&mut self) {
+        let r = Role::Cluster;
         self.allow(
             r,
             IN,
@@ -267,20 +287,6 @@ impl Builder {
             "control plane to webhooks running on hybrid nodes' pods",
             "D-hyb",
         );
-        if p.tool(Style::Eksctl) {
-            self.allow(r, IN, &[Traffic::All], &[NODE],
-                "eksctl IngressNodeToDefaultClusterSG: unmanaged nodes (shared node SG) to control plane and managed nodes, all ports; allowed from every node SG since the shared one is not told apart",
-                "EKSCTL");
-        }
-        self.allow(r, OUT, &[tcp(10250), tcp(443)], &[NODE],
-            "control plane to kubelet and extension API servers on nodes outside the cluster SG; terraform-aws-eks >= v19 relies on the cluster SG for it",
-            "D-2018, D-2022b, TF");
-        if p.tool(Style::Terraform) {
-            self.allow(r, OUT, &TF_WEBHOOK_PORTS.map(tcp), &[NODE],
-                "control plane to terraform-aws-eks's default webhook ports on nodes; v19+ relies on the cluster SG's egress for them",
-                "TF");
-        }
-        self.node_egress(r);
     }
 
     /// §8.2. Optional role: absent when no additional SG was given.
@@ -462,6 +468,12 @@ impl Builder {
                 "D-priv, EC2-pl, EKSCTL",
             );
         }
+        self.node_internet_egress(r);
+    }
+
+    /// Node egress beyond the cluster: eks-strict's HTTPS out, or every tool's allow-all.
+    fn node_internet_egress(&mut self, r: Role) {
+        let p = self.p;
         if p.strict {
             // Every mode: a private endpoint says how nodes reach the Kubernetes API, not whether
             // they reach the internet (design.md §1). terraform-aws-eks >= v19 defaults to a

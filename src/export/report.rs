@@ -153,80 +153,85 @@ fn severity_counts<'a>(findings: impl Iterator<Item = &'a Finding>) -> String {
 /// The human report of `sgdrift check`: per cluster, per group, findings with severity and
 /// reason; closed flows; a one-line verdict.
 pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
-    use std::fmt::Write;
     let mut out = String::new();
     for c in &report.clusters {
-        let what = [c.style.map(|s| s.as_str().to_string()), c.endpoint_mode.map(|m| m.as_str().to_string())]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(", ");
-        let status = match c.status {
-            ClusterStatus::Ok => "OK".to_string(),
-            ClusterStatus::Error => "ERROR".to_string(),
-            ClusterStatus::Drift => format!("DRIFT: {}", severity_counts(c.drift())),
-        };
-        let _ = writeln!(
-            out,
-            "{}  ({} {}{}{})  {}",
-            c.cluster,
-            c.account_id,
-            c.region,
-            if what.is_empty() { "" } else { ", " },
-            what,
-            status
-        );
-        if let Some(e) = &c.error {
-            let _ = writeln!(out, "  error: {e}");
-        }
-        for w in &c.warnings {
-            let _ = writeln!(out, "  warning: {w}");
-        }
-        for g in &c.groups {
-            let findings: Vec<&Finding> = c.findings.iter().filter(|f| f.group_id == g.id).collect();
-            if findings.is_empty() {
-                continue;
-            }
-            let _ = writeln!(out, "  {}  {}  ({})", g.id, g.name, g.role);
-            for f in findings {
-                let sev = f.severity.as_str().to_ascii_uppercase();
-                let _ = write!(
-                    out,
-                    "    {sev:<8}  {:<10}  {:<44}  {}",
-                    f.kind.as_str(),
-                    f.rule_text().to_string(),
-                    f.reason
-                );
-                if let Some(d) = &f.description {
-                    let _ = write!(out, "  [\"{d}\"]");
-                }
-                if let Some(s) = &f.suppressed_by {
-                    let _ = write!(out, "  (suppressed: {s})");
-                }
-                if let Some(by) = &f.changed_by {
-                    let _ = write!(out, "  changed by {by}");
-                }
-                out.push('\n');
-                if let Some(r) = f.remediation.as_ref().filter(|_| f.is_drift()) {
-                    for line in r.aws_cli.lines() {
-                        let _ = writeln!(out, "              fix: {line}");
-                    }
-                    if let Some(m) = &r.manual {
-                        let _ = writeln!(out, "              note: {m}");
-                    }
-                }
-            }
-        }
-        for o in &c.owned {
-            let _ = writeln!(out, "  owned by {}: {} on {}", o.owned_by, o.rule, o.group_id);
-        }
-        for flow in c.flows.iter().filter(|f| f.status != crate::flows::FlowStatus::Open) {
-            let ng = flow.node_group.as_deref().map(|n| format!(" [{n}]")).unwrap_or_default();
-            let status = flow.status.as_str().to_ascii_uppercase();
-            let _ = writeln!(out, "  flow {} {status}{}: {}", flow.name, ng, flow.detail);
-        }
-        out.push('\n');
+        render_cluster(&mut out, c);
     }
+    render_verdict(&mut out, report, fail_on);
+    out
+}
+
+/// One cluster's block: its header, errors and warnings, findings per group, owned rules, and
+/// the flows that are not open.
+fn render_cluster(out: &mut String, c: &ClusterReport) {
+    use std::fmt::Write;
+    let what = [c.style.map(|s| s.as_str().to_string()), c.endpoint_mode.map(|m| m.as_str().to_string())]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let status = match c.status {
+        ClusterStatus::Ok => "OK".to_string(),
+        ClusterStatus::Error => "ERROR".to_string(),
+        ClusterStatus::Drift => format!("DRIFT: {}", severity_counts(c.drift())),
+    };
+    let sep = if what.is_empty() { "" } else { ", " };
+    let _ = writeln!(out, "{}  ({} {}{sep}{what})  {status}", c.cluster, c.account_id, c.region);
+    if let Some(e) = &c.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    for w in &c.warnings {
+        let _ = writeln!(out, "  warning: {w}");
+    }
+    for g in &c.groups {
+        let findings: Vec<&Finding> = c.findings.iter().filter(|f| f.group_id == g.id).collect();
+        if findings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  {}  {}  ({})", g.id, g.name, g.role);
+        for f in findings {
+            render_finding(out, f);
+        }
+    }
+    for o in &c.owned {
+        let _ = writeln!(out, "  owned by {}: {} on {}", o.owned_by, o.rule, o.group_id);
+    }
+    for flow in c.flows.iter().filter(|f| f.status != crate::flows::FlowStatus::Open) {
+        let ng = flow.node_group.as_deref().map(|n| format!(" [{n}]")).unwrap_or_default();
+        let status = flow.status.as_str().to_ascii_uppercase();
+        let _ = writeln!(out, "  flow {} {status}{}: {}", flow.name, ng, flow.detail);
+    }
+    out.push('\n');
+}
+
+/// One finding's line, then its fix for drift.
+fn render_finding(out: &mut String, f: &Finding) {
+    use std::fmt::Write;
+    let sev = f.severity.as_str().to_ascii_uppercase();
+    let _ = write!(out, "    {sev:<8}  {:<10}  {:<44}  {}", f.kind.as_str(), f.rule_text().to_string(), f.reason);
+    if let Some(d) = &f.description {
+        let _ = write!(out, "  [\"{d}\"]");
+    }
+    if let Some(s) = &f.suppressed_by {
+        let _ = write!(out, "  (suppressed: {s})");
+    }
+    if let Some(by) = &f.changed_by {
+        let _ = write!(out, "  changed by {by}");
+    }
+    out.push('\n');
+    if let Some(r) = f.remediation.as_ref().filter(|_| f.is_drift()) {
+        for line in r.aws_cli.lines() {
+            let _ = writeln!(out, "              fix: {line}");
+        }
+        if let Some(m) = &r.manual {
+            let _ = writeln!(out, "              note: {m}");
+        }
+    }
+}
+
+/// The closing line: how many clusters drifted, by severity, suppressed, unchecked.
+fn render_verdict(out: &mut String, report: &Report, fail_on: crate::model::Severity) {
+    use std::fmt::Write;
     let total = report.clusters.len();
     let drifted = report.clusters.iter().filter(|c| c.status == ClusterStatus::Drift).count();
     let errors = report.clusters.iter().filter(|c| c.status == ClusterStatus::Error).count();
@@ -244,7 +249,6 @@ pub fn render_text(report: &Report, fail_on: crate::model::Severity) -> String {
         let _ = write!(out, "; {errors} could not be checked");
     }
     let _ = writeln!(out, "; {at_or_above} at or above {fail_on}.");
-    out
 }
 
 #[cfg(test)]
