@@ -15,19 +15,7 @@ fn sgdrift(server: &moto::Moto, region: &str, args: &[&str]) -> Output {
 
 /// As [`sgdrift`], with AWS at `endpoint` (the emulator, or a proxy in front of it).
 fn sgdrift_at(endpoint: &str, region: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sgdrift"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", region)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("the sgdrift binary runs")
+    moto::sgdrift_at(endpoint, region, args)
 }
 
 fn config(dir: &Path, region: &str, clusters: &str, baseline: &str) -> PathBuf {

@@ -33,6 +33,22 @@ impl Drop for Prometheus {
 }
 
 impl Prometheus {
+    /// `binary` with `config`, its data in the fixture's directory, on loopback `port`.
+    fn start(binary: &std::path::Path, fx: &Fixture, config: &std::path::Path, port: u16) -> Prometheus {
+        let log = fx.path("prometheus.log");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", fx.path("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        Prometheus { child, port, log }
+    }
+
     /// The result vector of an instant query, `None` until Prometheus answers.
     fn query(&self, promql: &str) -> Option<Vec<Value>> {
         let r = http_get(self.port, &format!("/api/v1/query?query={promql}"))?;
@@ -62,21 +78,7 @@ fn a_real_prometheus_scrapes_the_daemon_and_promql_returns_its_findings() {
         ),
     )
     .unwrap();
-    let log = fx.path("prometheus.log");
-    let prometheus = Prometheus {
-        child: Command::new(&binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", fx.path("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())),
-        port,
-        log,
-    };
+    let prometheus = Prometheus::start(&binary, &fx, &config, port);
     let prometheus_log = || fs::read_to_string(&prometheus.log).unwrap_or_default();
 
     d.wait_for("Prometheus to find the target up", |_| {
@@ -220,21 +222,7 @@ fn a_real_prometheus_scrapes_over_tls_with_basic_auth_and_a_renewed_certificate_
         ),
     )
     .unwrap();
-    let log = fx.path("prometheus.log");
-    let prometheus = Prometheus {
-        child: Command::new(&binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", fx.path("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display())),
-        port,
-        log,
-    };
+    let prometheus = Prometheus::start(&binary, &fx, &config, port);
     d.wait_for("Prometheus to scrape sgdrift's findings over TLS with basic auth", |_| {
         let found = prometheus.query("count(sgdrift_findings)")?;
         found.first().map(|_| ())

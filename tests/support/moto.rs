@@ -150,15 +150,7 @@ impl Moto {
     /// Points a `sgdrift` process at this server only, in `region`: static test credentials, no
     /// profile, no IMDS, one attempt per call.
     pub fn point(&self, command: &mut Command, region: &str) {
-        command
-            .env("AWS_ENDPOINT_URL", &self.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", region)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1");
+        point_at(command, &self.url, region);
     }
 
     /// An SDK config for `region` that talks to this server only: static test credentials, no
@@ -182,19 +174,7 @@ impl Moto {
     /// Runs the sgdrift binary with the standard AWS variables aimed at this server, and nothing
     /// else of AWS (no profile, no IMDS, one attempt per call).
     pub fn sgdrift(&self, region: &str, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_sgdrift"))
-            .args(args)
-            .env("AWS_ENDPOINT_URL", &self.url)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", region)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("the sgdrift binary runs")
+        sgdrift_at(&self.url, region, args)
     }
 
     /// Runs the fixture builder against this server and returns its manifest (see build.py).
@@ -265,4 +245,26 @@ pub fn manifest_all_groups(manifest: &serde_json::Value, cluster: &str) -> std::
 
 pub fn path_of(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// Points a `sgdrift` process at AWS on `endpoint` only (the emulator, or a proxy in front of
+/// it), in `region`: static test credentials, no profile, no IMDS, one attempt per call.
+pub fn point_at(command: &mut Command, endpoint: &str, region: &str) {
+    command
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", region)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env_remove("AWS_PROFILE");
+}
+
+/// Runs the sgdrift binary with AWS at `endpoint` only (see [`point_at`]).
+pub fn sgdrift_at(endpoint: &str, region: &str, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sgdrift"));
+    point_at(&mut command, endpoint, region);
+    command.args(args).output().expect("the sgdrift binary runs")
 }
