@@ -142,9 +142,8 @@ fn target_failure(spec: &TargetSpec, error: &str) -> ClusterReport {
 /// The entry of an organization target whose accounts could not be listed.
 fn organization_failure(settings: &Settings, index: usize, error: &crate::source::SourceError) -> ClusterReport {
     let target = &settings.targets[index];
-    let mut entry = ClusterReport::failed("", &target.regions.join(","), &target.clusters.join(","), None);
-    entry.error = Some(format!("cannot list the accounts of the organization (target {}): {error}", index + 1));
-    entry
+    let why = format!("cannot list the accounts of the organization (target {}): {error}", index + 1);
+    ClusterReport::failed("", &target.regions.join(","), &target.clusters.join(","), Some(why))
 }
 
 async fn check(

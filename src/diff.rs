@@ -59,12 +59,10 @@ pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
     let flow_results = flows::check(snapshot, flows);
     let (mut findings, owned) = diff_rules_with(snapshot, expected, trusted);
     findings.extend(flow_findings(snapshot, &flow_results));
-    let no_tags = BTreeMap::new();
     for finding in &mut findings {
-        let tags = snapshot.groups.get(&finding.group_id).map_or(&no_tags, |g| &g.tags);
         // The first exception that suppresses wins; an expired one never does, so the finding fires.
         let suppressing =
-            exceptions.iter().find(|e| e.matches(&snapshot.id, tags, finding, today) == ExceptionMatch::Suppresses);
+            exceptions.iter().find(|e| e.matches_in(snapshot, finding, today) == ExceptionMatch::Suppresses);
         if let Some(e) = suppressing {
             finding.suppressed_by = Some(format!("{} (until {})", e.reason, e.expires));
         }
@@ -663,6 +661,36 @@ mod tests {
             reason: "internal NLB NodePorts".to_string(),
             expires: day(expires),
         }
+    }
+
+    #[test]
+    fn an_exception_naming_a_role_peer_covers_the_groups_of_that_role_in_the_cluster() {
+        let snap = snapshot(
+            EndpointMode::Public,
+            vec![
+                default_cluster_sg(),
+                group("sg-cp", Role::ControlPlane, &["ingress tcp 443 from sg-node"]),
+                group("sg-node", Role::Node, &["ingress tcp 30080 from sg-cp", "ingress tcp 30080 from sg-other"]),
+            ],
+            &[("ng-1", &["sg-node", "sg-cluster"])],
+        );
+        let by_role = Exception {
+            peer: PeerSpec::Role(Role::ControlPlane),
+            rule_text: "ingress tcp 30000-32767 from role:control-plane".into(),
+            ..exception("ingress tcp 30000-32767 from 10.0.0.0/8", None, "2027-03-31")
+        };
+        let base = resolved(&[]);
+        let eval = evaluate(&snap, &base, &FlowContext::default(), &[by_role], &Controller::ALL, day("2027-01-01"));
+        let suppressed = |peer: &str| {
+            eval.findings
+                .iter()
+                .find(|f| {
+                    f.traffic == Traffic::Tcp(crate::model::PortRange::single(30080)) && f.peer.to_string() == peer
+                })
+                .map(|f| f.suppressed_by.is_some())
+        };
+        assert_eq!(suppressed("sg-cp"), Some(true), "{:?}", eval.findings);
+        assert_eq!(suppressed("sg-other"), Some(false), "a group of no role is not `role:control-plane`");
     }
 
     #[test]

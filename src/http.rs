@@ -168,7 +168,7 @@ where
         let (app, auth) = (app.clone(), auth.clone());
         async move {
             let response = match auth {
-                Some(auth) if !auth.allows(request.uri().path(), request.headers()) => unauthorized(),
+                Some(auth) if !auth.allows(request.uri().path(), request.headers()).await => unauthorized(),
                 _ => handle(app, request).await,
             };
             drop(guard);
@@ -332,9 +332,9 @@ async fn report(State(state): State<AppState>) -> Json<crate::export::report::Re
 
 /// The status page; its query string filters it (`?status=drift&account=…&severity=high`).
 async fn index(State(state): State<AppState>, Query(query): Query<Vec<(String, String)>>) -> Html<String> {
+    // Each finding carries its `first_seen`; the page reads it from the report.
     let report = current_report(&state);
-    let first_seen = state.store.read_now(|s| s.first_seen());
-    Html(html::render(&report, &first_seen, &html::Filter::from_pairs(&query)))
+    Html(html::render(&report, &html::Filter::from_pairs(&query)))
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::model::{peer_covers, traffic_union_covers, ClusterId, Direction, Finding, ParseError, Role, Traffic};
+use crate::model::{
+    peer_covers, traffic_union_covers, ClusterId, ClusterSnapshot, Direction, Finding, ParseError, Role, Traffic,
+};
 
 use super::PeerSpec;
 
@@ -83,9 +85,9 @@ impl Exception {
     /// rule: same direction, traffic covered (ports by range, `all` covers everything), and the peer:
     /// - a concrete peer (CIDR, `pl-…`, `sg-…`) covers by containment, as in the differ;
     /// - `self` covers a finding whose peer is the finding's own group;
-    /// - `role:…`, `vpc-cidr` and prefix-list names cannot be resolved without the snapshot,
-    ///   and a finding's peer is always concrete, so they match nothing. Use concrete peers
-    ///   (or narrow with `group_id`) to except a rule on a group.
+    /// - `role:…`, `vpc-cidr`, prefix-list names and remote CIDRs need the cluster to resolve:
+    ///   here they match nothing; [`matches_in`](Self::matches_in), which the differ calls,
+    ///   resolves them against the snapshot.
     ///
     /// A finding towards a VPC endpoint that does not exist has no peer a rule can name: only
     /// the filters and traffic could match it, so no exception covers it.
@@ -96,9 +98,37 @@ impl Exception {
         finding: &Finding,
         today: NaiveDate,
     ) -> ExceptionMatch {
+        self.verdict(cluster, group_tags, finding, today, self.peer_covers(finding))
+    }
+
+    /// [`matches`](Self::matches) with the exception's peer resolved against `snapshot`, the
+    /// finding's cluster, as a baseline rule's is: `role:…`, `vpc-cidr`, prefix-list names and
+    /// the remote CIDRs of hybrid nodes cover what they name in that cluster.
+    pub fn matches_in(&self, snapshot: &ClusterSnapshot, finding: &Finding, today: NaiveDate) -> ExceptionMatch {
+        let no_tags = BTreeMap::new();
+        let holder = snapshot.groups.get(&finding.group_id);
+        let tags = holder.map_or(&no_tags, |g| &g.tags);
+        let covers = match (&self.peer, holder) {
+            (PeerSpec::Concrete(_) | PeerSpec::SelfRef, _) => self.peer_covers(finding),
+            (spec, Some(holder)) => finding.peer.as_peer().is_some_and(|inner| {
+                super::resolve::resolve_peer(spec, holder, snapshot).iter().any(|outer| peer_covers(outer, inner))
+            }),
+            (_, None) => false,
+        };
+        self.verdict(&snapshot.id, tags, finding, today, covers)
+    }
+
+    fn verdict(
+        &self,
+        cluster: &ClusterId,
+        group_tags: &BTreeMap<String, String>,
+        finding: &Finding,
+        today: NaiveDate,
+        peer_covered: bool,
+    ) -> ExceptionMatch {
         let rule = finding.direction == self.direction
             && traffic_union_covers([&self.traffic], &finding.traffic)
-            && self.peer_covers(finding);
+            && peer_covered;
         match (self.scope_covers(cluster, group_tags, finding) && rule, self.is_expired(today)) {
             (false, _) => ExceptionMatch::NoMatch,
             (true, true) => ExceptionMatch::Expired,

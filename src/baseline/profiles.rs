@@ -498,7 +498,7 @@ impl Builder {
             let why = if p.internet_egress() {
                 "default allow-all egress of every tool (and of EKS's cluster and remote-access SGs); nodes reach the public API endpoint, ECR, S3 and STS through it; eks-strict narrows it to 443"
             } else {
-                "default allow-all egress of every tool (and of EKS's cluster and remote-access SGs), kept in private mode too (terraform-aws-eks defaults to a private endpoint with egress_all); eks-strict keeps egress in the VPC"
+                "default allow-all egress of every tool (and of EKS's cluster and remote-access SGs), kept in private mode too (terraform-aws-eks defaults to a private endpoint with egress_all); eks-strict narrows it to 443"
             };
             self.allow(r, OUT, &[Traffic::All], &internet(), why, "D-2024, D-mng, CFN-node, EKSCTL, TF");
         }

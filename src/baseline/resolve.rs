@@ -118,7 +118,7 @@ pub fn resolve_borrowed<'a, 's>(
 }
 
 /// The concrete peers `spec` names for a rule held by `holder`.
-fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnapshot) -> Vec<Peer> {
+pub(crate) fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnapshot) -> Vec<Peer> {
     match spec {
         PeerSpec::Concrete(p) => vec![p.clone()],
         PeerSpec::SelfRef => vec![Peer::group(&holder.id)],

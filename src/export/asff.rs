@@ -170,7 +170,7 @@ fn description(cluster: &ClusterReport, f: &Finding) -> String {
         f.rule_text()
     );
     if let Some(by) = &f.changed_by {
-        text.push_str(&format!(" Changed by {} ({} at {}).", by.arn, by.event_name, by.event_time.to_rfc3339()));
+        text.push_str(&format!(" Changed by {by}."));
     }
     text
 }

@@ -141,7 +141,7 @@ fn page_order(report: &Report) -> Vec<&ClusterReport> {
 
 /// The page for `report`, narrowed by `filter`; `first_seen` maps finding ids to when each was
 /// first seen.
-pub fn render(report: &Report, first_seen: &BTreeMap<String, DateTime<Utc>>, filter: &Filter) -> String {
+pub fn render(report: &Report, filter: &Filter) -> String {
     let drifted = report.clusters.iter().filter(|c| c.status == ClusterStatus::Drift).count();
     let failing = report.clusters.iter().filter(|c| c.status == ClusterStatus::Error).count();
     let mut out = String::with_capacity(16 * 1024);
@@ -166,7 +166,7 @@ pub fn render(report: &Report, first_seen: &BTreeMap<String, DateTime<Utc>>, fil
     filter_form(&mut out, report, filter, shown.len());
     summary(&mut out, report, &shown);
     for cluster in &shown {
-        section(&mut out, cluster, first_seen, filter);
+        section(&mut out, cluster, filter);
     }
     out.push_str(
         "<footer>Machine-readable: <a href=\"api/v1/report\">api/v1/report</a> (JSON) and \
@@ -251,7 +251,7 @@ fn summary(out: &mut String, report: &Report, shown: &[&ClusterReport]) {
     out.push_str("</tbody></table></div>\n");
 }
 
-fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, DateTime<Utc>>, filter: &Filter) {
+fn section(out: &mut String, c: &ClusterReport, filter: &Filter) {
     let _ = writeln!(
         out,
         "<section id=\"{}\"><h2><a href=\"#{0}\">{}</a> {}</h2>",
@@ -274,7 +274,7 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
             out.push_str("<p class=\"meta\">The findings below are from the last successful poll.</p>\n");
         }
     }
-    findings_table(out, c, first_seen, filter);
+    findings_table(out, c, filter);
     flows_table(out, &c.flows);
     if !c.groups.is_empty() {
         let _ = writeln!(
@@ -303,7 +303,7 @@ fn section(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, Da
     out.push_str("</section>\n");
 }
 
-fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<String, DateTime<Utc>>, filter: &Filter) {
+fn findings_table(out: &mut String, c: &ClusterReport, filter: &Filter) {
     let mut findings: Vec<&Finding> = c.findings.iter().filter(|f| filter.keeps_finding(f)).collect();
     // Drift first, worst first; suppressed ones last.
     findings.sort_by(|a, b| {
@@ -355,7 +355,7 @@ fn findings_table(out: &mut String, c: &ClusterReport, first_seen: &BTreeMap<Str
             description,
             esc(&f.reason),
             remediation_html(f),
-            first_seen.get(&f.id).map_or_else(String::new, |t| time(*t))
+            f.first_seen.map_or_else(String::new, time)
                 + &f.changed_by.as_ref().map_or_else(String::new, |by| format!(
                     "<br><span class=\"meta\">by {}</span>",
                     esc(&by.to_string())
@@ -490,11 +490,7 @@ mod tests {
 
     #[test]
     fn every_value_from_the_report_is_escaped() {
-        let page = render(
-            &report(vec![finding("SSH <open> to the \"internet\"", None)]),
-            &BTreeMap::new(),
-            &Filter::default(),
-        );
+        let page = render(&report(vec![finding("SSH <open> to the \"internet\"", None)]), &Filter::default());
         for raw in ["<script>", "prod<eu>", "<b>ssh</b>", "<open>", "\"bad\" & worse", "nodes & co"] {
             assert!(!page.contains(raw), "unescaped `{raw}` in the page");
         }
@@ -507,8 +503,9 @@ mod tests {
 
     #[test]
     fn a_finding_shows_its_rule_reason_first_seen_and_suppression() {
-        let seen = [("f1".to_string(), "2026-11-01T08:00:00Z".parse().unwrap())].into();
-        let page = render(&report(vec![finding("SSH open", Some("internal bastion"))]), &seen, &Filter::default());
+        let mut f = finding("SSH open", Some("internal bastion"));
+        f.first_seen = Some("2026-11-01T08:00:00Z".parse().unwrap());
+        let page = render(&report(vec![f]), &Filter::default());
         assert!(page.contains("ingress tcp 22 from 0.0.0.0/0"));
         assert!(page.contains("2026-11-01T08:00:00Z"));
         assert!(page.contains("internal bastion"));
@@ -517,7 +514,7 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_from_elsewhere() {
-        let page = render(&report(vec![finding("x", None)]), &BTreeMap::new(), &Filter::default());
+        let page = render(&report(vec![finding("x", None)]), &Filter::default());
         for external in ["<script", "<link", "http://", "https://", "src="] {
             assert!(!page.contains(external), "`{external}` in the page");
         }
@@ -571,7 +568,7 @@ mod tests {
 
     #[test]
     fn failing_clusters_come_first_then_the_worst_drift_then_clean_ones() {
-        let page = render(&fleet(), &BTreeMap::new(), &Filter::default());
+        let page = render(&fleet(), &Filter::default());
         let names = sections(&page);
         assert_eq!(names, ["broken", "critical-drift", "medium-drift", "clean"]);
         let summary = &page[..page.find("<section").unwrap()];
@@ -587,7 +584,7 @@ mod tests {
             cluster_link("https://sgdrift.example.com/", "111122223333", "eu-west-1", "prod-eu1"),
             "https://sgdrift.example.com/#cluster-111122223333-eu-west-1-prod-eu1"
         );
-        let page = render(&fleet(), &BTreeMap::new(), &Filter::default());
+        let page = render(&fleet(), &Filter::default());
         for c in fleet().clusters {
             let id = cluster_anchor(&c.account_id, &c.region, &c.cluster);
             assert!(page.contains(&format!("<section id=\"{id}\">")), "no section {id}");
@@ -613,10 +610,10 @@ mod tests {
             ),
         ];
         for (query, want) in cases {
-            let page = render(&fleet(), &BTreeMap::new(), &Filter::from_pairs(&pairs(query)));
+            let page = render(&fleet(), &Filter::from_pairs(&pairs(query)));
             assert_eq!(sections(&page), want, "{query:?}");
         }
-        let page = render(&fleet(), &BTreeMap::new(), &Filter::from_pairs(&pairs(&[("severity", "critical")])));
+        let page = render(&fleet(), &Filter::from_pairs(&pairs(&[("severity", "critical")])));
         assert!(page.contains("<h3>Findings (1)</h3>"), "the low finding of critical-drift is filtered out");
         assert!(page.contains("Showing 1 of 4 clusters"));
         assert!(page.contains("<option value=\"critical\" selected>"), "the form shows the filter in force");
@@ -625,7 +622,7 @@ mod tests {
     #[test]
     fn a_filter_value_that_means_nothing_is_named_and_ignored() {
         let filter = Filter::from_pairs(&pairs(&[("severity", "severe"), ("status", "red")]));
-        let page = render(&fleet(), &BTreeMap::new(), &filter);
+        let page = render(&fleet(), &filter);
         assert!(page.contains("Filter ignored: unknown severity `severe`"), "{page}");
         assert!(page.contains("Filter ignored: unknown status `red`: expected ok, drift or error"));
         assert_eq!(sections(&page).len(), 4);

@@ -339,7 +339,7 @@ mod tests {
             let report = report(&f);
             let plain = render_text(&report, Severity::Low);
             assert!(plain.contains(text), "text report lacks `{text}`:\n{plain}");
-            let page = crate::export::html::render(&report, &BTreeMap::new(), &crate::export::html::Filter::default());
+            let page = crate::export::html::render(&report, &crate::export::html::Filter::default());
             assert!(page.contains(&format!("<code>{text}</code>")), "page lacks `{text}`");
             let n = notification(&f);
             let slack = serde_json::to_string(&crate::alert::slack::payload(&n, None)).expect("json");
@@ -366,7 +366,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("note: sg-0abc is managed by terraform\n"), "{text}");
-        let page = crate::export::html::render(&report(&f), &BTreeMap::new(), &crate::export::html::Filter::default());
+        let page = crate::export::html::render(&report(&f), &crate::export::html::Filter::default());
         assert!(
             page.contains("<summary>Fix: revoke</summary><code class=\"cmd\">aws ec2 revoke-security-group-ingress"),
             "{page}"

@@ -120,7 +120,11 @@ fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, SecurityError
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
     verified: Mutex<HashSet<[u8; 32]>>,
+    verifying: tokio::sync::Semaphore,
 }
+
+/// bcrypt checks running at once; the rest wait their turn.
+const MAX_VERIFYING: usize = 2;
 
 /// Paths a probe reaches without credentials: liveness and readiness say nothing about the
 /// clusters, and kubelet probes carry no password.
@@ -158,16 +162,23 @@ impl BasicAuth {
         if users.is_empty() {
             return Err((1, "no user in it: an empty file would lock everyone out".into()));
         }
-        Ok(BasicAuth { users, verified: Mutex::new(HashSet::new()) })
+        Ok(BasicAuth {
+            users,
+            verified: Mutex::new(HashSet::new()),
+            verifying: tokio::sync::Semaphore::new(MAX_VERIFYING),
+        })
     }
 
-    /// Whether a request for `path` with `headers` may proceed.
-    pub fn allows(&self, path: &str, headers: &HeaderMap) -> bool {
+    /// Whether a request for `path` with `headers` may proceed. bcrypt costs tens of
+    /// milliseconds of CPU, so a check not remembered runs on the blocking pool, at most
+    /// [`MAX_VERIFYING`] at a time: clients guessing passwords wait for each other and never
+    /// hold the workers that answer `/metrics`.
+    pub async fn allows(self: &Arc<Self>, path: &str, headers: &HeaderMap) -> bool {
         if OPEN_PATHS.contains(&path) {
             return true;
         }
         let Some((user, password)) = credentials(headers) else { return false };
-        let Some(hash) = self.users.get(&user) else { return false };
+        let Some(hash) = self.users.get(&user).cloned() else { return false };
         let key: [u8; 32] = Sha256::new()
             .chain_update(user.as_bytes())
             .chain_update([0])
@@ -178,7 +189,9 @@ impl BasicAuth {
         if self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
             return true;
         }
-        if !bcrypt::verify(&password, hash).unwrap_or(false) {
+        let Ok(_permit) = self.verifying.acquire().await else { return false };
+        let verified = tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false));
+        if !verified.await.unwrap_or(false) {
             return false;
         }
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
@@ -216,10 +229,10 @@ mod tests {
         h
     }
 
-    #[test]
-    fn only_a_listed_user_with_the_right_password_passes_and_probes_need_none() {
+    #[tokio::test]
+    async fn only_a_listed_user_with_the_right_password_passes_and_probes_need_none() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let auth = BasicAuth::parse(&format!("# scrapers\nprometheus:{hash}\n\n")).unwrap();
+        let auth = Arc::new(BasicAuth::parse(&format!("# scrapers\nprometheus:{hash}\n\n")).unwrap());
         // (path, headers, allowed)
         let cases = [
             ("/metrics", basic("prometheus", "s3cret"), true),
@@ -233,11 +246,11 @@ mod tests {
             ("/readyz", HeaderMap::new(), true),
         ];
         for (path, headers, want) in cases {
-            assert_eq!(auth.allows(path, &headers), want, "{path} {headers:?}");
+            assert_eq!(auth.allows(path, &headers).await, want, "{path} {headers:?}");
         }
         let mut bearer = HeaderMap::new();
         bearer.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert!(!auth.allows("/metrics", &bearer));
+        assert!(!auth.allows("/metrics", &bearer).await);
     }
 
     #[test]

@@ -203,11 +203,11 @@ impl AwsSource {
         &self,
         op: Operation,
         fut: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    ) -> Result<T, SourceError>
+    ) -> Result<T, CallFailure>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        self.inner.call(op, fut).await.map_err(|f| f.error)
+        self.inner.call(op, fut).await
     }
 }
 
@@ -463,21 +463,7 @@ impl Inner {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let started = Instant::now();
-        let result = fut.await;
-        let elapsed = started.elapsed();
-        match result {
-            Ok(v) => {
-                self.stats.record(op, elapsed, None);
-                Ok(v)
-            }
-            Err(e) => {
-                let failure = convert::classify(op, e, self.options.timeout);
-                self.stats.record(op, elapsed, Some(&failure.error));
-                tracing::debug!(operation = %op.action(), error = %failure.error, "AWS call failed");
-                Err(failure)
-            }
-        }
+        self.stats.timed(op, self.options.timeout, fut).await
     }
 
     /// The clusters `target` wants among those `ListClusters` names. When the listing is
@@ -588,7 +574,7 @@ where
 }
 
 /// Follows `NextToken` until AWS stops giving one (or gives the same one back).
-async fn paginate<T, F, Fut>(op: Operation, mut page: F) -> Result<Vec<T>, CallFailure>
+pub(super) async fn paginate<T, F, Fut>(op: Operation, mut page: F) -> Result<Vec<T>, CallFailure>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), CallFailure>>,

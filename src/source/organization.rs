@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use aws_sdk_organizations::Client;
 
-use super::aws::AwsSource;
-use super::convert::{self, Operation};
+use super::aws::{paginate, AwsSource};
+use super::convert::{self, CallFailure, Operation};
 use super::SourceError;
 
 const LIST_ACCOUNTS: Operation = Operation::new("organizations", "ListAccounts");
@@ -79,16 +79,12 @@ impl AwsSource {
     }
 
     async fn all_accounts(&self, client: &Client) -> Result<Vec<(String, bool)>, SourceError> {
-        let mut accounts = Vec::new();
-        let mut token = None;
-        loop {
+        let pages = paginate(LIST_ACCOUNTS, |token| async {
             let page = self.counted(LIST_ACCOUNTS, client.list_accounts().set_next_token(token).send()).await?;
-            accounts.extend(page.accounts().iter().filter_map(convert::organization_account));
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(accounts);
-            }
-        }
+            let accounts = page.accounts().iter().filter_map(convert::organization_account).collect();
+            Ok((accounts, page.next_token().map(str::to_string)))
+        });
+        pages.await.map_err(|f| f.error)
     }
 
     /// The accounts directly in each of `parents` and in every OU below them.
@@ -109,38 +105,30 @@ impl AwsSource {
                     ),
                 });
             }
-            accounts.extend(self.accounts_in(client, &parent).await?);
-            pending.extend(self.children_of(client, &parent).await?);
+            accounts.extend(self.accounts_in(client, &parent).await.map_err(|f| f.error)?);
+            pending.extend(self.children_of(client, &parent).await.map_err(|f| f.error)?);
         }
         Ok(accounts)
     }
 
-    async fn accounts_in(&self, client: &Client, parent: &str) -> Result<Vec<(String, bool)>, SourceError> {
-        let mut accounts = Vec::new();
-        let mut token = None;
-        loop {
+    async fn accounts_in(&self, client: &Client, parent: &str) -> Result<Vec<(String, bool)>, CallFailure> {
+        paginate(LIST_ACCOUNTS_FOR_PARENT, |token| async {
             let call = client.list_accounts_for_parent().parent_id(parent).set_next_token(token).send();
             let page = self.counted(LIST_ACCOUNTS_FOR_PARENT, call).await?;
-            accounts.extend(page.accounts().iter().filter_map(convert::organization_account));
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(accounts);
-            }
-        }
+            let accounts = page.accounts().iter().filter_map(convert::organization_account).collect();
+            Ok((accounts, page.next_token().map(str::to_string)))
+        })
+        .await
     }
 
-    async fn children_of(&self, client: &Client, parent: &str) -> Result<Vec<String>, SourceError> {
-        let mut children = Vec::new();
-        let mut token = None;
-        loop {
+    async fn children_of(&self, client: &Client, parent: &str) -> Result<Vec<String>, CallFailure> {
+        paginate(LIST_OUS_FOR_PARENT, |token| async {
             let call = client.list_organizational_units_for_parent().parent_id(parent).set_next_token(token).send();
             let page = self.counted(LIST_OUS_FOR_PARENT, call).await?;
-            children.extend(page.organizational_units().iter().filter_map(|ou| ou.id().map(str::to_string)));
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(children);
-            }
-        }
+            let children = page.organizational_units().iter().filter_map(|ou| ou.id().map(str::to_string)).collect();
+            Ok((children, page.next_token().map(str::to_string)))
+        })
+        .await
     }
 }
 

@@ -26,8 +26,10 @@ const DESCRIBE_SECURITY_GROUPS: Operation = Operation::new("ec2", "DescribeSecur
 /// it has one).
 type GroupResult = Result<GroupRecord, (Option<String>, SourceError)>;
 
-/// What the last poll of a scope learnt about its groups.
-#[derive(Debug, Default)]
+/// What the polls of a scope learnt about its groups. Merged, not replaced, by each poll: a
+/// poll of one cluster (an event's re-poll, another target on the same role and region) must
+/// not make the others' groups doubtful again.
+#[derive(Debug, Default, Clone)]
 pub(super) struct Seen {
     found: BTreeSet<String>,
     missing: BTreeSet<String>,
@@ -80,7 +82,7 @@ pub(super) async fn fetch_cluster_groups(
     let ready: Vec<(ClusterKey, &Prepared)> =
         prepared.iter().filter_map(|(n, p)| Some(((scope.key.clone(), n.clone()), p.as_ref().ok()?))).collect();
     let known_peers = lock(&inner.peers).clone();
-    let seen = lock(&inner.seen_groups).remove(&scope.key).unwrap_or_default();
+    let seen = lock(&inner.seen_groups).get(&scope.key).cloned().unwrap_or_default();
     let (mut ids, mut sure) = (BTreeSet::new(), seen.found);
     for (key, p) in &ready {
         ids.extend(assemble::referenced_groups(&p.metadata.info, &p.metadata.raw));
@@ -103,7 +105,13 @@ pub(super) async fn fetch_cluster_groups(
     }
     let (found, missing): (BTreeSet<String>, BTreeSet<String>) =
         ids.into_iter().filter(|id| !batch.failed.contains_key(id)).partition(|id| batch.found.contains_key(id));
-    lock(&inner.seen_groups).insert(scope.key.clone(), Seen { found, missing });
+    let mut all_seen = lock(&inner.seen_groups);
+    let seen = all_seen.entry(scope.key.clone()).or_default();
+    seen.found.retain(|id| !missing.contains(id));
+    seen.missing.retain(|id| !found.contains(id));
+    seen.found.extend(found);
+    seen.missing.extend(missing);
+    drop(all_seen);
     for (key, p) in &ready {
         notice_vanished_cluster_groups(inner, key, &p.metadata.info, &batch);
     }
