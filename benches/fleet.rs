@@ -4,7 +4,7 @@
 //! that fleet's state, and the process's resident memory. Run with `cargo bench --bench fleet`,
 //! or `scripts/bench-fleet`, which skips optimising the AWS SDK the benchmark never calls.
 //!
-//! Targets: evaluation < 100 ms, render < 10 ms, RSS < 64 MiB.
+//! Targets: evaluation < 50 ms (design.md §5), render < 10 ms, RSS < 64 MiB.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -145,7 +145,7 @@ fn evaluate_fleet(fleet: &[ClusterSnapshot]) -> Option<Vec<Evaluation>> {
         ms(timing.median),
         ms(timing.min),
         ms(timing.max),
-        goal("< 100 ms")
+        goal("< 50 ms")
     );
     Some(out)
 }
