@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::baseline::{
     self, guardrails, Controller, Exception, ExceptionMatch, Expected, OwnedRule, ResolvedBaseline, ResolvedRule,
@@ -329,6 +329,7 @@ mod tests {
         default_cluster_sg, group, private_restricted, rule, snapshot, terraform_v19, with, without,
     };
     use crate::model::{EndpointMode, EndpointService, Peer};
+    use std::collections::BTreeMap;
 
     const REQUIRED: RuleStatus = RuleStatus::Required;
     const ALLOWED: RuleStatus = RuleStatus::Allowed;
