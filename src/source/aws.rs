@@ -2,9 +2,10 @@
 //! account and region, metadata cached, every call counted, timed, classified and paced.
 //!
 //! A steady poll of a target makes, per account and region: one `ListClusters` walk (only for
-//! `clusters = ["*"]`; 100 clusters a page) and `⌈SGs/200⌉` `DescribeSecurityGroups` by
-//! `group-id` filter for the groups of every cluster together, their peers included (a peer
-//! first seen in this poll costs one more). Everything else changes rarely and is read again
+//! `clusters = ["*"]`; 100 clusters a page) and `⌈SGs/1000⌉` `DescribeSecurityGroups`: the
+//! clusters' VPCs listed by `vpc-id` filter, which brings the peers in those VPCs along (a shared
+//! VPC holding many other groups is asked by `group-id` filter instead, and a peer elsewhere
+//! costs one walk by id; see [`groups`]). Everything else changes rarely and is read again
 //! only once `poll.metadata_interval` has passed, or at once after [`AwsSource::invalidate`]:
 //! per cluster `DescribeCluster`, its node groups and Fargate profiles (EKS has no batch form:
 //! one list per cluster and one describe per node group or profile) and, for clusters with pods

@@ -497,8 +497,8 @@ async fn many_clusters_cost_three_eks_calls_each_and_a_few_ec2_calls_per_region_
     let groups: usize = snaps.values().map(|s| s.groups.len()).sum();
     assert_eq!(groups as u64, clusters * 5);
     assert!(snaps.values().all(|s| s.warnings.is_empty()), "no group is missing");
-    let batches = (groups as u64).div_ceil(200);
-    assert_eq!(batches, 2);
+    // The region's one VPC listed in pages of 1,000: ⌈SGs/1000⌉, whatever the number of ids.
+    let pages = 1;
     let first = source.call_counts();
     let want_first: BTreeMap<String, u64> = [
         ("sts:GetCallerIdentity", 1),
@@ -515,7 +515,7 @@ async fn many_clusters_cost_three_eks_calls_each_and_a_few_ec2_calls_per_region_
         ("ec2:DescribeRouteTables", 1),
         ("ec2:DescribeNetworkInterfaces", 1),
         ("ec2:DescribeManagedPrefixLists", 1),
-        ("ec2:DescribeSecurityGroups", batches),
+        ("ec2:DescribeSecurityGroups", pages),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -527,8 +527,8 @@ async fn many_clusters_cost_three_eks_calls_each_and_a_few_ec2_calls_per_region_
     snapshots(source.poll(&spec).await);
     let mut want_second = want_first.clone();
     *want_second.entry("eks:ListClusters".into()).or_default() += 1;
-    *want_second.entry("ec2:DescribeSecurityGroups".into()).or_default() += batches;
-    assert_eq!(source.call_counts(), want_second, "a steady poll: ListClusters and ⌈SGs/200⌉, nothing per cluster");
+    *want_second.entry("ec2:DescribeSecurityGroups".into()).or_default() += pages;
+    assert_eq!(source.call_counts(), want_second, "a steady poll: ListClusters and ⌈SGs/1000⌉, nothing per cluster");
 
     let stats = source.stats();
     assert!(stats.error_counts().is_empty());
@@ -557,7 +557,8 @@ async fn many_clusters_cost_three_eks_calls_each_and_a_few_ec2_calls_per_region_
         ("ec2:DescribeVpcEndpoints", 1),
         ("ec2:DescribeRouteTables", 1),
         ("ec2:DescribeNetworkInterfaces", 1),
-        ("ec2:DescribeSecurityGroups", batches),
+        // Its 5 groups by id: the VPC's listing held the fleet's 205, more than 5 per group wanted.
+        ("ec2:DescribeSecurityGroups", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -793,11 +794,16 @@ fn world(req: &Req) -> Resp {
              </GetCallerIdentityResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
         )),
         ("POST", "/", "DescribeSecurityGroups") => {
-            let ids = match req.filter("group-id") {
-                Some(ids) => ids,
-                None => req.list("GroupId"),
+            let ids = match (req.filter("group-id"), req.filter("vpc-id")) {
+                (Some(ids), _) => ids,
+                (None, Some(vpcs)) if vpcs.contains(&"vpc-canned".to_string()) => CANNED_CLUSTERS
+                    .iter()
+                    .flat_map(|c| ["0", "1", "2", "3", "r"].map(|n| format!("sg-{}{n}", &c[..1])))
+                    .collect(),
+                (None, Some(_)) => Vec::new(),
+                (None, None) => req.list("GroupId"),
             };
-            let by_filter = req.filter("group-id").is_some();
+            let by_filter = req.filter("group-id").is_some() || req.filter("vpc-id").is_some();
             let unknown: Vec<&String> = ids.iter().filter(|id| canned_group(id).is_none()).collect();
             if !by_filter && !unknown.is_empty() {
                 let named = unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
@@ -1154,14 +1160,12 @@ async fn a_deleted_group_costs_no_extra_call_and_is_reported_on_its_cluster() {
     assert_eq!(snaps["alpha"].groups.len(), 4, "the other groups of alpha are read");
     assert!(snaps["bravo"].warnings.is_empty() && snaps["charlie"].warnings.is_empty());
     let dsg = server.requests(is_dsg);
-    assert_eq!(dsg.len(), 2, "one walk by group-id filter in two pages, no retry without the id");
-    let asked = dsg[0].filter("group-id").expect("by filter");
-    assert_eq!(asked.len(), 15);
-    assert!(asked.contains(&"sg-0deleted0000000000".to_string()));
+    assert_eq!(dsg.len(), 2, "one listing of the clusters' VPC in two pages, no call for the missing id");
+    assert!(dsg.iter().all(|r| r.filter("vpc-id") == Some(vec!["vpc-canned".to_string()])));
 
     let again = snapshots(source.poll(&spec).await);
     assert_eq!(again, snaps);
-    assert_eq!(server.requests(is_dsg).len(), 4, "every poll costs the same walk, the deleted id in it");
+    assert_eq!(server.requests(is_dsg).len(), 4, "every poll costs the same listing");
 }
 
 #[tokio::test]
@@ -1190,7 +1194,7 @@ async fn a_rule_naming_a_deleted_peer_costs_one_call_in_the_first_poll_and_none_
     let before = server.requests(is_dsg).len();
     let second = snapshots(source.poll(&spec).await);
     assert_eq!(second, first);
-    assert_eq!(server.requests(is_dsg).len() - before, 2, "one walk with the known peer in it, nothing more");
+    assert_eq!(server.requests(is_dsg).len() - before, 2, "the listing, and nothing for the known missing peer");
 }
 
 #[tokio::test]
@@ -1230,26 +1234,21 @@ async fn a_cluster_group_that_vanishes_from_cached_metadata_has_the_cluster_read
 }
 
 #[tokio::test]
-async fn groups_sure_to_exist_are_asked_by_id_and_one_gone_after_all_costs_its_batch_one_call_once() {
-    // Without managed node groups every group of a cluster is attached to something (the
-    // control plane, an instance): asked by GroupIds; the peers their rules name (the canned
-    // launch-template groups, on no node here) are new: by filter. At the next poll everything
-    // was found last time: by GroupIds. Then bravo's instance SG is deleted while the instance
-    // data is still cached: the batch fails once and is asked again by filter; from then on
-    // the id is known missing and its batch goes by filter straight away.
+async fn a_vpc_holding_many_groups_besides_the_clusters_is_listed_once_then_its_groups_asked_by_id() {
+    // The canned VPC is shared: 100 groups of other workloads beside the clusters' 15. The first
+    // poll lists it (two pages), which shows 115 groups for 15 wanted; from then on the 15 are
+    // asked by `group-id` filter, with the peers the listing gave for free. Then bravo's instance
+    // SG is deleted: absent from the answer, reported, and no call spent looking for it.
     let deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let gone = Arc::clone(&deleted);
     let (server, source) = canned_source(
         move |req: &Req| {
-            if req.path.ends_with("/node-groups") {
-                return json(serde_json::json!({ "nodegroups": [] }));
-            }
-            let gone = gone.load(std::sync::atomic::Ordering::SeqCst);
-            if is_dsg(req) && gone && req.list("GroupId").contains(&"sg-b3".to_string()) {
-                return ec2_error(400, "InvalidGroup.NotFound", "The security group 'sg-b3' does not exist");
-            }
             let mut resp = world(req);
-            if is_dsg(req) && gone {
+            if is_dsg(req) && req.filter("vpc-id").is_some() && req.param("NextToken").is_some() {
+                let others: String = (0..100).map(|i| group_xml(&format!("sg-other{i:03}"), "", "")).collect();
+                resp.body = resp.body.replace("</securityGroupInfo>", &format!("{others}</securityGroupInfo>"));
+            }
+            if is_dsg(req) && gone.load(std::sync::atomic::Ordering::SeqCst) {
                 let group = group_xml("sg-b3", &perm_from_group("udp", 53, 53, "sg-b2"), &all_to_internet());
                 resp.body = resp.body.replace(&group, "");
             }
@@ -1259,22 +1258,23 @@ async fn groups_sure_to_exist_are_asked_by_id_and_one_gone_after_all_costs_its_b
     )
     .await;
     let spec = target("eu-west-1", None);
-    let by_ids = |r: &Req| is_dsg(r) && !r.list("GroupId").is_empty();
-    let by_filter = |r: &Req| is_dsg(r) && r.filter("group-id").is_some();
+    let listings = |r: &Req| is_dsg(r) && r.filter("vpc-id").is_some();
+    let by_id = |r: &Req| is_dsg(r) && r.filter("group-id").is_some();
+    let counts = || (server.requests(listings).len(), server.requests(by_id).len());
     let first = snapshots(source.poll(&spec).await);
-    assert!(first.values().all(|s| s.warnings.is_empty()));
-    let counts = || (server.requests(by_ids).len(), server.requests(by_filter).len());
-    assert_eq!(counts(), (2, 2), "the clusters' groups by id, the new peers by filter, two pages each");
+    assert!(first.values().all(|s| s.warnings.is_empty() && s.groups.len() == 5), "{first:?}");
+    assert!(first.values().all(|s| s.groups.keys().all(|id| !id.starts_with("sg-other"))), "no foreign group kept");
+    assert_eq!(counts(), (2, 0), "the VPC listed, two pages");
+
     assert_eq!(snapshots(source.poll(&spec).await), first);
-    assert_eq!(counts(), (4, 2), "everything found last time, by id");
+    assert_eq!(counts(), (2, 2), "then the 15 by id, two pages");
+    let asked: BTreeSet<String> = server.requests(by_id)[0].filter("group-id").unwrap().into_iter().collect();
+    assert_eq!(asked.len(), 15, "{asked:?}");
 
     deleted.store(true, std::sync::atomic::Ordering::SeqCst);
     let gone = snapshots(source.poll(&spec).await);
     assert!(ids_in_warnings(&gone["bravo"].warnings).contains("sg-b3"), "{:?}", gone["bravo"].warnings);
-    assert_eq!(counts(), (5, 4), "the failed batch, again by filter");
-
-    assert_eq!(snapshots(source.poll(&spec).await), gone);
-    assert_eq!(counts(), (5, 6), "by filter at once: no retry");
+    assert_eq!(counts(), (2, 4), "the same walk, no retry");
 }
 
 #[tokio::test]

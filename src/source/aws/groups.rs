@@ -1,14 +1,14 @@
-//! `DescribeSecurityGroups` for every cluster of a target at once: `⌈ids/200⌉` calls side by
-//! side, and no call spent on a group that no longer exists.
+//! `DescribeSecurityGroups` for every cluster of a target at once: the clusters' VPCs listed by
+//! `vpc-id` filter in pages of 1,000 — ⌈SGs/1000⌉ calls for a fleet of VPCs that hold little
+//! besides their clusters — and what a listing cannot cover by `group-id` filter, 200 ids a call.
 //!
-//! A `GroupIds` request fails as a whole when one id does not exist; a `group-id` filter just
-//! leaves it out (and is what the AWS emulator of the tests answers slowly). So each batch is
-//! asked by `GroupIds` when every id in it is sure to exist — found by the last poll, or
-//! attached to an ENI, which EC2 will not let anyone delete (the cluster's own groups, those of
-//! its instances, endpoints and branch ENIs) — and by filter when it holds one that may be
-//! gone: a launch template's or remote-access group or a peer never read yet, a group not found
-//! last time. A sure id that is gone all the same (deleted since) costs its batch one more call
-//! by filter, once: from then on it is known missing.
+//! A listing needs no list of ids, so a group deleted by hand is simply absent from it, and a
+//! rule's peer in the same VPC (the common case) comes with it: a steady poll is the listing
+//! alone. A VPC that holds many groups besides its clusters' (a shared VPC) would make the
+//! listing read more than it needs: once a listing has shown that a VPC holds more than
+//! [`LISTING_FACTOR`] groups per group wanted, its groups are asked by id instead, which costs
+//! fewer calls there (a page of ids names 200 groups, a listing page carries 1,000). A filter,
+//! not `GroupIds`: a `GroupIds` request fails as a whole when one id does not exist.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,11 +16,15 @@ use std::sync::Arc;
 use aws_sdk_ec2::types::Filter;
 
 use super::{each, lock, paginate, ClusterKey, Inner, Prepared, Scope, EC2_PAGE, FILTER_VALUES};
-use crate::source::assemble::{self, ClusterInfo, ClusterMetadata, GroupBatch, GroupRecord};
+use crate::source::assemble::{self, ClusterInfo, GroupBatch, GroupRecord};
 use crate::source::convert::{CallFailure, Operation};
 use crate::source::SourceError;
 
 const DESCRIBE_SECURITY_GROUPS: Operation = Operation::new("ec2", "DescribeSecurityGroups");
+
+/// Ids per listed group at which asking by id costs fewer calls than listing: an id filter
+/// names 200 groups a call, a listing page carries 1,000.
+const LISTING_FACTOR: usize = EC2_PAGE as usize / FILTER_VALUES;
 
 /// One group of a `DescribeSecurityGroups` answer, or why it cannot be used (with its id when
 /// it has one).
@@ -31,49 +35,47 @@ type GroupResult = Result<GroupRecord, (Option<String>, SourceError)>;
 /// not make the others' groups doubtful again.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Seen {
-    found: BTreeSet<String>,
+    /// The VPC of each group found.
+    vpc_of: BTreeMap<String, Option<String>>,
     missing: BTreeSet<String>,
+    /// How many groups each VPC held at its last listing.
+    vpc_groups: BTreeMap<String, usize>,
 }
 
-/// How one batch is asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One `DescribeSecurityGroups` walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Ask {
-    ByIds,
-    ByFilter,
+    /// Every group of these VPCs.
+    Vpcs(Vec<String>),
+    /// These groups.
+    Ids(Vec<String>),
 }
 
-/// The batches for `ids`: `FILTER_VALUES` each, the sure ids first so that the doubtful ones
-/// share as few batches as possible; a batch with a doubtful id is asked by filter.
-fn plan(ids: &BTreeSet<String>, sure: &BTreeSet<String>) -> Vec<(Vec<String>, Ask)> {
-    let (first, doubtful): (Vec<&String>, Vec<&String>) = ids.iter().partition(|id| sure.contains(*id));
-    let ordered: Vec<String> = first.into_iter().chain(doubtful).cloned().collect();
-    ordered
-        .chunks(FILTER_VALUES)
-        .map(|chunk| {
-            let ask = if chunk.iter().all(|id| sure.contains(id)) { Ask::ByIds } else { Ask::ByFilter };
-            (chunk.to_vec(), ask)
-        })
+/// Which of the VPCs holding the clusters' own groups (`own`) are listed: those never listed,
+/// and those whose last listing held at most [`LISTING_FACTOR`] groups per group wanted there.
+/// The others' groups are asked by id.
+fn listed_vpcs(own: &BTreeMap<String, BTreeSet<String>>, sizes: &BTreeMap<String, usize>) -> BTreeSet<String> {
+    own.iter()
+        .filter(|(vpc, want)| sizes.get(*vpc).is_none_or(|&held| held <= LISTING_FACTOR * want.len()))
+        .map(|(vpc, _)| vpc.clone())
         .collect()
 }
 
-/// The groups of a cluster that are attached to an ENI, which EC2 refuses to delete while they
-/// are: `DescribeCluster`'s (on the control-plane ENIs), its instances', its VPC endpoints' and
-/// its branch ENIs'.
-fn attached(info: &ClusterInfo, meta: &ClusterMetadata) -> BTreeSet<String> {
-    let mut ids: BTreeSet<String> = info.cluster_security_group_id.iter().cloned().collect();
-    ids.extend(info.security_group_ids.iter().cloned());
-    ids.extend(meta.instances.iter().filter(|i| i.live).flat_map(|i| i.security_group_ids.iter().cloned()));
-    let in_vpc = |vpc: &Option<String>| vpc.is_some() && *vpc == info.vpc_id;
-    let endpoints = meta.vpc_endpoints.iter().flatten().filter(|e| in_vpc(&e.vpc_id));
-    ids.extend(endpoints.flat_map(|e| e.security_group_ids.iter().cloned()));
-    let enis = meta.network_interfaces.iter().flatten().filter(|n| in_vpc(&n.vpc_id));
-    ids.extend(enis.flat_map(|n| n.security_group_ids.iter().cloned()));
-    ids
+/// The walks: the VPCs' listings and the ids, 200 values a walk.
+fn asks(vpcs: &BTreeSet<String>, ids: &BTreeSet<String>) -> Vec<Ask> {
+    let (vpcs, ids): (Vec<String>, Vec<String>) = (vpcs.iter().cloned().collect(), ids.iter().cloned().collect());
+    let listings = vpcs.chunks(FILTER_VALUES).map(|c| Ask::Vpcs(c.to_vec()));
+    listings.chain(ids.chunks(FILTER_VALUES).map(|c| Ask::Ids(c.to_vec()))).collect()
 }
 
-/// The groups of every prepared cluster, with the peers their rules name: those seen at the
-/// last poll in the first batches, new ones in one more. An id asked for and not found is not
-/// asked again in the same poll.
+/// The groups of every prepared cluster, with the peers their rules name.
+///
+/// A cluster's own groups (its cluster and control-plane SGs, its nodes', endpoints' and pods')
+/// live in its VPC — EC2 attaches no group of another VPC — so one its VPC's listing does not
+/// hold is gone, at no further cost. A peer may live anywhere (a peered VPC, another account):
+/// a known peer outside the listed VPCs is asked by id with the first walks, a new one that no
+/// listing held after them, and one asked in vain is known missing: later polls spend no call
+/// on it.
 pub(super) async fn fetch_cluster_groups(
     inner: &Arc<Inner>,
     scope: &Arc<Scope>,
@@ -83,39 +85,73 @@ pub(super) async fn fetch_cluster_groups(
         prepared.iter().filter_map(|(n, p)| Some(((scope.key.clone(), n.clone()), p.as_ref().ok()?))).collect();
     let known_peers = lock(&inner.peers).clone();
     let seen = lock(&inner.seen_groups).get(&scope.key).cloned().unwrap_or_default();
-    let (mut ids, mut sure) = (BTreeSet::new(), seen.found);
-    for (key, p) in &ready {
-        ids.extend(assemble::referenced_groups(&p.metadata.info, &p.metadata.raw));
-        ids.extend(known_peers.get(key).into_iter().flatten().cloned());
-        sure.extend(attached(&p.metadata.info, &p.metadata.raw));
+    let (mut own, mut by_id): (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>) = Default::default();
+    for (_, p) in &ready {
+        let ids = assemble::referenced_groups(&p.metadata.info, &p.metadata.raw);
+        match &p.metadata.info.vpc_id {
+            Some(vpc) => own.entry(vpc.clone()).or_default().extend(ids),
+            None => by_id.extend(ids),
+        }
     }
-    sure.retain(|id| !seen.missing.contains(id));
-    let mut batch = fetch(inner, scope, &ids, &sure).await;
-    let mut new_peers: BTreeSet<String> = BTreeSet::new();
+    let listed = listed_vpcs(&own, &seen.vpc_groups);
+    by_id.extend(own.iter().filter(|(vpc, _)| !listed.contains(*vpc)).flat_map(|(_, ids)| ids.iter().cloned()));
+    let mut asked: BTreeSet<String> = own.values().flatten().chain(&by_id).cloned().collect();
+    let peers = ready.iter().flat_map(|(key, _)| known_peers.get(key).into_iter().flatten());
+    for id in peers.filter(|id| !seen.missing.contains(*id) && !asked.contains(*id)).cloned().collect::<Vec<_>>() {
+        let in_listing = seen.vpc_of.get(&id).is_some_and(|v| v.as_ref().is_some_and(|v| listed.contains(v)));
+        if !in_listing {
+            by_id.insert(id.clone());
+        }
+        asked.insert(id);
+    }
+    let (mut batch, sizes) = fetch(inner, scope, asks(&listed, &by_id), &own).await;
+    let mut again = BTreeSet::new();
     for (key, p) in &ready {
         let peers = assemble::peer_ids(&p.metadata.info, &p.metadata.raw, &batch.found);
-        new_peers.extend(peers.iter().filter(|id| !ids.contains(*id)).cloned());
+        let new = peers.iter().filter(|id| !asked.contains(*id) && !seen.missing.contains(*id));
+        again.extend(new.filter(|id| is_unanswered(&batch, id)).cloned());
+        asked.extend(peers.iter().cloned());
         lock(&inner.peers).insert(key.clone(), peers);
     }
-    if !new_peers.is_empty() {
-        let more = fetch(inner, scope, &new_peers, &BTreeSet::new()).await;
+    if !again.is_empty() {
+        let (more, _) = fetch(inner, scope, asks(&BTreeSet::new(), &again), &BTreeMap::new()).await;
         batch.found.extend(more.found);
         batch.failed.extend(more.failed);
-        ids.extend(new_peers);
     }
-    let (found, missing): (BTreeSet<String>, BTreeSet<String>) =
-        ids.into_iter().filter(|id| !batch.failed.contains_key(id)).partition(|id| batch.found.contains_key(id));
-    let mut all_seen = lock(&inner.seen_groups);
-    let seen = all_seen.entry(scope.key.clone()).or_default();
-    seen.found.retain(|id| !missing.contains(id));
-    seen.missing.retain(|id| !found.contains(id));
-    seen.found.extend(found);
-    seen.missing.extend(missing);
-    drop(all_seen);
+    // The listings' other groups served their purpose: peers found without a call.
+    batch.found.retain(|id, _| asked.contains(id));
+    batch.failed.retain(|id, _| asked.contains(id));
+    remember(inner, scope, &asked, &batch, sizes);
     for (key, p) in &ready {
         notice_vanished_cluster_groups(inner, key, &p.metadata.info, &batch);
     }
     batch
+}
+
+fn is_unanswered(batch: &GroupBatch, id: &str) -> bool {
+    !batch.found.contains_key(id) && !batch.failed.contains_key(id)
+}
+
+/// What this poll learnt, merged into the scope's [`Seen`].
+fn remember(
+    inner: &Inner,
+    scope: &Scope,
+    asked: &BTreeSet<String>,
+    batch: &GroupBatch,
+    sizes: BTreeMap<String, usize>,
+) {
+    let missing = asked.iter().filter(|id| is_unanswered(batch, id)).cloned();
+    let mut all_seen = lock(&inner.seen_groups);
+    let seen = all_seen.entry(scope.key.clone()).or_default();
+    for id in missing {
+        seen.vpc_of.remove(&id);
+        seen.missing.insert(id);
+    }
+    for (id, g) in &batch.found {
+        seen.missing.remove(id);
+        seen.vpc_of.insert(id.clone(), g.vpc_id.clone());
+    }
+    seen.vpc_groups.extend(sizes);
 }
 
 /// A cluster SG or control-plane SG of cached metadata that was there at the last poll and is
@@ -131,67 +167,72 @@ fn notice_vanished_cluster_groups(inner: &Inner, key: &ClusterKey, info: &Cluste
     }
 }
 
-/// Reads `ids` in the batches of [`plan`], side by side (the EC2 gate caps how many at once).
-async fn fetch(inner: &Arc<Inner>, scope: &Arc<Scope>, ids: &BTreeSet<String>, sure: &BTreeSet<String>) -> GroupBatch {
-    let batches = plan(ids, sure);
-    let answers = each(batches.clone(), |(chunk, ask)| {
+/// Runs the walks side by side (the EC2 gate caps how many at once): every group they found,
+/// the ids a failed walk was for (`own`: the groups wanted in each VPC) marked with its error,
+/// and how many groups each listed VPC held.
+async fn fetch(
+    inner: &Arc<Inner>,
+    scope: &Arc<Scope>,
+    asks: Vec<Ask>,
+    own: &BTreeMap<String, BTreeSet<String>>,
+) -> (GroupBatch, BTreeMap<String, usize>) {
+    let answers = each(asks.clone(), |ask| {
         let (inner, scope) = (Arc::clone(inner), Arc::clone(scope));
-        async move {
-            match describe(&inner, &scope, &chunk, ask).await {
-                // A sure group gone after all: this batch once more, by filter.
-                Err(f) if ask == Ask::ByIds && is_missing_group(&f) => {
-                    describe(&inner, &scope, &chunk, Ask::ByFilter).await
-                }
-                other => other,
-            }
-        }
+        async move { describe(&inner, &scope, &ask).await }
     })
     .await;
-    let mut batch = GroupBatch::default();
-    for ((chunk, _), answer) in batches.iter().zip(answers) {
+    let (mut batch, mut sizes) = (GroupBatch::default(), BTreeMap::new());
+    for (ask, answer) in asks.iter().zip(answers) {
+        let covered: Vec<&String> = match ask {
+            Ask::Vpcs(vpcs) => vpcs.iter().flat_map(|v| own.get(v).into_iter().flatten()).collect(),
+            Ask::Ids(ids) => ids.iter().collect(),
+        };
         match answer.and_then(|r| r.map_err(|f| f.error)) {
-            Ok(records) => take_records(&mut batch, chunk, records),
-            Err(e) => batch.failed.extend(chunk.iter().map(|id| (id.clone(), e.clone()))),
+            Ok(records) => {
+                if let Ask::Vpcs(vpcs) = ask {
+                    sizes.extend(vpcs.iter().map(|v| (v.clone(), 0)));
+                    for vpc in records.iter().filter_map(|r| r.as_ref().ok()?.vpc_id.clone()) {
+                        *sizes.entry(vpc).or_default() += 1;
+                    }
+                }
+                take_records(&mut batch, &covered, records);
+            }
+            Err(e) => batch.failed.extend(covered.into_iter().map(|id| (id.clone(), e.clone()))),
         }
     }
-    batch
+    (batch, sizes)
 }
 
-fn is_missing_group(f: &CallFailure) -> bool {
-    matches!(f.code.as_deref(), Some("InvalidGroup.NotFound" | "InvalidGroupId.NotFound" | "InvalidGroupId.Malformed"))
-}
-
-/// One `DescribeSecurityGroups` walk for `ids`.
-async fn describe(inner: &Inner, scope: &Scope, ids: &[String], ask: Ask) -> Result<Vec<GroupResult>, CallFailure> {
-    paginate(DESCRIBE_SECURITY_GROUPS, |token| async move {
-        let req = scope.ec2.describe_security_groups().set_next_token(token);
-        let req = match ask {
-            // Without a page size EC2 answers all the named groups at once.
-            Ask::ByIds => req.set_group_ids(Some(ids.to_vec())),
-            Ask::ByFilter => req
-                .filters(Filter::builder().name("group-id").set_values(Some(ids.to_vec())).build())
-                .max_results(EC2_PAGE),
-        };
-        let out = inner.scoped(scope, DESCRIBE_SECURITY_GROUPS, req.send()).await?;
-        let records = out
-            .security_groups()
-            .iter()
-            .map(|sg| {
-                GroupRecord::try_from(sg).map_err(|e| {
-                    let error = SourceError::Server {
-                        operation: DESCRIBE_SECURITY_GROUPS.action(),
-                        message: format!("cannot read security group {e}"),
-                    };
-                    (sg.group_id().map(str::to_string), error)
+/// One `DescribeSecurityGroups` walk, in pages of 1,000.
+async fn describe(inner: &Inner, scope: &Scope, ask: &Ask) -> Result<Vec<GroupResult>, CallFailure> {
+    let filter = match ask {
+        Ask::Vpcs(vpcs) => Filter::builder().name("vpc-id").set_values(Some(vpcs.clone())).build(),
+        Ask::Ids(ids) => Filter::builder().name("group-id").set_values(Some(ids.clone())).build(),
+    };
+    paginate(DESCRIBE_SECURITY_GROUPS, |token| {
+        let req = scope.ec2.describe_security_groups().filters(filter.clone()).max_results(EC2_PAGE);
+        async move {
+            let out = inner.scoped(scope, DESCRIBE_SECURITY_GROUPS, req.set_next_token(token).send()).await?;
+            let records = out
+                .security_groups()
+                .iter()
+                .map(|sg| {
+                    GroupRecord::try_from(sg).map_err(|e| {
+                        let error = SourceError::Server {
+                            operation: DESCRIBE_SECURITY_GROUPS.action(),
+                            message: format!("cannot read security group {e}"),
+                        };
+                        (sg.group_id().map(str::to_string), error)
+                    })
                 })
-            })
-            .collect();
-        Ok((records, out.next_token().map(str::to_string)))
+                .collect();
+            Ok((records, out.next_token().map(str::to_string)))
+        }
     })
     .await
 }
 
-fn take_records(batch: &mut GroupBatch, asked: &[String], records: Vec<GroupResult>) {
+fn take_records(batch: &mut GroupBatch, asked: &[&String], records: Vec<GroupResult>) {
     let mut anonymous = None;
     for r in records {
         match r {
@@ -206,8 +247,8 @@ fn take_records(batch: &mut GroupBatch, asked: &[String], records: Vec<GroupResu
     }
     // A group without an id could be any of the batch's ids that was not read.
     if let Some(e) = anonymous {
-        for id in asked.iter().filter(|id| !batch.found.contains_key(*id)) {
-            batch.failed.entry(id.clone()).or_insert_with(|| e.clone());
+        for id in asked.iter().filter(|id| !batch.found.contains_key(id.as_str())) {
+            batch.failed.entry((*id).clone()).or_insert_with(|| e.clone());
         }
     }
 }
@@ -216,28 +257,42 @@ fn take_records(batch: &mut GroupBatch, asked: &[String], records: Vec<GroupResu
 mod tests {
     use super::*;
 
-    fn ids(n: usize, prefix: &str) -> Vec<String> {
+    fn ids(n: usize, prefix: &str) -> BTreeSet<String> {
         (0..n).map(|i| format!("sg-{prefix}{i:04}")).collect()
     }
 
+    fn shape(asks: &[Ask]) -> Vec<(char, usize)> {
+        asks.iter()
+            .map(|a| match a {
+                Ask::Vpcs(v) => ('v', v.len()),
+                Ask::Ids(i) => ('i', i.len()),
+            })
+            .collect()
+    }
+
     #[test]
-    fn batches_hold_200_ids_with_the_doubtful_ones_together_asked_by_filter() {
-        // (sure ids, doubtful ids, the batches: size and how each is asked)
-        let table: [(usize, usize, &[(usize, Ask)]); 5] = [
-            (5, 0, &[(5, Ask::ByIds)]),
-            (0, 3, &[(3, Ask::ByFilter)]),
-            (400, 1, &[(200, Ask::ByIds), (200, Ask::ByIds), (1, Ask::ByFilter)]),
-            // The doubtful share the last batch with sure ones: ⌈ids/200⌉ calls, never more.
-            (399, 1, &[(200, Ask::ByIds), (200, Ask::ByFilter)]),
-            (150, 100, &[(200, Ask::ByFilter), (50, Ask::ByFilter)]),
+    fn vpcs_are_listed_unless_their_last_listing_held_five_times_more_groups_than_wanted() {
+        // (VPCs with 5 wanted groups each, the groups each held at its last listing, ids asked
+        // by id besides, the walks: listing ('v') or ids ('i') and how many values each)
+        let table: [(usize, Option<usize>, usize, &[(char, usize)]); 6] = [
+            (1, None, 0, &[('v', 1)]),
+            // 200 VPC values a filter.
+            (450, None, 0, &[('v', 200), ('v', 200), ('v', 50)]),
+            (3, Some(25), 0, &[('v', 3)]),
+            // A shared VPC: 26 groups for 5 wanted, the 5 asked by id.
+            (1, Some(26), 0, &[('i', 5)]),
+            (60, Some(1000), 0, &[('i', 200), ('i', 100)]),
+            (1, None, 3, &[('v', 1), ('i', 3)]),
         ];
-        for (n_sure, n_doubtful, want) in table {
-            let sure: BTreeSet<String> = ids(n_sure, "a").into_iter().collect();
-            let all: BTreeSet<String> = sure.iter().cloned().chain(ids(n_doubtful, "b")).collect();
-            let got: Vec<(usize, Ask)> = plan(&all, &sure).iter().map(|(c, a)| (c.len(), *a)).collect();
-            assert_eq!(got, want, "{n_sure} sure, {n_doubtful} doubtful");
-            let asked: BTreeSet<String> = plan(&all, &sure).into_iter().flat_map(|(c, _)| c).collect();
-            assert_eq!(asked, all, "every id asked once");
+        for (n_vpcs, held, extra, want) in table {
+            let own: BTreeMap<String, BTreeSet<String>> =
+                (0..n_vpcs).map(|v| (format!("vpc-{v:04}"), ids(5, &format!("{v:04}-")))).collect();
+            let sizes: BTreeMap<String, usize> =
+                held.map(|h| own.keys().map(|v| (v.clone(), h)).collect()).unwrap_or_default();
+            let listed = listed_vpcs(&own, &sizes);
+            let mut by_id = ids(extra, "extra");
+            by_id.extend(own.iter().filter(|(v, _)| !listed.contains(*v)).flat_map(|(_, i)| i.iter().cloned()));
+            assert_eq!(shape(&asks(&listed, &by_id)), want, "{n_vpcs} VPCs holding {held:?}, {extra} more");
         }
     }
 }
