@@ -79,7 +79,7 @@ pub async fn run(config_path: &Path, reset_state: bool) -> anyhow::Result<()> {
                 Received::Hangup => running.reload().await,
                 other => break other,
             },
-            Some(()) = running.accounts_changed.recv() => running.restart_polls().await,
+            Some(()) = running.accounts_changed.recv() => running.on_accounts_changed().await,
         }
     };
     tracing::info!(signal = reason.name(), "shutting down");
@@ -274,11 +274,18 @@ impl Running {
         self.scheduler.spawn(generation, &self.polls.tracker, self.polls.cancel.clone());
     }
 
-    /// The organization's accounts changed: the polls restart on the new (target, region)
-    /// pairs, and the state forgets the clusters of accounts that left.
-    async fn restart_polls(&mut self) {
-        self.polls.restart().await;
+    /// The organization's accounts changed: the (target, region) pairs of new accounts get
+    /// their polls, those of accounts gone stop, the others run on; and the state forgets the
+    /// clusters of accounts that left. Before the first cycle has finished every poll restarts
+    /// instead, so that readiness waits for the new accounts too.
+    async fn on_accounts_changed(&mut self) {
         let generation = Arc::clone(&self.generation);
+        if self.scheduler.readiness.is_ready() {
+            self.scheduler.reconcile(Arc::clone(&generation), &self.polls.tracker, self.polls.cancel.clone());
+        } else {
+            self.polls.restart().await;
+            self.spawn_polls(Arc::clone(&generation));
+        }
         match prune(&self.store, &generation.engine, &generation.dispatcher, true).await {
             Ok(pruned) => {
                 for key in pruned {
@@ -292,9 +299,8 @@ impl Running {
         }
         tracing::info!(
             specs = generation.engine.target_specs().len(),
-            "organization accounts changed; polls restarted"
+            "organization accounts changed; polls reconciled"
         );
-        self.spawn_polls(generation);
     }
 
     /// SIGHUP: a new config, baselines, source and alert sinks, all or nothing.

@@ -269,11 +269,43 @@ pub struct Scheduler {
     trigger: Trigger,
     /// Says who made the changes behind new findings, before they are recorded and alerted.
     attribution: Option<Arc<Attribution>>,
+    running: std::sync::Mutex<RunningTasks>,
+}
+
+/// The target tasks spawned last, so that a change of the organization's accounts starts and
+/// stops only the (target, region) pairs it adds or removes.
+#[derive(Default)]
+struct RunningTasks {
+    permits: Option<Arc<Semaphore>>,
+    tasks: Vec<RunningTask>,
+}
+
+struct RunningTask {
+    index: usize,
+    spec: TargetSpec,
+    cancel: CancellationToken,
+    route: Route,
+}
+
+/// Going from the `running` (target index, spec) pairs to the `wanted` ones: the positions in
+/// `running` whose task stops, and those in `wanted` that need a new one. A pair in both keeps
+/// its task, and with it its timer's phase and its cached view.
+fn reconcile_plan(running: &[(usize, &TargetSpec)], wanted: &[(usize, &TargetSpec)]) -> (Vec<usize>, Vec<usize>) {
+    let stop = (0..running.len()).filter(|&i| !wanted.contains(&running[i])).collect();
+    let start = (0..wanted.len()).filter(|&i| !running.contains(&wanted[i])).collect();
+    (stop, start)
 }
 
 impl Scheduler {
     pub fn new(store: Arc<StateStore>, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Self {
-        Scheduler { store, metrics, readiness, trigger: Trigger::default(), attribution: None }
+        Scheduler {
+            store,
+            metrics,
+            readiness,
+            trigger: Trigger::default(),
+            attribution: None,
+            running: Default::default(),
+        }
     }
 
     /// Attributes the new findings of every poll through `attribution` (design.md §2 events).
@@ -292,22 +324,71 @@ impl Scheduler {
     pub fn spawn(self: &Arc<Self>, generation: Arc<Generation>, tracker: &TaskTracker, cancel: CancellationToken) {
         let specs = generation.engine.target_specs();
         let first_cycle = if self.readiness.is_ready() { None } else { Some(self.readiness.start(specs.len())) };
-        let poll = &generation.engine.settings.config.poll;
-        let permits = Arc::new(Semaphore::new(poll.concurrency.max(1)));
-        let mut routes = Vec::with_capacity(specs.len());
-        for (index, spec) in specs {
-            let asked = Arc::new(Asked::default());
-            let forget: Arc<dyn Fn(&str) + Send + Sync> = {
-                let (engine, spec) = (Arc::clone(&generation.engine), spec.clone());
-                Arc::new(move |name: &str| engine.source.invalidate_metadata(&spec, name))
-            };
-            routes.push(Route { spec: spec.clone(), asked: Arc::clone(&asked), forget });
-            let schedule =
-                Schedule::new(Timer::new(Instant::now(), poll.interval, poll.jitter), asked, Arc::clone(&permits));
-            let task = TargetTask { generation: Arc::clone(&generation), index, spec, first_cycle };
-            tracker.spawn(Arc::clone(self).run_target(task, schedule, cancel.clone()));
+        let permits = Arc::new(Semaphore::new(generation.engine.settings.config.poll.concurrency.max(1)));
+        let tasks: Vec<RunningTask> = specs
+            .into_iter()
+            .map(|(index, spec)| {
+                let task = TargetTask { generation: Arc::clone(&generation), index, spec, first_cycle };
+                self.start_task(task, &permits, tracker, &cancel)
+            })
+            .collect();
+        self.trigger.route_to(tasks.iter().map(|t| t.route.clone()).collect());
+        *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            RunningTasks { permits: Some(permits), tasks };
+    }
+
+    /// The (target, region) pairs of `generation` changed (an organization's accounts did):
+    /// the tasks of pairs that remain keep running on their timers, those of pairs gone stop,
+    /// new pairs get a task that polls at once. Restarting every task instead would poll the
+    /// whole fleet at once each time one account joins or leaves.
+    pub fn reconcile(self: &Arc<Self>, generation: Arc<Generation>, tracker: &TaskTracker, cancel: CancellationToken) {
+        let wanted = generation.engine.target_specs();
+        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let permits = running
+            .permits
+            .get_or_insert_with(|| Arc::new(Semaphore::new(generation.engine.settings.config.poll.concurrency.max(1))));
+        let permits = Arc::clone(permits);
+        let (stop, start) = {
+            let now: Vec<(usize, &TargetSpec)> = running.tasks.iter().map(|t| (t.index, &t.spec)).collect();
+            let want: Vec<(usize, &TargetSpec)> = wanted.iter().map(|(i, s)| (*i, s)).collect();
+            reconcile_plan(&now, &want)
+        };
+        for (i, task) in std::mem::take(&mut running.tasks).into_iter().enumerate() {
+            if stop.contains(&i) {
+                task.cancel.cancel();
+            } else {
+                running.tasks.push(task);
+            }
         }
-        self.trigger.route_to(routes);
+        for i in start {
+            let (index, spec) = wanted[i].clone();
+            let task = TargetTask { generation: Arc::clone(&generation), index, spec, first_cycle: None };
+            running.tasks.push(self.start_task(task, &permits, tracker, &cancel));
+        }
+        self.trigger.route_to(running.tasks.iter().map(|t| t.route.clone()).collect());
+    }
+
+    /// Spawns the task of one (target, region) pair; it stops at its own token, a child of
+    /// `cancel`.
+    fn start_task(
+        self: &Arc<Self>,
+        task: TargetTask,
+        permits: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> RunningTask {
+        let poll = &task.generation.engine.settings.config.poll;
+        let asked = Arc::new(Asked::default());
+        let forget: Arc<dyn Fn(&str) + Send + Sync> = {
+            let (engine, spec) = (Arc::clone(&task.generation.engine), task.spec.clone());
+            Arc::new(move |name: &str| engine.source.invalidate_metadata(&spec, name))
+        };
+        let route = Route { spec: task.spec.clone(), asked: Arc::clone(&asked), forget };
+        let schedule =
+            Schedule::new(Timer::new(Instant::now(), poll.interval, poll.jitter), asked, Arc::clone(permits));
+        let (index, spec, own) = (task.index, task.spec.clone(), cancel.child_token());
+        tracker.spawn(Arc::clone(self).run_target(task, schedule, own.clone()));
+        RunningTask { index, spec, cancel: own, route }
     }
 
     async fn run_target(self: Arc<Self>, task: TargetTask, mut schedule: Schedule, cancel: CancellationToken) {
@@ -460,6 +541,7 @@ struct Polled {
 }
 
 /// One target task's share of the requests.
+#[derive(Clone)]
 struct Route {
     spec: TargetSpec,
     asked: Arc<Asked>,
@@ -863,6 +945,33 @@ mod tests {
         let failure = Err(TargetFailure { kind: "access_denied", message: "denied".into() });
         let applied = apply_poll(&mut state, &spec, &failure, at(0), &mut |_, _, _| {});
         assert_eq!(applied.polls, vec![("444455556666".into(), "eu-west-1".into(), false)]);
+    }
+
+    #[test]
+    fn reconciling_stops_the_pairs_gone_starts_the_new_ones_and_leaves_the_others_running() {
+        let pair = |i: usize, region: &str, account: Option<&str>| {
+            let role_arn = account.map(|a| format!("arn:aws:iam::{a}:role/sgdrift"));
+            (i, TargetSpec { region: region.into(), role_arn, clusters: vec!["*".into()] })
+        };
+        let (a, b, c) =
+            (pair(0, "eu-west-1", Some("111")), pair(0, "eu-west-1", Some("222")), pair(0, "us-east-1", Some("111")));
+        let other_target = pair(1, "eu-west-1", Some("111"));
+        // (running, wanted, positions in running that stop, positions in wanted that start)
+        let table: [(Vec<_>, Vec<_>, Vec<usize>, Vec<usize>); 5] = [
+            (vec![a.clone(), b.clone()], vec![a.clone(), b.clone()], vec![], vec![]),
+            // An account joins: its pair starts, the others keep their tasks.
+            (vec![a.clone()], vec![a.clone(), b.clone()], vec![], vec![1]),
+            // One leaves.
+            (vec![a.clone(), b.clone(), c.clone()], vec![a.clone(), c.clone()], vec![1], vec![]),
+            (vec![a.clone()], vec![b.clone()], vec![0], vec![0]),
+            // The same spec under another target is another task.
+            (vec![a.clone()], vec![other_target.clone()], vec![0], vec![0]),
+        ];
+        for (running, wanted, stop, start) in table {
+            let r: Vec<(usize, &TargetSpec)> = running.iter().map(|(i, s)| (*i, s)).collect();
+            let w: Vec<(usize, &TargetSpec)> = wanted.iter().map(|(i, s)| (*i, s)).collect();
+            assert_eq!(reconcile_plan(&r, &w), (stop, start), "{running:?} → {wanted:?}");
+        }
     }
 
     #[test]

@@ -173,24 +173,6 @@ fn a_baseline_recorded_from_live_aws_gives_no_rule_findings_on_the_same_cluster(
 
 // --- organization-wide targets ----------------------------------------------------------------
 
-/// Runs `script` with boto3 against the emulator (as its default account, the organization's
-/// management account) and returns what it prints, as JSON.
-fn boto3(server: &moto::Moto, script: &str) -> serde_json::Value {
-    let python = std::env::var("SGDRIFT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(format!(
-            "import boto3, json\nsession = boto3.Session(aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\nendpoint = '{}'\n{script}",
-            server.url
-        ))
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
-    assert!(out.status.success(), "boto3 failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// A pass-through to the emulator (`support/proxy.rs`) that answers `sts:AssumeRole` of
 /// `refused_account` with AccessDenied, as AWS does when the role is missing or does not trust
 /// the caller (moto lets any role be assumed).
@@ -212,8 +194,7 @@ fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assum
     let region = "sa-east-1";
     // An organization in the emulator's default account: A in an OU, B in an OU below it, C at
     // the root; the management account (no member role) is left out with exclude_accounts.
-    let org = boto3(
-        server,
+    let org = server.boto3(
         "org = session.client('organizations', endpoint_url=endpoint)\n\
          try:\n    org.create_organization(FeatureSet='ALL')\nexcept org.exceptions.AlreadyInOrganizationException:\n    pass\n\
          root = org.list_roots()['Roots'][0]['Id']\n\

@@ -101,3 +101,81 @@ fn the_daemon_sees_drift_keeps_it_through_an_aws_outage_and_recovers_by_itself()
     let c = report["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == CLUSTER).unwrap().clone();
     assert_eq!(c["stale"], false, "{c}");
 }
+
+#[test]
+fn an_account_joining_the_organization_gets_its_polls_and_the_other_accounts_are_not_polled_again() {
+    // Polls an hour apart, the organization's OU listed every 2 s: account A is polled once at
+    // the start; when B joins the OU, B is polled at once and A not again — its task runs on,
+    // its timer's next tick an hour away, instead of every poll of the fleet restarting. B's
+    // cluster is made before B is moved into the OU, so that its first poll finds it.
+    let server = moto::Moto::start();
+    let region = "ap-south-1";
+    let org = server.boto3(
+        "org = session.client('organizations', endpoint_url=endpoint)\n\
+         try:\n    org.create_organization(FeatureSet='ALL')\nexcept org.exceptions.AlreadyInOrganizationException:\n    pass\n\
+         root = org.list_roots()['Roots'][0]['Id']\n\
+         ou = org.create_organizational_unit(ParentId=root, Name='clusters')['OrganizationalUnit']['Id']\n\
+         ids = [org.create_account(Email=f'{n}@example.com', AccountName=f'sgdrift-{n}')['CreateAccountStatus']['AccountId'] for n in 'ab']\n\
+         print(json.dumps({'root': root, 'ou': ou, 'a': ids[0], 'b': ids[1]}))\n",
+    );
+    let field = |k: &str| org[k].as_str().unwrap().to_string();
+    let (root, ou, a, b) = (field("root"), field("ou"), field("a"), field("b"));
+    let join = |account: &str, prefix: &str| {
+        let role = format!("arn:aws:iam::{account}:role/sgdrift-read");
+        server.build_fixture(&[
+            "--region",
+            region,
+            "--scenario",
+            "scale",
+            "--count",
+            "1",
+            "--prefix",
+            prefix,
+            "--role-arn",
+            &role,
+        ]);
+        server.boto3(&format!(
+            "org = session.client('organizations', endpoint_url=endpoint)\n\
+             org.move_account(AccountId='{account}', SourceParentId='{root}', DestinationParentId='{ou}')\nprint('{{}}')\n"
+        ));
+    };
+    join(&a, "orga");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = (dir.path().join("sgdrift.toml"), free_port());
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[poll]\ninterval = \"1h\"\njitter = \"0s\"\ntimeout = \"20s\"\nmetadata_interval = \"2s\"\n\n\
+             [source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{region}\"]\nclusters = [\"*\"]\n\
+             organization = {{ role_name = \"sgdrift-read\", ous = [\"{ou}\"] }}\n\n\
+             [alerts]\nstate_file = \"{}\"\n",
+            dir.path().join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sgdrift"));
+    server.point(&mut command, region);
+    let child = command
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info,sgdrift=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("sgdrift runs");
+    let mut d = Daemon { child, port, log };
+    d.wait_ready();
+    let polls =
+        |d: &Daemon, account: &str| d.value("sgdrift_polls_total", &[("account_id", account), ("region", region)]);
+    assert_eq!(polls(&d, &a), Some(1.0));
+    assert_eq!(polls(&d, &b), None, "B is not in the OU yet");
+
+    join(&b, "orgb");
+    // The poll counter is the last thing a poll updates.
+    d.wait_for("the new account polled", |d| (polls(d, &b) == Some(1.0)).then_some(()));
+    assert_eq!(d.value("sgdrift_cluster_poll_success", &[("eks_cluster", "orgb-000")]), Some(1.0));
+    assert!(d.log_text().contains("polls reconciled"), "{}", d.log_text());
+    assert_eq!(polls(&d, &a), Some(1.0), "A's task ran on: no second poll an hour early");
+}

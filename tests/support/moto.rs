@@ -177,6 +177,23 @@ impl Moto {
         sgdrift_at(&self.url, region, args)
     }
 
+    /// Runs `script` with boto3 against this server (as its default account, which is the
+    /// management account of an organization made there), `session` and `endpoint` defined,
+    /// and returns what it prints, as JSON.
+    pub fn boto3(&self, script: &str) -> serde_json::Value {
+        let python = tool("SGDRIFT_PYTHON", ".venv/bin/python");
+        let out = Command::new(&python)
+            .arg("-c")
+            .arg(format!(
+                "import boto3, json\nsession = boto3.Session(aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\nendpoint = '{}'\n{script}",
+                self.url
+            ))
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+        assert!(out.status.success(), "boto3 failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// Runs the fixture builder against this server and returns its manifest (see build.py).
     pub fn build_fixture(&self, args: &[&str]) -> serde_json::Value {
         let python = tool("SGDRIFT_PYTHON", ".venv/bin/python");
