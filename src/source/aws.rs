@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::config::retry::RetryPartition;
 use aws_sdk_ec2::config::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -405,12 +406,19 @@ impl Inner {
             conf = conf.credentials_provider(SharedCredentialsProvider::new(provider));
         }
         let conf = conf.build();
+        let partition = |service| retry_partition(&key, service);
         let o = &self.options;
         let scope = Arc::new(Scope {
             key: key.clone(),
-            eks: aws_sdk_eks::Client::new(&conf),
-            ec2: aws_sdk_ec2::Client::new(&conf),
-            sts: aws_sdk_sts::Client::new(&conf),
+            eks: aws_sdk_eks::Client::from_conf(
+                aws_sdk_eks::config::Builder::from(&conf).retry_partition(partition("eks")).build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&conf).retry_partition(partition("ec2")).build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&conf).retry_partition(partition("sts")).build(),
+            ),
             account: OnceCell::new(),
             eks_gate: Gate::new(o.eks_concurrency, o.eks_requests_per_second),
             ec2_gate: Gate::new(o.ec2_concurrency, o.ec2_requests_per_second),
@@ -574,6 +582,15 @@ where
         .collect()
 }
 
+/// The retry partition of a scope's clients, per service. The SDK's default, one per service
+/// and region, is shared by every client of the process: the throttles of one account would
+/// drain the retry quota of every other account in that region, and their throttled calls
+/// would then fail without a retry. AWS throttles per account and region; so do the retries.
+fn retry_partition(key: &ScopeKey, service: &str) -> RetryPartition {
+    let who = key.role_arn.as_deref().unwrap_or("default-credentials");
+    RetryPartition::new(format!("sgdrift-{service}-{}-{who}", key.region))
+}
+
 /// Follows `NextToken` until AWS stops giving one (or gives the same one back).
 pub(super) async fn paginate<T, F, Fut>(op: Operation, mut page: F) -> Result<Vec<T>, CallFailure>
 where
@@ -598,4 +615,28 @@ where
         code: None,
         message: String::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_account_role_and_region_retries_apart_per_service() {
+        let key =
+            |role: Option<&str>, region: &str| ScopeKey { role_arn: role.map(str::to_string), region: region.into() };
+        let keys = [
+            key(None, "eu-west-1"),
+            key(Some("arn:aws:iam::111122223333:role/sgdrift"), "eu-west-1"),
+            key(Some("arn:aws:iam::444455556666:role/sgdrift"), "eu-west-1"),
+            key(Some("arn:aws:iam::111122223333:role/sgdrift"), "us-east-1"),
+        ];
+        let mut partitions = std::collections::HashSet::new();
+        for k in &keys {
+            for service in ["ec2", "eks", "sts"] {
+                assert!(partitions.insert(retry_partition(k, service)), "{k:?} {service}: a partition of its own");
+                assert_eq!(retry_partition(k, service), retry_partition(&k.clone(), service), "stable across calls");
+            }
+        }
+    }
 }
