@@ -6,14 +6,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use crate::source::session;
+use aws_config::{Region, SdkConfig};
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 
 use crate::source::convert::Operation;
@@ -41,23 +40,10 @@ pub struct Message {
 /// The SDK config the feed and the look-ups start from: the standard chain, with `timeout` per
 /// call (retries included).
 pub async fn sdk_config(timeout: Duration) -> SdkConfig {
-    let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    with_timeout(base, timeout)
+    session::load(timeout).await
 }
 
-/// `base` with `timeout` per call, and what a hand-built config (a test's) may lack.
-pub fn with_timeout(base: SdkConfig, timeout: Duration) -> SdkConfig {
-    let timeouts = base.timeout_config().cloned().unwrap_or_else(TimeoutConfig::disabled);
-    let mut b = base.to_builder();
-    b.set_timeout_config(Some(timeouts.to_builder().operation_timeout(timeout).build()));
-    if base.behavior_version().is_none() {
-        b.set_behavior_version(Some(BehaviorVersion::latest()));
-    }
-    if base.time_source().is_none() {
-        b.set_time_source(Some(Default::default()));
-    }
-    b.build()
-}
+pub use crate::source::session::with_timeout;
 
 /// Times, counts and classifies one call (`AwsCallMetrics::timed`).
 async fn call<T, E>(
@@ -166,18 +152,8 @@ impl CloudTrail {
         if let Some(c) = clients.get(&key) {
             return c.clone();
         }
-        let region = Region::new(region.to_string());
-        let mut conf = self.base.to_builder().region(region.clone());
-        if let Some(role) = role_arn {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name("sgdrift-events")
-                .region(region)
-                .configure(&self.base)
-                .build()
-                .await;
-            conf = conf.credentials_provider(SharedCredentialsProvider::new(provider));
-        }
-        let client = aws_sdk_cloudtrail::Client::new(&conf.build());
+        let conf = session::scoped(&self.base, region, role_arn, "sgdrift-events").await;
+        let client = aws_sdk_cloudtrail::Client::new(&conf);
         clients.insert(key, client.clone());
         client
     }

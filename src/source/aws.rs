@@ -28,14 +28,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use crate::source::session;
+use aws_config::SdkConfig;
 use aws_sdk_ec2::config::retry::RetryPartition;
-use aws_sdk_ec2::config::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
@@ -120,8 +119,8 @@ impl AwsSource {
     /// web identity, IMDS); timeouts, the metadata interval and the gates from `[poll]`.
     /// Calls are counted into `calls`.
     pub async fn new(poll: &PollConfig, calls: AwsCallMetrics) -> AwsSource {
-        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        AwsSource::with_calls(base, AwsOptions::from_poll(poll), calls)
+        let options = AwsOptions::from_poll(poll);
+        AwsSource::with_calls(session::load(options.timeout).await, options, calls)
     }
 
     /// From an SDK config built elsewhere (tests point it at a local emulator); calls are
@@ -131,9 +130,7 @@ impl AwsSource {
     }
 
     fn with_calls(base: SdkConfig, options: AwsOptions, calls: AwsCallMetrics) -> AwsSource {
-        let mut b = base.to_builder();
-        let timeouts = base.timeout_config().cloned().unwrap_or_else(TimeoutConfig::disabled);
-        b.set_timeout_config(Some(timeouts.to_builder().operation_timeout(options.timeout).build()));
+        let mut b = session::with_timeout(base.clone(), options.timeout).to_builder();
         // Standard, not adaptive: the adaptive strategy's client-side rate limiter is shared by
         // every call of the client, and a few throttles cut its rate so far that a whole poll
         // of every cluster waited past a minute (tests/it/fault_suite.rs, aws-throttled). The
@@ -144,13 +141,6 @@ impl AwsSource {
             Some(n) => retry.with_max_attempts(n.max(1)),
             None => retry,
         }));
-        if base.behavior_version().is_none() {
-            b.set_behavior_version(Some(BehaviorVersion::latest()));
-        }
-        // AssumeRoleProvider needs a clock; a hand-built config may lack one.
-        if base.time_source().is_none() {
-            b.set_time_source(Some(Default::default()));
-        }
         AwsSource {
             inner: Arc::new(Inner {
                 base: b.build(),
@@ -394,18 +384,7 @@ impl Inner {
         if let Some(s) = scopes.get(&key) {
             return Arc::clone(s);
         }
-        let region = Region::new(key.region.clone());
-        let mut conf = self.base.to_builder().region(region.clone());
-        if let Some(role) = &key.role_arn {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
-                .session_name("sgdrift")
-                .region(region)
-                .configure(&self.base)
-                .build()
-                .await;
-            conf = conf.credentials_provider(SharedCredentialsProvider::new(provider));
-        }
-        let conf = conf.build();
+        let conf = session::scoped(&self.base, &key.region, key.role_arn.as_deref(), "sgdrift").await;
         let partition = |service| retry_partition(&key, service);
         let o = &self.options;
         let scope = Arc::new(Scope {

@@ -10,6 +10,7 @@ pub mod calls;
 pub mod convert;
 pub mod files;
 pub mod organization;
+pub mod session;
 pub mod style;
 pub mod write;
 

@@ -9,10 +9,9 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ec2::config::SharedCredentialsProvider;
+use crate::source::session;
+use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{self as ec2, Filter};
-use aws_smithy_types::timeout::TimeoutConfig;
 
 use super::convert::{classify, CallFailure, Operation};
 use super::SourceError;
@@ -50,27 +49,13 @@ impl Writer {
     /// Credentials from the standard chain, through `role_arn` when the target names one; each
     /// call bounded by `timeout`.
     pub async fn new(region: &str, role_arn: Option<&str>, timeout: Duration) -> Writer {
-        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Writer::from_sdk_config(&base, region, role_arn, timeout).await
+        Writer::from_sdk_config(&session::load(timeout).await, region, role_arn, timeout).await
     }
 
     pub async fn from_sdk_config(base: &SdkConfig, region: &str, role_arn: Option<&str>, timeout: Duration) -> Writer {
-        let region = Region::new(region.to_string());
-        let timeouts = base.timeout_config().cloned().unwrap_or_else(TimeoutConfig::disabled);
-        let mut conf = base
-            .to_builder()
-            .region(region.clone())
-            .timeout_config(timeouts.to_builder().operation_timeout(timeout).build());
-        if let Some(role) = role_arn {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name("sgdrift-fix")
-                .region(region)
-                .configure(base)
-                .build()
-                .await;
-            conf = conf.credentials_provider(SharedCredentialsProvider::new(provider));
-        }
-        Writer { ec2: aws_sdk_ec2::Client::new(&conf.build()), timeout }
+        let base = session::with_timeout(base.clone(), timeout);
+        let conf = session::scoped(&base, region, role_arn, "sgdrift-fix").await;
+        Writer { ec2: aws_sdk_ec2::Client::new(&conf), timeout }
     }
 
     /// Carries out `step`.

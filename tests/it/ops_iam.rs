@@ -83,10 +83,13 @@ fn method_calls(source: &str) -> BTreeSet<String> {
     calls
 }
 
-/// The aws source's code: `src/source/aws.rs` and, if it grows one, `src/source/aws/`.
+/// The aws source's code: `src/source/aws.rs`, `src/source/aws/`, and `src/source/session.rs`,
+/// where a target's role is assumed.
 fn aws_source_code() -> String {
-    let files: Vec<PathBuf> =
-        ["src/source/aws.rs", "src/source/aws"].iter().flat_map(|p| rust_files(&repo().join(p))).collect();
+    let files: Vec<PathBuf> = ["src/source/aws.rs", "src/source/aws", "src/source/session.rs"]
+        .iter()
+        .flat_map(|p| rust_files(&repo().join(p)))
+        .collect();
     assert!(!files.is_empty(), "src/source/aws.rs does not exist");
     files
         .iter()
