@@ -1094,6 +1094,50 @@ async fn denied_security_group_reads_fail_the_clusters_naming_ec2_describe_secur
 }
 
 #[tokio::test]
+async fn a_peer_in_the_listed_vpc_costs_no_call_and_a_failed_listing_does_not_make_it_missing() {
+    // alpha's control-plane group lets in sg-shared, another workload's group in the same VPC:
+    // the listing holds it, so no call is made for it. Then one poll's listing is denied: every
+    // cluster fails that poll, and the next finds everything as before, sg-shared included,
+    // still without a call by id.
+    let denied = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deny = Arc::clone(&denied);
+    let (server, source) = canned_source(
+        move |req: &Req| {
+            if is_dsg(req) && deny.load(std::sync::atomic::Ordering::SeqCst) {
+                return ec2_error(403, "UnauthorizedOperation", "You are not authorized to perform this operation.");
+            }
+            let mut resp = world(req);
+            if is_dsg(req) {
+                resp.body = resp.body.replace(
+                    "<groupId>sg-a2</groupId></item></groups>",
+                    "<groupId>sg-a2</groupId></item><item><userId>111122223333</userId><groupId>sg-shared</groupId></item></groups>",
+                );
+                if req.filter("vpc-id").is_some() && req.param("NextToken").is_some() {
+                    let shared = group_xml("sg-shared", "", "");
+                    resp.body = resp.body.replace("</securityGroupInfo>", &format!("{shared}</securityGroupInfo>"));
+                }
+            }
+            resp
+        },
+        options(HOUR),
+    )
+    .await;
+    let spec = target("eu-west-1", None);
+    let by_id = |r: &Req| is_dsg(r) && r.filter("group-id").is_some();
+    let first = snapshots(source.poll(&spec).await);
+    assert!(first["alpha"].peer_groups.contains_key("sg-shared"), "the peer, from the listing");
+    assert!(first.values().all(|s| s.warnings.is_empty()), "{first:?}");
+
+    denied.store(true, std::sync::atomic::Ordering::SeqCst);
+    let poll = source.poll(&spec).await;
+    assert!(poll.clusters.iter().all(|c| c.result.as_ref().is_err_and(|e| e.kind() == "access_denied")));
+
+    denied.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(snapshots(source.poll(&spec).await), first);
+    assert_eq!(server.requests(by_id).len(), 0, "every group and peer came with the listings");
+}
+
+#[tokio::test]
 async fn throttling_is_classified_and_counted_and_the_other_clusters_still_read() {
     let (_server, source) = canned_source(
         |req: &Req| {

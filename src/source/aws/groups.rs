@@ -96,15 +96,17 @@ pub(super) async fn fetch_cluster_groups(
     let listed = listed_vpcs(&own, &seen.vpc_groups);
     by_id.extend(own.iter().filter(|(vpc, _)| !listed.contains(*vpc)).flat_map(|(_, ids)| ids.iter().cloned()));
     let mut asked: BTreeSet<String> = own.values().flatten().chain(&by_id).cloned().collect();
+    // What each listing is expected to hold: a failed one fails these, and does not make them missing.
+    let mut covered = own.clone();
     let peers = ready.iter().flat_map(|(key, _)| known_peers.get(key).into_iter().flatten());
     for id in peers.filter(|id| !seen.missing.contains(*id) && !asked.contains(*id)).cloned().collect::<Vec<_>>() {
-        let in_listing = seen.vpc_of.get(&id).is_some_and(|v| v.as_ref().is_some_and(|v| listed.contains(v)));
-        if !in_listing {
-            by_id.insert(id.clone());
-        }
+        match seen.vpc_of.get(&id).cloned().flatten().filter(|v| listed.contains(v)) {
+            Some(vpc) => covered.entry(vpc).or_default().insert(id.clone()),
+            None => by_id.insert(id.clone()),
+        };
         asked.insert(id);
     }
-    let (mut batch, sizes) = fetch(inner, scope, asks(&listed, &by_id), &own).await;
+    let (mut batch, sizes) = fetch(inner, scope, asks(&listed, &by_id), &covered).await;
     let mut again = BTreeSet::new();
     for (key, p) in &ready {
         let peers = assemble::peer_ids(&p.metadata.info, &p.metadata.raw, &batch.found);
@@ -168,13 +170,13 @@ fn notice_vanished_cluster_groups(inner: &Inner, key: &ClusterKey, info: &Cluste
 }
 
 /// Runs the walks side by side (the EC2 gate caps how many at once): every group they found,
-/// the ids a failed walk was for (`own`: the groups wanted in each VPC) marked with its error,
-/// and how many groups each listed VPC held.
+/// the ids a failed walk was for (`covered`: the groups expected in each listed VPC) marked
+/// with its error, and how many groups each listed VPC held.
 async fn fetch(
     inner: &Arc<Inner>,
     scope: &Arc<Scope>,
     asks: Vec<Ask>,
-    own: &BTreeMap<String, BTreeSet<String>>,
+    covered: &BTreeMap<String, BTreeSet<String>>,
 ) -> (GroupBatch, BTreeMap<String, usize>) {
     let answers = each(asks.clone(), |ask| {
         let (inner, scope) = (Arc::clone(inner), Arc::clone(scope));
@@ -184,7 +186,7 @@ async fn fetch(
     let (mut batch, mut sizes) = (GroupBatch::default(), BTreeMap::new());
     for (ask, answer) in asks.iter().zip(answers) {
         let covered: Vec<&String> = match ask {
-            Ask::Vpcs(vpcs) => vpcs.iter().flat_map(|v| own.get(v).into_iter().flatten()).collect(),
+            Ask::Vpcs(vpcs) => vpcs.iter().flat_map(|v| covered.get(v).into_iter().flatten()).collect(),
             Ask::Ids(ids) => ids.iter().collect(),
         };
         match answer.and_then(|r| r.map_err(|f| f.error)) {
