@@ -837,10 +837,11 @@ fn world(req: &Req) -> Resp {
         }
         ("POST", "/", "DescribeInstances") => {
             // Each cluster's instance carries only its `kubernetes.io/cluster/<name>` tag, found
-            // when the `tag-key` filter names it; every walk answers in two pages, the instances
-            // on the second.
+            // when the `tag-key` filter names it or the `kubernetes.io/cluster/*` wildcard; every
+            // walk answers in two pages, the instances on the second.
             let keys = req.filter("tag-key").unwrap_or_default();
-            let clusters = keys.iter().filter_map(|k| k.strip_prefix("kubernetes.io/cluster/"));
+            let named = |c: &str| keys.iter().any(|k| *k == format!("kubernetes.io/cluster/{c}") || k == "kubernetes.io/cluster/*");
+            let clusters = CANNED_CLUSTERS.iter().copied().filter(|c| named(c));
             let instances: String = clusters
                 .filter(|_| second_page)
                 .map(|c| {

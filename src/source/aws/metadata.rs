@@ -284,21 +284,23 @@ async fn vpc_cni(inner: &Inner, scope: &Scope, cluster: &str) -> Result<VpcCniAd
 }
 
 /// The filters (name, values) that find the live nodes of `clusters`, each of at most
-/// `FILTER_VALUES` values. For a whole region's clusters, `tag-key` walks: each cluster's own
-/// `kubernetes.io/cluster/<name>`, and once the keys whose value names the cluster
-/// (`assemble::node_instance_tags`), which find only nodes of clusters read anyway. For some of
-/// a region's clusters (a named target, a cluster due early), one walk per tag with the
-/// clusters' names as values, so that the nodes of other clusters are not read. Which cluster an
-/// instance is a node of is decided locally, by the same tags.
+/// `FILTER_VALUES` values. For a whole region's clusters, one `tag-key` walk whatever their
+/// number: the tag keys of `assemble::node_instance_tags`, with the per-cluster
+/// `kubernetes.io/cluster/<name>` as one wildcard (EC2 filter values take `*`; EKS cluster
+/// names cannot hold one), which finds only nodes of clusters read anyway, and those of
+/// Kubernetes clusters outside EKS, dropped locally. For some of a region's clusters (a named
+/// target, a cluster due early), one walk per tag with the clusters' names as values, so that
+/// the nodes of other clusters are not read. Which cluster an instance is a node of is decided
+/// locally, by the same tags.
 fn instance_filters(clusters: &[String], whole_region: bool) -> Vec<(String, Vec<String>)> {
     let chunks = |name: String, values: Vec<String>| -> Vec<(String, Vec<String>)> {
         values.chunks(FILTER_VALUES).map(|c| (name.clone(), c.to_vec())).collect()
     };
     if whole_region {
-        let mut keys: BTreeSet<String> = BTreeSet::new();
-        for c in clusters {
-            keys.extend(assemble::node_instance_tags(c).into_iter().map(|(k, _)| k));
+        if clusters.is_empty() {
+            return Vec::new();
         }
+        let keys: BTreeSet<String> = assemble::node_instance_tags("*").into_iter().map(|(k, _)| k).collect();
         return chunks("tag-key".into(), keys.into_iter().collect());
     }
     let mut by_filter: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -524,10 +526,12 @@ mod tests {
     #[test]
     fn a_whole_region_is_found_by_tag_keys_and_some_of_its_clusters_by_their_names() {
         // (clusters, whole region, the filters: name and number of values)
-        let table: [(usize, bool, &[(&str, usize)]); 5] = [
-            (41, true, &[("tag-key", 44)]),
-            (197, true, &[("tag-key", 200)]),
-            (200, true, &[("tag-key", 200), ("tag-key", 3)]),
+        let table: [(usize, bool, &[(&str, usize)]); 6] = [
+            // `kubernetes.io/cluster/*` and the three keys whose value names the cluster.
+            (1, true, &[("tag-key", 4)]),
+            (41, true, &[("tag-key", 4)]),
+            (1000, true, &[("tag-key", 4)]),
+            (0, true, &[]),
             (
                 1,
                 false,
@@ -561,6 +565,8 @@ mod tests {
             if !whole {
                 let eks = filters.iter().filter(|(f, _)| f == "tag:eks:cluster-name").flat_map(|(_, v)| v);
                 assert_eq!(eks.cloned().collect::<Vec<_>>(), names, "the names are the values");
+            } else if n > 0 {
+                assert!(filters[0].1.contains(&"kubernetes.io/cluster/*".to_string()), "{filters:?}");
             }
         }
     }
