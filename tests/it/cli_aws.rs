@@ -212,19 +212,7 @@ fn an_organization_target_checks_every_member_account_and_a_role_it_cannot_assum
     let id = |k: &str| org["ids"][k].as_str().unwrap().to_string();
     let (a, b, c) = (id("a"), id("b"), id("c"));
     for (account, prefix) in [(&a, "orga"), (&b, "orgb")] {
-        let role = format!("arn:aws:iam::{account}:role/sgdrift-read");
-        server.build_fixture(&[
-            "--region",
-            region,
-            "--scenario",
-            "scale",
-            "--count",
-            "1",
-            "--prefix",
-            prefix,
-            "--role-arn",
-            &role,
-        ]);
+        server.member_cluster(region, account, prefix);
     }
     let proxy = refusing_proxy(&server.url, &c);
 

@@ -12,20 +12,24 @@ const REGION: &str = "eu-south-1";
 const CLUSTER: &str = "console-public";
 
 fn spawn(server: &moto::Moto, dir: &std::path::Path, port: u16) -> Daemon {
+    let body = format!(
+        "[poll]\ninterval = \"1s\"\njitter = \"0s\"\ntimeout = \"3s\"\n\n\
+         [source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{REGION}\"]\nclusters = [\"*\"]\nbaseline = \"eks-minimal\"\n"
+    );
+    run(server, dir, port, REGION, &body)
+}
+
+/// `sgdrift run` against `server` in `region`, with `body` (everything but `[server]` and
+/// `[alerts]`) as its configuration.
+fn run(server: &moto::Moto, dir: &std::path::Path, port: u16, region: &str, body: &str) -> Daemon {
     let config = dir.join("sgdrift.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[poll]\ninterval = \"1s\"\njitter = \"0s\"\ntimeout = \"3s\"\n\n\
-             [source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{REGION}\"]\nclusters = [\"*\"]\nbaseline = \"eks-minimal\"\n\n\
-             [alerts]\nstate_file = \"{}\"\n",
-            dir.join("state.json").display()
-        ),
-    )
-    .unwrap();
+    let state = dir.join("state.json");
+    let text =
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n{body}\n[alerts]\nstate_file = \"{}\"\n", state.display());
+    std::fs::write(&config, text).unwrap();
     let log = dir.join("daemon.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_sgdrift"));
-    server.point(&mut command, REGION);
+    server.point(&mut command, region);
     let child = command
         .args(["run", "--config"])
         .arg(&config)
@@ -121,19 +125,7 @@ fn an_account_joining_the_organization_gets_its_polls_and_the_other_accounts_are
     let field = |k: &str| org[k].as_str().unwrap().to_string();
     let (root, ou, a, b) = (field("root"), field("ou"), field("a"), field("b"));
     let join = |account: &str, prefix: &str| {
-        let role = format!("arn:aws:iam::{account}:role/sgdrift-read");
-        server.build_fixture(&[
-            "--region",
-            region,
-            "--scenario",
-            "scale",
-            "--count",
-            "1",
-            "--prefix",
-            prefix,
-            "--role-arn",
-            &role,
-        ]);
+        server.member_cluster(region, account, prefix);
         server.boto3(&format!(
             "org = session.client('organizations', endpoint_url=endpoint)\n\
              org.move_account(AccountId='{account}', SourceParentId='{root}', DestinationParentId='{ou}')\nprint('{{}}')\n"
@@ -141,31 +133,12 @@ fn an_account_joining_the_organization_gets_its_polls_and_the_other_accounts_are
     };
     join(&a, "orga");
     let dir = tempfile::tempdir().unwrap();
-    let (config, port) = (dir.path().join("sgdrift.toml"), free_port());
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[poll]\ninterval = \"1h\"\njitter = \"0s\"\ntimeout = \"20s\"\nmetadata_interval = \"2s\"\n\n\
-             [source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{region}\"]\nclusters = [\"*\"]\n\
-             organization = {{ role_name = \"sgdrift-read\", ous = [\"{ou}\"] }}\n\n\
-             [alerts]\nstate_file = \"{}\"\n",
-            dir.path().join("state.json").display()
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("daemon.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sgdrift"));
-    server.point(&mut command, region);
-    let child = command
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info,sgdrift=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("sgdrift runs");
-    let mut d = Daemon { child, port, log };
+    let body = format!(
+        "[poll]\ninterval = \"1h\"\njitter = \"0s\"\ntimeout = \"20s\"\nmetadata_interval = \"2s\"\n\n\
+         [source]\nkind = \"aws\"\n\n[[targets]]\nregions = [\"{region}\"]\nclusters = [\"*\"]\n\
+         organization = {{ role_name = \"sgdrift-read\", ous = [\"{ou}\"] }}\n"
+    );
+    let mut d = run(&server, dir.path(), free_port(), region, &body);
     d.wait_ready();
     let polls =
         |d: &Daemon, account: &str| d.value("sgdrift_polls_total", &[("account_id", account), ("region", region)]);

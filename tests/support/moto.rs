@@ -194,6 +194,14 @@ impl Moto {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// One small cluster (the `scale` scenario's, named `<prefix>-000`) in `account`, made
+    /// through the `sgdrift-read` role there, as an organization target reads it.
+    pub fn member_cluster(&self, region: &str, account: &str, prefix: &str) -> serde_json::Value {
+        let role = format!("arn:aws:iam::{account}:role/sgdrift-read");
+        let args = ["--region", region, "--scenario", "scale", "--count", "1", "--prefix", prefix, "--role-arn", &role];
+        self.build_fixture(&args)
+    }
+
     /// Runs the fixture builder against this server and returns its manifest (see build.py).
     pub fn build_fixture(&self, args: &[&str]) -> serde_json::Value {
         let python = tool("SGDRIFT_PYTHON", ".venv/bin/python");
