@@ -131,10 +131,11 @@ impl AwsSource {
 
     fn with_calls(base: SdkConfig, options: AwsOptions, calls: AwsCallMetrics) -> AwsSource {
         let mut b = session::with_timeout(base.clone(), options.timeout).to_builder();
-        // Standard, not adaptive: the adaptive strategy's client-side rate limiter is shared by
-        // every call of the client, and a few throttles cut its rate so far that a whole poll
-        // of every cluster waited past a minute (tests/it/fault_suite.rs, aws-throttled). The
-        // gates of `limits` keep the request rate per account and region instead.
+        // Standard, not adaptive: the adaptive strategy's client-side rate limiter, shared by
+        // every call of an account and region, is cut at each throttle, and with a quarter of
+        // the requests throttled the first poll of every cluster waited past a minute
+        // (tests/it/fault_suite.rs, aws-throttled; tried again with a partition per account).
+        // The gates of `limits` keep the request rate per account and region instead.
         let attempts = options.max_attempts.or_else(|| base.retry_config().map(|r| r.max_attempts()));
         let retry = RetryConfig::standard();
         b.set_retry_config(Some(match attempts {
