@@ -3,16 +3,14 @@
 
 use chrono::NaiveDate;
 
-use std::collections::HashMap;
-
 use crate::baseline::{
     self, guardrails, Controller, Exception, ExceptionMatch, Expected, OwnedRule, ResolvedBaseline, ResolvedRule,
     RuleStatus,
 };
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer, Role,
-    Rule, Severity, Traffic,
+    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, IdKey, Peer,
+    Role, Rule, Severity, Traffic,
 };
 
 /// Everything one cluster's evaluation produced.
@@ -106,36 +104,41 @@ impl ExpectedRule for Expected<'_> {
 /// rules that might answer it rather than at every rule of the group: a group or prefix list
 /// is covered only by a peer of the same id, a CIDR only by a CIDR.
 struct CoverIndex<'r> {
-    /// (direction, group or prefix-list id) → rules.
-    by_id: HashMap<(Direction, &'r str), Vec<&'r Rule>>,
+    /// (direction, group or prefix-list id, rule), sorted by direction and id: a group's few
+    /// dozen rules are searched faster sorted than hashed.
+    by_id: Vec<(Direction, IdKey<'r>, &'r Rule)>,
     /// CIDR peers, by direction (ingress, egress).
     cidrs: [Vec<&'r Rule>; 2],
 }
 
 impl<'r> CoverIndex<'r> {
     fn new(rules: impl IntoIterator<Item = &'r Rule>) -> Self {
-        let mut index = CoverIndex { by_id: HashMap::new(), cidrs: [Vec::new(), Vec::new()] };
+        let rules = rules.into_iter();
+        let mut index = CoverIndex { by_id: Vec::with_capacity(rules.size_hint().0), cidrs: [Vec::new(), Vec::new()] };
         for r in rules {
             match &r.peer {
-                Peer::Group { id, .. } | Peer::PrefixList(id) => {
-                    index.by_id.entry((r.direction, id.as_str())).or_default().push(r)
-                }
+                Peer::Group { id, .. } | Peer::PrefixList(id) => index.by_id.push((r.direction, IdKey::new(id), r)),
                 Peer::Ipv4(_) | Peer::Ipv6(_) => index.cidrs[direction_slot(r.direction)].push(r),
             }
         }
+        index.by_id.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         index
     }
 
     /// `union_covers` over the whole set, asked of the candidates only (`union_covers` itself
     /// still checks direction and peer, so a wider candidate set cannot change the answer).
     fn covers(&self, target: &Rule) -> bool {
-        let candidates: &[&Rule] = match &target.peer {
+        match &target.peer {
             Peer::Group { id, .. } | Peer::PrefixList(id) => {
-                self.by_id.get(&(target.direction, id.as_str())).map(Vec::as_slice).unwrap_or_default()
+                let key = (target.direction, IdKey::new(id));
+                let from = self.by_id.partition_point(|(d, i, _)| (*d, *i) < key);
+                let same = self.by_id[from..].iter().take_while(|(d, i, _)| (*d, *i) == key);
+                union_covers(same.map(|(_, _, r)| *r), target)
             }
-            Peer::Ipv4(_) | Peer::Ipv6(_) => &self.cidrs[direction_slot(target.direction)],
-        };
-        union_covers(candidates.iter().copied(), target)
+            Peer::Ipv4(_) | Peer::Ipv6(_) => {
+                union_covers(self.cidrs[direction_slot(target.direction)].iter().copied(), target)
+            }
+        }
     }
 }
 
@@ -152,9 +155,12 @@ fn direction_slot(direction: Direction) -> usize {
 /// Every recognised controller is trusted (the config's default).
 pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Vec<Finding> {
     let expected = |id: &str| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default();
-    diff_rules_with(snapshot, expected, &Controller::ALL).0
+    let mut findings = diff_rules_with(snapshot, expected, &Controller::ALL).0;
+    sort_findings(&mut findings);
+    findings
 }
 
+/// The rule findings unsorted (the caller sorts them once, with the rest), and the owned rules.
 fn diff_rules_with<'b, E: ExpectedRule + 'b>(
     snapshot: &ClusterSnapshot,
     expected_of: impl Fn(&str) -> &'b [E],
@@ -210,7 +216,6 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
             }
         }
     }
-    sort_findings(&mut findings);
     (findings, owned)
 }
 

@@ -1,6 +1,6 @@
 //! Resolution: role-named baseline rules become concrete rules on concrete groups of one snapshot.
 
-use std::collections::btree_map::Entry;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use super::{Baseline, BaselineRule, PeerSpec, RuleStatus};
@@ -77,44 +77,57 @@ pub fn resolve_borrowed<'a, 's>(
     sets: &[&'a [BaselineRule]],
     snapshot: &'s ClusterSnapshot,
 ) -> BTreeMap<&'s str, Vec<Expected<'a>>> {
+    let rules: Vec<&'a BaselineRule> = sets.iter().flat_map(|s| s.iter()).collect();
+    // Every peer but `self` is the same for every holder: resolved once per snapshot (per
+    // role, or per rule), on first use, and only borrowed until a rule survives the merge.
+    let by_role: [OnceCell<Vec<Peer>>; Role::ALL.len()] = Default::default();
+    let by_rule: Vec<OnceCell<Vec<Peer>>> = rules.iter().map(|_| OnceCell::new()).collect();
+    let selves: Vec<Peer> = snapshot.groups.keys().map(Peer::group).collect();
     let mut out = BTreeMap::new();
-    for holder in snapshot.groups.values() {
-        // Per group, rules are met in the baseline's order, so the first of equal statements
-        // keeps its explanation, as when rules were the outer loop.
-        let mut rules: BTreeMap<(Direction, Traffic, Peer), &'a BaselineRule> = BTreeMap::new();
-        for rule in sets.iter().flat_map(|s| s.iter()) {
+    let mut found: Vec<(&Peer, usize)> = Vec::with_capacity(rules.len() * 2);
+    for (holder, self_peer) in snapshot.groups.values().zip(&selves) {
+        found.clear();
+        for (i, rule) in rules.iter().enumerate() {
             if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name)
             {
                 continue;
             }
-            for peer in resolve_peer(&rule.peer, holder, snapshot) {
-                match rules.entry((rule.direction, rule.traffic, peer)) {
-                    Entry::Vacant(v) => {
-                        v.insert(rule);
-                    }
-                    // The stronger statement wins, with its own explanation.
-                    Entry::Occupied(mut o) => {
-                        if rule.status == RuleStatus::Required && o.get().status != RuleStatus::Required {
-                            o.insert(rule);
-                        }
-                    }
-                }
-            }
+            let resolve = || resolve_peer(&rule.peer, holder, snapshot);
+            let peers: &[Peer] = match &rule.peer {
+                PeerSpec::SelfRef => std::slice::from_ref(self_peer),
+                PeerSpec::Concrete(p) => std::slice::from_ref(p),
+                PeerSpec::Role(r) => by_role[*r as usize].get_or_init(resolve),
+                _ => by_rule[i].get_or_init(resolve),
+            };
+            found.extend(peers.iter().map(|p| (p, i)));
         }
-        if !rules.is_empty() {
-            let rules = rules
-                .into_iter()
-                .map(|((direction, traffic, peer), r)| Expected {
-                    rule: Rule::new(direction, traffic, peer),
-                    status: r.status,
-                    why: r.why.as_deref(),
-                    source: r.source.as_deref(),
-                })
-                .collect();
-            out.insert(holder.id.as_str(), rules);
+        if !found.is_empty() {
+            out.insert(holder.id.as_str(), merge(&mut found, &rules));
         }
     }
     out
+}
+
+/// One expected rule per concrete (direction, traffic, peer), sorted. Of equal statements the
+/// stronger wins with its own explanation; among equally strong ones the first in the
+/// baseline's order (`found` holds each peer with the index of its rule in `rules`).
+fn merge<'a, 'p>(found: &mut [(&'p Peer, usize)], rules: &[&'a BaselineRule]) -> Vec<Expected<'a>> {
+    let key = |(peer, i): (&'p Peer, usize)| (rules[i].direction, rules[i].traffic, peer);
+    found.sort_unstable_by(|a, b| key(*a).cmp(&key(*b)).then(a.1.cmp(&b.1)));
+    found
+        .chunk_by(|a, b| key(*a) == key(*b))
+        .map(|same| {
+            let required = same.iter().find(|(_, i)| rules[*i].status == RuleStatus::Required);
+            let (peer, i) = *required.unwrap_or(&same[0]);
+            let r = rules[i];
+            Expected {
+                rule: Rule::new(r.direction, r.traffic, peer.clone()),
+                status: r.status,
+                why: r.why.as_deref(),
+                source: r.source.as_deref(),
+            }
+        })
+        .collect()
 }
 
 /// The concrete peers `spec` names for a rule held by `holder`.
