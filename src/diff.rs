@@ -9,8 +9,8 @@ use crate::baseline::{
 };
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, IdKey, Peer,
-    Role, Rule, Severity, Traffic,
+    finding_id, peer_covers, traffic_union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer,
+    FlowName, IdKey, Peer, Role, Rule, Severity, Traffic,
 };
 
 /// Everything one cluster's evaluation produced.
@@ -71,14 +71,22 @@ pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
 
 /// A group's expected rule as the differ reads it.
 pub trait ExpectedRule {
-    fn rule(&self) -> &Rule;
+    /// Direction, traffic and peer: what coverage reads of a rule.
+    fn shape(&self) -> Shape<'_>;
     fn status(&self) -> RuleStatus;
     fn why(&self) -> Option<&str>;
 }
 
+/// A rule as coverage reads it (descriptions play no part): direction, traffic, peer.
+pub type Shape<'r> = (Direction, &'r Traffic, &'r Peer);
+
+fn shape(rule: &Rule) -> Shape<'_> {
+    (rule.direction, &rule.traffic, &rule.peer)
+}
+
 impl ExpectedRule for ResolvedRule {
-    fn rule(&self) -> &Rule {
-        &self.rule
+    fn shape(&self) -> Shape<'_> {
+        shape(&self.rule)
     }
     fn status(&self) -> RuleStatus {
         self.status
@@ -89,8 +97,8 @@ impl ExpectedRule for ResolvedRule {
 }
 
 impl ExpectedRule for Expected<'_> {
-    fn rule(&self) -> &Rule {
-        &self.rule
+    fn shape(&self) -> Shape<'_> {
+        (self.direction, &self.traffic, self.peer)
     }
     fn status(&self) -> RuleStatus {
         self.status
@@ -104,40 +112,43 @@ impl ExpectedRule for Expected<'_> {
 /// rules that might answer it rather than at every rule of the group: a group or prefix list
 /// is covered only by a peer of the same id, a CIDR only by a CIDR.
 struct CoverIndex<'r> {
-    /// (direction, group or prefix-list id, rule), sorted by direction and id: a group's few
-    /// dozen rules are searched faster sorted than hashed.
-    by_id: Vec<(Direction, IdKey<'r>, &'r Rule)>,
+    /// (direction, group or prefix-list id, traffic, peer), sorted by direction and id: a
+    /// group's few dozen rules are searched faster sorted than hashed.
+    by_id: Vec<(Direction, IdKey<'r>, &'r Traffic, &'r Peer)>,
     /// CIDR peers, by direction (ingress, egress).
-    cidrs: [Vec<&'r Rule>; 2],
+    cidrs: [Vec<(&'r Traffic, &'r Peer)>; 2],
 }
 
 impl<'r> CoverIndex<'r> {
-    fn new(rules: impl IntoIterator<Item = &'r Rule>) -> Self {
+    fn new(rules: impl IntoIterator<Item = Shape<'r>>) -> Self {
         let rules = rules.into_iter();
         let mut index = CoverIndex { by_id: Vec::with_capacity(rules.size_hint().0), cidrs: [Vec::new(), Vec::new()] };
-        for r in rules {
-            match &r.peer {
-                Peer::Group { id, .. } | Peer::PrefixList(id) => index.by_id.push((r.direction, IdKey::new(id), r)),
-                Peer::Ipv4(_) | Peer::Ipv6(_) => index.cidrs[direction_slot(r.direction)].push(r),
+        for (direction, traffic, peer) in rules {
+            match peer {
+                Peer::Group { id, .. } | Peer::PrefixList(id) => {
+                    index.by_id.push((direction, IdKey::new(id), traffic, peer))
+                }
+                Peer::Ipv4(_) | Peer::Ipv6(_) => index.cidrs[direction_slot(direction)].push((traffic, peer)),
             }
         }
         index.by_id.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         index
     }
 
-    /// `union_covers` over the whole set, asked of the candidates only (`union_covers` itself
-    /// still checks direction and peer, so a wider candidate set cannot change the answer).
-    fn covers(&self, target: &Rule) -> bool {
-        match &target.peer {
+    /// `union_covers` over the whole set, asked of the candidates only: the rules of the
+    /// target's direction whose peer could cover its peer.
+    fn covers(&self, (direction, traffic, peer): Shape<'_>) -> bool {
+        let union = |candidates: &mut dyn Iterator<Item = (&Traffic, &Peer)>| {
+            traffic_union_covers(candidates.filter(|(_, p)| peer_covers(p, peer)).map(|(t, _)| t), traffic)
+        };
+        match peer {
             Peer::Group { id, .. } | Peer::PrefixList(id) => {
-                let key = (target.direction, IdKey::new(id));
-                let from = self.by_id.partition_point(|(d, i, _)| (*d, *i) < key);
-                let same = self.by_id[from..].iter().take_while(|(d, i, _)| (*d, *i) == key);
-                union_covers(same.map(|(_, _, r)| *r), target)
+                let key = (direction, IdKey::new(id));
+                let from = self.by_id.partition_point(|(d, i, _, _)| (*d, *i) < key);
+                let same = self.by_id[from..].iter().take_while(|(d, i, _, _)| (*d, *i) == key);
+                union(&mut same.map(|(_, _, t, p)| (*t, *p)))
             }
-            Peer::Ipv4(_) | Peer::Ipv6(_) => {
-                union_covers(self.cidrs[direction_slot(target.direction)].iter().copied(), target)
-            }
+            Peer::Ipv4(_) | Peer::Ipv6(_) => union(&mut self.cidrs[direction_slot(direction)].iter().copied()),
         }
     }
 }
@@ -170,7 +181,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
     let mut owned = Vec::new();
     for group in snapshot.groups.values() {
         let expected = expected_of(&group.id);
-        let expected_index = CoverIndex::new(expected.iter().map(ExpectedRule::rule));
+        let expected_index = CoverIndex::new(expected.iter().map(ExpectedRule::shape));
         for rule in &group.rules {
             // A guardrail fires whatever the baseline lists; only an exception quiets it.
             let guardrail = guardrails::reason(rule);
@@ -180,7 +191,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
                     continue;
                 }
             }
-            if guardrail.is_some() || !expected_index.covers(rule) {
+            if guardrail.is_some() || !expected_index.covers(shape(rule)) {
                 let (severity, reason) = match guardrail {
                     Some(reason) => (Severity::Critical, reason),
                     None => unexpected_severity(rule),
@@ -198,8 +209,9 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
         }
         let mut actual_index = None;
         for required in expected.iter().filter(|r| r.status() == RuleStatus::Required) {
-            let actual = actual_index.get_or_insert_with(|| CoverIndex::new(&group.rules));
-            if !actual.covers(required.rule()) {
+            let actual = actual_index.get_or_insert_with(|| CoverIndex::new(group.rules.iter().map(shape)));
+            let (direction, traffic, peer) = required.shape();
+            if !actual.covers((direction, traffic, peer)) {
                 let reason = match required.why() {
                     Some(why) => format!("recorded rule is gone ({why})"),
                     None => "recorded rule is gone".to_string(),
@@ -209,7 +221,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
                     &group.id,
                     group.primary_role(),
                     FindingKind::Missing,
-                    required.rule(),
+                    &Rule::new(direction, *traffic, peer.clone()),
                     Severity::High,
                     reason,
                 ));

@@ -108,7 +108,8 @@ pub fn evaluate_snapshot(
     // (shared) profile for each cluster.
     let [own, profile] = target.baseline.rule_sets(snapshot.endpoint_mode, snapshot.style);
     let webhooks = baseline::webhook_rules(&target.webhook_ports);
-    let expected = baseline::resolve_borrowed(&[own, profile, &webhooks], snapshot);
+    let peers = baseline::SnapshotPeers::new(snapshot);
+    let expected = baseline::resolve_borrowed(&[own, profile, &webhooks], &peers);
     let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
     let expected_of = |id: &str| expected.get(id).map(Vec::as_slice).unwrap_or_default();
     diff::evaluate_with(snapshot, expected_of, &flows, exceptions, &target.trust_controllers, today)

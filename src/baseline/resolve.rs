@@ -1,6 +1,5 @@
 //! Resolution: role-named baseline rules become concrete rules on concrete groups of one snapshot.
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use super::{Baseline, BaselineRule, PeerSpec, RuleStatus};
@@ -40,7 +39,8 @@ pub struct ResolvedBaseline {
 /// where two baseline rules resolve to the same concrete rule, `required` wins.
 pub fn resolve(baseline: &Baseline, snapshot: &ClusterSnapshot, ctx: &ResolveContext) -> ResolvedBaseline {
     let webhooks = webhook_rules(&ctx.webhook_ports);
-    let by_group = resolve_borrowed(&[&baseline.rules, &webhooks], snapshot);
+    let peers = SnapshotPeers::new(snapshot);
+    let by_group = resolve_borrowed(&[&baseline.rules, &webhooks], &peers);
     ResolvedBaseline {
         origin: baseline.origin.clone(),
         by_group: by_group
@@ -50,11 +50,14 @@ pub fn resolve(baseline: &Baseline, snapshot: &ClusterSnapshot, ctx: &ResolveCon
     }
 }
 
-/// A resolved rule that borrows its explanation from the baseline rule it came from, so that
-/// the poll loop resolves a shared profile without copying its strings for every cluster.
+/// A resolved rule that borrows its explanation from the baseline rule it came from and its
+/// peer from the baseline or the [`SnapshotPeers`], so that the poll loop resolves a shared
+/// profile without copying a string for every rule of every cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected<'a> {
-    pub rule: Rule,
+    pub direction: Direction,
+    pub traffic: Traffic,
+    pub peer: &'a Peer,
     pub status: RuleStatus,
     pub why: Option<&'a str>,
     pub source: Option<&'a str>,
@@ -63,7 +66,7 @@ pub struct Expected<'a> {
 impl Expected<'_> {
     pub fn into_owned(self) -> ResolvedRule {
         ResolvedRule {
-            rule: self.rule,
+            rule: Rule::new(self.direction, self.traffic, self.peer.clone()),
             status: self.status,
             why: self.why.map(str::to_string),
             source: self.source.map(str::to_string),
@@ -71,35 +74,80 @@ impl Expected<'_> {
     }
 }
 
+/// The peers a snapshot offers baseline rules, made once per evaluation: each group as a peer,
+/// the VPC's and the remote networks' CIDRs, the known prefix lists.
+pub struct SnapshotPeers<'s> {
+    snapshot: &'s ClusterSnapshot,
+    /// `Peer::group` of each group, in the snapshot's order.
+    groups: Vec<Peer>,
+    vpc: Vec<Peer>,
+    remote_nodes: Vec<Peer>,
+    remote_pods: Vec<Peer>,
+    /// Each prefix list the snapshot knows, with its name.
+    prefix_lists: Vec<(Peer, &'s str)>,
+}
+
+impl<'s> SnapshotPeers<'s> {
+    pub fn new(snapshot: &'s ClusterSnapshot) -> Self {
+        let remote = snapshot.remote_network.as_ref();
+        SnapshotPeers {
+            snapshot,
+            groups: snapshot.groups.keys().map(Peer::group).collect(),
+            vpc: cidr_peers(&snapshot.vpc_cidrs),
+            remote_nodes: remote.map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs)),
+            remote_pods: remote.map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
+            prefix_lists: snapshot
+                .prefix_lists
+                .iter()
+                .map(|(id, name)| (Peer::PrefixList(id.clone()), name.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Calls `f` with each concrete peer `spec` names, but for `self`, which is the holder's.
+    /// A peer that resolves to nothing (no group of the role, no hybrid nodes, a prefix list
+    /// unknown in this region or not visible to the source) calls it never: the rule drops out.
+    fn each<'p>(&'p self, spec: &'p PeerSpec, mut f: impl FnMut(&'p Peer)) {
+        let groups = || self.snapshot.groups.values().zip(&self.groups);
+        match spec {
+            PeerSpec::Concrete(p) => f(p),
+            PeerSpec::SelfRef => {}
+            PeerSpec::Role(r) => groups().filter(|(g, _)| g.has_role(*r)).for_each(|(_, p)| f(p)),
+            PeerSpec::VpcCidr => self.vpc.iter().for_each(f),
+            PeerSpec::RemoteNodeCidr => self.remote_nodes.iter().for_each(f),
+            PeerSpec::RemotePodCidr => self.remote_pods.iter().for_each(f),
+            PeerSpec::PrefixListName(name) => self.prefix_lists_named(name, f),
+            PeerSpec::S3PrefixList => {
+                self.prefix_lists_named(&format!("com.amazonaws.{}.s3", self.snapshot.id.region), f)
+            }
+        }
+    }
+
+    fn prefix_lists_named<'p>(&'p self, name: &str, mut f: impl FnMut(&'p Peer)) {
+        self.prefix_lists.iter().filter(|(_, n)| *n == name).for_each(|(p, _)| f(p));
+    }
+}
+
 /// What [`resolve`] does, over the rules of `sets` taken in order (a baseline's rules, then
 /// e.g. [`webhook_rules`]), keyed by group id and borrowing from the rules and the snapshot.
-pub fn resolve_borrowed<'a, 's>(
+pub fn resolve_borrowed<'a>(
     sets: &[&'a [BaselineRule]],
-    snapshot: &'s ClusterSnapshot,
-) -> BTreeMap<&'s str, Vec<Expected<'a>>> {
+    peers: &'a SnapshotPeers<'a>,
+) -> BTreeMap<&'a str, Vec<Expected<'a>>> {
     let rules: Vec<&'a BaselineRule> = sets.iter().flat_map(|s| s.iter()).collect();
-    // Every peer but `self` is the same for every holder: resolved once per snapshot (per
-    // role, or per rule), on first use, and only borrowed until a rule survives the merge.
-    let by_role: [OnceCell<Vec<Peer>>; Role::ALL.len()] = Default::default();
-    let by_rule: Vec<OnceCell<Vec<Peer>>> = rules.iter().map(|_| OnceCell::new()).collect();
-    let selves: Vec<Peer> = snapshot.groups.keys().map(Peer::group).collect();
     let mut out = BTreeMap::new();
-    let mut found: Vec<(&Peer, usize)> = Vec::with_capacity(rules.len() * 2);
-    for (holder, self_peer) in snapshot.groups.values().zip(&selves) {
+    let mut found: Vec<(&'a Peer, usize)> = Vec::with_capacity(rules.len() * 2);
+    for (holder, self_peer) in peers.snapshot.groups.values().zip(&peers.groups) {
         found.clear();
         for (i, rule) in rules.iter().enumerate() {
             if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name)
             {
                 continue;
             }
-            let resolve = || resolve_peer(&rule.peer, holder, snapshot);
-            let peers: &[Peer] = match &rule.peer {
-                PeerSpec::SelfRef => std::slice::from_ref(self_peer),
-                PeerSpec::Concrete(p) => std::slice::from_ref(p),
-                PeerSpec::Role(r) => by_role[*r as usize].get_or_init(resolve),
-                _ => by_rule[i].get_or_init(resolve),
-            };
-            found.extend(peers.iter().map(|p| (p, i)));
+            match rule.peer {
+                PeerSpec::SelfRef => found.push((self_peer, i)),
+                _ => peers.each(&rule.peer, |p| found.push((p, i))),
+            }
         }
         if !found.is_empty() {
             out.insert(holder.id.as_str(), merge(&mut found, &rules));
@@ -111,8 +159,8 @@ pub fn resolve_borrowed<'a, 's>(
 /// One expected rule per concrete (direction, traffic, peer), sorted. Of equal statements the
 /// stronger wins with its own explanation; among equally strong ones the first in the
 /// baseline's order (`found` holds each peer with the index of its rule in `rules`).
-fn merge<'a, 'p>(found: &mut [(&'p Peer, usize)], rules: &[&'a BaselineRule]) -> Vec<Expected<'a>> {
-    let key = |(peer, i): (&'p Peer, usize)| (rules[i].direction, rules[i].traffic, peer);
+fn merge<'a>(found: &mut [(&'a Peer, usize)], rules: &[&'a BaselineRule]) -> Vec<Expected<'a>> {
+    let key = |(peer, i): (&'a Peer, usize)| (rules[i].direction, rules[i].traffic, peer);
     found.sort_unstable_by(|a, b| key(*a).cmp(&key(*b)).then(a.1.cmp(&b.1)));
     found
         .chunk_by(|a, b| key(*a) == key(*b))
@@ -121,7 +169,9 @@ fn merge<'a, 'p>(found: &mut [(&'p Peer, usize)], rules: &[&'a BaselineRule]) ->
             let (peer, i) = *required.unwrap_or(&same[0]);
             let r = rules[i];
             Expected {
-                rule: Rule::new(r.direction, r.traffic, peer.clone()),
+                direction: r.direction,
+                traffic: r.traffic,
+                peer,
                 status: r.status,
                 why: r.why.as_deref(),
                 source: r.source.as_deref(),
@@ -132,20 +182,12 @@ fn merge<'a, 'p>(found: &mut [(&'p Peer, usize)], rules: &[&'a BaselineRule]) ->
 
 /// The concrete peers `spec` names for a rule held by `holder`.
 pub(crate) fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnapshot) -> Vec<Peer> {
-    match spec {
-        PeerSpec::Concrete(p) => vec![p.clone()],
-        PeerSpec::SelfRef => vec![Peer::group(&holder.id)],
-        PeerSpec::Role(r) => snapshot.groups_with_role(*r).map(|g| Peer::group(&g.id)).collect(),
-        PeerSpec::VpcCidr => cidr_peers(&snapshot.vpc_cidrs),
-        // No hybrid nodes: the rule drops out.
-        PeerSpec::RemoteNodeCidr => {
-            snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs))
-        }
-        PeerSpec::RemotePodCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
-        PeerSpec::PrefixListName(name) => prefix_lists_named(snapshot, name),
-        // Unknown in this region or not visible to the source: the rule drops out.
-        PeerSpec::S3PrefixList => prefix_lists_named(snapshot, &format!("com.amazonaws.{}.s3", snapshot.id.region)),
+    if let PeerSpec::SelfRef = spec {
+        return vec![Peer::group(&holder.id)];
     }
+    let mut out = Vec::new();
+    SnapshotPeers::new(snapshot).each(spec, |p| out.push(p.clone()));
+    out
 }
 
 fn cidr_peers(nets: &[ipnet::IpNet]) -> Vec<Peer> {
@@ -154,15 +196,6 @@ fn cidr_peers(nets: &[ipnet::IpNet]) -> Vec<Peer> {
             ipnet::IpNet::V4(n) => Peer::Ipv4(n.trunc()),
             ipnet::IpNet::V6(n) => Peer::Ipv6(n.trunc()),
         })
-        .collect()
-}
-
-fn prefix_lists_named(snapshot: &ClusterSnapshot, name: &str) -> Vec<Peer> {
-    snapshot
-        .prefix_lists
-        .iter()
-        .filter(|(_, n)| n.as_str() == name)
-        .map(|(id, _)| Peer::PrefixList(id.clone()))
         .collect()
 }
 
