@@ -1,6 +1,6 @@
 //! Resolution: role-named baseline rules become concrete rules on concrete groups of one snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Baseline, BaselineRule, PeerSpec, RuleStatus};
 use crate::model::{ClusterSnapshot, Direction, Peer, PortRange, Role, Rule, SecurityGroup, Traffic};
@@ -135,47 +135,83 @@ pub fn resolve_borrowed<'a>(
     peers: &'a SnapshotPeers<'a>,
 ) -> BTreeMap<&'a str, Vec<Expected<'a>>> {
     let rules: Vec<&'a BaselineRule> = sets.iter().flat_map(|s| s.iter()).collect();
+    // A holder meets only the rules of its roles; each rule's index keeps the baseline's order.
+    let mut of_role: [Vec<usize>; Role::ALL.len()] = Default::default();
+    for (i, rule) in rules.iter().enumerate() {
+        of_role[rule.role as usize].push(i);
+    }
+    // Holders with the same roles (node groups' SGs) differ only in their `self` peer and the
+    // rules naming a group: the rest is resolved and sorted once per set of roles.
+    let holder_specific = |rule: &BaselineRule| rule.peer == PeerSpec::SelfRef || rule.group.is_some();
+    let mut shared: Vec<(&BTreeSet<Role>, Vec<Found<'a>>)> = Vec::new();
+    let mut own: Vec<Found<'a>> = Vec::new();
+    let mut found: Vec<Found<'a>> = Vec::with_capacity(rules.len() * 2);
     let mut out = BTreeMap::new();
-    let mut found: Vec<(&'a Peer, usize)> = Vec::with_capacity(rules.len() * 2);
     for (holder, self_peer) in peers.snapshot.groups.values().zip(&peers.groups) {
-        found.clear();
-        for (i, rule) in rules.iter().enumerate() {
-            if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name)
-            {
+        let of_holder = || holder.roles.iter().flat_map(|r| &of_role[*r as usize]).map(|&i| (i, rules[i]));
+        let common = match shared.iter().position(|(roles, _)| **roles == holder.roles) {
+            Some(at) => &shared[at].1,
+            None => {
+                let mut common = Vec::new();
+                for (i, rule) in of_holder().filter(|(_, r)| !holder_specific(r)) {
+                    peers.each(&rule.peer, |p| common.push((rule.direction, rule.traffic, p, i)));
+                }
+                common.sort_unstable();
+                shared.push((&holder.roles, common));
+                &shared[shared.len() - 1].1
+            }
+        };
+        own.clear();
+        for (i, rule) in of_holder().filter(|(_, r)| holder_specific(r)) {
+            if rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
                 continue;
             }
+            let mut push = |p| own.push((rule.direction, rule.traffic, p, i));
             match rule.peer {
-                PeerSpec::SelfRef => found.push((self_peer, i)),
-                _ => peers.each(&rule.peer, |p| found.push((p, i))),
+                PeerSpec::SelfRef => push(self_peer),
+                _ => peers.each(&rule.peer, push),
             }
         }
+        own.sort_unstable();
+        found.clear();
+        merge_sorted(common, &own, &mut found);
         if !found.is_empty() {
-            out.insert(holder.id.as_str(), merge(&mut found, &rules));
+            out.insert(holder.id.as_str(), dedup(&found, &rules));
         }
     }
     out
 }
 
-/// One expected rule per concrete (direction, traffic, peer), sorted. Of equal statements the
-/// stronger wins with its own explanation; among equally strong ones the first in the
-/// baseline's order (`found` holds each peer with the index of its rule in `rules`).
-fn merge<'a>(found: &mut [(&'a Peer, usize)], rules: &[&'a BaselineRule]) -> Vec<Expected<'a>> {
-    let key = |(peer, i): (&'a Peer, usize)| (rules[i].direction, rules[i].traffic, peer);
-    found.sort_unstable_by(|a, b| key(*a).cmp(&key(*b)).then(a.1.cmp(&b.1)));
+/// A concrete rule a baseline rule resolved to, with the index of that rule in the baseline.
+type Found<'a> = (Direction, Traffic, &'a Peer, usize);
+
+/// The two sorted runs `a` and `b` as one sorted run, appended to `out`.
+fn merge_sorted<T: Ord + Copy>(a: &[T], b: &[T], out: &mut Vec<T>) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+}
+
+/// One expected rule per concrete (direction, traffic, peer) of the sorted `found`. Of equal
+/// statements the stronger wins with its own explanation; among equally strong ones the
+/// first in the baseline's order.
+fn dedup<'a>(found: &[Found<'a>], rules: &[&'a BaselineRule]) -> Vec<Expected<'a>> {
     found
-        .chunk_by(|a, b| key(*a) == key(*b))
+        .chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2))
         .map(|same| {
-            let required = same.iter().find(|(_, i)| rules[*i].status == RuleStatus::Required);
-            let (peer, i) = *required.unwrap_or(&same[0]);
+            let required = same.iter().find(|f| rules[f.3].status == RuleStatus::Required);
+            let (direction, traffic, peer, i) = *required.unwrap_or(&same[0]);
             let r = rules[i];
-            Expected {
-                direction: r.direction,
-                traffic: r.traffic,
-                peer,
-                status: r.status,
-                why: r.why.as_deref(),
-                source: r.source.as_deref(),
-            }
+            Expected { direction, traffic, peer, status: r.status, why: r.why.as_deref(), source: r.source.as_deref() }
         })
         .collect()
 }

@@ -51,7 +51,12 @@ pub fn traffic_union_covers<'a>(parts: impl IntoIterator<Item = &'a Traffic>, ta
             {
                 return true;
             }
-            (Traffic::Tcp(p), Traffic::Tcp(_)) | (Traffic::Udp(p), Traffic::Udp(_)) => ranges.push(*p),
+            // A range that misses the target cannot help cover it.
+            (Traffic::Tcp(p), Traffic::Tcp(t)) | (Traffic::Udp(p), Traffic::Udp(t))
+                if p.from() <= t.to() && t.from() <= p.to() =>
+            {
+                ranges.push(*p)
+            }
             (Traffic::Icmp(p), Traffic::Icmp(t)) | (Traffic::Icmpv6(p), Traffic::Icmpv6(t)) if p.contains(*t) => {
                 return true;
             }
