@@ -1,6 +1,8 @@
 //! The traffic EKS needs, checked over the SG *sets* on each endpoint: a flow is open only if
 //! the source set allows the egress and the destination set allows the ingress.
 
+use std::fmt::Write;
+
 use serde::{Deserialize, Serialize};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -211,8 +213,11 @@ fn webhooks(flow: &mut Flow, control_plane: &Side, node: &Side, ports: &[u16]) {
     for &port in ports {
         flow.both_ways(control_plane, node, tcp(port));
     }
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    flow.open_detail = format!("the control plane reaches {} on tcp {}", node.label, list.join(", "));
+    let mut detail = format!("the control plane reaches {} on tcp ", node.label);
+    for (i, port) in ports.iter().enumerate() {
+        let _ = write!(detail, "{}{port}", if i == 0 { "" } else { ", " });
+    }
+    flow.open_detail = detail;
 }
 
 fn aws_apis(flow: &mut Flow, node: &Side) {
@@ -227,8 +232,11 @@ fn aws_apis(flow: &mut Flow, node: &Side) {
             None => paths.push((path, vec![service])),
         }
     }
-    let parts: Vec<String> = paths.iter().map(|(path, services)| format!("{} {path}", services.join(", "))).collect();
-    flow.open_detail = format!("{} reaches AWS APIs on tcp {HTTPS_PORT}: {}", node.label, parts.join("; "));
+    let mut detail = format!("{} reaches AWS APIs on tcp {HTTPS_PORT}: ", node.label);
+    for (i, (path, services)) in paths.iter().enumerate() {
+        let _ = write!(detail, "{}{} {path}", if i == 0 { "" } else { "; " }, services.join(", "));
+    }
+    flow.open_detail = detail;
 }
 
 /// Checks the path to one service; gives how it is reached when it is (for the detail), or
@@ -718,23 +726,28 @@ impl<'a> Flow<'a> {
             IpFamily::Ipv4 => (node.routes.0, "0.0.0.0/0"),
             IpFamily::Ipv6 => (node.routes.1, "::/0"),
         };
-        let service_name = EndpointService::new(&self.snapshot.id.region, service);
+        // Named only in what a gap or an unknown says.
+        let service_name = || EndpointService::new(&self.snapshot.id.region, service);
         match route {
             // No way out of the VPC: only an endpoint would do, which no SG rule creates.
             RouteOut::None => {
-                self.missing_endpoint(node, &service_name, &format!("no default route ({default}) out of the VPC"));
+                self.missing_endpoint(node, &service_name(), &format!("no default route ({default}) out of the VPC"));
                 return None;
             }
             RouteOut::Indirect => self.unknowns.push(format!(
-                "no VPC endpoint for {service_name}, and the default route ({default}) of {} leads to a transit gateway or peering that sgdrift cannot follow",
+                "no VPC endpoint for {}, and the default route ({default}) of {} leads to a transit gateway or peering that sgdrift cannot follow",
+                service_name(),
                 node.label
             )),
             RouteOut::NoData | RouteOut::Internet => {}
         }
         let before = self.gaps.len();
         self.egress(node, &Far::InternetOf(family), tcp(HTTPS_PORT));
-        for gap in &mut self.gaps[before..] {
-            gap.0 = format!("no VPC endpoint for {service_name}, and {}", gap.0);
+        if self.gaps.len() > before {
+            let service_name = service_name();
+            for gap in &mut self.gaps[before..] {
+                gap.0 = format!("no VPC endpoint for {service_name}, and {}", gap.0);
+            }
         }
         let how = match (route, family) {
             (RouteOut::Internet, IpFamily::Ipv4) => "over the internet (0.0.0.0/0 routed to a NAT or internet gateway)",
