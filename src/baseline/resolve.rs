@@ -136,10 +136,13 @@ pub fn resolve_borrowed<'a>(
 ) -> BTreeMap<&'a str, Vec<Expected<'a>>> {
     let rules: Vec<&'a BaselineRule> = sets.iter().flat_map(|s| s.iter()).collect();
     // A holder meets only the rules of its roles; each rule's index keeps the baseline's order.
-    let mut of_role: [Vec<usize>; Role::ALL.len()] = Default::default();
-    for (i, rule) in rules.iter().enumerate() {
-        of_role[rule.role as usize].push(i);
-    }
+    let mut by_role: Vec<usize> = (0..rules.len()).collect();
+    by_role.sort_by_key(|&i| rules[i].role);
+    let rules = &rules;
+    let of_role = |role: Role| {
+        let from = by_role.partition_point(|&i| rules[i].role < role);
+        by_role[from..].iter().take_while(move |&&i| rules[i].role == role)
+    };
     // Holders with the same roles (node groups' SGs) differ only in their `self` peer and the
     // rules naming a group: the rest is resolved and sorted once per set of roles.
     let holder_specific = |rule: &BaselineRule| rule.peer == PeerSpec::SelfRef || rule.group.is_some();
@@ -148,11 +151,11 @@ pub fn resolve_borrowed<'a>(
     let mut found: Vec<Found<'a>> = Vec::with_capacity(rules.len() * 2);
     let mut out = BTreeMap::new();
     for (holder, self_peer) in peers.snapshot.groups.values().zip(&peers.groups) {
-        let of_holder = || holder.roles.iter().flat_map(|r| &of_role[*r as usize]).map(|&i| (i, rules[i]));
+        let of_holder = || holder.roles.iter().flat_map(|r| of_role(*r)).map(|&i| (i, rules[i]));
         let common = match shared.iter().position(|(roles, _)| **roles == holder.roles) {
             Some(at) => &shared[at].1,
             None => {
-                let mut common = Vec::new();
+                let mut common = Vec::with_capacity(rules.len());
                 for (i, rule) in of_holder().filter(|(_, r)| !holder_specific(r)) {
                     peers.each(&rule.peer, |p| common.push((rule.direction, rule.traffic, p, i)));
                 }
