@@ -80,6 +80,8 @@ pub struct SnapshotPeers<'s> {
     snapshot: &'s ClusterSnapshot,
     /// `Peer::group` of each group, in the snapshot's order.
     groups: Vec<Peer>,
+    /// The roles of each group, in the snapshot's order.
+    roles: Vec<RoleMask>,
     vpc: Vec<Peer>,
     remote_nodes: Vec<Peer>,
     remote_pods: Vec<Peer>,
@@ -93,6 +95,7 @@ impl<'s> SnapshotPeers<'s> {
         SnapshotPeers {
             snapshot,
             groups: snapshot.groups.keys().map(Peer::group).collect(),
+            roles: snapshot.groups.values().map(|g| RoleMask::of(&g.roles)).collect(),
             vpc: cidr_peers(&snapshot.vpc_cidrs),
             remote_nodes: remote.map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs)),
             remote_pods: remote.map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
@@ -108,11 +111,11 @@ impl<'s> SnapshotPeers<'s> {
     /// A peer that resolves to nothing (no group of the role, no hybrid nodes, a prefix list
     /// unknown in this region or not visible to the source) calls it never: the rule drops out.
     fn each<'p>(&'p self, spec: &'p PeerSpec, mut f: impl FnMut(&'p Peer)) {
-        let groups = || self.snapshot.groups.values().zip(&self.groups);
+        let groups = || self.roles.iter().zip(&self.groups);
         match spec {
             PeerSpec::Concrete(p) => f(p),
             PeerSpec::SelfRef => {}
-            PeerSpec::Role(r) => groups().filter(|(g, _)| g.has_role(*r)).for_each(|(_, p)| f(p)),
+            PeerSpec::Role(r) => groups().filter(|(roles, _)| roles.has(*r)).for_each(|(_, p)| f(p)),
             PeerSpec::VpcCidr => self.vpc.iter().for_each(f),
             PeerSpec::RemoteNodeCidr => self.remote_nodes.iter().for_each(f),
             PeerSpec::RemotePodCidr => self.remote_pods.iter().for_each(f),
@@ -135,24 +138,17 @@ pub fn resolve_borrowed<'a>(
     peers: &'a SnapshotPeers<'a>,
 ) -> BTreeMap<&'a str, Vec<Expected<'a>>> {
     let rules: Vec<&'a BaselineRule> = sets.iter().flat_map(|s| s.iter()).collect();
-    // A holder meets only the rules of its roles; each rule's index keeps the baseline's order.
-    let mut by_role: Vec<usize> = (0..rules.len()).collect();
-    by_role.sort_by_key(|&i| rules[i].role);
-    let rules = &rules;
-    let of_role = |role: Role| {
-        let from = by_role.partition_point(|&i| rules[i].role < role);
-        by_role[from..].iter().take_while(move |&&i| rules[i].role == role)
-    };
     // Holders with the same roles (node groups' SGs) differ only in their `self` peer and the
     // rules naming a group: the rest is resolved and sorted once per set of roles.
     let holder_specific = |rule: &BaselineRule| rule.peer == PeerSpec::SelfRef || rule.group.is_some();
-    let mut shared: Vec<(&BTreeSet<Role>, Vec<Found<'a>>)> = Vec::new();
+    let mut shared: Vec<(RoleMask, Vec<Found<'a>>)> = Vec::new();
     let mut own: Vec<Found<'a>> = Vec::new();
     let mut found: Vec<Found<'a>> = Vec::with_capacity(rules.len() * 2);
     let mut out = BTreeMap::new();
-    for (holder, self_peer) in peers.snapshot.groups.values().zip(&peers.groups) {
-        let of_holder = || holder.roles.iter().flat_map(|r| of_role(*r)).map(|&i| (i, rules[i]));
-        let common = match shared.iter().position(|(roles, _)| **roles == holder.roles) {
+    for ((holder, self_peer), &roles) in peers.snapshot.groups.values().zip(&peers.groups).zip(&peers.roles) {
+        // A holder meets only the rules of its roles; each rule's index keeps the baseline's order.
+        let of_holder = || rules.iter().copied().enumerate().filter(|(_, r)| roles.has(r.role));
+        let common = match shared.iter().position(|(r, _)| *r == roles) {
             Some(at) => &shared[at].1,
             None => {
                 let mut common = Vec::with_capacity(rules.len());
@@ -160,7 +156,7 @@ pub fn resolve_borrowed<'a>(
                     peers.each(&rule.peer, |p| common.push((rule.direction, rule.traffic, p, i)));
                 }
                 common.sort_unstable();
-                shared.push((&holder.roles, common));
+                shared.push((roles, common));
                 &shared[shared.len() - 1].1
             }
         };
@@ -183,6 +179,20 @@ pub fn resolve_borrowed<'a>(
         }
     }
     out
+}
+
+/// A group's roles as bits, asked once per baseline rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RoleMask(u8);
+
+impl RoleMask {
+    fn of(roles: &BTreeSet<Role>) -> Self {
+        RoleMask(roles.iter().fold(0, |m, r| m | 1 << *r as u8))
+    }
+
+    fn has(self, role: Role) -> bool {
+        self.0 & 1 << role as u8 != 0
+    }
 }
 
 /// A concrete rule a baseline rule resolved to, with the index of that rule in the baseline.
@@ -208,15 +218,14 @@ fn merge_sorted<T: Ord + Copy>(a: &[T], b: &[T], out: &mut Vec<T>) {
 /// statements the stronger wins with its own explanation; among equally strong ones the
 /// first in the baseline's order.
 fn dedup<'a>(found: &[Found<'a>], rules: &[&'a BaselineRule]) -> Vec<Expected<'a>> {
-    found
-        .chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2))
-        .map(|same| {
-            let required = same.iter().find(|f| rules[f.3].status == RuleStatus::Required);
-            let (direction, traffic, peer, i) = *required.unwrap_or(&same[0]);
-            let r = rules[i];
-            Expected { direction, traffic, peer, status: r.status, why: r.why.as_deref(), source: r.source.as_deref() }
-        })
-        .collect()
+    let mut out = Vec::with_capacity(found.len());
+    out.extend(found.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)).map(|same| {
+        let required = same.iter().find(|f| rules[f.3].status == RuleStatus::Required);
+        let (direction, traffic, peer, i) = *required.unwrap_or(&same[0]);
+        let r = rules[i];
+        Expected { direction, traffic, peer, status: r.status, why: r.why.as_deref(), source: r.source.as_deref() }
+    }));
+    out
 }
 
 /// The concrete peers `spec` names for a rule held by `holder`.
