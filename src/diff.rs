@@ -112,9 +112,9 @@ impl ExpectedRule for Expected<'_> {
 /// rules that might answer it rather than at every rule of the group: a group or prefix list
 /// is covered only by a peer of the same id, a CIDR only by a CIDR.
 struct CoverIndex<'r> {
-    /// (direction, group or prefix-list id, traffic, peer), sorted by direction and id: a
-    /// group's few dozen rules are searched faster sorted than hashed.
-    by_id: Vec<(Direction, IdKey<'r>, &'r Traffic, &'r Peer)>,
+    /// (direction, key of the group or prefix-list id, traffic, peer), sorted by direction and
+    /// key: a group's few dozen rules are searched faster sorted than hashed.
+    by_id: Vec<(Direction, IdKey, &'r Traffic, &'r Peer)>,
     /// CIDR peers, by direction (ingress, egress).
     cidrs: [Vec<(&'r Traffic, &'r Peer)>; 2],
 }
@@ -136,7 +136,8 @@ impl<'r> CoverIndex<'r> {
     }
 
     /// `union_covers` over the whole set, asked of the candidates only: the rules of the
-    /// target's direction whose peer could cover its peer.
+    /// target's direction whose peer could cover its peer (`peer_covers` tells apart the ids
+    /// that share a key).
     fn covers(&self, (direction, traffic, peer): Shape<'_>) -> bool {
         let union = |candidates: &mut dyn Iterator<Item = (&Traffic, &Peer)>| {
             traffic_union_covers(candidates.filter(|(_, p)| peer_covers(p, peer)).map(|(t, _)| t), traffic)
@@ -436,6 +437,19 @@ mod tests {
             let r = rule(text);
             assert_eq!(f.rule(), Some(r), "{text}");
             assert_eq!((f.group_id.as_str(), f.role, f.flow), ("sg-node", Role::Node, None));
+        }
+    }
+
+    #[test]
+    fn a_baseline_rule_naming_a_group_whose_id_ends_like_the_peers_does_not_cover_it() {
+        // Ids of one length that share their last eight characters share an index key.
+        let text = "ingress tcp 443 from sg-0aaa12345678";
+        let snap = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &[text])], &[]);
+        let cases =
+            [(text, 0), ("ingress tcp 443 from sg-0bbb12345678", 1), ("ingress tcp 443 from pl-0aaa12345678", 1)];
+        for (expected, findings) in cases {
+            let got = diff_rules(&snap, &resolved(&[("sg-node", &[(expected, ALLOWED)])]));
+            assert_eq!(got.len(), findings, "{expected}");
         }
     }
 

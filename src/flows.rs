@@ -385,8 +385,8 @@ struct Side<'s> {
 /// rule not naming a group, for the far ends that are not SGs.
 #[derive(Default)]
 struct SideRules<'s> {
-    /// (direction, peer group id, traffic), sorted by direction and id.
-    by_group: Vec<(Direction, IdKey<'s>, &'s Traffic)>,
+    /// (direction, key of the peer group id, the id, traffic), sorted by direction and key.
+    by_group: Vec<(Direction, IdKey, &'s str, &'s Traffic)>,
     /// (ingress, egress).
     in_vpc: [Vec<&'s Traffic>; 2],
     /// (ingress, egress).
@@ -401,7 +401,7 @@ impl<'s> SideRules<'s> {
         for rule in groups.iter().flat_map(|g| &g.rules) {
             let slot = direction_slot(rule.direction);
             match &rule.peer {
-                Peer::Group { id, .. } => index.by_group.push((rule.direction, IdKey::new(id), &rule.traffic)),
+                Peer::Group { id, .. } => index.by_group.push((rule.direction, IdKey::new(id), id, &rule.traffic)),
                 peer => {
                     if names_the_vpc(snapshot, peer) {
                         index.in_vpc[slot].push(&rule.traffic);
@@ -417,8 +417,9 @@ impl<'s> SideRules<'s> {
     /// The traffic of the `direction` rules naming group `id`.
     fn naming<'a>(&'a self, direction: Direction, id: &'a str) -> impl Iterator<Item = &'s Traffic> + 'a {
         let key = (direction, IdKey::new(id));
-        let from = self.by_group.partition_point(|(d, i, _)| (*d, *i) < key);
-        self.by_group[from..].iter().take_while(move |(d, i, _)| (*d, *i) == key).map(|(_, _, t)| *t)
+        let from = self.by_group.partition_point(|(d, k, _, _)| (*d, *k) < key);
+        let same = self.by_group[from..].iter().take_while(move |(d, k, _, _)| (*d, *k) == key);
+        same.filter(move |(_, _, named, _)| *named == id).map(|(_, _, _, t)| *t)
     }
 }
 
@@ -1090,6 +1091,22 @@ mod tests {
             for ng in ["ng-a", "ng-b"] {
                 assert_eq!(flow(&results, name, ng).status, FlowStatus::Open);
             }
+        }
+    }
+
+    #[test]
+    fn a_rule_naming_a_group_whose_id_ends_like_the_peers_does_not_open_a_flow() {
+        // Ids of one length that share their last eight characters share an index key.
+        let node = group("sg-0aaa12345678", Role::Node, &["ingress tcp 10250 from sg-cp"]);
+        let cp = group("sg-cp", Role::ControlPlane, &[]);
+        let base = snapshot(EndpointMode::PublicPrivate, vec![cp, node], &[("ng-1", &["sg-0aaa12345678"])]);
+        let cases = [
+            ("egress tcp 10250 to sg-0aaa12345678", FlowStatus::Open),
+            ("egress tcp 10250 to sg-0bbb12345678", FlowStatus::Closed),
+        ];
+        for (rule, want) in cases {
+            let snap = with(base.clone(), "sg-cp", rule);
+            assert_eq!(status(&snap, FlowName::Kubelet, "ng-1"), want, "{rule}");
         }
     }
 

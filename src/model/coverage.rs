@@ -17,24 +17,21 @@ pub fn peer_covers(outer: &Peer, inner: &Peer) -> bool {
     }
 }
 
-/// A group or prefix-list id as the key of a sorted index of rules: ordered by its length and
-/// last eight bytes first (where AWS ids differ most), so that sorting a group's rules by peer
-/// and searching them seldom compares whole ids. The order is arbitrary but total, and equal
-/// keys are equal ids.
+/// Where a group or prefix-list id goes in a sorted index of rules: its length and last eight
+/// bytes (where AWS ids differ most). Sorting and searching by it never compares whole ids;
+/// equal ids share a key, and the few different ids that might share one are told apart by
+/// comparing the ids of the rules found under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct IdKey<'a> {
-    tail: (usize, u64),
-    id: &'a str,
-}
+pub(crate) struct IdKey(usize, u64);
 
-impl<'a> IdKey<'a> {
-    pub(crate) fn new(id: &'a str) -> Self {
+impl IdKey {
+    pub(crate) fn new(id: &str) -> Self {
         let bytes = id.as_bytes();
         let tail = match bytes.len().checked_sub(8) {
             Some(start) => bytes[start..].try_into().map_or(0, u64::from_le_bytes),
             None => bytes.iter().fold(0, |t, b| t << 8 | u64::from(*b)),
         };
-        IdKey { tail: (bytes.len(), tail), id }
+        IdKey(bytes.len(), tail)
     }
 }
 
