@@ -132,7 +132,8 @@ impl<'s> SnapshotPeers<'s> {
 }
 
 /// What [`resolve`] does, over the rules of `sets` taken in order (a baseline's rules, then
-/// e.g. [`webhook_rules`]), keyed by group id and borrowing from the rules and the snapshot.
+/// e.g. [`webhook_rules`]), keyed by group id and borrowing from the rules and from `peers`
+/// (made once per snapshot by [`SnapshotPeers::new`]).
 pub fn resolve_borrowed<'a>(
     sets: &[&'a [BaselineRule]],
     peers: &'a SnapshotPeers<'a>,
@@ -187,11 +188,11 @@ struct RoleMask(u8);
 
 impl RoleMask {
     fn of(roles: &BTreeSet<Role>) -> Self {
-        RoleMask(roles.iter().fold(0, |m, r| m | 1 << *r as u8))
+        RoleMask(roles.iter().fold(0, |m, r| m | (1 << *r as u8)))
     }
 
     fn has(self, role: Role) -> bool {
-        self.0 & 1 << role as u8 != 0
+        self.0 & (1 << role as u8) != 0
     }
 }
 
