@@ -3,16 +3,14 @@
 
 use chrono::NaiveDate;
 
-use std::collections::HashMap;
-
 use crate::baseline::{
     self, guardrails, Controller, Exception, ExceptionMatch, Expected, OwnedRule, ResolvedBaseline, ResolvedRule,
     RuleStatus,
 };
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
-    finding_id, union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer, FlowName, Peer, Role,
-    Rule, Severity, Traffic,
+    finding_id, peer_covers, traffic_union_covers, ClusterSnapshot, Direction, Finding, FindingKind, FindingPeer,
+    FlowName, IdKey, Peer, Role, Rule, Severity, Traffic,
 };
 
 /// Everything one cluster's evaluation produced.
@@ -73,14 +71,22 @@ pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
 
 /// A group's expected rule as the differ reads it.
 pub trait ExpectedRule {
-    fn rule(&self) -> &Rule;
+    /// Direction, traffic and peer: what coverage reads of a rule.
+    fn shape(&self) -> Shape<'_>;
     fn status(&self) -> RuleStatus;
     fn why(&self) -> Option<&str>;
 }
 
+/// A rule as coverage reads it (descriptions play no part): direction, traffic, peer.
+pub type Shape<'r> = (Direction, &'r Traffic, &'r Peer);
+
+fn shape(rule: &Rule) -> Shape<'_> {
+    (rule.direction, &rule.traffic, &rule.peer)
+}
+
 impl ExpectedRule for ResolvedRule {
-    fn rule(&self) -> &Rule {
-        &self.rule
+    fn shape(&self) -> Shape<'_> {
+        shape(&self.rule)
     }
     fn status(&self) -> RuleStatus {
         self.status
@@ -91,8 +97,8 @@ impl ExpectedRule for ResolvedRule {
 }
 
 impl ExpectedRule for Expected<'_> {
-    fn rule(&self) -> &Rule {
-        &self.rule
+    fn shape(&self) -> Shape<'_> {
+        (self.direction, &self.traffic, self.peer)
     }
     fn status(&self) -> RuleStatus {
         self.status
@@ -106,36 +112,45 @@ impl ExpectedRule for Expected<'_> {
 /// rules that might answer it rather than at every rule of the group: a group or prefix list
 /// is covered only by a peer of the same id, a CIDR only by a CIDR.
 struct CoverIndex<'r> {
-    /// (direction, group or prefix-list id) → rules.
-    by_id: HashMap<(Direction, &'r str), Vec<&'r Rule>>,
+    /// (direction, key of the group or prefix-list id, traffic, peer), sorted by direction and
+    /// key: a group's few dozen rules are searched faster sorted than hashed.
+    by_id: Vec<(Direction, IdKey, &'r Traffic, &'r Peer)>,
     /// CIDR peers, by direction (ingress, egress).
-    cidrs: [Vec<&'r Rule>; 2],
+    cidrs: [Vec<(&'r Traffic, &'r Peer)>; 2],
 }
 
 impl<'r> CoverIndex<'r> {
-    fn new(rules: impl IntoIterator<Item = &'r Rule>) -> Self {
-        let mut index = CoverIndex { by_id: HashMap::new(), cidrs: [Vec::new(), Vec::new()] };
-        for r in rules {
-            match &r.peer {
+    fn new(rules: impl IntoIterator<Item = Shape<'r>>) -> Self {
+        let rules = rules.into_iter();
+        let mut index = CoverIndex { by_id: Vec::with_capacity(rules.size_hint().0), cidrs: [Vec::new(), Vec::new()] };
+        for (direction, traffic, peer) in rules {
+            match peer {
                 Peer::Group { id, .. } | Peer::PrefixList(id) => {
-                    index.by_id.entry((r.direction, id.as_str())).or_default().push(r)
+                    index.by_id.push((direction, IdKey::new(id), traffic, peer))
                 }
-                Peer::Ipv4(_) | Peer::Ipv6(_) => index.cidrs[direction_slot(r.direction)].push(r),
+                Peer::Ipv4(_) | Peer::Ipv6(_) => index.cidrs[direction_slot(direction)].push((traffic, peer)),
             }
         }
+        index.by_id.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         index
     }
 
-    /// `union_covers` over the whole set, asked of the candidates only (`union_covers` itself
-    /// still checks direction and peer, so a wider candidate set cannot change the answer).
-    fn covers(&self, target: &Rule) -> bool {
-        let candidates: &[&Rule] = match &target.peer {
-            Peer::Group { id, .. } | Peer::PrefixList(id) => {
-                self.by_id.get(&(target.direction, id.as_str())).map(Vec::as_slice).unwrap_or_default()
-            }
-            Peer::Ipv4(_) | Peer::Ipv6(_) => &self.cidrs[direction_slot(target.direction)],
+    /// `union_covers` over the whole set, asked of the candidates only: the rules of the
+    /// target's direction whose peer could cover its peer (`peer_covers` tells apart the ids
+    /// that share a key).
+    fn covers(&self, (direction, traffic, peer): Shape<'_>) -> bool {
+        let union = |candidates: &mut dyn Iterator<Item = (&Traffic, &Peer)>| {
+            traffic_union_covers(candidates.filter(|(_, p)| peer_covers(p, peer)).map(|(t, _)| t), traffic)
         };
-        union_covers(candidates.iter().copied(), target)
+        match peer {
+            Peer::Group { id, .. } | Peer::PrefixList(id) => {
+                let key = (direction, IdKey::new(id));
+                let from = self.by_id.partition_point(|(d, i, _, _)| (*d, *i) < key);
+                let same = self.by_id[from..].iter().take_while(|(d, i, _, _)| (*d, *i) == key);
+                union(&mut same.map(|(_, _, t, p)| (*t, *p)))
+            }
+            Peer::Ipv4(_) | Peer::Ipv6(_) => union(&mut self.cidrs[direction_slot(direction)].iter().copied()),
+        }
     }
 }
 
@@ -152,9 +167,12 @@ fn direction_slot(direction: Direction) -> usize {
 /// Every recognised controller is trusted (the config's default).
 pub fn diff_rules(snapshot: &ClusterSnapshot, baseline: &ResolvedBaseline) -> Vec<Finding> {
     let expected = |id: &str| baseline.by_group.get(id).map(Vec::as_slice).unwrap_or_default();
-    diff_rules_with(snapshot, expected, &Controller::ALL).0
+    let mut findings = diff_rules_with(snapshot, expected, &Controller::ALL).0;
+    sort_findings(&mut findings);
+    findings
 }
 
+/// The rule findings unsorted (the caller sorts them once, with the rest), and the owned rules.
 fn diff_rules_with<'b, E: ExpectedRule + 'b>(
     snapshot: &ClusterSnapshot,
     expected_of: impl Fn(&str) -> &'b [E],
@@ -164,7 +182,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
     let mut owned = Vec::new();
     for group in snapshot.groups.values() {
         let expected = expected_of(&group.id);
-        let expected_index = CoverIndex::new(expected.iter().map(ExpectedRule::rule));
+        let expected_index = CoverIndex::new(expected.iter().map(ExpectedRule::shape));
         for rule in &group.rules {
             // A guardrail fires whatever the baseline lists; only an exception quiets it.
             let guardrail = guardrails::reason(rule);
@@ -174,7 +192,7 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
                     continue;
                 }
             }
-            if guardrail.is_some() || !expected_index.covers(rule) {
+            if guardrail.is_some() || !expected_index.covers(shape(rule)) {
                 let (severity, reason) = match guardrail {
                     Some(reason) => (Severity::Critical, reason),
                     None => unexpected_severity(rule),
@@ -192,8 +210,9 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
         }
         let mut actual_index = None;
         for required in expected.iter().filter(|r| r.status() == RuleStatus::Required) {
-            let actual = actual_index.get_or_insert_with(|| CoverIndex::new(&group.rules));
-            if !actual.covers(required.rule()) {
+            let actual = actual_index.get_or_insert_with(|| CoverIndex::new(group.rules.iter().map(shape)));
+            let (direction, traffic, peer) = required.shape();
+            if !actual.covers((direction, traffic, peer)) {
                 let reason = match required.why() {
                     Some(why) => format!("recorded rule is gone ({why})"),
                     None => "recorded rule is gone".to_string(),
@@ -203,14 +222,13 @@ fn diff_rules_with<'b, E: ExpectedRule + 'b>(
                     &group.id,
                     group.primary_role(),
                     FindingKind::Missing,
-                    required.rule(),
+                    &Rule::new(direction, *traffic, peer.clone()),
                     Severity::High,
                     reason,
                 ));
             }
         }
     }
-    sort_findings(&mut findings);
     (findings, owned)
 }
 
@@ -419,6 +437,19 @@ mod tests {
             let r = rule(text);
             assert_eq!(f.rule(), Some(r), "{text}");
             assert_eq!((f.group_id.as_str(), f.role, f.flow), ("sg-node", Role::Node, None));
+        }
+    }
+
+    #[test]
+    fn a_baseline_rule_naming_a_group_whose_id_ends_like_the_peers_does_not_cover_it() {
+        // Ids of one length that share their last eight characters share an index key.
+        let text = "ingress tcp 443 from sg-0aaa12345678";
+        let snap = snapshot(EndpointMode::Public, vec![group("sg-node", Role::Node, &[text])], &[]);
+        let cases =
+            [(text, 0), ("ingress tcp 443 from sg-0bbb12345678", 1), ("ingress tcp 443 from pl-0aaa12345678", 1)];
+        for (expected, findings) in cases {
+            let got = diff_rules(&snap, &resolved(&[("sg-node", &[(expected, ALLOWED)])]));
+            assert_eq!(got.len(), findings, "{expected}");
         }
     }
 

@@ -1,7 +1,9 @@
 //! One poll of one target, evaluated: what `check` runs once and the daemon's scheduler runs on
 //! every interval. Sources in, evaluations and report entries out.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 
 use chrono::{NaiveDate, Utc};
@@ -107,11 +109,28 @@ pub fn evaluate_snapshot(
     // What `baseline::resolve(&for_cluster(..), ..)` gives, without building or copying the
     // (shared) profile for each cluster.
     let [own, profile] = target.baseline.rule_sets(snapshot.endpoint_mode, snapshot.style);
-    let webhooks = baseline::webhook_rules(&target.webhook_ports);
-    let expected = baseline::resolve_borrowed(&[own, profile, &webhooks], snapshot);
+    let webhooks = webhook_rules(&target.webhook_ports);
+    let peers = baseline::SnapshotPeers::new(snapshot);
+    let expected = baseline::resolve_borrowed(&[own, profile, &webhooks], &peers);
     let flows = FlowContext { webhook_ports: target.webhook_ports.clone() };
     let expected_of = |id: &str| expected.get(id).map(Vec::as_slice).unwrap_or_default();
     diff::evaluate_with(snapshot, expected_of, &flows, exceptions, &target.trust_controllers, today)
+}
+
+/// `baseline::webhook_rules(ports)`: every cluster of a target asks for the same rules, so each
+/// thread keeps those of the ports it was last asked for instead of building them per cluster.
+fn webhook_rules(ports: &[u16]) -> Rc<[baseline::BaselineRule]> {
+    thread_local! {
+        static LAST: RefCell<Option<(Vec<u16>, Rc<[baseline::BaselineRule]>)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((asked, rules)) if asked.as_slice() == ports => Rc::clone(rules),
+        _ => {
+            let rules: Rc<[baseline::BaselineRule]> = baseline::webhook_rules(ports).into();
+            *last = Some((ports.to_vec(), Rc::clone(&rules)));
+            rules
+        }
+    })
 }
 
 /// [`evaluate_snapshot`], each finding carrying the checked change that restores the baseline

@@ -1,13 +1,16 @@
 //! The traffic EKS needs, checked over the SG *sets* on each endpoint: a flow is open only if
 //! the source set allows the egress and the destination set allows the ingress.
 
+use std::fmt::Write;
+
 use serde::{Deserialize, Serialize};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::model::{
-    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EfaSet, EndpointService, IpFamily, NodeGroupKind,
-    Peer, PodSgEnforcingMode, PortRange, Role, RouteOut, Rule, Traffic, VpcEndpoint, VpcEndpointKind,
+    peer_covers, traffic_union_covers, ClusterSnapshot, Direction, EfaSet, EndpointService, IdKey, IpFamily,
+    NodeGroupKind, Peer, PodSgEnforcingMode, PortRange, Role, RouteOut, Rule, SecurityGroup, Traffic, VpcEndpoint,
+    VpcEndpointKind,
 };
 
 /// Kept here too: the flow names belong to the model (findings carry them) since they moved.
@@ -77,9 +80,9 @@ pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
     let control_plane = Side::control_plane(snapshot);
     let mut endpoints: Vec<Side> =
         snapshot.node_sets().into_iter().map(|(name, ids)| Side::node_group(snapshot, name, ids)).collect();
-    // CoreDNS and kubelets run on nodes (Fargate's included), not on custom-networking pods.
-    let nodes: Vec<Side> = endpoints.iter().filter(|e| e.kind.runs_nodes()).cloned().collect();
     endpoints.extend(Side::hybrid(snapshot));
+    // CoreDNS and kubelets run on nodes (Fargate's included), not on custom-networking pods.
+    let nodes: Vec<&Side> = endpoints.iter().filter(|e| e.kind.runs_nodes()).collect();
     let pods: Vec<Side> = snapshot.pod_security_group_sets.iter().map(|ids| Side::pods(snapshot, ids)).collect();
     let mut webhook_ports = ctx.webhook_ports.clone();
     webhook_ports.sort_unstable();
@@ -101,8 +104,8 @@ pub fn check(snapshot: &ClusterSnapshot, ctx: &FlowContext) -> Vec<FlowResult> {
         }
     }
     // Branch-ENI pods live on EC2 nodes: their kubelets are the ones that probe them.
-    let kubelets: Vec<Side> =
-        nodes.iter().filter(|n| n.kind != EndpointKind::Nodes(NodeGroupKind::Fargate)).cloned().collect();
+    let kubelets: Vec<&Side> =
+        nodes.iter().filter(|n| n.kind != EndpointKind::Nodes(NodeGroupKind::Fargate)).copied().collect();
     for name in [FlowName::PodDns, FlowName::PodProbes] {
         for pod in &pods {
             let mut flow = Flow::new(snapshot, name, pod);
@@ -188,7 +191,7 @@ fn api(flow: &mut Flow, control_plane: &Side, node: &Side) {
     }
 }
 
-fn dns(flow: &mut Flow, source: &Side, nodes: &[Side]) {
+fn dns(flow: &mut Flow, source: &Side, nodes: &[&Side]) {
     // CoreDNS may run on any node group, so every group must reach every group, itself included.
     for dest in nodes {
         for traffic in [tcp(DNS_PORT), udp(DNS_PORT)] {
@@ -210,12 +213,15 @@ fn webhooks(flow: &mut Flow, control_plane: &Side, node: &Side, ports: &[u16]) {
     for &port in ports {
         flow.both_ways(control_plane, node, tcp(port));
     }
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    flow.open_detail = format!("the control plane reaches {} on tcp {}", node.label, list.join(", "));
+    let mut detail = format!("the control plane reaches {} on tcp ", node.label);
+    for (i, port) in ports.iter().enumerate() {
+        let _ = write!(detail, "{}{port}", if i == 0 { "" } else { ", " });
+    }
+    flow.open_detail = detail;
 }
 
 fn aws_apis(flow: &mut Flow, node: &Side) {
-    let mut paths: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut paths: Vec<(&str, Vec<&str>)> = Vec::new();
     for service in AWS_SERVICES {
         let path = match aws_service(flow, node, service) {
             Some(path) => path,
@@ -226,13 +232,16 @@ fn aws_apis(flow: &mut Flow, node: &Side) {
             None => paths.push((path, vec![service])),
         }
     }
-    let parts: Vec<String> = paths.iter().map(|(path, services)| format!("{} {path}", services.join(", "))).collect();
-    flow.open_detail = format!("{} reaches AWS APIs on tcp {HTTPS_PORT}: {}", node.label, parts.join("; "));
+    let mut detail = format!("{} reaches AWS APIs on tcp {HTTPS_PORT}: ", node.label);
+    for (i, (path, services)) in paths.iter().enumerate() {
+        let _ = write!(detail, "{}{} {path}", if i == 0 { "" } else { "; " }, services.join(", "));
+    }
+    flow.open_detail = detail;
 }
 
 /// Checks the path to one service; gives how it is reached when it is (for the detail), or
 /// records the gap or the unknown on `flow` and gives `None`.
-fn aws_service(flow: &mut Flow, node: &Side, service: &str) -> Option<String> {
+fn aws_service(flow: &mut Flow, node: &Side, service: &str) -> Option<&'static str> {
     let snapshot = flow.snapshot;
     let of_service = |kind| snapshot.vpc_endpoints.iter().filter(move |e| e.kind == kind && e.service() == service);
     // Without private DNS the service's name still resolves to its public address.
@@ -242,12 +251,12 @@ fn aws_service(flow: &mut Flow, node: &Side, service: &str) -> Option<String> {
         let gaps = interface_endpoint_gaps(flow, node, service, &interface);
         let open = gaps.is_empty();
         flow.gaps.extend(gaps);
-        return open.then(|| "through their VPC endpoints".to_string());
+        return open.then_some("through their VPC endpoints");
     }
     if of_service(VpcEndpointKind::Gateway).next().is_some() {
         let before = flow.gaps.len();
         flow.egress(node, &s3_far(snapshot), tcp(HTTPS_PORT));
-        return (flow.gaps.len() == before).then(|| "through the gateway endpoint".to_string());
+        return (flow.gaps.len() == before).then_some("through the gateway endpoint");
     }
     over_the_internet(flow, node, service)
 }
@@ -256,7 +265,7 @@ fn aws_service(flow: &mut Flow, node: &Side, service: &str) -> Option<String> {
 fn interface_endpoint_gaps(flow: &Flow, node: &Side, service: &str, endpoints: &[&VpcEndpoint]) -> Vec<Gap> {
     let mut first_gaps = None;
     for endpoint in endpoints {
-        let side = Side::endpoint(endpoint, service);
+        let side = Side::endpoint(flow.snapshot, endpoint, service);
         let mut trial = Flow::new(flow.snapshot, flow.name, node);
         trial.both_ways(node, &side, tcp(HTTPS_PORT));
         if trial.gaps.is_empty() {
@@ -269,7 +278,7 @@ fn interface_endpoint_gaps(flow: &Flow, node: &Side, service: &str, endpoints: &
 
 /// No endpoint: egress 443 to the internet in the node set's SGs *and* a route out. IPv6
 /// clusters may use either family; the first open path wins, else the IPv6 form is reported.
-fn over_the_internet(flow: &mut Flow, node: &Side, service: &str) -> Option<String> {
+fn over_the_internet(flow: &mut Flow, node: &Side, service: &str) -> Option<&'static str> {
     let families: &[IpFamily] = match flow.snapshot.ip_family {
         IpFamily::Ipv4 => &[IpFamily::Ipv4],
         IpFamily::Ipv6 => &[IpFamily::Ipv4, IpFamily::Ipv6],
@@ -293,7 +302,7 @@ fn over_the_internet(flow: &mut Flow, node: &Side, service: &str) -> Option<Stri
     None
 }
 
-fn pod_dns(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
+fn pod_dns(flow: &mut Flow, pods: &Side, nodes: &[&Side]) {
     // CoreDNS may run on any node group; pods resolve through the SGs of their branch ENIs.
     for dest in nodes {
         for traffic in [tcp(DNS_PORT), udp(DNS_PORT)] {
@@ -303,7 +312,7 @@ fn pod_dns(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
     flow.open_detail = format!("{} reach CoreDNS on every node group on tcp and udp {DNS_PORT}", pods.label);
 }
 
-fn pod_probes(flow: &mut Flow, pods: &Side, nodes: &[Side]) {
+fn pod_probes(flow: &mut Flow, pods: &Side, nodes: &[&Side]) {
     let mode = flow.snapshot.data_plane.pod_sg_enforcing_mode;
     if mode == PodSgEnforcingMode::Standard {
         // Standard mode lets traffic from the pod's own node past its SGs (VPC CNI README,
@@ -351,8 +360,7 @@ fn efa(flow: &mut Flow, side: &Side) {
 
 /// One end of a flow: a set of SGs (or, for hybrid nodes, remote CIDRs), what messages call
 /// it, and the SG a fix belongs on.
-#[derive(Clone)]
-struct Side {
+struct Side<'s> {
     kind: EndpointKind,
     /// The node group's name, for node sides.
     name: String,
@@ -368,10 +376,68 @@ struct Side {
     cidrs: Vec<IpNet>,
     /// Only a rule naming one of the side's SGs admits it (EFA), never a CIDR.
     groups_only: bool,
+    /// The rules of `ids`, indexed once: every flow asks them again.
+    rules: SideRules<'s>,
 }
 
-impl Side {
-    fn control_plane(snapshot: &ClusterSnapshot) -> Side {
+/// The rules of a side's SGs as [`Flow::check`] asks them, per direction: those naming a group
+/// by its id; those whose CIDR holds the whole VPC, which name any side inside it; and every
+/// rule not naming a group, for the far ends that are not SGs.
+#[derive(Default)]
+struct SideRules<'s> {
+    /// (direction, key of the peer group id, the id, traffic), sorted by direction and key.
+    by_group: Vec<(Direction, IdKey, &'s str, &'s Traffic)>,
+    /// (ingress, egress).
+    in_vpc: [Vec<&'s Traffic>; 2],
+    /// (ingress, egress).
+    others: [Vec<&'s Rule>; 2],
+}
+
+impl<'s> SideRules<'s> {
+    fn new(snapshot: &'s ClusterSnapshot, ids: &[String]) -> Self {
+        let groups: Vec<&SecurityGroup> = ids.iter().filter_map(|id| snapshot.groups.get(id)).collect();
+        let all = groups.iter().map(|g| g.rules.len()).sum();
+        let mut index = SideRules { by_group: Vec::with_capacity(all), ..SideRules::default() };
+        for rule in groups.iter().flat_map(|g| &g.rules) {
+            let slot = direction_slot(rule.direction);
+            match &rule.peer {
+                Peer::Group { id, .. } => index.by_group.push((rule.direction, IdKey::new(id), id, &rule.traffic)),
+                peer => {
+                    if names_the_vpc(snapshot, peer) {
+                        index.in_vpc[slot].push(&rule.traffic);
+                    }
+                    index.others[slot].push(rule);
+                }
+            }
+        }
+        index.by_group.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        index
+    }
+
+    /// The traffic of the `direction` rules naming group `id`.
+    fn naming<'a>(&'a self, direction: Direction, id: &'a str) -> impl Iterator<Item = &'s Traffic> + 'a {
+        let key = (direction, IdKey::new(id));
+        let from = self.by_group.partition_point(|(d, k, _, _)| (*d, *k) < key);
+        let same = self.by_group[from..].iter().take_while(move |(d, k, _, _)| (*d, *k) == key);
+        same.filter(move |(_, _, named, _)| *named == id).map(|(_, _, _, t)| *t)
+    }
+}
+
+/// Is `peer` a CIDR holding the whole VPC (one of its CIDRs)? Only such a CIDR proves it admits
+/// a side with addresses somewhere in the VPC.
+fn names_the_vpc(snapshot: &ClusterSnapshot, peer: &Peer) -> bool {
+    matches!(peer, Peer::Ipv4(_) | Peer::Ipv6(_)) && snapshot.vpc_cidrs.iter().any(|v| peer_covers(peer, &vpc_peer(*v)))
+}
+
+fn direction_slot(direction: Direction) -> usize {
+    match direction {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+impl<'s> Side<'s> {
+    fn control_plane(snapshot: &'s ClusterSnapshot) -> Self {
         let ids = snapshot.control_plane_set();
         let fix = snapshot
             .control_plane_security_group_ids
@@ -381,11 +447,20 @@ impl Side {
             .or(ids.first())
             .cloned();
         let label = "the control plane".to_string();
-        Side::new(EndpointKind::ControlPlane, String::new(), label, ids, fix, Role::Cluster)
+        Side::new(snapshot, EndpointKind::ControlPlane, String::new(), label, ids, fix, Role::Cluster)
     }
 
-    fn new(kind: EndpointKind, name: String, label: String, ids: Vec<String>, fix: Option<String>, role: Role) -> Side {
+    fn new(
+        snapshot: &'s ClusterSnapshot,
+        kind: EndpointKind,
+        name: String,
+        label: String,
+        ids: Vec<String>,
+        fix: Option<String>,
+        role: Role,
+    ) -> Self {
         Side {
+            rules: SideRules::new(snapshot, &ids),
             kind,
             name,
             label,
@@ -400,11 +475,11 @@ impl Side {
 
     /// Hybrid nodes' remote networks (`remoteNetworkConfig`), one endpoint per CIDR: nodes
     /// first, then pods.
-    fn hybrid(snapshot: &ClusterSnapshot) -> Vec<Side> {
+    fn hybrid(snapshot: &'s ClusterSnapshot) -> Vec<Self> {
         let Some(remote) = &snapshot.remote_network else { return Vec::new() };
         let side = |kind, what: &str, net: &IpNet| {
             let name = format!("hybrid {what} {net}");
-            let mut side = Side::new(kind, name.clone(), name, Vec::new(), None, Role::Cluster);
+            let mut side = Side::new(snapshot, kind, name.clone(), name, Vec::new(), None, Role::Cluster);
             side.cidrs = vec![*net];
             side
         };
@@ -413,7 +488,7 @@ impl Side {
     }
 
     /// The EFA interfaces' SG set of one node group.
-    fn efa(snapshot: &ClusterSnapshot, set: &EfaSet) -> Side {
+    fn efa(snapshot: &'s ClusterSnapshot, set: &EfaSet) -> Self {
         let mut ids = set.security_group_ids.clone();
         ids.sort();
         ids.dedup();
@@ -423,12 +498,12 @@ impl Side {
             .or(ids.first())
             .cloned();
         let label = format!("the EFA SGs {} of node group {}", ids.join(", "), set.node_group);
-        let mut side = Side::new(EndpointKind::Efa, set.node_group.clone(), label, ids, fix, Role::Node);
+        let mut side = Side::new(snapshot, EndpointKind::Efa, set.node_group.clone(), label, ids, fix, Role::Node);
         side.groups_only = true;
         side
     }
 
-    fn node_group(snapshot: &ClusterSnapshot, name: String, ids: Vec<String>) -> Side {
+    fn node_group(snapshot: &'s ClusterSnapshot, name: String, ids: Vec<String>) -> Self {
         let fix = ids
             .iter()
             .find(|id| snapshot.groups.get(*id).is_some_and(|g| g.has_role(Role::Node)))
@@ -444,13 +519,13 @@ impl Side {
             NodeGroupKind::CustomNetworking => format!("pods on secondary ENIs with SGs {}", ids.join(", ")),
             NodeGroupKind::Managed => format!("node group {name}"),
         };
-        let mut side = Side::new(EndpointKind::Nodes(kind), name, label, ids, fix, Role::Node);
+        let mut side = Side::new(snapshot, EndpointKind::Nodes(kind), name, label, ids, fix, Role::Node);
         side.routes = routes;
         side
     }
 
     /// Pods whose branch ENIs carry `ids` (security groups for pods).
-    fn pods(snapshot: &ClusterSnapshot, ids: &[String]) -> Side {
+    fn pods(snapshot: &'s ClusterSnapshot, ids: &[String]) -> Self {
         let mut ids = ids.to_vec();
         ids.sort();
         ids.dedup();
@@ -461,16 +536,16 @@ impl Side {
             .cloned();
         let name = format!("pods {}", ids.join("+"));
         let label = format!("pods with SGs {}", ids.join(", "));
-        Side::new(EndpointKind::Pods, name, label, ids, fix, Role::Pod)
+        Side::new(snapshot, EndpointKind::Pods, name, label, ids, fix, Role::Pod)
     }
 
-    fn endpoint(endpoint: &VpcEndpoint, service: &str) -> Side {
+    fn endpoint(snapshot: &'s ClusterSnapshot, endpoint: &VpcEndpoint, service: &str) -> Self {
         let mut ids = endpoint.security_group_ids.clone();
         ids.sort();
         ids.dedup();
         let label = format!("the {service} endpoint {}", endpoint.id);
         let fix = ids.first().cloned();
-        Side::new(EndpointKind::VpcEndpoint, String::new(), label, ids, fix, Role::Endpoint)
+        Side::new(snapshot, EndpointKind::VpcEndpoint, String::new(), label, ids, fix, Role::Endpoint)
     }
 
     /// Does `peer` name this side: one of its groups, or a CIDR holding the whole VPC (the side
@@ -482,7 +557,7 @@ impl Side {
         match peer {
             Peer::Group { id, .. } => self.ids.contains(id),
             _ if self.groups_only => false,
-            Peer::Ipv4(_) | Peer::Ipv6(_) => snapshot.vpc_cidrs.iter().any(|v| peer_covers(peer, &vpc_peer(*v))),
+            Peer::Ipv4(_) | Peer::Ipv6(_) => names_the_vpc(snapshot, peer),
             Peer::PrefixList(_) => false,
         }
     }
@@ -491,7 +566,7 @@ impl Side {
 const NO_ROUTE_DATA: (RouteOut, RouteOut) = (RouteOut::NoData, RouteOut::NoData);
 
 /// S3 through its gateway endpoint: the region's S3 prefix lists the snapshot knows.
-fn s3_far(snapshot: &ClusterSnapshot) -> Far<'static> {
+fn s3_far<'f, 's>(snapshot: &ClusterSnapshot) -> Far<'f, 's> {
     Far::S3 {
         prefix_lists: snapshot
             .prefix_lists
@@ -510,8 +585,8 @@ fn vpc_peer(net: IpNet) -> Peer {
 }
 
 /// The far end of an egress or ingress check.
-enum Far<'a> {
-    Sgs(&'a Side),
+enum Far<'f, 's> {
+    Sgs(&'f Side<'s>),
     /// `0.0.0.0/0` or `::/0`.
     Internet,
     /// The internet as one address family reaches it: `0.0.0.0/0`, or `::/0`.
@@ -522,7 +597,7 @@ enum Far<'a> {
     },
 }
 
-impl Far<'_> {
+impl Far<'_, '_> {
     fn label(&self) -> String {
         match self {
             Far::Sgs(side) => side.label.clone(),
@@ -567,7 +642,7 @@ impl Far<'_> {
 struct Flow<'a> {
     snapshot: &'a ClusterSnapshot,
     name: FlowName,
-    node_group: String,
+    node_group: &'a str,
     open_detail: String,
     /// Each gap: the sentence saying which side lacks what, and the rule that would close it.
     gaps: Vec<Gap>,
@@ -579,11 +654,11 @@ struct Flow<'a> {
 type Gap = (String, Option<MissingSide>);
 
 impl<'a> Flow<'a> {
-    fn new(snapshot: &'a ClusterSnapshot, name: FlowName, node: &Side) -> Self {
+    fn new(snapshot: &'a ClusterSnapshot, name: FlowName, node: &'a Side) -> Self {
         Flow {
             snapshot,
             name,
-            node_group: node.name.clone(),
+            node_group: &node.name,
             open_detail: String::new(),
             gaps: Vec::new(),
             unknowns: Vec::new(),
@@ -607,16 +682,18 @@ impl<'a> Flow<'a> {
             return;
         }
         let snapshot = self.snapshot;
-        let admitted = traffic_union_covers(
-            holder
-                .ids
-                .iter()
-                .filter_map(|id| snapshot.groups.get(id))
-                .flat_map(|g| &g.rules)
-                .filter(|r| r.direction == direction && far.admits(snapshot, &r.peer))
-                .map(|r| &r.traffic),
-            &traffic,
-        );
+        // What `Far::admits` asks of each rule, answered from the index: a far end made of SGs
+        // is named by its ids and, unless it takes groups only, by CIDRs holding the VPC.
+        let (rules, slot) = (&holder.rules, direction_slot(direction));
+        let sgs = match far {
+            Far::Sgs(side) if side.cidrs.is_empty() => Some(side),
+            _ => None,
+        };
+        let naming = sgs.iter().flat_map(|side| &side.ids).flat_map(|id| rules.naming(direction, id));
+        let in_vpc = sgs.iter().filter(|side| !side.groups_only).flat_map(|_| rules.in_vpc[slot].iter().copied());
+        let others = if sgs.is_some() { &[][..] } else { &rules.others[slot][..] };
+        let others = others.iter().filter(|r| far.admits(snapshot, &r.peer)).map(|r| &r.traffic);
+        let admitted = traffic_union_covers(naming.chain(in_vpc).chain(others), &traffic);
         if admitted {
             return;
         }
@@ -645,32 +722,39 @@ impl<'a> Flow<'a> {
 
     /// `service` over the internet in `family`: the node set's egress 443, then its route out.
     /// Gives how the service is reached when the path is open.
-    fn internet_path(&mut self, node: &Side, service: &str, family: IpFamily) -> Option<String> {
+    fn internet_path(&mut self, node: &Side, service: &str, family: IpFamily) -> Option<&'static str> {
         let (route, default) = match family {
             IpFamily::Ipv4 => (node.routes.0, "0.0.0.0/0"),
             IpFamily::Ipv6 => (node.routes.1, "::/0"),
         };
-        let service_name = EndpointService::new(&self.snapshot.id.region, service);
+        // Named only in what a gap or an unknown says.
+        let service_name = || EndpointService::new(&self.snapshot.id.region, service);
         match route {
             // No way out of the VPC: only an endpoint would do, which no SG rule creates.
             RouteOut::None => {
-                self.missing_endpoint(node, &service_name, &format!("no default route ({default}) out of the VPC"));
+                self.missing_endpoint(node, &service_name(), &format!("no default route ({default}) out of the VPC"));
                 return None;
             }
             RouteOut::Indirect => self.unknowns.push(format!(
-                "no VPC endpoint for {service_name}, and the default route ({default}) of {} leads to a transit gateway or peering that sgdrift cannot follow",
+                "no VPC endpoint for {}, and the default route ({default}) of {} leads to a transit gateway or peering that sgdrift cannot follow",
+                service_name(),
                 node.label
             )),
             RouteOut::NoData | RouteOut::Internet => {}
         }
         let before = self.gaps.len();
         self.egress(node, &Far::InternetOf(family), tcp(HTTPS_PORT));
-        for gap in &mut self.gaps[before..] {
-            gap.0 = format!("no VPC endpoint for {service_name}, and {}", gap.0);
+        if self.gaps.len() > before {
+            let service_name = service_name();
+            for gap in &mut self.gaps[before..] {
+                gap.0 = format!("no VPC endpoint for {service_name}, and {}", gap.0);
+            }
         }
-        let how = match route {
-            RouteOut::Internet => format!("over the internet ({default} routed to a NAT or internet gateway)"),
-            _ => format!("over the internet ({default}; no route data, so the SGs alone decide)"),
+        let how = match (route, family) {
+            (RouteOut::Internet, IpFamily::Ipv4) => "over the internet (0.0.0.0/0 routed to a NAT or internet gateway)",
+            (RouteOut::Internet, IpFamily::Ipv6) => "over the internet (::/0 routed to a NAT or internet gateway)",
+            (_, IpFamily::Ipv4) => "over the internet (0.0.0.0/0; no route data, so the SGs alone decide)",
+            (_, IpFamily::Ipv6) => "over the internet (::/0; no route data, so the SGs alone decide)",
         };
         (self.gaps.len() == before && self.unknowns.is_empty()).then_some(how)
     }
@@ -711,7 +795,7 @@ impl<'a> Flow<'a> {
     }
 
     fn finish(self) -> FlowResult {
-        let node_group = Some(self.node_group);
+        let node_group = Some(self.node_group.to_string());
         if self.gaps.is_empty() {
             let (status, detail) = match self.unknowns.is_empty() {
                 true => (FlowStatus::Open, self.open_detail),
@@ -1007,6 +1091,22 @@ mod tests {
             for ng in ["ng-a", "ng-b"] {
                 assert_eq!(flow(&results, name, ng).status, FlowStatus::Open);
             }
+        }
+    }
+
+    #[test]
+    fn a_rule_naming_a_group_whose_id_ends_like_the_peers_does_not_open_a_flow() {
+        // Ids of one length that share their last eight characters share an index key.
+        let node = group("sg-0aaa12345678", Role::Node, &["ingress tcp 10250 from sg-cp"]);
+        let cp = group("sg-cp", Role::ControlPlane, &[]);
+        let base = snapshot(EndpointMode::PublicPrivate, vec![cp, node], &[("ng-1", &["sg-0aaa12345678"])]);
+        let cases = [
+            ("egress tcp 10250 to sg-0aaa12345678", FlowStatus::Open),
+            ("egress tcp 10250 to sg-0bbb12345678", FlowStatus::Closed),
+        ];
+        for (rule, want) in cases {
+            let snap = with(base.clone(), "sg-cp", rule);
+            assert_eq!(status(&snap, FlowName::Kubelet, "ng-1"), want, "{rule}");
         }
     }
 

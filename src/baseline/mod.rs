@@ -18,7 +18,9 @@ pub use format::{load_file, parse_str, to_toml, BaselineError};
 pub use owners::{owner, Controller, OwnedRule};
 pub use profiles::{builtin, builtin_shared, Profile, UnknownProfile, PROFILES};
 pub use record::{record, Recording};
-pub use resolve::{resolve, resolve_borrowed, webhook_rules, Expected, ResolveContext, ResolvedBaseline, ResolvedRule};
+pub use resolve::{
+    resolve, resolve_borrowed, webhook_rules, Expected, ResolveContext, ResolvedBaseline, ResolvedRule, SnapshotPeers,
+};
 
 /// A baseline rule's peer, named the way baselines name them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

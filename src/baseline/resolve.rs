@@ -1,7 +1,6 @@
 //! Resolution: role-named baseline rules become concrete rules on concrete groups of one snapshot.
 
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Baseline, BaselineRule, PeerSpec, RuleStatus};
 use crate::model::{ClusterSnapshot, Direction, Peer, PortRange, Role, Rule, SecurityGroup, Traffic};
@@ -40,7 +39,8 @@ pub struct ResolvedBaseline {
 /// where two baseline rules resolve to the same concrete rule, `required` wins.
 pub fn resolve(baseline: &Baseline, snapshot: &ClusterSnapshot, ctx: &ResolveContext) -> ResolvedBaseline {
     let webhooks = webhook_rules(&ctx.webhook_ports);
-    let by_group = resolve_borrowed(&[&baseline.rules, &webhooks], snapshot);
+    let peers = SnapshotPeers::new(snapshot);
+    let by_group = resolve_borrowed(&[&baseline.rules, &webhooks], &peers);
     ResolvedBaseline {
         origin: baseline.origin.clone(),
         by_group: by_group
@@ -50,11 +50,14 @@ pub fn resolve(baseline: &Baseline, snapshot: &ClusterSnapshot, ctx: &ResolveCon
     }
 }
 
-/// A resolved rule that borrows its explanation from the baseline rule it came from, so that
-/// the poll loop resolves a shared profile without copying its strings for every cluster.
+/// A resolved rule that borrows its explanation from the baseline rule it came from and its
+/// peer from the baseline or the [`SnapshotPeers`], so that the poll loop resolves a shared
+/// profile without copying a string for every rule of every cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected<'a> {
-    pub rule: Rule,
+    pub direction: Direction,
+    pub traffic: Traffic,
+    pub peer: &'a Peer,
     pub status: RuleStatus,
     pub why: Option<&'a str>,
     pub source: Option<&'a str>,
@@ -63,7 +66,7 @@ pub struct Expected<'a> {
 impl Expected<'_> {
     pub fn into_owned(self) -> ResolvedRule {
         ResolvedRule {
-            rule: self.rule,
+            rule: Rule::new(self.direction, self.traffic, self.peer.clone()),
             status: self.status,
             why: self.why.map(str::to_string),
             source: self.source.map(str::to_string),
@@ -71,68 +74,169 @@ impl Expected<'_> {
     }
 }
 
-/// What [`resolve`] does, over the rules of `sets` taken in order (a baseline's rules, then
-/// e.g. [`webhook_rules`]), keyed by group id and borrowing from the rules and the snapshot.
-pub fn resolve_borrowed<'a, 's>(
-    sets: &[&'a [BaselineRule]],
+/// The peers a snapshot offers baseline rules, made once per evaluation: each group as a peer,
+/// the VPC's and the remote networks' CIDRs, the known prefix lists.
+pub struct SnapshotPeers<'s> {
     snapshot: &'s ClusterSnapshot,
-) -> BTreeMap<&'s str, Vec<Expected<'a>>> {
-    let mut out = BTreeMap::new();
-    for holder in snapshot.groups.values() {
-        // Per group, rules are met in the baseline's order, so the first of equal statements
-        // keeps its explanation, as when rules were the outer loop.
-        let mut rules: BTreeMap<(Direction, Traffic, Peer), &'a BaselineRule> = BTreeMap::new();
-        for rule in sets.iter().flat_map(|s| s.iter()) {
-            if !holder.has_role(rule.role) || rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name)
-            {
-                continue;
-            }
-            for peer in resolve_peer(&rule.peer, holder, snapshot) {
-                match rules.entry((rule.direction, rule.traffic, peer)) {
-                    Entry::Vacant(v) => {
-                        v.insert(rule);
-                    }
-                    // The stronger statement wins, with its own explanation.
-                    Entry::Occupied(mut o) => {
-                        if rule.status == RuleStatus::Required && o.get().status != RuleStatus::Required {
-                            o.insert(rule);
-                        }
-                    }
-                }
+    /// `Peer::group` of each group, in the snapshot's order.
+    groups: Vec<Peer>,
+    /// The roles of each group, in the snapshot's order.
+    roles: Vec<RoleMask>,
+    vpc: Vec<Peer>,
+    remote_nodes: Vec<Peer>,
+    remote_pods: Vec<Peer>,
+    /// Each prefix list the snapshot knows, with its name.
+    prefix_lists: Vec<(Peer, &'s str)>,
+}
+
+impl<'s> SnapshotPeers<'s> {
+    pub fn new(snapshot: &'s ClusterSnapshot) -> Self {
+        let remote = snapshot.remote_network.as_ref();
+        SnapshotPeers {
+            snapshot,
+            groups: snapshot.groups.keys().map(Peer::group).collect(),
+            roles: snapshot.groups.values().map(|g| RoleMask::of(&g.roles)).collect(),
+            vpc: cidr_peers(&snapshot.vpc_cidrs),
+            remote_nodes: remote.map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs)),
+            remote_pods: remote.map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
+            prefix_lists: snapshot
+                .prefix_lists
+                .iter()
+                .map(|(id, name)| (Peer::PrefixList(id.clone()), name.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Calls `f` with each concrete peer `spec` names, but for `self`, which is the holder's.
+    /// A peer that resolves to nothing (no group of the role, no hybrid nodes, a prefix list
+    /// unknown in this region or not visible to the source) calls it never: the rule drops out.
+    fn each<'p>(&'p self, spec: &'p PeerSpec, mut f: impl FnMut(&'p Peer)) {
+        let groups = || self.roles.iter().zip(&self.groups);
+        match spec {
+            PeerSpec::Concrete(p) => f(p),
+            PeerSpec::SelfRef => {}
+            PeerSpec::Role(r) => groups().filter(|(roles, _)| roles.has(*r)).for_each(|(_, p)| f(p)),
+            PeerSpec::VpcCidr => self.vpc.iter().for_each(f),
+            PeerSpec::RemoteNodeCidr => self.remote_nodes.iter().for_each(f),
+            PeerSpec::RemotePodCidr => self.remote_pods.iter().for_each(f),
+            PeerSpec::PrefixListName(name) => self.prefix_lists_named(name, f),
+            PeerSpec::S3PrefixList => {
+                self.prefix_lists_named(&format!("com.amazonaws.{}.s3", self.snapshot.id.region), f)
             }
         }
-        if !rules.is_empty() {
-            let rules = rules
-                .into_iter()
-                .map(|((direction, traffic, peer), r)| Expected {
-                    rule: Rule::new(direction, traffic, peer),
-                    status: r.status,
-                    why: r.why.as_deref(),
-                    source: r.source.as_deref(),
-                })
-                .collect();
-            out.insert(holder.id.as_str(), rules);
+    }
+
+    fn prefix_lists_named<'p>(&'p self, name: &str, mut f: impl FnMut(&'p Peer)) {
+        self.prefix_lists.iter().filter(|(_, n)| *n == name).for_each(|(p, _)| f(p));
+    }
+}
+
+/// What [`resolve`] does, over the rules of `sets` taken in order (a baseline's rules, then
+/// e.g. [`webhook_rules`]), keyed by group id and borrowing from the rules and from `peers`
+/// (made once per snapshot by [`SnapshotPeers::new`]).
+pub fn resolve_borrowed<'a>(
+    sets: &[&'a [BaselineRule]],
+    peers: &'a SnapshotPeers<'a>,
+) -> BTreeMap<&'a str, Vec<Expected<'a>>> {
+    let rules: Vec<&'a BaselineRule> = sets.iter().flat_map(|s| s.iter()).collect();
+    // Holders with the same roles (node groups' SGs) differ only in their `self` peer and the
+    // rules naming a group: the rest is resolved and sorted once per set of roles.
+    let holder_specific = |rule: &BaselineRule| rule.peer == PeerSpec::SelfRef || rule.group.is_some();
+    let mut shared: Vec<(RoleMask, Vec<Found<'a>>)> = Vec::new();
+    let mut own: Vec<Found<'a>> = Vec::new();
+    let mut found: Vec<Found<'a>> = Vec::with_capacity(rules.len() * 2);
+    let mut out = BTreeMap::new();
+    for ((holder, self_peer), &roles) in peers.snapshot.groups.values().zip(&peers.groups).zip(&peers.roles) {
+        // A holder meets only the rules of its roles; each rule's index keeps the baseline's order.
+        let of_holder = || rules.iter().copied().enumerate().filter(|(_, r)| roles.has(r.role));
+        let common = match shared.iter().position(|(r, _)| *r == roles) {
+            Some(at) => &shared[at].1,
+            None => {
+                let mut common = Vec::with_capacity(rules.len());
+                for (i, rule) in of_holder().filter(|(_, r)| !holder_specific(r)) {
+                    peers.each(&rule.peer, |p| common.push((rule.direction, rule.traffic, p, i)));
+                }
+                common.sort_unstable();
+                shared.push((roles, common));
+                &shared[shared.len() - 1].1
+            }
+        };
+        own.clear();
+        for (i, rule) in of_holder().filter(|(_, r)| holder_specific(r)) {
+            if rule.group.as_ref().is_some_and(|g| *g != holder.id && *g != holder.name) {
+                continue;
+            }
+            let mut push = |p| own.push((rule.direction, rule.traffic, p, i));
+            match rule.peer {
+                PeerSpec::SelfRef => push(self_peer),
+                _ => peers.each(&rule.peer, push),
+            }
+        }
+        own.sort_unstable();
+        found.clear();
+        merge_sorted(common, &own, &mut found);
+        if !found.is_empty() {
+            out.insert(holder.id.as_str(), dedup(&found, &rules));
         }
     }
     out
 }
 
+/// A group's roles as bits, asked once per baseline rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RoleMask(u8);
+
+impl RoleMask {
+    fn of(roles: &BTreeSet<Role>) -> Self {
+        RoleMask(roles.iter().fold(0, |m, r| m | (1 << *r as u8)))
+    }
+
+    fn has(self, role: Role) -> bool {
+        self.0 & (1 << role as u8) != 0
+    }
+}
+
+/// A concrete rule a baseline rule resolved to, with the index of that rule in the baseline.
+type Found<'a> = (Direction, Traffic, &'a Peer, usize);
+
+/// The two sorted runs `a` and `b` as one sorted run, appended to `out`.
+fn merge_sorted<T: Ord + Copy>(a: &[T], b: &[T], out: &mut Vec<T>) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+}
+
+/// One expected rule per concrete (direction, traffic, peer) of the sorted `found`. Of equal
+/// statements the stronger wins with its own explanation; among equally strong ones the
+/// first in the baseline's order.
+fn dedup<'a>(found: &[Found<'a>], rules: &[&'a BaselineRule]) -> Vec<Expected<'a>> {
+    let mut out = Vec::with_capacity(found.len());
+    out.extend(found.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)).map(|same| {
+        let required = same.iter().find(|f| rules[f.3].status == RuleStatus::Required);
+        let (direction, traffic, peer, i) = *required.unwrap_or(&same[0]);
+        let r = rules[i];
+        Expected { direction, traffic, peer, status: r.status, why: r.why.as_deref(), source: r.source.as_deref() }
+    }));
+    out
+}
+
 /// The concrete peers `spec` names for a rule held by `holder`.
 pub(crate) fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnapshot) -> Vec<Peer> {
-    match spec {
-        PeerSpec::Concrete(p) => vec![p.clone()],
-        PeerSpec::SelfRef => vec![Peer::group(&holder.id)],
-        PeerSpec::Role(r) => snapshot.groups_with_role(*r).map(|g| Peer::group(&g.id)).collect(),
-        PeerSpec::VpcCidr => cidr_peers(&snapshot.vpc_cidrs),
-        // No hybrid nodes: the rule drops out.
-        PeerSpec::RemoteNodeCidr => {
-            snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.node_cidrs))
-        }
-        PeerSpec::RemotePodCidr => snapshot.remote_network.as_ref().map_or_else(Vec::new, |n| cidr_peers(&n.pod_cidrs)),
-        PeerSpec::PrefixListName(name) => prefix_lists_named(snapshot, name),
-        // Unknown in this region or not visible to the source: the rule drops out.
-        PeerSpec::S3PrefixList => prefix_lists_named(snapshot, &format!("com.amazonaws.{}.s3", snapshot.id.region)),
+    if let PeerSpec::SelfRef = spec {
+        return vec![Peer::group(&holder.id)];
     }
+    let mut out = Vec::new();
+    SnapshotPeers::new(snapshot).each(spec, |p| out.push(p.clone()));
+    out
 }
 
 fn cidr_peers(nets: &[ipnet::IpNet]) -> Vec<Peer> {
@@ -141,15 +245,6 @@ fn cidr_peers(nets: &[ipnet::IpNet]) -> Vec<Peer> {
             ipnet::IpNet::V4(n) => Peer::Ipv4(n.trunc()),
             ipnet::IpNet::V6(n) => Peer::Ipv6(n.trunc()),
         })
-        .collect()
-}
-
-fn prefix_lists_named(snapshot: &ClusterSnapshot, name: &str) -> Vec<Peer> {
-    snapshot
-        .prefix_lists
-        .iter()
-        .filter(|(_, n)| n.as_str() == name)
-        .map(|(id, _)| Peer::PrefixList(id.clone()))
         .collect()
 }
 

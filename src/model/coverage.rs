@@ -17,6 +17,24 @@ pub fn peer_covers(outer: &Peer, inner: &Peer) -> bool {
     }
 }
 
+/// Where a group or prefix-list id goes in a sorted index of rules: its length and last eight
+/// bytes (where AWS ids differ most). Sorting and searching by it never compares whole ids;
+/// equal ids share a key, and the few different ids that might share one are told apart by
+/// comparing the ids of the rules found under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct IdKey(usize, u64);
+
+impl IdKey {
+    pub(crate) fn new(id: &str) -> Self {
+        let bytes = id.as_bytes();
+        let tail = match bytes.len().checked_sub(8) {
+            Some(start) => bytes[start..].try_into().map_or(0, u64::from_le_bytes),
+            None => bytes.iter().fold(0, |t, b| t << 8 | u64::from(*b)),
+        };
+        IdKey(bytes.len(), tail)
+    }
+}
+
 /// Does the union of `parts` admit all of `target`? Port intervals are merged, so
 /// `80-85` + `86-90` covers `80-90`, and `all` covers every protocol.
 pub fn traffic_union_covers<'a>(parts: impl IntoIterator<Item = &'a Traffic>, target: &Traffic) -> bool {
@@ -24,7 +42,18 @@ pub fn traffic_union_covers<'a>(parts: impl IntoIterator<Item = &'a Traffic>, ta
     for part in parts {
         match (part, target) {
             (Traffic::All, _) => return true,
-            (Traffic::Tcp(p), Traffic::Tcp(_)) | (Traffic::Udp(p), Traffic::Udp(_)) => ranges.push(*p),
+            // One range holding the whole target is the common case: no merging needed.
+            (Traffic::Tcp(p), Traffic::Tcp(t)) | (Traffic::Udp(p), Traffic::Udp(t))
+                if p.from() <= t.from() && t.to() <= p.to() =>
+            {
+                return true;
+            }
+            // A range that misses the target cannot help cover it.
+            (Traffic::Tcp(p), Traffic::Tcp(t)) | (Traffic::Udp(p), Traffic::Udp(t))
+                if p.from() <= t.to() && t.from() <= p.to() =>
+            {
+                ranges.push(*p)
+            }
             (Traffic::Icmp(p), Traffic::Icmp(t)) | (Traffic::Icmpv6(p), Traffic::Icmpv6(t)) if p.contains(*t) => {
                 return true;
             }
@@ -53,11 +82,10 @@ pub fn traffic_union_covers<'a>(parts: impl IntoIterator<Item = &'a Traffic>, ta
 /// Is `target` admitted by the union of `rules`: same direction, a peer that covers its peer,
 /// and together the traffic. Descriptions play no part.
 pub fn union_covers<'a>(rules: impl IntoIterator<Item = &'a Rule>, target: &Rule) -> bool {
-    let traffics: Vec<&Traffic> = rules
+    let traffics = rules
         .into_iter()
         .filter(|r| r.direction == target.direction && peer_covers(&r.peer, &target.peer))
-        .map(|r| &r.traffic)
-        .collect();
+        .map(|r| &r.traffic);
     traffic_union_covers(traffics, &target.traffic)
 }
 

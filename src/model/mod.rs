@@ -9,6 +9,7 @@ mod peer;
 mod rule;
 mod snapshot;
 
+pub(crate) use coverage::IdKey;
 pub use coverage::{peer_covers, traffic_union_covers, union_covers};
 pub use finding::{
     finding_id, ChangedBy, EndpointService, Finding, FindingKind, FindingPeer, Remediation, RemediationAction, Severity,

@@ -9,11 +9,13 @@
 //! the unedited `--output json` of the command named in [`KNOWN_FILES`]; each shape converts
 //! into the raw shapes of `assemble`, which makes the snapshot as for the `aws` source.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::assemble::{
     self, CidrBlock, ClusterInfo, ClusterMetadata, FargateProfileInfo, GroupBatch, GroupRecord, InstanceInfo,
@@ -130,8 +132,9 @@ fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
 /// One cluster directory → a poll, or `None` when the target does not want it.
 fn load_cluster(dir: &Path, target: &TargetSpec) -> Option<ClusterPoll> {
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let path = pick(dir, CLUSTER_FILE, "cluster");
-    let text = match std::fs::read_to_string(&path) {
+    let dir = &ClusterDir::new(dir);
+    let path = dir.pick(CLUSTER_FILE, "cluster");
+    let text = match dir.read(&path) {
         Ok(t) => t,
         Err(e) => {
             // Without describe-cluster.json the cluster's region is unknown: report it in every
@@ -244,9 +247,14 @@ fn parse_json<T: DeserializeOwned>(path: &Path, text: &str, command: &str) -> Re
 }
 
 /// Reads and parses an optional file: `Ok(None)` when it does not exist.
-fn read_optional<T: DeserializeOwned>(path: &Path, cluster: &str, vpc: &str) -> Result<Option<T>, SourceError> {
+fn read_optional<T: DeserializeOwned>(
+    dir: &ClusterDir,
+    path: &Path,
+    cluster: &str,
+    vpc: &str,
+) -> Result<Option<T>, SourceError> {
     let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    match std::fs::read_to_string(path) {
+    match dir.read(path) {
         Ok(text) => parse_json(path, &text, &command_for(&file, cluster, Some(vpc))).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(SourceError::Input(format!("{}: cannot read: {e}", path.display()))),
@@ -262,35 +270,86 @@ fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     Some((line, column))
 }
 
-/// Files of a cluster directory that hold the output of a command under another name
-/// (`describe-nodegroup.json`, `sgs.json`, `ng-spot.json`, …), recognised by the top-level key
-/// the AWS CLI prints (`cluster`, `SecurityGroups`, `nodegroup`, …). Canonical names are read by
-/// name; a file that is not JSON is left to them.
-fn by_content(dir: &Path, key: &str) -> Vec<PathBuf> {
-    let canonical = |name: &str| KNOWN_FILES.iter().any(|(f, _)| *f == name) || prefixed(name).is_some();
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".json") && !canonical(n)))
-        .filter(|p| {
-            std::fs::read_to_string(p)
-                .ok()
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-                .is_some_and(|v| v.get(key).is_some())
-        })
-        .collect();
-    found.sort();
-    found
+/// One cluster directory. Listing it, and reading the JSON files that hold a command's output
+/// under another name (`describe-nodegroup.json`, `sgs.json`, `ng-spot.json`, …), happens at
+/// most once, when first needed: those files are recognised by the top-level key the AWS CLI
+/// prints (`cluster`, `SecurityGroups`, `nodegroup`, …), and each is parsed from the text read
+/// then. Canonical names are read by name; a file that is not JSON is left to them.
+struct ClusterDir<'a> {
+    path: &'a Path,
+    listing: OnceCell<Result<Listing, String>>,
 }
 
-/// `dir/canonical` when it exists, else the first file holding `key` under another name.
-fn pick(dir: &Path, canonical: &str, key: &str) -> PathBuf {
-    let path = dir.join(canonical);
-    if path.exists() {
-        return path;
+struct Listing {
+    /// The directory's files, sorted.
+    files: Vec<PathBuf>,
+    /// The JSON files under names of their own, sorted: text and top-level keys.
+    others: Vec<(PathBuf, String, BTreeSet<String>)>,
+}
+
+impl<'a> ClusterDir<'a> {
+    fn new(path: &'a Path) -> Self {
+        ClusterDir { path, listing: OnceCell::new() }
     }
-    by_content(dir, key).into_iter().next().unwrap_or(path)
+
+    fn listing(&self) -> Result<&Listing, &str> {
+        self.listing.get_or_init(|| list(self.path)).as_ref().map_err(String::as_str)
+    }
+
+    /// The text of `path`: as read while listing, or from the disk.
+    fn read(&self, path: &Path) -> std::io::Result<Cow<'_, str>> {
+        let listed = self.listing.get().and_then(|l| l.as_ref().ok());
+        match listed.and_then(|l| l.others.iter().find(|(p, _, _)| p == path)) {
+            Some((_, text, _)) => Ok(Cow::Borrowed(text)),
+            None => std::fs::read_to_string(path).map(Cow::Owned),
+        }
+    }
+
+    /// The files holding `key` under another name than the canonical ones, sorted.
+    fn by_content(&self, key: &str) -> Vec<PathBuf> {
+        let Ok(listing) = self.listing() else { return Vec::new() };
+        listing.others.iter().filter(|(_, _, keys)| keys.contains(key)).map(|(p, _, _)| p.clone()).collect()
+    }
+
+    /// `dir/canonical` when it exists, else the first file holding `key` under another name.
+    fn pick(&self, canonical: &str, key: &str) -> PathBuf {
+        let path = self.path.join(canonical);
+        if path.exists() {
+            return path;
+        }
+        self.by_content(key).into_iter().next().unwrap_or(path)
+    }
+
+    /// The files named `<prefix><name>.json`, and those holding `key` under another name, sorted.
+    fn per_name_files(&self, prefix: &str, key: &str) -> Result<Vec<PathBuf>, SourceError> {
+        let listing = self.listing().map_err(|e| {
+            SourceError::Input(format!("{}: cannot list the cluster directory: {e}", self.path.display()))
+        })?;
+        let named = |p: &&PathBuf| p.file_name().and_then(|n| n.to_str()).and_then(prefixed) == Some(prefix);
+        let mut files: Vec<PathBuf> = listing.files.iter().filter(named).cloned().collect();
+        files.extend(self.by_content(key));
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// Lists `dir` and reads its JSON files under names of their own, keeping their top-level keys.
+fn list(dir: &Path) -> Result<Listing, String> {
+    let canonical = |name: &str| KNOWN_FILES.iter().any(|(f, _)| *f == name) || prefixed(name).is_some();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(|e| e.to_string())?.filter_map(Result::ok).map(|e| e.path()).collect();
+    files.sort();
+    let others = files
+        .iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".json") && !canonical(n)))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(p).ok()?;
+            // Only the keys are wanted here: the values are skipped, not built.
+            let keys = serde_json::from_str::<BTreeMap<String, IgnoredAny>>(&text).ok()?.into_keys().collect();
+            Some((p.clone(), text, keys))
+        })
+        .collect();
+    Ok(Listing { files, others })
 }
 
 /// The prefix of a file named after one node group or Fargate profile, if it is one.
@@ -298,66 +357,56 @@ fn prefixed(name: &str) -> Option<&'static str> {
     [NODEGROUP_PREFIX, FARGATE_PREFIX].into_iter().find(|p| name.starts_with(p) && name.ends_with(".json"))
 }
 
-/// The files named `<prefix><name>.json`, and those holding `key` under another name, sorted.
-fn per_name_files(dir: &Path, prefix: &str, key: &str) -> Result<Vec<PathBuf>, SourceError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| SourceError::Input(format!("{}: cannot list the cluster directory: {e}", dir.display())))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).and_then(prefixed) == Some(prefix))
-        .collect();
-    files.extend(by_content(dir, key));
-    files.sort();
-    Ok(files)
-}
-
 /// Everything the optional files say, as the raw shapes of `assemble`.
 fn read_metadata(
-    dir: &Path,
+    dir: &ClusterDir,
     cluster: &str,
     vpc: &str,
 ) -> Result<(ClusterMetadata, BTreeMap<String, String>), SourceError> {
     let mut meta = ClusterMetadata::default();
-    for path in per_name_files(dir, NODEGROUP_PREFIX, "nodegroup")? {
-        if let Some(d) = read_optional::<DescribeNodegroup>(&path, cluster, vpc)? {
+    for path in dir.per_name_files(NODEGROUP_PREFIX, "nodegroup")? {
+        if let Some(d) = read_optional::<DescribeNodegroup>(dir, &path, cluster, vpc)? {
             meta.nodegroups.push(d.nodegroup.into());
         }
     }
-    for path in per_name_files(dir, FARGATE_PREFIX, "fargateProfile")? {
-        if let Some(d) = read_optional::<DescribeFargateProfile>(&path, cluster, vpc)? {
+    for path in dir.per_name_files(FARGATE_PREFIX, "fargateProfile")? {
+        if let Some(d) = read_optional::<DescribeFargateProfile>(dir, &path, cluster, vpc)? {
             meta.fargate_profiles.push(d.fargate_profile.into());
         }
     }
-    let read = |file: &str, key: &str| pick(dir, file, key);
-    meta.vpc_cni = read_optional::<DescribeAddon>(&read(ADDON_FILE, "addon"), cluster, vpc)?
+    let read = |file: &str, key: &str| dir.pick(file, key);
+    meta.vpc_cni = read_optional::<DescribeAddon>(dir, &read(ADDON_FILE, "addon"), cluster, vpc)?
         .map(|d| VpcCniAddon::Managed { configuration_values: d.addon.configuration_values });
     if let Some(d) = read_optional::<DescribeLaunchTemplateVersions>(
+        dir,
         &read(LAUNCH_TEMPLATES_FILE, "LaunchTemplateVersions"),
         cluster,
         vpc,
     )? {
         meta.launch_templates = d.launch_template_versions.into_iter().map(Into::into).collect();
     }
-    if let Some(d) = read_optional::<DescribeInstances>(&read(INSTANCES_FILE, "Reservations"), cluster, vpc)? {
+    if let Some(d) = read_optional::<DescribeInstances>(dir, &read(INSTANCES_FILE, "Reservations"), cluster, vpc)? {
         meta.instances = d.reservations.into_iter().flat_map(|r| r.instances).map(Into::into).collect();
     }
     let vpcs_path = read(VPCS_FILE, "Vpcs");
-    if let Some(d) = read_optional::<DescribeVpcs>(&vpcs_path, cluster, vpc)? {
+    if let Some(d) = read_optional::<DescribeVpcs>(dir, &vpcs_path, cluster, vpc)? {
         let vpcs: Result<Vec<VpcInfo>, String> = d.vpcs.into_iter().map(TryInto::try_into).collect();
         meta.vpcs = Some(vpcs.map_err(|what| SourceError::Input(format!("{}: {what}", vpcs_path.display())))?);
     }
-    meta.vpc_endpoints = read_optional::<DescribeVpcEndpoints>(&read(ENDPOINTS_FILE, "VpcEndpoints"), cluster, vpc)?
-        .map(|d| d.vpc_endpoints.into_iter().map(Into::into).collect());
-    meta.route_tables = read_optional::<DescribeRouteTables>(&read(ROUTE_TABLES_FILE, "RouteTables"), cluster, vpc)?
-        .map(|d| d.route_tables.into_iter().map(Into::into).collect());
+    meta.vpc_endpoints =
+        read_optional::<DescribeVpcEndpoints>(dir, &read(ENDPOINTS_FILE, "VpcEndpoints"), cluster, vpc)?
+            .map(|d| d.vpc_endpoints.into_iter().map(Into::into).collect());
+    meta.route_tables =
+        read_optional::<DescribeRouteTables>(dir, &read(ROUTE_TABLES_FILE, "RouteTables"), cluster, vpc)?
+            .map(|d| d.route_tables.into_iter().map(Into::into).collect());
     meta.network_interfaces =
-        read_optional::<DescribeNetworkInterfaces>(&read(INTERFACES_FILE, "NetworkInterfaces"), cluster, vpc)?
+        read_optional::<DescribeNetworkInterfaces>(dir, &read(INTERFACES_FILE, "NetworkInterfaces"), cluster, vpc)?
             .map(|d| d.network_interfaces.into_iter().map(Into::into).collect());
     let mut prefix_lists = BTreeMap::new();
-    let other_prefix_lists = by_content(dir, "PrefixLists");
-    let prefix_list_files = [PREFIX_LISTS_FILE, MANAGED_PREFIX_LISTS_FILE].map(|f| dir.join(f));
+    let other_prefix_lists = dir.by_content("PrefixLists");
+    let prefix_list_files = [PREFIX_LISTS_FILE, MANAGED_PREFIX_LISTS_FILE].map(|f| dir.path.join(f));
     for path in prefix_list_files.iter().chain(other_prefix_lists.iter()) {
-        if let Some(d) = read_optional::<DescribePrefixLists>(path, cluster, vpc)? {
+        if let Some(d) = read_optional::<DescribePrefixLists>(dir, path, cluster, vpc)? {
             for pl in d.prefix_lists {
                 if let (Some(id), Some(name)) = (pl.prefix_list_id, pl.prefix_list_name) {
                     prefix_lists.insert(id, name);
@@ -369,11 +418,11 @@ fn read_metadata(
 }
 
 /// One cluster's snapshot from its directory, `describe-cluster.json` already parsed.
-fn build(dir: &Path, id: &ClusterId, cluster: Cluster) -> Result<ClusterSnapshot, SourceError> {
-    let groups_path = pick(dir, GROUPS_FILE, "SecurityGroups");
+fn build(dir: &ClusterDir, id: &ClusterId, cluster: Cluster) -> Result<ClusterSnapshot, SourceError> {
+    let groups_path = dir.pick(GROUPS_FILE, "SecurityGroups");
     let vpc = cluster.resources_vpc_config.vpc_id.clone();
     let command = command_for(GROUPS_FILE, &id.name, Some(&vpc));
-    let groups_text = match std::fs::read_to_string(&groups_path) {
+    let groups_text = match dir.read(&groups_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SourceError::Input(format!(
