@@ -131,7 +131,7 @@ impl<'r> CoverIndex<'r> {
                 Peer::Ipv4(_) | Peer::Ipv6(_) => index.cidrs[direction_slot(direction)].push((traffic, peer)),
             }
         }
-        index.by_id.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        index.by_id.sort_unstable_by_key(|a| (a.0, a.1));
         index
     }
 

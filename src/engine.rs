@@ -120,8 +120,9 @@ pub fn evaluate_snapshot(
 /// `baseline::webhook_rules(ports)`: every cluster of a target asks for the same rules, so each
 /// thread keeps those of the ports it was last asked for instead of building them per cluster.
 fn webhook_rules(ports: &[u16]) -> Rc<[baseline::BaselineRule]> {
+    type PortsRules = (Vec<u16>, Rc<[baseline::BaselineRule]>);
     thread_local! {
-        static LAST: RefCell<Option<(Vec<u16>, Rc<[baseline::BaselineRule]>)>> = const { RefCell::new(None) };
+        static LAST: RefCell<Option<PortsRules>> = const { RefCell::new(None) };
     }
     LAST.with_borrow_mut(|last| match last {
         Some((asked, rules)) if asked.as_slice() == ports => Rc::clone(rules),

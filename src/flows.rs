@@ -410,7 +410,7 @@ impl<'s> SideRules<'s> {
                 }
             }
         }
-        index.by_group.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        index.by_group.sort_unstable_by_key(|a| (a.0, a.1));
         index
     }
 
