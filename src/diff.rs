@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 
 use crate::baseline::{
     self, guardrails, Controller, Exception, ExceptionMatch, Expected, OwnedRule, ResolvedBaseline, ResolvedRule,
-    RuleStatus,
+    RuleStatus, SnapshotPeers,
 };
 use crate::flows::{self, FlowContext, FlowResult, FlowStatus};
 use crate::model::{
@@ -57,10 +57,14 @@ pub fn evaluate_with<'b, E: ExpectedRule + 'b>(
     let flow_results = flows::check(snapshot, flows);
     let (mut findings, owned) = diff_rules_with(snapshot, expected, trusted);
     findings.extend(flow_findings(snapshot, &flow_results));
+    // Built once for the exceptions' peers, and only where there are exceptions.
+    let peers = std::cell::OnceCell::new();
     for finding in &mut findings {
         // The first exception that suppresses wins; an expired one never does, so the finding fires.
-        let suppressing =
-            exceptions.iter().find(|e| e.matches_in(snapshot, finding, today) == ExceptionMatch::Suppresses);
+        let suppressing = exceptions.iter().find(|e| {
+            let peers = peers.get_or_init(|| SnapshotPeers::new(snapshot));
+            e.matches_in(peers, finding, today) == ExceptionMatch::Suppresses
+        });
         if let Some(e) = suppressing {
             finding.suppressed_by = Some(format!("{} (until {})", e.reason, e.expires));
         }

@@ -4,11 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::model::{
-    peer_covers, traffic_union_covers, ClusterId, ClusterSnapshot, Direction, Finding, ParseError, Role, Traffic,
-};
+use crate::model::{peer_covers, traffic_union_covers, ClusterId, Direction, Finding, ParseError, Role, Traffic};
 
-use super::PeerSpec;
+use super::{PeerSpec, SnapshotPeers};
 
 /// One configured exception. Parsed at config load; `rule` uses the grammar
 /// `<direction> <protocol> [<ports>] from|to <peer>`.
@@ -104,14 +102,15 @@ impl Exception {
     /// [`matches`](Self::matches) with the exception's peer resolved against `snapshot`, the
     /// finding's cluster, as a baseline rule's is: `role:…`, `vpc-cidr`, prefix-list names and
     /// the remote CIDRs of hybrid nodes cover what they name in that cluster.
-    pub fn matches_in(&self, snapshot: &ClusterSnapshot, finding: &Finding, today: NaiveDate) -> ExceptionMatch {
+    pub fn matches_in(&self, peers: &SnapshotPeers<'_>, finding: &Finding, today: NaiveDate) -> ExceptionMatch {
+        let snapshot = peers.snapshot();
         let no_tags = BTreeMap::new();
         let holder = snapshot.groups.get(&finding.group_id);
         let tags = holder.map_or(&no_tags, |g| &g.tags);
         let covers = match (&self.peer, holder) {
             (PeerSpec::Concrete(_) | PeerSpec::SelfRef, _) => self.peer_covers(finding),
             (spec, Some(holder)) => finding.peer.as_peer().is_some_and(|inner| {
-                super::resolve::resolve_peer(spec, holder, snapshot).iter().any(|outer| peer_covers(outer, inner))
+                super::resolve::resolve_peer(spec, holder, peers).iter().any(|outer| peer_covers(outer, inner))
             }),
             (_, None) => false,
         };

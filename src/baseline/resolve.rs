@@ -90,6 +90,11 @@ pub struct SnapshotPeers<'s> {
 }
 
 impl<'s> SnapshotPeers<'s> {
+    /// The snapshot the peers are of.
+    pub fn snapshot(&self) -> &'s ClusterSnapshot {
+        self.snapshot
+    }
+
     pub fn new(snapshot: &'s ClusterSnapshot) -> Self {
         let remote = snapshot.remote_network.as_ref();
         SnapshotPeers {
@@ -230,12 +235,12 @@ fn dedup<'a>(found: &[Found<'a>], rules: &[&'a BaselineRule]) -> Vec<Expected<'a
 }
 
 /// The concrete peers `spec` names for a rule held by `holder`.
-pub(crate) fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, snapshot: &ClusterSnapshot) -> Vec<Peer> {
+pub(crate) fn resolve_peer(spec: &PeerSpec, holder: &SecurityGroup, peers: &SnapshotPeers<'_>) -> Vec<Peer> {
     if let PeerSpec::SelfRef = spec {
         return vec![Peer::group(&holder.id)];
     }
     let mut out = Vec::new();
-    SnapshotPeers::new(snapshot).each(spec, |p| out.push(p.clone()));
+    peers.each(spec, |p| out.push(p.clone()));
     out
 }
 
