@@ -2,9 +2,10 @@
 //! every interval. Sources in, evaluations and report entries out.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{NaiveDate, Utc};
 
@@ -32,11 +33,12 @@ pub struct Engine {
     pub source: Source,
     /// The accounts of each organization target (by target index), as last discovered.
     accounts: RwLock<BTreeMap<usize, Vec<String>>>,
+    plans: PlanCache,
 }
 
 impl Engine {
     pub fn new(settings: Arc<Settings>, source: Source) -> Self {
-        Engine { settings, source, accounts: RwLock::new(BTreeMap::new()) }
+        Engine { settings, source, accounts: RwLock::new(BTreeMap::new()), plans: PlanCache::default() }
     }
 
     /// Every (target index, region) pair the config names, as the sources want them; an
@@ -90,13 +92,65 @@ impl Engine {
             .collect())
     }
 
-    /// Evaluates one snapshot against its target's baseline, flows and the exceptions.
+    /// Evaluates one snapshot against its target's baseline, flows and the exceptions. The
+    /// remediation of drift that has not changed since the last poll is not planned again.
     pub fn evaluate(&self, target: usize, snapshot: &ClusterSnapshot, today: NaiveDate) -> Evaluation {
         let Some(t) = self.settings.targets.get(target) else {
             return Evaluation::default();
         };
-        evaluate_with_remediation(t, &self.settings.exceptions, snapshot, today)
+        let key = (target, snapshot.id.clone());
+        let eval = evaluate_planned(t, &self.settings.exceptions, snapshot, today, |make| {
+            self.plans.get_or_plan(key.clone(), fingerprint(snapshot, today), make)
+        });
+        if !eval.findings.iter().any(|f| f.is_drift()) {
+            self.plans.forget(&key);
+        }
+        eval
     }
+}
+
+/// The remediation plan of each (target, cluster) with drift, with the fingerprint of the
+/// snapshot and day it was made for. Planning evaluates every candidate step again; a steady
+/// poll of drift nobody has touched needs none of that. A generation (config, baselines,
+/// exceptions) has its own engine, so its own cache.
+#[derive(Default)]
+struct PlanCache {
+    plans: Mutex<HashMap<PlanKey, (u64, Arc<remediation::Plan>)>>,
+}
+
+/// A target's index and one of its clusters.
+type PlanKey = (usize, ClusterId);
+
+impl PlanCache {
+    fn get_or_plan(
+        &self,
+        key: PlanKey,
+        fingerprint: u64,
+        make: impl FnOnce() -> remediation::Plan,
+    ) -> Arc<remediation::Plan> {
+        let lock = || self.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((made_for, plan)) = lock().get(&key) {
+            if *made_for == fingerprint {
+                return Arc::clone(plan);
+            }
+        }
+        // Planned without the lock: other clusters' polls evaluate meanwhile.
+        let plan = Arc::new(make());
+        lock().insert(key, (fingerprint, Arc::clone(&plan)));
+        plan
+    }
+
+    fn forget(&self, key: &PlanKey) {
+        self.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    }
+}
+
+/// Everything a plan depends on besides the generation's settings: the snapshot and the day
+/// (exceptions expire).
+fn fingerprint(snapshot: &ClusterSnapshot, today: NaiveDate) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (snapshot, today).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The pure evaluation of one snapshot under one target's settings.
@@ -142,11 +196,23 @@ pub fn evaluate_with_remediation(
     snapshot: &ClusterSnapshot,
     today: NaiveDate,
 ) -> Evaluation {
+    evaluate_planned(target, exceptions, snapshot, today, |make| Arc::new(make()))
+}
+
+/// [`evaluate_with_remediation`], the plan asked of `planned`, which is handed the planning
+/// and may answer from a cache instead.
+fn evaluate_planned(
+    target: &Target,
+    exceptions: &[baseline::Exception],
+    snapshot: &ClusterSnapshot,
+    today: NaiveDate,
+    planned: impl FnOnce(&mut dyn FnMut() -> remediation::Plan) -> Arc<remediation::Plan>,
+) -> Evaluation {
     let evaluate = |s: &ClusterSnapshot| evaluate_snapshot(target, exceptions, s, today);
     let mut eval = evaluate(snapshot);
     if eval.findings.iter().any(|f| f.is_drift()) {
         let options = remediation::Options { role_arn: target.role_for(&snapshot.id), ..Default::default() };
-        let plan = remediation::plan(snapshot, &eval, &options, evaluate);
+        let plan = planned(&mut || remediation::plan(snapshot, &eval, &options, evaluate));
         remediation::annotate(&mut eval.findings, snapshot, &plan, &options);
     }
     eval
@@ -261,5 +327,47 @@ mod tests {
             }
         }
         assert!(checked > 0, "the fixture should produce findings to compare");
+    }
+
+    #[test]
+    fn a_plan_is_made_again_only_when_the_snapshot_or_the_day_changed() {
+        let today: NaiveDate = "2026-11-28".parse().expect("date");
+        let target = Target {
+            regions: vec!["eu-west-1".into()],
+            role_arn: None,
+            clusters: vec!["*".into()],
+            baseline: BaselineRef::Profile(crate::baseline::Profile::Strict),
+            webhook_ports: vec![],
+            trust_controllers: vec![],
+            organization: None,
+        };
+        let cache = PlanCache::default();
+        let made = std::cell::Cell::new(0);
+        let eval = |s: &ClusterSnapshot, day: NaiveDate| {
+            evaluate_planned(&target, &[], s, day, |make| {
+                cache.get_or_plan((0, s.id.clone()), fingerprint(s, day), || {
+                    made.set(made.get() + 1);
+                    make()
+                })
+            })
+        };
+        let drifting = snapshot();
+        let first = eval(&drifting, today);
+        assert!(first.findings.iter().any(|f| f.is_drift()), "the fixture drifts under eks-strict");
+        assert!(first.findings.iter().any(|f| f.remediation.is_some()), "and something can be remediated");
+        assert_eq!(first, evaluate_with_remediation(&target, &[], &drifting, today), "the cache changes nothing");
+        // (the snapshot, the day, plans made so far)
+        let mut changed = drifting.clone();
+        changed.groups.values_mut().next().expect("a group").rules.pop();
+        let tomorrow = today.succ_opt().expect("a next day");
+        let steps = [(&drifting, today, 1), (&changed, today, 2), (&changed, today, 2), (&changed, tomorrow, 3)];
+        for (s, day, want) in steps {
+            let got = eval(s, day);
+            assert_eq!(made.get(), want);
+            assert_eq!(got, evaluate_with_remediation(&target, &[], s, day));
+        }
+        cache.forget(&(0, drifting.id.clone()));
+        eval(&changed, tomorrow);
+        assert_eq!(made.get(), 4, "forgotten: made again");
     }
 }

@@ -162,7 +162,7 @@ impl fmt::Display for IpFamily {
 
 /// `remoteNetworkConfig` of a cluster with hybrid nodes: the on-premises networks of the nodes
 /// and of their pods, peers of the cluster SG.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RemoteNetwork {
     pub node_cidrs: Vec<IpNet>,
     pub pod_cidrs: Vec<IpNet>,
@@ -226,7 +226,7 @@ impl fmt::Display for ClusterId {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SecurityGroup {
     pub id: String,
     pub name: String,
@@ -260,7 +260,7 @@ impl SecurityGroup {
 
 /// A group the cluster's rules name as a peer that plays no role in the cluster: a load
 /// balancer's frontend or backend SG, a group of another VPC. Evidence for controller-owned rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PeerGroup {
     pub id: String,
     pub name: String,
@@ -294,7 +294,7 @@ impl NodeGroupKind {
 /// One endpoint of the data plane: the exact SG set its traffic leaves and enters through,
 /// named by the group that owns it (design.md §1). Instances of one group that carry different
 /// sets are different node groups here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeGroup {
     pub name: String,
     pub kind: NodeGroupKind,
@@ -315,7 +315,7 @@ pub enum VpcEndpointKind {
     Gateway,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VpcEndpoint {
     pub id: String,
     /// `com.amazonaws.<region>.<service>`
@@ -360,14 +360,14 @@ impl PodSgEnforcingMode {
 }
 
 /// The SG set of the EFA interfaces of one node group's instances.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EfaSet {
     pub node_group: String,
     pub security_group_ids: Vec<String>,
 }
 
 /// What the data plane's endpoints need besides their SG sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct DataPlane {
     /// Node groups whose instances have EFA interfaces: all traffic within their EFA SG set.
     pub efa: Vec<EfaSet>,
@@ -375,7 +375,7 @@ pub struct DataPlane {
 }
 
 /// Everything the differ and the flow checker need about one cluster, as seen by one poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClusterSnapshot {
     pub id: ClusterId,
     pub endpoint_mode: EndpointMode,
