@@ -287,6 +287,11 @@ struct RunningTask {
     route: Route,
 }
 
+/// The permits of `poll.concurrency`, shared by every target task of a generation.
+fn poll_permits(generation: &Generation) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(generation.engine.settings.config.poll.concurrency.max(1)))
+}
+
 /// Going from the `running` (target index, spec) pairs to the `wanted` ones: the positions in
 /// `running` whose task stops, and those in `wanted` that need a new one. A pair in both keeps
 /// its task, and with it its timer's phase and its cached view.
@@ -324,7 +329,7 @@ impl Scheduler {
     pub fn spawn(self: &Arc<Self>, generation: Arc<Generation>, tracker: &TaskTracker, cancel: CancellationToken) {
         let specs = generation.engine.target_specs();
         let first_cycle = if self.readiness.is_ready() { None } else { Some(self.readiness.start(specs.len())) };
-        let permits = Arc::new(Semaphore::new(generation.engine.settings.config.poll.concurrency.max(1)));
+        let permits = poll_permits(&generation);
         let tasks: Vec<RunningTask> = specs
             .into_iter()
             .map(|(index, spec)| {
@@ -344,10 +349,7 @@ impl Scheduler {
     pub fn reconcile(self: &Arc<Self>, generation: Arc<Generation>, tracker: &TaskTracker, cancel: CancellationToken) {
         let wanted = generation.engine.target_specs();
         let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let permits = running
-            .permits
-            .get_or_insert_with(|| Arc::new(Semaphore::new(generation.engine.settings.config.poll.concurrency.max(1))));
-        let permits = Arc::clone(permits);
+        let permits = Arc::clone(running.permits.get_or_insert_with(|| poll_permits(&generation)));
         let (stop, start) = {
             let now: Vec<(usize, &TargetSpec)> = running.tasks.iter().map(|t| (t.index, &t.spec)).collect();
             let want: Vec<(usize, &TargetSpec)> = wanted.iter().map(|(i, s)| (*i, s)).collect();

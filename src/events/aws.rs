@@ -37,14 +37,6 @@ pub struct Message {
     pub body: String,
 }
 
-/// The SDK config the feed and the look-ups start from: the standard chain, with `timeout` per
-/// call (retries included).
-pub async fn sdk_config(timeout: Duration) -> SdkConfig {
-    session::load(timeout).await
-}
-
-pub use crate::source::session::with_timeout;
-
 /// Times, counts and classifies one call (`AwsCallMetrics::timed`).
 async fn call<T, E>(
     calls: &AwsCallMetrics,
@@ -70,7 +62,7 @@ impl Queue {
     /// The queue at `url`, in `region` when the URL names one (else the config's own).
     pub fn new(base: &SdkConfig, url: &str, region: Option<String>, calls: AwsCallMetrics, timeout: Duration) -> Queue {
         // A long poll holds the call open up to 20 s: the per-call timeout comes on top of it.
-        let mut conf = with_timeout(base.clone(), timeout + MAX_WAIT).to_builder();
+        let mut conf = session::with_timeout(base.clone(), timeout + MAX_WAIT).to_builder();
         if let Some(r) = region {
             conf = conf.region(Region::new(r));
         }

@@ -44,7 +44,7 @@ impl Events {
         trigger: Trigger,
     ) -> Option<Events> {
         config.events.as_ref()?;
-        let base = aws::sdk_config(config.poll.timeout).await;
+        let base = crate::source::session::load(config.poll.timeout).await;
         Some(Events::with_sdk_config(config, base, metrics, store, trigger))
     }
 
@@ -61,7 +61,7 @@ impl Events {
             attribution: Mode::Off,
             coalesce: Duration::from_millis(500),
         });
-        let base = aws::with_timeout(base, config.poll.timeout);
+        let base = crate::source::session::with_timeout(base, config.poll.timeout);
         let calls = metrics.aws_calls.clone();
         let trail = (events.attribution == Mode::Cloudtrail && config.source.kind == SourceKind::Aws)
             .then(|| aws::CloudTrail::new(base.clone(), calls.clone(), config.poll.timeout));

@@ -410,32 +410,12 @@ impl Receiver {
     }
 }
 
+/// The body of one request (read by the proxy's reader), waiting at most 10 s for it.
 fn read_request(stream: &mut TcpStream) -> Option<String> {
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while raw.len() < end + 4 + length {
-            let n = stream.read(&mut buf).ok()?;
-            if n == 0 {
-                break;
-            }
-            raw.extend_from_slice(&buf[..n]);
-        }
-        return Some(String::from_utf8_lossy(&raw[end + 4..]).into_owned());
-    }
+    let raw = crate::support::proxy::read_request(stream)?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some(String::from_utf8_lossy(&raw[end + 4..]).into_owned())
 }
 
 /// Does `json` hold `"status": "resolved"` anywhere?
